@@ -1,0 +1,21 @@
+"""else-dse: exact event statistics, cost models and design-space exploration
+for event-driven DNN inference (ELSE line deltas, temporal deltas, thresholds).
+
+The pipeline (one module per stage)::
+
+    recording -> quantize -> count_events -> estimate -> search -> report
+"""
+
+from .workload import GeometryError, Layer
+from .recording import QuantizedRecording, Recording, RecordingError, open_recording
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GeometryError",
+    "Layer",
+    "QuantizedRecording",
+    "Recording",
+    "RecordingError",
+    "open_recording",
+]

@@ -1,0 +1,335 @@
+"""Recordings: the input tensors of a network's synaptic layers, with geometry.
+
+A :class:`Recording` holds the ordered layers of a network and one tensor per
+recorded layer input, layout ``(frame, channel, y, x)``, in an
+:class:`xarray.Dataset`. It round-trips through NetCDF (h5netcdf) and zarr.
+:meth:`Recording.quantize` turns it into integer codes as ``semantics.md``
+defines (per tensor, over all frames).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .workload import GeometryError, Layer, layers_by_name
+
+__all__ = ["RecordingError", "Recording", "QuantizedRecording", "open_recording", "quantize_array"]
+
+FORMAT_VERSION = 1
+
+
+class RecordingError(ValueError):
+    """A bad recording: missing tensor, wrong shape, non-finite values, bad file."""
+
+
+def _var_name(tensor: str, taken: set[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9_]", "_", tensor) or "tensor"
+    if base[0].isdigit():
+        base = "t_" + base
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    taken.add(name)
+    return name
+
+
+def _check_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
+    layers = tuple(layers)
+    if not layers:
+        raise RecordingError("a recording needs at least one layer")
+    for layer in layers:
+        if not isinstance(layer, Layer):
+            raise RecordingError(f"layers must be else_dse.Layer objects, got {type(layer).__name__}")
+    layers_by_name(layers)
+    return layers
+
+
+def _check_arrays(layers: tuple[Layer, ...], arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    n_frames = None
+    for name, a in arrays.items():
+        a = np.asarray(a)
+        if a.dtype == bool:
+            a = a.astype(np.uint8)
+        if a.ndim != 4:
+            raise RecordingError(f"tensor {name!r}: must be 4-D (frame, channel, y, x), got shape {a.shape}")
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise RecordingError(f"tensor {name!r}: dtype must be float or integer, got {a.dtype}")
+        if a.shape[0] < 1 or 0 in a.shape:
+            raise RecordingError(f"tensor {name!r}: empty shape {a.shape}")
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            bad = int(np.size(a) - np.isfinite(a).sum())
+            raise RecordingError(f"tensor {name!r}: {bad} non-finite values (NaN or inf); values must be finite")
+        if n_frames is None:
+            n_frames = a.shape[0]
+        elif a.shape[0] != n_frames:
+            raise RecordingError(f"tensor {name!r}: {a.shape[0]} frames, other tensors have {n_frames}")
+        out[name] = np.ascontiguousarray(a)
+    for layer in layers:
+        if layer.input not in out:
+            raise RecordingError(
+                f"layer {layer.name!r}: input tensor {layer.input!r} is not among the arrays {sorted(out)}")
+        shape = out[layer.input].shape[1:]
+        if tuple(shape) != layer.input_shape:
+            raise RecordingError(
+                f"layer {layer.name!r}: input_shape {layer.input_shape} does not match tensor "
+                f"{layer.input!r} of shape (channel, y, x) = {tuple(shape)}")
+    unused = set(out) - {layer.input for layer in layers}
+    if unused:
+        raise RecordingError(f"tensors {sorted(unused)} are read by no layer")
+    return out
+
+
+def _build_dataset(layers: tuple[Layer, ...], arrays: dict[str, np.ndarray],
+                   attrs: Mapping[str, Any] | None, frame_labels: Sequence[str] | None) -> xr.Dataset:
+    taken: set[str] = set()
+    variables = {}
+    n_frames = next(iter(arrays.values())).shape[0]
+    for tensor, a in arrays.items():
+        v = _var_name(tensor, taken)
+        dims = ("frame", f"{v}_channel", f"{v}_y", f"{v}_x")
+        variables[v] = xr.Variable(dims, a, attrs={"tensor": tensor})
+    coords = {"frame": np.arange(n_frames)}
+    if frame_labels is not None:
+        if len(frame_labels) != n_frames:
+            raise RecordingError(f"frame_labels has {len(frame_labels)} entries for {n_frames} frames")
+        coords["frame_label"] = ("frame", np.asarray([str(s) for s in frame_labels], dtype=object))
+    ds = xr.Dataset(variables, coords=coords)
+    ds.attrs.update({k: v for k, v in (attrs or {}).items()})
+    ds.attrs["layers"] = json.dumps([layer.to_dict() for layer in layers])
+    ds.attrs["else_dse_format"] = FORMAT_VERSION
+    return ds
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Ordered layers and their recorded input tensors (float), backed by xarray.
+
+    >>> import numpy as np, else_dse as ed
+    >>> layer = ed.Layer("c1", "x", "conv", 1, 2, kernel=3, padding=1, input_shape=(1, 4, 4))
+    >>> rec = ed.Recording.from_arrays([layer], {"x": np.ones((2, 1, 4, 4), np.float32)})
+    >>> rec.n_frames, rec.tensor("x").shape
+    (2, (2, 1, 4, 4))
+    """
+
+    layers: tuple[Layer, ...]
+    data: xr.Dataset
+
+    @classmethod
+    def from_arrays(cls, layers: Sequence[Layer], arrays: Mapping[str, Any], *,
+                    attrs: Mapping[str, Any] | None = None,
+                    frame_labels: Sequence[str] | None = None) -> "Recording":
+        """Validate geometry and arrays (``{tensor name: (frame, C, H, W)}``) and build a recording."""
+        layers = _check_layers(layers)
+        checked = _check_arrays(layers, arrays)
+        return cls(layers, _build_dataset(layers, checked, attrs, frame_labels))
+
+    # ---- access ------------------------------------------------------------
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """Recorded tensor names, in first-use order."""
+        return tuple(dict.fromkeys(layer.input for layer in self.layers))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.data.sizes["frame"])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.attrs.items() if k not in ("layers", "else_dse_format")}
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.layers]}")
+
+    def _var(self, tensor: str) -> str:
+        for v, da in self.data.data_vars.items():
+            if da.attrs.get("tensor") == tensor:
+                return str(v)
+        raise KeyError(f"no tensor {tensor!r}; tensors are {list(self.tensors)}")
+
+    def tensor(self, name: str) -> np.ndarray:
+        """The recorded array ``(frame, channel, y, x)`` of tensor ``name``."""
+        return np.asarray(self.data[self._var(name)].values)
+
+    def select_frames(self, frames: Sequence[int] | slice) -> "Recording":
+        """A recording restricted to some frames (in the given order)."""
+        idx = frames if isinstance(frames, slice) else list(frames)
+        return type(self)(self.layers, self.data.isel(frame=idx))
+
+    def select_layers(self, names: Sequence[str]) -> "Recording":
+        """A recording of some layers (network order kept) and the tensors they read."""
+        keep = tuple(layer for layer in self.layers if layer.name in set(names))
+        missing = set(names) - {layer.name for layer in keep}
+        if missing:
+            raise KeyError(f"no layers {sorted(missing)}")
+        ds = self.data[[self._var(t) for t in dict.fromkeys(layer.input for layer in keep)]]
+        ds.attrs = {**self.data.attrs, "layers": json.dumps([layer.to_dict() for layer in keep])}
+        return type(self)(keep, ds)
+
+    # ---- storage -----------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write to ``*.nc`` (NetCDF4 via h5netcdf, zlib + shuffle) or ``*.zarr`` (zarr v3)."""
+        path = Path(path)
+        ds = self.data.copy()
+        fmt = _format(path)
+        if fmt == "netcdf":
+            encoding = {}
+            for v, da in ds.data_vars.items():
+                if da.dtype == np.float16:  # netCDF has no float16: store float32, restore on open
+                    ds[v] = da.astype(np.float32)
+                    ds[v].attrs["stored_dtype"] = "float16"
+                encoding[v] = {"zlib": True, "complevel": 4, "shuffle": True,
+                               "chunksizes": (1,) + da.shape[1:]}
+            if "frame_label" in ds.coords:
+                ds.coords["frame_label"] = ds.coords["frame_label"].astype(str)
+            ds.to_netcdf(path, engine="h5netcdf", encoding=encoding, invalid_netcdf=False)
+        else:
+            if "frame_label" in ds.coords:
+                ds.coords["frame_label"] = ds.coords["frame_label"].astype(str)
+            ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+        return path
+
+    def quantize(self, bits: int = 8, calibration: Literal["max", "percentile"] = "max",
+                 percentile: float = 99.99) -> "QuantizedRecording":
+        """Integer codes per tensor over all frames (``semantics.md``, Tensors and quantization)."""
+        return QuantizedRecording.from_recording(self, bits, calibration, percentile)
+
+
+def _format(path: Path) -> str:
+    if path.suffix in (".nc", ".nc4", ".netcdf", ".h5"):
+        return "netcdf"
+    if path.suffix == ".zarr":
+        return "zarr"
+    raise RecordingError(f"{path}: unknown recording format; use a .nc (NetCDF) or .zarr path")
+
+
+def open_recording(path: str | Path) -> "Recording | QuantizedRecording":
+    """Open a recording saved by :meth:`Recording.save` (NetCDF or zarr)."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordingError(f"{path}: no such recording file")
+    fmt = _format(path)
+    try:
+        if fmt == "netcdf":
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
+        else:
+            with xr.open_zarr(path, consolidated=False, zarr_format=3) as ds:
+                ds = ds.load()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise RecordingError(f"{path}: cannot be read as {fmt}: {exc}") from exc
+    if "layers" not in ds.attrs:
+        raise RecordingError(f"{path}: not an else-dse recording (no 'layers' attribute)")
+    try:
+        layers = tuple(Layer.from_dict(d) for d in json.loads(ds.attrs["layers"]))
+    except (GeometryError, TypeError, json.JSONDecodeError) as exc:
+        raise RecordingError(f"{path}: bad layer geometry: {exc}") from exc
+    for v in list(ds.data_vars):
+        stored = ds[v].attrs.pop("stored_dtype", None)
+        if stored:
+            ds[v] = ds[v].astype(stored)
+    if "frame_label" in ds.coords:
+        ds.coords["frame_label"] = ds.coords["frame_label"].astype(object)
+    arrays = {ds[v].attrs["tensor"]: ds[v].values for v in ds.data_vars}
+    cls: type[Recording] = QuantizedRecording if "bits" in ds.attrs else Recording
+    try:
+        _check_arrays(_check_layers(layers), arrays)
+    except (RecordingError, GeometryError) as exc:
+        raise RecordingError(f"{path}: {exc}") from exc
+    return cls(layers, ds)
+
+
+# ---- quantization -----------------------------------------------------------
+
+def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
+                   percentile: float = 99.99) -> tuple[np.ndarray, float, int]:
+    """Per-tensor affine quantization of ``semantics.md``; returns ``(codes, scale, zero_point)``.
+
+    ``lo = min(0, min x)``, ``hi = max x``, ``scale = (hi - lo) / (2**bits - 1)``,
+    ``zero_point = round(-lo / scale)``, ``code = clip(round(x / scale) + zero_point, 0, 2**bits - 1)``.
+    Arithmetic is float64; ``round`` is round-half-to-even (``numpy.rint``). An all-zero
+    tensor gets ``scale = 1.0``, ``zero_point = 0`` and all-zero codes.
+    """
+    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
+    if calibration not in ("max", "percentile"):
+        raise ValueError(f"calibration must be 'max' or 'percentile', got {calibration!r}")
+    levels = 2 ** int(bits) - 1
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    x = np.asarray(x)
+    if calibration == "max":
+        lo, hi = min(0.0, float(x.min())), float(x.max())
+    else:
+        if not 50.0 < percentile <= 100.0:
+            raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+        lo = min(0.0, float(np.percentile(x, 100.0 - percentile)))
+        hi = float(np.percentile(x, percentile))
+    if hi <= lo:  # all zero (or constant <= 0): the only value is representable as the zero code
+        if not np.any(x):
+            return np.zeros(x.shape, dtype=dtype), 1.0, 0
+        hi = 0.0
+    scale = (hi - lo) / levels
+    zero_point = int(np.rint(-lo / scale))
+    codes = np.clip(np.rint(x.astype(np.float64) / scale) + zero_point, 0, levels).astype(dtype)
+    return codes, float(scale), zero_point
+
+
+@dataclass(frozen=True)
+class QuantizedRecording(Recording):
+    """A recording of integer codes with per-tensor ``scale`` and ``zero_point``.
+
+    ``signed(t)`` gives ``X = code - zero_point`` (int16 for bits <= 15), the array
+    every scheme counts events on.
+    """
+
+    @classmethod
+    def from_recording(cls, rec: Recording, bits: int = 8, calibration: str = "max",
+                       percentile: float = 99.99) -> "QuantizedRecording":
+        ds = rec.data.copy()
+        for v in list(ds.data_vars):
+            codes, scale, zp = quantize_array(ds[v].values, bits, calibration, percentile)
+            ds[v] = xr.Variable(ds[v].dims, codes, attrs={**ds[v].attrs, "scale": scale, "zero_point": zp})
+        ds.attrs.update({"bits": int(bits), "calibration": calibration})
+        if calibration == "percentile":
+            ds.attrs["percentile"] = float(percentile)
+        return cls(rec.layers, ds)
+
+    @property
+    def bits(self) -> int:
+        return int(self.data.attrs["bits"])
+
+    @property
+    def calibration(self) -> str:
+        return str(self.data.attrs["calibration"])
+
+    def scale(self, tensor: str) -> float:
+        return float(self.data[self._var(tensor)].attrs["scale"])
+
+    def zero_point(self, tensor: str) -> int:
+        return int(self.data[self._var(tensor)].attrs["zero_point"])
+
+    def signed(self, tensor: str) -> np.ndarray:
+        """``X = code - zero_point``, C-contiguous, int16 (int32 for 16-bit codes)."""
+        dtype = np.int16 if self.bits <= 15 else np.int32
+        return np.ascontiguousarray(self.tensor(tensor).astype(dtype) - dtype(self.zero_point(tensor)))
+
+    def dequantize(self, tensor: str) -> np.ndarray:
+        return (self.signed(tensor).astype(np.float64) * self.scale(tensor)).astype(np.float32)
+
+    def quantize(self, *args: Any, **kwargs: Any) -> "QuantizedRecording":
+        raise RecordingError("this recording is already quantized "
+                             f"({self.bits} bits, {self.calibration} calibration)")
+
+    @classmethod
+    def from_arrays(cls, *args: Any, **kwargs: Any) -> "QuantizedRecording":
+        raise RecordingError("build a Recording from float arrays and call .quantize()")

@@ -8,6 +8,7 @@ The pipeline (one module per stage)::
 
 from .workload import GeometryError, Layer
 from .recording import QuantizedRecording, Recording, RecordingError, open_recording
+from . import report  # noqa: E402  (else_dse.report.write; plotting imported lazily)
 
 __version__ = "0.1.0"
 

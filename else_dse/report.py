@@ -1,0 +1,969 @@
+"""Trade-off reports: seaborn figures and one self-contained HTML page.
+
+:func:`write` takes an Optuna study (or a storage URL and study name) or the
+event / cost datasets of :func:`else_dse.count_events` and
+:func:`else_dse.estimate` and writes, under ``out_dir``::
+
+    report.html      every figure embedded as base64 PNG; opens offline
+    *.png            the figures
+    trials.csv/.nc   one row per trial (studies)
+    layers.csv/.nc   per-layer results (of every trial, or of every dataset)
+    <name>.nc        the datasets given (datasets sources)
+
+Reports only read what the study stored (objective values, parameters and the
+cost breakdown in the trials' user attributes); they never recompute.
+
+>>> import else_dse as ed                                   # doctest: +SKIP
+>>> ed.report.write(study, "reports/my-study")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import functools
+import html
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# matplotlib (Agg backend), seaborn and optuna are imported on first use: importing
+# else_dse stays fast for users who never write a report.
+plt: Any = None
+sns: Any = None
+
+
+def _plotting() -> None:
+    global plt, sns
+    if plt is None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as _plt
+        import seaborn as _sns
+
+        plt, sns = _plt, _sns
+
+
+def _with_plotting(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _plotting()
+        return fn(*args, **kwargs)
+    return wrapper
+
+__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "write"]
+
+Source = Union["optuna.Study", tuple, xr.Dataset, Mapping[str, xr.Dataset], Sequence[xr.Dataset], str, Path]
+
+#: The ELSE paper's (Zhu et al., ECCV 2024) claimed reductions over conventional processing.
+PAPER_CLAIMS = {
+    "detection": (3.14, 6.49),  # fewer event-triggered computations, object detection
+    "pose": (2.43, 5.75),       # fewer event-triggered computations, pose estimation
+    "state_vs_temporal": 2.0,   # > 2x less state memory than temporal suppression alone
+}
+
+FIGURE_DPI = 110
+
+
+class ReportError(ValueError):
+    """A source the report cannot read (unknown type, missing study, empty study)."""
+
+
+# ---- the collected results ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Results:
+    """Everything a report shows, as tables.
+
+    ``trials``: one row per trial (``trial``, ``state``, ``feasible``, objective
+    columns named as the objectives, ``param_<name>``, ``attr_<name>`` scalars).
+    ``layers``: one row per (``config``, ``layer``) with per-layer variables;
+    ``config`` is a trial label ``"trial 12"`` or a dataset name.
+    ``configs``: one row per configuration with network totals.
+    ``curves``: threshold curves, one row per (``config``, ``layer``, ``threshold``).
+    """
+
+    title: str
+    trials: pd.DataFrame
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+    layers: pd.DataFrame
+    configs: pd.DataFrame
+    curves: pd.DataFrame
+    baseline: dict[str, float]
+    datasets: dict[str, xr.Dataset] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_study(self) -> bool:
+        return not self.trials.empty
+
+
+# ---- units and labels -------------------------------------------------------------
+
+# (substring of a metric name, axis label, scale factor applied to stored values)
+_UNITS: tuple[tuple[str, str, float], ...] = (
+    ("energy", "energy per frame (µJ)", 1e-6),
+    ("latency", "latency per frame (ms)", 1e3),
+    ("state", "state memory (KiB)", 1 / 1024),
+    ("weight", "weight memory (KiB)", 1 / 1024),
+    ("bytes", "memory (KiB)", 1 / 1024),
+    ("rel_error", "relative error ||X-R||/||X||", 1.0),
+    ("max_error", "max |X-R| (code steps)", 1.0),
+    ("error", "reconstruction error", 1.0),
+    ("sops", "SOPs per frame (millions)", 1e-6),
+    ("macs", "MACs per frame (millions)", 1e-6),
+    ("events", "events per frame (thousands)", 1e-3),
+    ("cores", "cores used", 1.0),
+)
+
+
+def _unit(name: str) -> tuple[str, float]:
+    low = name.lower()
+    for key, label, scale in _UNITS:
+        if key in low:
+            if key == "error" and "rel" in low:
+                return "relative error ||X-R||/||X||", 1.0
+            return label, scale
+    return name, 1.0
+
+
+def _label(name: str) -> str:
+    label, _ = _unit(name)
+    return label if label != name else name.replace("_", " ")
+
+
+# ---- collecting results from a source --------------------------------------------
+
+def collect(source: Source, title: str | None = None) -> Results:
+    """Turn a study, ``(storage_url, study_name)``, dataset(s) or NetCDF path(s) into :class:`Results`."""
+    import optuna
+
+    if isinstance(source, tuple) and len(source) == 2 and all(isinstance(s, str) for s in source):
+        url, name = source
+        try:
+            source = optuna.load_study(study_name=name, storage=url)
+        except KeyError as exc:
+            raise ReportError(f"no study {name!r} in storage {url!r}") from exc
+    if isinstance(source, optuna.Study):
+        return _from_study(source, title)
+    datasets = _as_datasets(source)
+    return _from_datasets(datasets, title)
+
+
+def _open_nc(path: Path) -> xr.Dataset:
+    if not path.exists():
+        raise ReportError(f"{path}: no such results file")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+        raise ReportError(f"{path}: cannot be read as NetCDF: {exc}") from exc
+
+
+def _as_datasets(source: Any) -> dict[str, tuple[xr.Dataset, ...]]:
+    """``{configuration name: (datasets...)}``; an event and a cost dataset of the
+    same scheme (same derived name) are grouped into one configuration."""
+    if isinstance(source, (xr.Dataset, str, Path)):
+        source = [source]
+    items: list[tuple[str | None, Any]]
+    if isinstance(source, Mapping):
+        items = [(str(k), v) for k, v in source.items()]
+    elif isinstance(source, Sequence) and not isinstance(source, (str, bytes)):
+        items = [(None, v) for v in source]
+    else:
+        raise ReportError(
+            f"cannot report on a {type(source).__name__}; give an optuna.Study, a "
+            "(storage URL, study name) pair, xarray Datasets (or a dict of them) or NetCDF paths")
+    out: dict[str, tuple[xr.Dataset, ...]] = {}
+    for i, (name, value) in enumerate(items):
+        parts = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        parts = tuple(_open_nc(Path(p)) if isinstance(p, (str, Path)) else p for p in parts)
+        for ds in parts:
+            if not isinstance(ds, xr.Dataset):
+                raise ReportError(f"{name or i!r}: expected an xarray.Dataset, got {type(ds).__name__}")
+        if name is None:
+            stem = Path(value).stem if isinstance(value, (str, Path)) else f"dataset {i}"
+            name = _dataset_name(parts[0], stem)
+            if name in out:
+                kinds = {_kind(d) for d in out[name]}
+                if len(parts) == 1 and _kind(parts[0]) not in kinds and kinds <= {"events", "cost"}:
+                    out[name] = out[name] + parts
+                    continue
+                name = f"{name} ({stem})"
+        while name in out:
+            name += "'"
+        out[name] = parts
+    if not out:
+        raise ReportError("no datasets to report on")
+    return out
+
+
+def _dataset_name(ds: xr.Dataset, fallback: str) -> str:
+    if "scheme" in ds.coords and "layer" in ds.dims:
+        kinds = list(dict.fromkeys(str(s) for s in np.atleast_1d(ds.coords["scheme"].values)))
+        name = "+".join(kinds)
+        if "threshold" in ds.coords and ds.coords["threshold"].dims == ("layer",):
+            th = sorted(set(int(t) for t in np.atleast_1d(ds.coords["threshold"].values)))
+            if th and th != [0]:
+                name += " θ=" + ",".join(map(str, th))
+        return name
+    return str(ds.attrs.get("name", fallback))
+
+
+def _kind(ds: xr.Dataset) -> str:
+    if "threshold" in ds.dims and "events" in ds:
+        return "curve"
+    if "energy_pj" in ds or "total_energy_pj" in ds:
+        return "cost"
+    if "events" in ds and "layer" in ds.dims:
+        return "events"
+    return "other"
+
+
+def _network_task(attrs: Mapping[str, Any]) -> str | None:
+    text = " ".join(str(v) for k, v in attrs.items() if k != "layers").lower()
+    if any(w in text for w in ("blazeface", "posedet", "pose_detection", "face_detection", "detect")):
+        return "detection"
+    if any(w in text for w in ("landmark", "pose")):
+        return "pose"
+    return None
+
+
+def _layer_frame_means(ds: xr.Dataset) -> pd.DataFrame:
+    """Per-layer rows of an event or cost dataset (frame averages; max for max_error)."""
+    cols: dict[str, Any] = {"layer": [str(v) for v in ds["layer"].values]}
+    for coord in ("scheme", "axis", "threshold", "tau", "op"):
+        if coord in ds.coords and ds.coords[coord].dims == ("layer",):
+            cols[coord] = ds.coords[coord].values
+    for v, da in ds.data_vars.items():
+        if "layer" not in da.dims or not set(da.dims) <= {"layer", "frame"}:
+            continue
+        if "frame" in da.dims:
+            da = da.max("frame") if str(v) == "max_error" else da.astype(float).mean("frame")
+        if da.dtype.kind in "biuf":
+            cols[str(v)] = da.values
+    df = pd.DataFrame(cols)
+    df.insert(1, "layer_index", np.arange(len(df)))
+    return df
+
+
+def _totals(layers: pd.DataFrame, ds: xr.Dataset | None = None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if ds is not None:
+        for v, da in ds.data_vars.items():
+            if da.ndim == 0 and da.dtype.kind in "biuf":
+                out[str(v)] = float(da.values)
+    for c in layers.columns:
+        if c in ("layer_index", "threshold", "tau") or layers[c].dtype.kind not in "biuf":
+            continue
+        if c == "max_error":
+            out.setdefault("max_error", float(layers[c].max()))
+        elif c == "rel_error":
+            out.setdefault("rel_error", float(layers[c].mean()))
+        else:
+            out.setdefault(f"total_{c}" if not c.startswith("total_") else c, float(layers[c].sum()))
+    return out
+
+
+def _from_datasets(datasets: dict[str, tuple[xr.Dataset, ...]], title: str | None) -> Results:
+    layer_frames, config_rows, curve_frames = [], [], []
+    baseline: dict[str, float] = {}
+    task = None
+    for name, parts in datasets.items():
+        merged: pd.DataFrame | None = None
+        totals: dict[str, float] = {}
+        for ds in parts:
+            task = task or _network_task(ds.attrs)
+            kind = _kind(ds)
+            if kind == "curve":
+                curve_frames.append(_curve_rows(name, ds))
+                continue
+            if kind not in ("events", "cost"):
+                continue
+            lay = _layer_frame_means(ds)
+            for k, v in _totals(lay, ds).items():
+                totals.setdefault(k, v)
+            if merged is None:
+                merged = lay
+            else:
+                extra = [c for c in lay.columns if c not in merged.columns]
+                merged = merged.merge(lay[["layer"] + extra], on="layer", how="left")
+        if merged is None:
+            continue
+        merged.insert(0, "config", name)
+        layer_frames.append(merged)
+        config_rows.append({"config": name, **totals})
+        schemes = set(merged["scheme"]) if "scheme" in merged else set()
+        if schemes == {"conventional"} or (not schemes and name.lower().startswith("conventional")):
+            for k, v in totals.items():
+                baseline.setdefault(k, v)
+        if schemes == {"temporal_delta"}:
+            for k, v in totals.items():
+                if "state" in k:
+                    baseline.setdefault(f"temporal:{k}", v)
+    layers = pd.concat(layer_frames, ignore_index=True) if layer_frames else pd.DataFrame()
+    curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
+    notes = (f"network task: {task}",) if task else ()
+    flat = {(n if len(p) == 1 else f"{n} #{j}"): d for n, p in datasets.items() for j, d in enumerate(p)}
+    return Results(title or "else-dse results", pd.DataFrame(), (), (), layers, pd.DataFrame(config_rows),
+                   curves, baseline, flat, notes)
+
+
+def _curve_rows(name: str, ds: xr.Dataset) -> pd.DataFrame:
+    out = []
+    for v in ("events", "sops", "max_error", "rel_error"):
+        if v not in ds:
+            continue
+        da = ds[v]
+        da = da.max("frame") if (v == "max_error" and "frame" in da.dims) else (
+            da.astype(float).mean("frame") if "frame" in da.dims else da)
+        out.append(da.rename(v).to_dataframe()[[v]])
+    df = pd.concat(out, axis=1).reset_index()
+    df.insert(0, "config", name)
+    if "layer" not in df:
+        df["layer"] = str(ds.attrs.get("layer", name))
+    return df
+
+
+# ---- studies ---------------------------------------------------------------------
+
+def _directions(study: optuna.Study) -> tuple[str, ...]:
+    return tuple("maximize" if d.name == "MAXIMIZE" else "minimize" for d in study.directions)
+
+
+def _objective_names(study: optuna.Study) -> tuple[str, ...]:
+    names = getattr(study, "metric_names", None)
+    if not names:
+        names = study.user_attrs.get("objectives") or study.user_attrs.get("metric_names")
+    n = len(study.directions)
+    if not names or len(names) != n:
+        names = ["objective"] if n == 1 else [f"objective_{i}" for i in range(n)]
+    return tuple(str(s) for s in names)
+
+
+def _feasible(t: optuna.trial.FrozenTrial) -> bool:
+    cons = t.system_attrs.get("constraints")
+    if cons is not None:
+        return all(float(c) <= 0 for c in cons)
+    for key in ("feasible", "fits"):
+        if key in t.user_attrs and isinstance(t.user_attrs[key], (bool, int, np.bool_)):
+            return bool(t.user_attrs[key])
+    return True
+
+
+def _is_layer_table(value: Any) -> bool:
+    if isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
+        return any(k in value[0] for k in ("layer", "name"))
+    if isinstance(value, Mapping) and value:
+        if any(k in value for k in ("layer", "name")) and isinstance(value.get("layer", value.get("name")), list):
+            return True
+        return all(isinstance(v, Mapping) for v in value.values()) and all(
+            all(isinstance(x, (int, float, str, bool, type(None))) for x in v.values()) for v in value.values())
+    return False
+
+
+def _layer_table(value: Any) -> pd.DataFrame:
+    if isinstance(value, list):
+        df = pd.DataFrame(value)
+    elif "layer" in value or "name" in value:
+        df = pd.DataFrame({k: v for k, v in value.items() if isinstance(v, list)})
+    else:
+        df = pd.DataFrame.from_dict(value, orient="index").rename_axis("layer").reset_index()
+    if "layer" not in df and "name" in df:
+        df = df.rename(columns={"name": "layer"})
+    df["layer"] = df["layer"].astype(str)
+    df.insert(1, "layer_index", np.arange(len(df)))
+    return df
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, (bool, np.bool_)):
+        out[prefix] = bool(value)
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        out[prefix] = float(value) if isinstance(value, (float, np.floating)) else int(value)
+    elif isinstance(value, str) and len(value) <= 200:
+        out[prefix] = value
+
+
+def _from_study(study: optuna.Study, title: str | None) -> Results:
+    trials = study.get_trials(deepcopy=False)
+    if not trials:
+        raise ReportError(f"study {study.study_name!r} has no trials")
+    objectives, directions = _objective_names(study), _directions(study)
+    rows, layer_frames, config_rows = [], [], []
+    for t in trials:
+        row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "feasible": _feasible(t)}
+        if t.values is not None:
+            row.update(dict(zip(objectives, t.values)))
+        for k, v in t.params.items():
+            row[f"param_{k}"] = v
+        scalars: dict[str, Any] = {}
+        for k, v in t.user_attrs.items():
+            if _is_layer_table(v):
+                if t.state.name == "COMPLETE":
+                    df = _layer_table(v)
+                    df.insert(0, "config", f"trial {t.number}")
+                    df.insert(1, "trial", t.number)
+                    layer_frames.append(df)
+            else:
+                _flatten(k, v, scalars)
+        row.update({f"attr_{k}": v for k, v in scalars.items()})
+        rows.append(row)
+    trials_df = pd.DataFrame(rows)
+    layers = pd.concat(layer_frames, ignore_index=True) if layer_frames else pd.DataFrame()
+    baseline = _study_baseline(study)
+    task = _network_task({**study.user_attrs, "name": study.study_name})
+    notes = [f"network task: {task}"] if task else []
+    complete = trials_df[trials_df["state"] == "COMPLETE"]
+    for _, r in complete.iterrows():
+        totals = {k[5:]: v for k, v in r.items() if k.startswith("attr_") and isinstance(v, (int, float))
+                  and not isinstance(v, bool) and not pd.isna(v)}
+        config_rows.append({"config": f"trial {int(r['trial'])}", "trial": int(r["trial"]), **totals})
+    return Results(title or f"study {study.study_name}", trials_df, objectives, directions, layers,
+                   pd.DataFrame(config_rows), pd.DataFrame(), baseline, {}, tuple(notes))
+
+
+def _study_baseline(study: optuna.Study) -> dict[str, float]:
+    """Conventional (and temporal) reference totals stored by the search in study user attributes."""
+    out: dict[str, float] = {}
+    for key, value in study.user_attrs.items():
+        low = key.lower()
+        if not isinstance(value, Mapping):
+            continue
+        flat: dict[str, Any] = {}
+        _flatten("", value, flat)
+        nums = {k: float(v) for k, v in flat.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "conventional" in low or low == "baseline":
+            for k, v in nums.items():
+                out.setdefault(k.split(".")[-1], v)
+        elif "temporal" in low:
+            for k, v in nums.items():
+                out.setdefault("temporal:" + k.split(".")[-1], v)
+    return out
+
+
+# ---- Pareto front ------------------------------------------------------------------
+
+def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Rows of ``values`` (n, m) that no other row dominates."""
+    v = np.asarray(values, dtype=float) * np.array([1 if d == "minimize" else -1 for d in directions])
+    n = len(v)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        if not mask[i]:
+            continue
+        dominated = np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
+        if dominated.any():
+            mask[i] = False
+    return mask
+
+
+def _baseline_value(res: Results, metric: str) -> float | None:
+    low = metric.lower()
+    for key in (metric, f"total_{metric}", low, f"total_{low}"):
+        if key in res.baseline:
+            return res.baseline[key]
+    for key, v in res.baseline.items():
+        if not key.startswith("temporal:") and (key.endswith(low) or low.endswith(key.replace("total_", ""))):
+            return v
+    for key, canon in (("sop", "total_sops"), ("event", "total_events"), ("energy", "total_energy_pj"),
+                       ("latency", "total_latency_s"), ("persistent", "total_state_persistent_bytes")):
+        if key in low and canon in res.baseline:
+            return res.baseline[canon]
+    return None
+
+
+def _temporal_state(res: Results) -> float | None:
+    for key, v in res.baseline.items():
+        if key.startswith("temporal:") and "persistent" in key:
+            return v
+    return None
+
+
+def _mark_claims(ax: Axes, res: Results, metric: str, scale: float, orient: str = "y") -> None:
+    """Baseline line and the paper's claimed reduction bands on the axis of ``metric``."""
+    span = ax.axhspan if orient == "y" else ax.axvspan
+    line = ax.axhline if orient == "y" else ax.axvline
+    low = metric.lower()
+    base = _baseline_value(res, metric)
+    if base is not None and base > 0:
+        line(base * scale, color="black", ls="--", lw=1.2, label="conventional baseline")
+        if "sop" in low or "event" in low:
+            task = next((n.split(": ")[1] for n in res.notes if n.startswith("network task")), None)
+            tasks = [task] if task else ["detection", "pose"]
+            colors = {"detection": "tab:green", "pose": "tab:purple"}
+            for t in tasks:
+                lo, hi = PAPER_CLAIMS[t]
+                span(base * scale / hi, base * scale / lo, color=colors[t], alpha=0.15,
+                     label=f"paper claim, {t}: {lo}–{hi}x fewer")
+    temporal = _temporal_state(res)
+    if temporal and "state" in low:
+        line(temporal * scale, color="tab:red", ls=":", lw=1.2, label="temporal delta state")
+        line(temporal * scale / PAPER_CLAIMS["state_vs_temporal"], color="tab:red", ls="--", lw=1.2,
+             label="paper claim: >2x less state")
+
+
+def _pareto_pair(res: Results) -> list[tuple[str, str]]:
+    objs = list(res.objectives)
+    if len(objs) < 2:
+        return []
+    pairs = [(objs[i], objs[j]) for i in range(len(objs)) for j in range(i + 1, len(objs))]
+    # put error on x when present: the conventional reading "cost vs error"
+    pairs = [(b, a) if "error" in a.lower() or ("latency" in b.lower() and "energy" in a.lower()) else (a, b)
+             for a, b in pairs]
+    pairs = [(a, b) if "error" in a.lower() or "latency" in a.lower() else (b, a) if "error" in b.lower() else (a, b)
+             for a, b in pairs]
+    return pairs[:3]
+
+
+@_with_plotting
+def fig_pareto(res: Results) -> Figure | None:
+    """Pareto front(s): cost vs error (or energy vs latency) over trials or schemes."""
+    if res.is_study:
+        done = res.trials[res.trials["state"] == "COMPLETE"].dropna(subset=list(res.objectives))
+        if done.empty:
+            return None
+        pairs = _pareto_pair(res)
+        if not pairs:  # single objective: the objective over trials, running best
+            obj = res.objectives[0]
+            _, scale = _unit(obj)
+            fig, ax = plt.subplots(figsize=(7.5, 4.5))
+            sns.scatterplot(data=done.assign(y=done[obj] * scale), x="trial", y="y", hue="feasible",
+                            palette={True: "tab:blue", False: "lightgrey"}, ax=ax, s=30)
+            best = (done[obj].cummin() if res.directions[0] == "minimize" else done[obj].cummax()) * scale
+            ax.plot(done["trial"], best, color="tab:orange", lw=2, label="best so far")
+            _mark_claims(ax, res, obj, scale)
+            ax.set(xlabel="trial", ylabel=_label(obj), title=f"{obj} over the study")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            return fig
+        fig, axes = plt.subplots(1, len(pairs), figsize=(7.5 * len(pairs), 5.2), squeeze=False)
+        feas = done[done["feasible"]]
+        mask = pareto_mask(feas[list(res.objectives)].to_numpy(), res.directions) if len(feas) else []
+        front = feas[mask] if len(feas) else feas
+        for ax, (xm, ym) in zip(axes[0], pairs):
+            (_, sx), (_, sy) = _unit(xm), _unit(ym)
+            ax.scatter(done.loc[~done["feasible"], xm] * sx, done.loc[~done["feasible"], ym] * sy,
+                       c="lightgrey", s=18, marker="x", label="infeasible")
+            ax.scatter(feas[xm] * sx, feas[ym] * sy, c="tab:blue", s=18, alpha=0.5, label="trials")
+            f2 = front.sort_values(xm)
+            ax.plot(f2[xm] * sx, f2[ym] * sy, "o-", color="tab:orange", ms=6, lw=2,
+                    drawstyle="steps-post", label=f"Pareto front ({len(front)})")
+            _mark_claims(ax, res, ym, sy)
+            bx = _baseline_value(res, xm)
+            by = _baseline_value(res, ym)
+            if bx is not None and by is not None:
+                ax.scatter([bx * sx], [by * sy], marker="*", s=250, c="black", zorder=5,
+                           label="conventional")
+            ax.set(xlabel=_label(xm), ylabel=_label(ym), title=f"{ym} vs {xm}")
+            ax.legend(fontsize=8, loc="best")
+        fig.suptitle(res.title, fontsize=11)
+        fig.tight_layout()
+        return fig
+    if res.configs.empty:
+        return None
+    ycol = next((c for c in ("total_sops", "total_energy_pj", "total_events") if c in res.configs), None)
+    xcol = "rel_error" if "rel_error" in res.configs else ("total_latency_s" if "total_latency_s" in res.configs
+                                                          else None)
+    if ycol is None or xcol is None:
+        return None
+    df = res.configs.dropna(subset=[xcol, ycol])
+    (_, sx), (_, sy) = _unit(xcol), _unit(ycol)
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    sns.scatterplot(x=df[xcol] * sx, y=df[ycol] * sy, hue=df["config"], s=90, ax=ax, style=df["config"])
+    mask = pareto_mask(df[[xcol, ycol]].to_numpy(), ("minimize", "minimize"))
+    f2 = df[mask].sort_values(xcol)
+    ax.plot(f2[xcol] * sx, f2[ycol] * sy, "-", color="tab:orange", lw=2, drawstyle="steps-post",
+            label="Pareto front", zorder=0)
+    _mark_claims(ax, res, ycol, sy)
+    ax.set(xlabel=_label(xcol), ylabel=_label(ycol), title=f"{_label(ycol)} vs {_label(xcol)}, per scheme")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+# ---- per-layer figures ---------------------------------------------------------------
+
+def _chosen_configs(res: Results, k: int = 4) -> list[str]:
+    """Configurations to show per layer: every dataset, or the best Pareto trials of a study."""
+    if res.layers.empty:
+        return []
+    have = list(dict.fromkeys(res.layers["config"]))
+    if not res.is_study:
+        return have
+    done = res.trials[(res.trials["state"] == "COMPLETE") & res.trials["feasible"]].dropna(
+        subset=list(res.objectives))
+    done = done[done["trial"].map(lambda n: f"trial {n}" in set(have))]
+    if done.empty:
+        return have[:k]
+    mask = pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)
+    front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
+    idx = np.unique(np.linspace(0, len(front) - 1, min(k, len(front))).round().astype(int))
+    return [f"trial {int(n)}" for n in front.iloc[idx]["trial"]]
+
+
+def _layer_ticks(ax: Axes, names: Sequence[str]) -> None:
+    n = len(names)
+    step = max(1, math.ceil(n / 30))
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([names[i] for i in ticks], rotation=75, ha="right", fontsize=7)
+
+
+@_with_plotting
+def fig_layers(res: Results) -> Figure | None:
+    """Events and SOPs per layer for each scheme (log scale), dense as reference."""
+    configs = _chosen_configs(res)
+    if not configs or not {"events", "sops"} & set(res.layers.columns):
+        return None
+    df = res.layers[res.layers["config"].isin(configs)]
+    metrics = [m for m in ("events", "sops") if m in df]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(12, 3.8 * len(metrics)), sharex=True, squeeze=False)
+    names = list(df[df["config"] == configs[0]]["layer"])
+    for ax, m in zip(axes[:, 0], metrics):
+        _, scale = _unit(m)
+        sns.lineplot(data=df.assign(v=df[m].astype(float) * scale), x="layer_index", y="v", hue="config",
+                     hue_order=configs, marker="o", ms=4, ax=ax)
+        dense = {"events": "dense_events", "sops": "dense_macs"}[m]
+        if dense in df:
+            ref = df[df["config"] == configs[0]]
+            ax.plot(ref["layer_index"], ref[dense].astype(float) * scale, color="grey", ls=":", lw=1.5,
+                    label="dense")
+        ax.set_yscale("log")
+        ax.set(ylabel=_label(m), xlabel="layer", title=f"{m} per layer (frame average)")
+        ax.legend(fontsize=8, ncol=2)
+    _layer_ticks(axes[-1, 0], names)
+    fig.tight_layout()
+    return fig
+
+
+@_with_plotting
+def fig_thresholds(res: Results) -> Figure | None:
+    """Threshold vs events vs error: curves, per-scheme datasets, or trials' threshold parameters."""
+    if not res.curves.empty:
+        df = res.curves.copy()
+        df["series"] = df["config"] if df["layer"].nunique() == 1 else df["config"] + " / " + df["layer"]
+        metric = "sops" if "sops" in df else "events"
+        err = "rel_error" if "rel_error" in df else "max_error"
+        x, hue = "threshold", "series"
+    elif not res.is_study and "threshold" in res.layers and res.layers["threshold"].nunique() > 1:
+        rows = []
+        for c in res.configs.itertuples():
+            lay = res.layers[res.layers["config"] == c.config]
+            rows.append({"threshold": float(lay["threshold"].mean()),
+                         "series": "+".join(sorted(set(map(str, lay.get("scheme", ["?"]))))) +
+                         ("" if "axis" not in lay else " " + "".join(sorted(set(lay["axis"])))),
+                         **{k: getattr(c, k) for k in ("total_sops", "total_events", "rel_error", "max_error")
+                            if hasattr(c, k)}})
+        df = pd.DataFrame(rows)
+        metric = "total_sops" if "total_sops" in df else "total_events"
+        err = "rel_error" if "rel_error" in df else "max_error"
+        x, hue = "threshold", "series"
+    elif res.is_study:
+        th = [c for c in res.trials if c.startswith("param_") and "threshold" in c.lower()]
+        done = res.trials[res.trials["state"] == "COMPLETE"]
+        metric = next((o for o in res.objectives if any(k in o.lower() for k in ("sop", "event", "energy"))), None)
+        err = next((o for o in res.objectives if "error" in o.lower()), None)
+        if metric is None:
+            metric = next((c for c in done if c.startswith("attr_") and ("sops" in c or "events" in c)), None)
+        if err is None:
+            err = next((c for c in done if c.startswith("attr_") and "error" in c), None)
+        if not th or metric is None or err is None or done.empty:
+            return None
+        df = done.assign(threshold=done[th].apply(pd.to_numeric, errors="coerce").mean(axis=1),
+                         series="trials")
+        x, hue = "threshold", "series"
+    else:
+        return None
+    df = df.dropna(subset=[x, metric, err])
+    if df.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    (_, sm), (_, se) = _unit(metric), _unit(err)
+    kw: dict[str, Any] = dict(x=x, hue=hue, ax=None)
+    many = df[hue].nunique() > 12
+    for ax, (col, s, lab) in zip(axes, ((metric, sm, _label(metric)), (err, se, _label(err)))):
+        d = df.assign(v=df[col].astype(float) * s)
+        if res.is_study and res.curves.empty:
+            sns.scatterplot(data=d, x=x, y="v", ax=ax, alpha=0.6, s=25, label="trials")
+            binned = d.groupby(d[x].round(1))["v"].median()
+            ax.plot(binned.index, binned.to_numpy(), color="tab:orange", lw=2, label="median")
+        else:
+            sns.lineplot(data=d, y="v", marker="o", ax=ax, legend=not many and ax is axes[0],
+                         **{k: v for k, v in kw.items() if k != "ax"})
+        if col == metric:
+            _mark_claims(ax, res, metric, s)
+            ax.set_yscale("log") if d["v"].gt(0).all() and d["v"].max() / max(d["v"].min(), 1e-12) > 20 else None
+        xl = "mean threshold over layers (code steps)" if res.is_study else "threshold θ (code steps)"
+        ax.set(xlabel=xl, ylabel=lab)
+    axes[0].set_title("computations vs threshold")
+    axes[1].set_title("error vs threshold")
+    if axes[0].get_legend():
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+@_with_plotting
+def fig_energy(res: Results) -> Figure | None:
+    """Energy per frame by component (synaptic, neuron, events/NoC, memory, static) per configuration."""
+    configs = _chosen_configs(res, k=6)
+    if not configs:
+        return None
+    df = res.layers[res.layers["config"].isin(configs)]
+    comps = [c for c in df.columns if re.fullmatch(r"energy_.+_pj", c)]
+    if not comps:
+        return None
+    totals = df.groupby("config", sort=False)[comps].sum().reindex(configs) * 1e-6
+    totals.columns = [c[len("energy_"):-len("_pj")] for c in comps]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.6]})
+    bottom = np.zeros(len(totals))
+    palette = sns.color_palette("Set2", len(totals.columns))
+    for color, comp in zip(palette, totals.columns):
+        axes[0].bar(range(len(totals)), totals[comp], bottom=bottom, color=color, label=comp)
+        bottom += totals[comp].to_numpy()
+    axes[0].set_xticks(range(len(totals)))
+    axes[0].set_xticklabels(totals.index, rotation=30, ha="right", fontsize=8)
+    axes[0].set(ylabel="energy per frame (µJ)", title="energy by component")
+    axes[0].legend(fontsize=8)
+    first = df[df["config"] == configs[0]]
+    per_layer = first[["layer_index"] + comps].set_index("layer_index") * 1e-6
+    bottom = np.zeros(len(per_layer))
+    for color, comp in zip(palette, comps):
+        axes[1].bar(per_layer.index, per_layer[comp], bottom=bottom, color=color, width=0.85)
+        bottom += per_layer[comp].to_numpy()
+    axes[1].set(ylabel="energy per frame (µJ)", xlabel="layer", title=f"energy by layer, {configs[0]}")
+    _layer_ticks(axes[1], list(first["layer"]))
+    fig.tight_layout()
+    return fig
+
+
+@_with_plotting
+def fig_state(res: Results) -> Figure | None:
+    """State memory per layer, persistent across frames vs within a frame."""
+    configs = _chosen_configs(res, k=3)
+    if not configs or "state_persistent_bytes" not in res.layers or "state_frame_bytes" not in res.layers:
+        return None
+    fig, axes = plt.subplots(len(configs), 1, figsize=(12, 2.9 * len(configs) + 0.6), sharex=True,
+                             squeeze=False)
+    for ax, cfg in zip(axes[:, 0], configs):
+        d = res.layers[res.layers["config"] == cfg]
+        p = d["state_persistent_bytes"].to_numpy(float) / 1024
+        f = d["state_frame_bytes"].to_numpy(float) / 1024
+        ax.bar(d["layer_index"], p, color="tab:red", label=f"persistent across frames ({p.sum():.0f} KiB)")
+        ax.bar(d["layer_index"], f, bottom=p, color="tab:blue", alpha=0.7,
+               label=f"within frame ({f.sum():.0f} KiB)")
+        ax.set(ylabel="state (KiB)", title=cfg)
+        ax.legend(fontsize=8, loc="upper right")
+        _layer_ticks(ax, list(d["layer"]))
+    axes[-1, 0].set_xlabel("layer")
+    fig.tight_layout()
+    return fig
+
+
+_HW_WORDS = ("core", "sram", "lane", "clock", "mesh", "neurons_per", "bits", "hw", "hardware", "e_", "t_")
+
+
+@_with_plotting
+def fig_hardware(res: Results) -> Figure | None:
+    """Hardware parameters of the best (Pareto) configurations, as an annotated heatmap."""
+    if not res.is_study:
+        return None
+    hw = [c for c in res.trials if c.startswith("param_") and
+          any(w in c[6:].lower() for w in _HW_WORDS) and "threshold" not in c.lower()]
+    done = res.trials[(res.trials["state"] == "COMPLETE") & res.trials["feasible"]].dropna(
+        subset=list(res.objectives))
+    if not hw or done.empty:
+        return None
+    mask = pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)
+    best = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize").head(12)
+    table = best.set_index(best["trial"].map(lambda n: f"trial {n}"))[hw + list(res.objectives)]
+    table = table.apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
+    table.columns = [c.removeprefix("param_") for c in table.columns]
+    norm = (table - table.min()) / (table.max() - table.min()).replace(0, 1)
+    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 3, 0.45 * len(table) + 2))
+    annot = table.map(lambda v: f"{v:.3g}")
+    sns.heatmap(norm, annot=annot, fmt="", cmap="viridis", cbar_kws={"label": "relative (column min..max)"},
+                ax=ax, annot_kws={"fontsize": 8})
+    ax.set(title="best configurations (Pareto front): hardware parameters and objectives", ylabel="")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+#: figure name -> (function, caption)
+FIGURES: dict[str, tuple[Callable[[Results], Figure | None], str]] = {
+    "pareto": (fig_pareto, "Pareto front. Dashed black: the conventional (zero-skipping) baseline; "
+               "shaded: the ELSE paper's claimed range of reduction of event-triggered computations "
+               "(3.14–6.49x detection, 2.43–5.75x pose); red: temporal-delta state and the paper's "
+               ">2x state claim, when the objective is state memory."),
+    "layers": (fig_layers, "Events and synaptic operations per layer for each scheme "
+               "(frame averages, log scale; dotted grey: dense)."),
+    "thresholds": (fig_thresholds, "Suppression threshold vs computations and reconstruction error."),
+    "energy": (fig_energy, "Energy per frame by component (left) and by layer (right)."),
+    "state": (fig_state, "State memory per layer: persistent across frames (red) vs within a frame (blue)."),
+    "hardware": (fig_hardware, "Hardware parameters of the best configurations "
+                 "(colour: position within the column's range; text: the value)."),
+}
+
+
+@_with_plotting
+def figures(res: Results) -> dict[str, Figure]:
+    """Every figure that applies to ``res`` (others are skipped)."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+    out = {}
+    for name, (fn, _) in FIGURES.items():
+        fig = fn(res)
+        if fig is not None:
+            out[name] = fig
+    return out
+
+
+# ---- writing -------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1200px;
+color:#222;padding:0 1em}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
+figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}
+table{border-collapse:collapse;font-size:.85em;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 7px;
+text-align:right}th{background:#f4f4f4}.note{color:#666;font-size:.9em}code{background:#f4f4f4;padding:1px 3px}
+"""
+
+
+@_with_plotting
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _summary_table(res: Results) -> pd.DataFrame:
+    if res.is_study:
+        done = res.trials[(res.trials["state"] == "COMPLETE") & res.trials["feasible"]].dropna(
+            subset=list(res.objectives))
+        if done.empty:
+            return done
+        mask = pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)
+        cols = ["trial"] + list(res.objectives) + [c for c in done if c.startswith("param_")]
+        front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
+        return front[cols].head(20)
+    return res.configs
+
+
+def _for_netcdf(df: pd.DataFrame) -> xr.Dataset:
+    df = df.copy()
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].astype(str)
+        elif df[c].dtype == bool:
+            df[c] = df[c].astype(np.int8)
+    ds = xr.Dataset.from_dataframe(df.reset_index(drop=True).rename_axis("row"))
+    return ds
+
+
+def _serializable(ds: xr.Dataset) -> xr.Dataset:
+    ds = ds.copy()
+    for k, v in list(ds.attrs.items()):
+        if isinstance(v, (bool, np.bool_)):
+            ds.attrs[k] = int(v)
+        elif not isinstance(v, (str, int, float, np.integer, np.floating, list, tuple, np.ndarray)):
+            ds.attrs[k] = json.dumps(v, default=str)
+    for name in list(ds.variables):
+        if ds[name].dtype == bool:
+            ds[name] = ds[name].astype(np.int8)
+        elif ds[name].dtype == object:
+            ds[name] = ds[name].astype(str)
+    return ds
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "dataset"
+
+
+def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path:
+    """Write ``report.html``, the figures (PNG), and trials / per-layer results (CSV, NetCDF).
+
+    ``source``: an ``optuna.Study``, a ``(storage_url, study_name)`` pair, an event or cost
+    ``xarray.Dataset``, a dict ``{name: Dataset}``, or NetCDF paths of such datasets.
+    Returns the path of ``report.html``.
+    """
+    res = collect(source, title)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    if not res.trials.empty:
+        res.trials.to_csv(out / "trials.csv", index=False)
+        _for_netcdf(res.trials).to_netcdf(out / "trials.nc", engine="h5netcdf")
+        files += ["trials.csv", "trials.nc"]
+    if not res.layers.empty:
+        res.layers.to_csv(out / "layers.csv", index=False)
+        _for_netcdf(res.layers).to_netcdf(out / "layers.nc", engine="h5netcdf")
+        files += ["layers.csv", "layers.nc"]
+    if not res.configs.empty:
+        res.configs.to_csv(out / "configs.csv", index=False)
+        files.append("configs.csv")
+    if not res.curves.empty:
+        res.curves.to_csv(out / "curves.csv", index=False)
+        files.append("curves.csv")
+    for name, ds in res.datasets.items():
+        fn = f"data_{_safe(name)}.nc"
+        _serializable(ds).to_netcdf(out / fn, engine="h5netcdf")
+        files.append(fn)
+
+    sections = []
+    figs = figures(res)
+    for name, fig in figs.items():
+        png = _png(fig)
+        (out / f"{name}.png").write_bytes(png)
+        b64 = base64.b64encode(png).decode("ascii")
+        caption = FIGURES[name][1]
+        sections.append(
+            f'<figure id="fig-{name}"><h2>{html.escape(name)}</h2>'
+            f'<img src="data:image/png;base64,{b64}" alt="{html.escape(name)} figure" data-file="{name}.png">'
+            f'<figcaption>{html.escape(caption)} (<a href="{name}.png">{name}.png</a>)</figcaption></figure>')
+    skipped = [n for n in FIGURES if n not in figs]
+    summary = _summary_table(res)
+    head = (f"{len(res.trials)} trials, objectives: "
+            + ", ".join(f"{o} ({d})" for o, d in zip(res.objectives, res.directions))
+            if res.is_study else f"{len(res.datasets)} datasets: " + ", ".join(res.datasets))
+    base = ", ".join(f"{k} = {v:.4g}" for k, v in res.baseline.items()) or "none stored"
+    body = [
+        f"<h1>{html.escape(res.title)}</h1>",
+        f"<p>{html.escape(head)}. Written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC "
+        "by else-dse.</p>",
+        f"<p class=note>Reference (conventional baseline): {html.escape(base)}.</p>",
+        *(f"<p class=note>{html.escape(n)}</p>" for n in res.notes),
+        "<h2>summary</h2>" + ("<p>Pareto-optimal feasible trials:</p>" if res.is_study else ""),
+        summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0) if not summary.empty
+        else "<p>no completed trials</p>",
+        *sections,
+        "<h2>files</h2><ul>" + "".join(f'<li><a href="{f}">{f}</a></li>' for f in files) + "</ul>",
+    ]
+    if skipped:
+        body.append("<p class=note>Figures not applicable to these results: "
+                    + ", ".join(skipped) + ".</p>")
+    page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{html.escape(res.title)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

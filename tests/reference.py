@@ -13,10 +13,13 @@ a :class:`Counts` with one entry per frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+import xarray as xr
+from hypothesis import strategies as st
 
+from else_dse.recording import QuantizedRecording, Recording
 from else_dse.workload import Layer, extended_rows
 
 __all__ = [
@@ -30,6 +33,9 @@ __all__ = [
     "errors",
     "reference_for",
     "all_ones_conv_sops",
+    "make_qrec",
+    "layers_st",
+    "codes_st",
 ]
 
 
@@ -49,6 +55,7 @@ class Counts:
     rel_error: np.ndarray   # (frame,) float64
     line_events: np.ndarray  # (frame, line) int64
     line_sops: np.ndarray    # (frame, line) int64
+    event_map: np.ndarray    # (frame, C, lines, W) bool, in scan coordinates for line delta
 
 
 def apply_tau(X: np.ndarray, tau: int) -> np.ndarray:
@@ -86,7 +93,7 @@ def dense(X: np.ndarray, layer: Layer) -> Counts:
     line_sops = np.tile(c * fan.sum(axis=1), (n, 1)).astype(np.int64)
     return Counts(np.full(n, c * h * w, dtype=np.int64),
                   np.full(n, layer.dense_macs, dtype=np.int64),
-                  np.zeros(n), np.zeros(n), line_events, line_sops)
+                  np.zeros(n), np.zeros(n), line_events, line_sops, np.ones(X.shape, dtype=bool))
 
 
 def conventional(X: np.ndarray, layer: Layer, tau: int = 0) -> Counts:
@@ -100,7 +107,7 @@ def conventional(X: np.ndarray, layer: Layer, tau: int = 0) -> Counts:
     err = [errors(X[f], Xt[f]) for f in range(X.shape[0])]
     return Counts(line_events.sum(axis=1), line_sops.sum(axis=1),
                   np.array([e[0] for e in err]), np.array([e[1] for e in err]),
-                  line_events, line_sops)
+                  line_events, line_sops, nz)
 
 
 def temporal_delta(X: np.ndarray, layer: Layer, theta: int = 0, loop: str = "closed",
@@ -113,13 +120,14 @@ def temporal_delta(X: np.ndarray, layer: Layer, theta: int = 0, loop: str = "clo
     n = X.shape[0]
     sender_ref = np.zeros(X.shape[1:], dtype=np.int64)    # R of the previous frame (sender)
     received = np.zeros(X.shape[1:], dtype=np.int64)      # what the consumer has accumulated
-    ev, sp, me, re, le, ls = [], [], [], [], [], []
+    ev, sp, me, re, le, ls, maps = [], [], [], [], [], [], []
     for f in range(n):
         D = Xt[f] - sender_ref
         Dt = np.where(np.abs(D) > theta, D, 0)
         received = received + Dt
         sender_ref = received.copy() if loop == "closed" else Xt[f].copy()
         nz = Dt != 0
+        maps.append(nz)
         le.append(nz.sum(axis=(0, 2)))
         ls.append((nz * fan[None]).sum(axis=(0, 2)))
         ev.append(int(nz.sum()))
@@ -129,7 +137,7 @@ def temporal_delta(X: np.ndarray, layer: Layer, theta: int = 0, loop: str = "clo
         re.append(r)
     return Counts(np.array(ev, dtype=np.int64), np.array(sp, dtype=np.int64), np.array(me),
                   np.array(re), np.array(le, dtype=np.int64).reshape(n, -1),
-                  np.array(ls, dtype=np.int64).reshape(n, -1))
+                  np.array(ls, dtype=np.int64).reshape(n, -1), np.array(maps, dtype=bool))
 
 
 def needed_lines(layer: Layer) -> list[int]:
@@ -159,6 +167,7 @@ def _line_delta_y(X: np.ndarray, Xorig: np.ndarray, layer: Layer, theta: int, lo
     ls = np.zeros((n, L), dtype=np.int64)
     me = np.zeros(n)
     re = np.zeros(n)
+    maps = np.zeros((n, c, L, W), dtype=bool)
     for f in range(n):
         line = lambda A, h: A[f, :, h, :] if h < H else zero  # noqa: E731 - padding lines are 0
         sender_ref: dict[int, np.ndarray] = {}  # R_h as the sender keeps it
@@ -173,6 +182,7 @@ def _line_delta_y(X: np.ndarray, Xorig: np.ndarray, layer: Layer, theta: int, lo
             received[h] = prev_r + Dt
             sender_ref[h] = received[h] if loop == "closed" else line(X, h)
             nz = Dt != 0
+            maps[f, :, h, :] = nz
             le[f, h] = int(nz.sum())
             ls[f, h] = int((nz * cover_x[None, :]).sum()) * int(cover_y[h]) * fan_c
         ev[f] = le[f].sum()
@@ -181,7 +191,7 @@ def _line_delta_y(X: np.ndarray, Xorig: np.ndarray, layer: Layer, theta: int, lo
             Xs = np.stack([line(Xorig, h) for h in needed])
             Rs = np.stack([received[h] for h in needed])
             me[f], re[f] = errors(Xs, Rs)
-    return Counts(ev, sp, me, re, le, ls)
+    return Counts(ev, sp, me, re, le, ls, maps)
 
 
 def line_delta(X: np.ndarray, layer: Layer, axis: str = "y", direction: str = "forward",
@@ -248,3 +258,132 @@ def all_ones_conv_sops(E: np.ndarray, k: tuple[int, int], s: tuple[int, int],
                             acc += int(E[ch, y, x] != 0) * 1  # all-ones weight
                 total += acc
     return total
+
+
+# ---- test data: recordings with controlled codes and random geometry ----------
+
+def make_qrec(layers: Sequence[Layer], signed: Mapping[str, np.ndarray], bits: int = 8,
+              frame_labels: Sequence[str] | None = None) -> QuantizedRecording:
+    """A QuantizedRecording whose ``signed(t)`` is exactly ``signed[t]``.
+
+    Built through the public path (``Recording.from_arrays`` validates geometry),
+    then the float values are replaced by codes ``X + zero_point`` with
+    ``zero_point = 2**(bits-1)`` and ``scale = 1``.
+    """
+    rec = Recording.from_arrays(layers, {t: np.asarray(a, dtype=np.float32) for t, a in signed.items()},
+                                frame_labels=frame_labels)
+    zp = 2 ** (bits - 1)
+    ds = rec.data.copy()
+    for v in list(ds.data_vars):
+        X = np.asarray(signed[ds[v].attrs["tensor"]], dtype=np.int64)
+        codes = X + zp
+        assert codes.min() >= 0 and codes.max() <= 2 ** bits - 1, "codes out of range"
+        dtype = np.uint8 if bits <= 8 else np.uint16
+        ds[v] = xr.Variable(ds[v].dims, codes.astype(dtype),
+                            attrs={**ds[v].attrs, "scale": 1.0, "zero_point": zp})
+    ds.attrs.update({"bits": int(bits), "calibration": "max"})
+    q = QuantizedRecording(rec.layers, ds)
+    for t, X in signed.items():
+        np.testing.assert_array_equal(q.signed(t), X)
+    return q
+
+
+@st.composite
+def layers_st(draw, max_hw: int = 7, ops: Sequence[str] = ("conv", "depthwise", "fc"),
+              name: str = "l", tensor: str = "t", shape: tuple[int, int, int] | None = None,
+              max_c: int = 4) -> Layer:
+    """A random valid layer: odd shapes (1 allowed), stride > kernel, dilation,
+    asymmetric padding (also larger than the kernel), grouped / depthwise, fc."""
+    op = draw(st.sampled_from(list(ops)))
+    if shape is None:
+        C, H, W = draw(st.integers(1, max_c)), draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    else:
+        C, H, W = shape
+    if op == "fc":
+        return Layer(name, tensor, "fc", C * H * W, draw(st.integers(1, 5)), input_shape=(C, H, W))
+    if op == "depthwise":
+        g = C
+    else:
+        g = draw(st.sampled_from([x for x in range(1, C + 1) if C % x == 0]))
+    c_out = g * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    t, b, l, r = (draw(st.integers(0, 4)) for _ in range(4))
+    if H + t + b < dh * (kh - 1) + 1:
+        b += dh * (kh - 1) + 1 - (H + t + b)
+    if W + l + r < dw * (kw - 1) + 1:
+        r += dw * (kw - 1) + 1 - (W + l + r)
+    return Layer(name, tensor, op, C, c_out, kernel=(kh, kw), stride=(sh, sw), padding=(t, b, l, r),
+                 dilation=(dh, dw), groups=g, input_shape=(C, H, W))
+
+
+@st.composite
+def codes_st(draw, shape: tuple[int, ...], bits: int = 8, sparsity: float | None = None) -> np.ndarray:
+    """Signed codes in the ``bits`` range, sparse (many zeros) and often small."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    kind = draw(st.sampled_from(["small", "full", "smooth"]))
+    if kind == "small":
+        X = rng.integers(-3, 4, size=shape)
+    elif kind == "full":
+        X = rng.integers(lo, hi + 1, size=shape)
+    else:  # smooth along y and x plus noise: line deltas are small but non-zero
+        base = rng.integers(-4, 5, size=shape[:2] + (1, 1))
+        X = base + rng.integers(-1, 2, size=shape)
+    p_zero = draw(st.sampled_from([0.0, 0.3, 0.7, 1.0])) if sparsity is None else sparsity
+    X = np.where(rng.random(shape) < p_zero, 0, X)
+    return np.clip(X, lo, hi).astype(np.int64)
+
+
+# ---- holding count_events to the reference -------------------------------------
+
+def scheme_of(scheme_or_plan: Any, layer_name: str) -> Any:
+    """The scheme a plan (or a bare scheme) assigns to a layer."""
+    if hasattr(scheme_or_plan, "scheme_for"):
+        return scheme_or_plan.scheme_for(layer_name)
+    return scheme_or_plan
+
+
+def assert_matches_reference(ds: xr.Dataset, q: QuantizedRecording, scheme_or_plan: Any,
+                             lines: bool = False, layer_names: Sequence[str] | None = None) -> None:
+    """Assert that a ``count_events`` Dataset equals the reference, layer by layer."""
+    assert tuple(ds["layer"].values) == tuple(layer.name for layer in q.layers)
+    assert ds.sizes["frame"] == q.n_frames
+    for var in ("events", "sops", "dense_events", "dense_macs"):
+        assert ds[var].dtype == np.int64, (var, ds[var].dtype)
+    for var in ("max_error", "rel_error"):
+        assert ds[var].dtype == np.float64, (var, ds[var].dtype)
+    assert int(ds.attrs["bits"]) == q.bits
+    assert ds.attrs["calibration"] == q.calibration
+    for layer in q.layers:
+        if layer_names is not None and layer.name not in layer_names:
+            continue
+        scheme = scheme_of(scheme_or_plan, layer.name)
+        ref = reference_for(q.signed(layer.input), layer, scheme)
+        got = ds.sel(layer=layer.name)
+        where = f"layer {layer.name!r} ({layer.op}, {layer.to_dict()}), scheme {scheme!r}"
+        np.testing.assert_array_equal(got["events"].values, ref.events, err_msg="events: " + where)
+        np.testing.assert_array_equal(got["sops"].values, ref.sops, err_msg="sops: " + where)
+        np.testing.assert_array_equal(got["dense_events"].values, layer.dense_events, err_msg=where)
+        np.testing.assert_array_equal(got["dense_macs"].values, layer.dense_macs, err_msg=where)
+        np.testing.assert_array_equal(got["max_error"].values, ref.max_error,
+                                      err_msg="max_error: " + where)
+        np.testing.assert_allclose(got["rel_error"].values, ref.rel_error, rtol=1e-9, atol=1e-12,
+                                   err_msg="rel_error: " + where)
+        assert str(got["scheme"].values) == scheme.kind, where
+        assert str(got["axis"].values) == (scheme.axis if scheme.kind == "line_delta" else ""), where
+        assert int(got["threshold"].values) == getattr(scheme, "threshold", 0), where
+        assert int(got["tau"].values) == getattr(scheme, "tau", 0), where
+        assert str(got["op"].values) == layer.op, where
+        if lines:
+            for var, want in (("line_events", ref.line_events), ("line_sops", ref.line_sops)):
+                arr = got[var].values  # (frame, line)
+                assert arr.dtype == np.int64, var
+                n = want.shape[1]
+                assert arr.shape[1] >= n, f"{var}: {arr.shape[1]} lines < {n}: {where}"
+                np.testing.assert_array_equal(arr[:, :n], want, err_msg=f"{var}: {where}")
+                assert not arr[:, n:].any(), f"{var}: non-zero beyond line {n}: {where}"
+                np.testing.assert_array_equal(arr.sum(axis=1), got["events" if var == "line_events"
+                                                                   else "sops"].values, err_msg=where)

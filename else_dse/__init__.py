@@ -8,6 +8,8 @@ The pipeline (one module per stage)::
 
 from .workload import GeometryError, Layer
 from .recording import QuantizedRecording, Recording, RecordingError, open_recording
+from .schemes import Conventional, Dense, LineDelta, Plan, TemporalDelta  # kernel helper
+from .events import count_events, event_curve, layers_of  # kernel helper
 from . import report  # noqa: E402  (else_dse.report.write; plotting imported lazily)
 
 __version__ = "0.1.0"
@@ -19,4 +21,6 @@ __all__ = [
     "Recording",
     "RecordingError",
     "open_recording",
+    "Dense", "Conventional", "LineDelta", "TemporalDelta", "Plan",  # kernel helper
+    "count_events", "event_curve", "layers_of",  # kernel helper
 ]

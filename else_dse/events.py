@@ -1,0 +1,371 @@
+"""Exact event statistics of a quantized recording under a scheme or a per-layer plan.
+
+:func:`count_events` runs the Cython kernels (``else_dse._kernels``) once per
+recorded tensor and scheme and wraps the result in an :class:`xarray.Dataset`
+with dims ``(layer, frame)``; :func:`event_curve` gives events, SOPs and error
+of one layer for many thresholds at once. Everything follows
+``shared/design/semantics.md``; the choices that document leaves open are:
+
+- **Open-loop error.** The error is that of what the consumer has accumulated,
+  ``Y_h = Y_{h-s} + Dt_h`` (line delta) or ``Y_f = Y_{f-1} + Dt_f`` (temporal),
+  while the sender's reference is the input itself (``R_h = X_h``). In the
+  closed loop ``Y = R``.
+- **Where the error is measured.** Against ``X`` before the activation
+  threshold ``tau``. Line delta: over the needed lines only (bottom-padding
+  lines included, where ``X = 0`` but ``Y`` may not be; input lines no output
+  row reads are not sent and not counted); both norms of ``rel_error`` are over
+  those lines. Other schemes: over the whole tensor. ``rel_error`` is
+  ``||X - Y|| / ||X||``, 0 when ``X = Y``.
+- **Conventional and dense events** count every non-zero (every) element,
+  including elements whose fan-out is zero (a stride larger than the kernel).
+- **Line indexing** (``lines=True``): for line delta, ``line`` is the index
+  along the scan in scan order (line ``j`` of the reverse scan is input row
+  ``H - 1 - j``; for axis x, columns), over the extended range ``[0, L)``
+  where lines ``>= H`` are bottom padding (in scan order). For the other
+  schemes ``line`` is the input row ``y``. Layers with fewer lines are padded
+  with zeros up to the longest layer; ``line_events.sum("line") == events``.
+- **event_curve** replaces the scheme's ``threshold`` (or, for
+  :class:`Conventional`, its ``tau``) by each of ``thresholds``.
+
+>>> import numpy as np, else_dse as ed
+>>> layer = ed.Layer("c1", "x", "conv", 1, 4, kernel=3, padding=1, input_shape=(1, 4, 4))
+>>> x = np.tile(np.arange(4, dtype=np.float32), (1, 1, 4, 1))   # every row equal
+>>> q = ed.Recording.from_arrays([layer], {"x": x}).quantize(bits=8)
+>>> int(ed.count_events(q, ed.Conventional())["events"].sum())
+12
+>>> int(ed.count_events(q, ed.LineDelta(axis="y"))["events"].sum())   # first row, then -row at y=4
+6
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from . import _kernels
+from .recording import QuantizedRecording, Recording
+from .schemes import (Conventional, Dense, LineDelta, Plan, Scheme, SchemeOrPlan, TemporalDelta,
+                      as_plan)
+from .workload import Layer
+
+__all__ = ["count_events", "event_curve", "layers_of"]
+
+_PROGRESS_MIN_LAYERS = 8
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Per-frame results of one layer (internal)."""
+
+    events: np.ndarray       # (F,) int64
+    sops: np.ndarray         # (F,) int64
+    max_error: np.ndarray    # (F,) float64
+    rel_error: np.ndarray    # (F,) float64
+    line_events: np.ndarray  # (F, n_lines) int64
+    line_sops: np.ndarray    # (F, n_lines) int64
+
+
+def _rel_error(err_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    num = np.sqrt(np.asarray(err_sq, dtype=np.float64))
+    den = np.sqrt(np.asarray(x_sq, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(num == 0, 0.0, num / np.where(den == 0, 0.0, den))
+    return np.where((num > 0) & (den == 0), np.inf, out).astype(np.float64)
+
+
+def _check_qrec(qrec: Any, where: str) -> QuantizedRecording:
+    if isinstance(qrec, QuantizedRecording):
+        return qrec
+    if isinstance(qrec, Recording):
+        raise TypeError(f"{where} counts events on integer codes: quantize the recording first, "
+                        f"e.g. rec.quantize(bits=8)")
+    raise TypeError(f"{where} needs an else_dse.QuantizedRecording, got {type(qrec).__name__}")
+
+
+def _flat(X: np.ndarray) -> np.ndarray:
+    """``(F, C, H, W)`` -> ``(F, C, H*W)`` view."""
+    F, C, H, W = X.shape
+    return X.reshape(F, C, H * W)
+
+
+def _line_geometry(layer: Layer, scheme: LineDelta) -> tuple[Layer, np.ndarray, np.ndarray]:
+    """The layer in scan coordinates (swapped for axis x, flipped for reverse), its
+    extended cover along the scan and its conventional cover across it."""
+    g = layer.swapped() if scheme.axis == "x" else layer
+    if scheme.direction == "reverse":
+        g = g.flipped()
+    cover_line = np.ascontiguousarray(g.cover("y", extended=True), dtype=np.int64)
+    cover_pos = np.ascontiguousarray(g.cover("x"), dtype=np.int64)
+    s = g.stride[0]
+    needed = cover_line > 0
+    bad = np.nonzero(needed[s:] & ~needed[:-s])[0] if len(needed) > s else []
+    if len(bad):  # cannot happen for the extended row range; guard the kernel's ring buffer
+        raise RuntimeError(f"layer {layer.name!r}: needed line {int(bad[0]) + s} references line "
+                           f"{int(bad[0])}, which is not needed")
+    return g, cover_line, cover_pos
+
+
+class _TensorCache:
+    """Signed codes and per-tensor kernel results shared by layers reading one tensor."""
+
+    def __init__(self, qrec: QuantizedRecording, layers: Sequence[Layer]) -> None:
+        self.qrec = qrec
+        self.last_use = {layer.input: i for i, layer in enumerate(layers)}
+        self.arrays: dict[str, np.ndarray] = {}
+        self.results: dict[tuple, Any] = {}
+
+    def signed(self, tensor: str) -> np.ndarray:
+        if tensor not in self.arrays:
+            self.arrays[tensor] = self.qrec.signed(tensor)
+        return self.arrays[tensor]
+
+    def done(self, i: int, tensor: str) -> None:
+        if self.last_use[tensor] == i:
+            self.arrays.pop(tensor, None)
+            for key in [k for k in self.results if k[0] == tensor]:
+                del self.results[key]
+
+    def get(self, key: tuple, compute: Any) -> Any:
+        if key not in self.results:
+            self.results[key] = compute()
+        return self.results[key]
+
+
+# ---- per-scheme counting --------------------------------------------------------
+
+def _dense(layer: Layer, F: int) -> _Counts:
+    c, h, w = layer.input_shape
+    fan = layer.fan_out()
+    zeros = np.zeros(F)
+    return _Counts(np.full(F, layer.dense_events, np.int64), np.full(F, layer.dense_macs, np.int64),
+                   zeros, zeros.copy(), np.full((F, h), c * w, np.int64),
+                   np.tile(c * fan.sum(axis=1), (F, 1)).astype(np.int64))
+
+
+def _position_counts(kernel: Any, X: np.ndarray, *args: Any) -> tuple[np.ndarray, ...]:
+    """Run a per-position kernel (conventional / temporal) -> count (F, H, W) and errors."""
+    F, C, H, W = X.shape
+    count = np.zeros((F, H * W), np.int32)
+    emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
+    kernel(_flat(X), *args, count, emax, esq, xsq)
+    return count.reshape(F, H, W), emax, esq, xsq
+
+
+def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
+    count, emax, esq, xsq = res
+    fan = layer.fan_out()                                   # (H, W), includes C_out / g
+    line_events = count.sum(axis=2, dtype=np.int64)         # (F, H)
+    line_sops = np.einsum("fyx,yx->fy", count.astype(np.int64), fan)
+    return _Counts(line_events.sum(axis=1), line_sops.sum(axis=1), emax.astype(np.float64),
+                   _rel_error(esq, xsq), line_events, line_sops)
+
+
+def _line_delta(X: np.ndarray, layer: Layer, scheme: LineDelta, cache: _TensorCache) -> _Counts:
+    g, cover_line, cover_pos = _line_geometry(layer, scheme)
+    s = g.stride[0]
+    key = (layer.input, "line_delta", scheme, s, cover_line.tobytes(), cover_pos.tobytes())
+
+    def run() -> tuple[np.ndarray, ...]:
+        F, L = X.shape[0], len(cover_line)
+        le, ls = np.zeros((F, L), np.int64), np.zeros((F, L), np.int64)
+        emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
+        _kernels.line_delta(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse", s,
+                            cover_line, cover_pos, scheme.threshold, scheme.loop == "closed",
+                            scheme.tau, le, ls, emax, esq, xsq)
+        return le, ls, emax, esq, xsq
+
+    le, ls, emax, esq, xsq = cache.get(key, run)
+    ls = ls * layer.fan_out_channels
+    return _Counts(le.sum(axis=1), ls.sum(axis=1), emax.astype(np.float64), _rel_error(esq, xsq),
+                   le, ls)
+
+
+def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: int) -> _Counts:
+    if isinstance(scheme, Dense):
+        return _dense(layer, F)
+    X = cache.signed(layer.input)
+    if isinstance(scheme, Conventional):
+        res = cache.get((layer.input, "conventional", scheme.tau),
+                        lambda: _position_counts(_kernels.conventional, X, scheme.tau))
+        return _from_position_counts(layer, res)
+    if isinstance(scheme, TemporalDelta):
+        res = cache.get((layer.input, "temporal_delta", scheme),
+                        lambda: _position_counts(_kernels.temporal_delta, X, scheme.threshold,
+                                                 scheme.loop == "closed", scheme.tau))
+        return _from_position_counts(layer, res)
+    if isinstance(scheme, LineDelta):
+        return _line_delta(X, layer, scheme, cache)
+    raise ValueError(f"layer {layer.name!r}: unknown scheme {scheme!r}")
+
+
+# ---- public API --------------------------------------------------------------------
+
+def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
+                 lines: bool = False) -> xr.Dataset:
+    """Events, SOPs and reconstruction error per layer and frame.
+
+    ``scheme_or_plan`` is one scheme for every layer or a :class:`Plan`. Returns a
+    Dataset with dims ``(layer, frame)``: int64 ``events``, ``sops``,
+    ``dense_events``, ``dense_macs``; float64 ``max_error`` (code steps) and
+    ``rel_error``; coords ``scheme`` (kind), ``axis``, ``threshold``, ``tau``, ``op``
+    (also ``direction``, ``loop``) on ``layer``; attrs ``layers`` (JSON geometry),
+    ``plan`` (repr), ``bits``, ``calibration``. ``lines=True`` adds
+    ``line_events`` and ``line_sops`` with dims ``(layer, frame, line)`` (see the
+    module docstring for the line indexing).
+    """
+    qrec = _check_qrec(qrec, "count_events")
+    plan = as_plan(scheme_or_plan)
+    layers = qrec.layers
+    schemes = plan.resolve(layers)
+    F = qrec.n_frames
+    cache = _TensorCache(qrec, layers)
+    results: list[_Counts] = []
+    iterator: Any = enumerate(zip(layers, schemes))
+    if len(layers) >= _PROGRESS_MIN_LAYERS:
+        from tqdm.auto import tqdm
+        iterator = tqdm(iterator, total=len(layers), desc="count_events", unit="layer",
+                        disable=None, leave=False)
+    for i, (layer, scheme) in iterator:
+        results.append(_count_layer(i, layer, scheme, cache, F))
+        cache.done(i, layer.input)
+
+    names = [layer.name for layer in layers]
+    frame_coords: dict[str, Any] = {"frame": qrec.data["frame"].values}
+    if "frame_label" in qrec.data.coords:
+        frame_coords["frame_label"] = ("frame", qrec.data["frame_label"].values)
+    coords = {
+        "layer": names,
+        **frame_coords,
+        "scheme": ("layer", [s.kind for s in schemes]),
+        "axis": ("layer", [getattr(s, "axis", "") if isinstance(s, LineDelta) else "" for s in schemes]),
+        "direction": ("layer", [s.direction if isinstance(s, LineDelta) else "" for s in schemes]),
+        "loop": ("layer", [getattr(s, "loop", "") for s in schemes]),
+        "threshold": ("layer", np.array([getattr(s, "threshold", 0) for s in schemes], np.int64)),
+        "tau": ("layer", np.array([getattr(s, "tau", 0) for s in schemes], np.int64)),
+        "op": ("layer", [layer.op for layer in layers]),
+    }
+    stack = lambda attr: np.stack([getattr(r, attr) for r in results])  # noqa: E731
+    data = {
+        "events": (("layer", "frame"), stack("events").astype(np.int64)),
+        "sops": (("layer", "frame"), stack("sops").astype(np.int64)),
+        "dense_events": (("layer", "frame"),
+                         np.repeat(np.array([[l.dense_events] for l in layers], np.int64), F, axis=1)),
+        "dense_macs": (("layer", "frame"),
+                       np.repeat(np.array([[l.dense_macs] for l in layers], np.int64), F, axis=1)),
+        "max_error": (("layer", "frame"), stack("max_error").astype(np.float64)),
+        "rel_error": (("layer", "frame"), stack("rel_error").astype(np.float64)),
+    }
+    if lines:
+        n = max(r.line_events.shape[1] for r in results)
+        le = np.zeros((len(layers), F, n), np.int64)
+        ls = np.zeros((len(layers), F, n), np.int64)
+        for j, r in enumerate(results):
+            le[j, :, : r.line_events.shape[1]] = r.line_events
+            ls[j, :, : r.line_sops.shape[1]] = r.line_sops
+        data["line_events"] = (("layer", "frame", "line"), le)
+        data["line_sops"] = (("layer", "frame", "line"), ls)
+        coords["line"] = np.arange(n)
+    ds = xr.Dataset(data, coords=coords)
+    ds.attrs.update({
+        "layers": json.dumps([layer.to_dict() for layer in layers]),
+        "plan": repr(scheme_or_plan),
+        "bits": qrec.bits,
+        "calibration": qrec.calibration,
+    })
+    return ds
+
+
+def layers_of(ds: xr.Dataset) -> tuple[Layer, ...]:
+    """The geometry of the layers of a ``count_events`` Dataset, in the order of its
+    ``layer`` coordinate (works on subsets selected with ``ds.sel(layer=...)``)."""
+    if "layers" not in ds.attrs:
+        raise ValueError("dataset has no 'layers' attribute; pass a count_events result")
+    by_name = {d["name"]: Layer.from_dict(d) for d in json.loads(ds.attrs["layers"])}
+    if "layer" not in ds.coords:
+        return tuple(by_name.values())
+    names = np.atleast_1d(ds["layer"].values)
+    missing = [str(n) for n in names if str(n) not in by_name]
+    if missing:
+        raise ValueError(f"layers {missing} have no geometry in the 'layers' attribute")
+    return tuple(by_name[str(n)] for n in names)
+
+
+def _check_thresholds(thresholds: Sequence[int]) -> np.ndarray:
+    vals = list(np.atleast_1d(np.asarray(thresholds, dtype=object)))
+    if not vals:
+        raise ValueError("event_curve: thresholds must be a non-empty sequence of ints >= 0")
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"event_curve: thresholds must be ints >= 0 (code steps), got {v!r}")
+    out = np.array([int(v) for v in vals], np.int64)
+    if len(np.unique(out)) != len(out):
+        raise ValueError(f"event_curve: thresholds must be distinct, got {out.tolist()}")
+    if out.max() > 2**31 - 1:
+        raise ValueError("event_curve: thresholds must be < 2**31")
+    return out
+
+
+def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
+                thresholds: Sequence[int]) -> xr.Dataset:
+    """Events, SOPs and error of one layer for many thresholds in one call.
+
+    ``scheme`` is a :class:`LineDelta` or :class:`TemporalDelta` whose ``threshold``
+    takes each value of ``thresholds`` (all in one pass over the tensor), or a
+    :class:`Conventional` whose ``tau`` does (exact from a histogram of ``|X|``
+    weighted by fan-out). Returns a Dataset with dims ``(threshold, frame)`` and
+    variables ``events``, ``sops`` (int64), ``max_error``, ``rel_error`` (float64),
+    equal to ``count_events`` with each threshold.
+    """
+    qrec = _check_qrec(qrec, "event_curve")
+    layer = qrec.layer(layer_name) if layer_name in {l.name for l in qrec.layers} else None
+    if layer is None:
+        raise ValueError(f"event_curve: unknown layer {layer_name!r}; valid layer names are "
+                         f"{[l.name for l in qrec.layers]}")
+    if not isinstance(scheme, (LineDelta, TemporalDelta, Conventional)):
+        raise ValueError(f"event_curve: scheme must be LineDelta, TemporalDelta or Conventional "
+                         f"(thresholds are its tau), got {scheme!r}")
+    scheme.check_layer(layer)
+    th = _check_thresholds(thresholds)
+    X = qrec.signed(layer.input)
+    F, T = X.shape[0], len(th)
+    events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
+    xsq = np.zeros(F, np.int64)
+    if isinstance(scheme, LineDelta):
+        g, cover_line, cover_pos = _line_geometry(layer, scheme)
+        _kernels.line_delta_curve(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse",
+                                  g.stride[0], cover_line, cover_pos, th.astype(np.int32),
+                                  scheme.loop == "closed", scheme.tau, events, sops, emax, esq, xsq)
+        sops *= layer.fan_out_channels
+    elif isinstance(scheme, TemporalDelta):
+        fan = np.ascontiguousarray(layer.fan_out().ravel(), dtype=np.int64)
+        _kernels.temporal_delta_curve(_flat(X), fan, th.astype(np.int32), scheme.loop == "closed",
+                                      scheme.tau, events, sops, emax, esq, xsq)
+    else:  # Conventional: thresholds are activation thresholds tau
+        fan = np.ascontiguousarray(layer.fan_out().ravel(), dtype=np.int64)
+        V = int(th.max()) + 2                     # bin V-1 gathers every |X| > max(tau)
+        hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
+        _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq)
+        v = np.arange(V)
+        above_events = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]      # sum over bins >= v
+        above_sops = np.cumsum(hist_sops[:, ::-1], axis=1)[:, ::-1]
+        sq = np.cumsum(hist * v * v, axis=1)                          # sum over bins <= v
+        present = np.where(hist > 0, v, 0)
+        running_max = np.maximum.accumulate(present, axis=1)
+        for t, tau in enumerate(th):
+            events[t] = above_events[:, tau + 1]
+            sops[t] = above_sops[:, tau + 1]
+            esq[t] = sq[:, tau]
+            emax[t] = running_max[:, tau]
+    ds = xr.Dataset(
+        {"events": (("threshold", "frame"), events), "sops": (("threshold", "frame"), sops),
+         "max_error": (("threshold", "frame"), emax.astype(np.float64)),
+         "rel_error": (("threshold", "frame"), _rel_error(esq, xsq[None, :]))},
+        coords={"threshold": th, "frame": qrec.data["frame"].values})
+    ds.attrs.update({"layer": layer.name, "layers": json.dumps([layer.to_dict()]),
+                     "scheme": repr(scheme), "bits": qrec.bits, "calibration": qrec.calibration,
+                     "threshold_of": "tau" if isinstance(scheme, Conventional) else "threshold"})
+    return ds

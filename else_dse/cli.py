@@ -1,0 +1,609 @@
+"""The ``else-dse`` command line: record, stats, cost, search, report.
+
+Each subcommand is a thin shell over one pipeline stage::
+
+    else-dse record  MODEL MEDIA... -o rec.nc          # else_dse.record.record
+    else-dse stats   rec.nc --scheme line_delta:y:1     # else_dse.count_events
+    else-dse cost    stats.nc --template neuronflow     # else_dse.estimate
+    else-dse search  studies/quick.toml --report out/   # else_dse.search.run
+    else-dse report  study.db -o out/                   # else_dse.report.write
+
+Exit status: 0 success, 1 runtime failure, 2 usage error (bad arguments, missing
+file, bad scheme, unknown template, bad config): one line on stderr, no traceback
+(``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["main", "parse_scheme", "parse_plan", "UsageError"]
+
+PROG = "else-dse"
+
+
+class UsageError(ValueError):
+    """A user mistake: reported as one line on stderr, exit status 2."""
+
+
+# ---- schemes from the command line ---------------------------------------------------
+
+_KIND_ALIASES = {
+    "dense": "dense", "conventional": "conventional", "conv": "conventional", "zero_skip": "conventional",
+    "line_delta": "line_delta", "line": "line_delta", "else": "line_delta", "linedelta": "line_delta",
+    "temporal_delta": "temporal_delta", "temporal": "temporal_delta", "delta": "temporal_delta",
+    "sigma_delta": "temporal_delta",
+}
+_BARE = {"y": "axis", "x": "axis", "forward": "direction", "reverse": "direction",
+         "closed": "loop", "open": "loop"}
+
+SCHEME_HELP = """\
+A scheme is KIND[:OPTIONS] with KIND one of dense, conventional, line_delta (alias
+else), temporal_delta (alias temporal) and OPTIONS comma- or colon-separated
+key=value pairs or bare values (y|x = axis, forward|reverse = direction,
+closed|open = loop, an integer = threshold):
+  line_delta:y:1    line_delta:axis=x,threshold=2,loop=open    temporal:threshold=1,tau=1
+Prefix LAYER= to set one layer of a per-layer plan (repeat --scheme; the
+scheme without a prefix is the default for the other layers):
+  --scheme conv0=line_delta:y --scheme temporal:1"""
+
+
+def _scheme_classes() -> dict[str, type]:
+    from . import schemes
+
+    return {"dense": schemes.Dense, "conventional": schemes.Conventional,
+            "line_delta": schemes.LineDelta, "temporal_delta": schemes.TemporalDelta}
+
+
+def parse_scheme(text: str, **overrides: Any) -> Any:
+    """A scheme from ``KIND[:OPTIONS]`` (see :data:`SCHEME_HELP`); ``overrides`` (not None) win.
+
+    >>> parse_scheme("line_delta:x:2")
+    LineDelta(axis='x', direction='forward', threshold=2, loop='closed', tau=0)
+    """
+    head, _, rest = text.strip().partition(":")
+    kind = _KIND_ALIASES.get(head.strip().lower().replace("-", "_"))
+    if kind is None:
+        raise UsageError(f"unknown scheme {head!r} in {text!r}; kinds are dense, conventional, "
+                         "line_delta (else), temporal_delta (temporal)")
+    cls = _scheme_classes()[kind]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    kw: dict[str, Any] = {}
+    for tok in filter(None, (t.strip() for t in re.split(r"[,:]", rest))):
+        if "=" in tok:
+            key, _, value = tok.partition("=")
+            key, value = key.strip(), value.strip()
+        elif tok.lstrip("-").isdigit():
+            key, value = "threshold", tok
+        elif tok.lower() in _BARE:
+            key, value = _BARE[tok.lower()], tok.lower()
+        else:
+            raise UsageError(f"scheme {text!r}: cannot read option {tok!r}")
+        kw[key] = value
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    for key in list(kw):
+        if key not in allowed:
+            raise UsageError(f"scheme {text!r}: {kind} has no option {key!r}; "
+                             f"options are {allowed or 'none'}")
+        if key in ("threshold", "tau"):
+            try:
+                kw[key] = int(kw[key])
+            except ValueError:
+                raise UsageError(f"scheme {text!r}: {key} must be an integer >= 0 (code steps), "
+                                 f"got {kw[key]!r}") from None
+    try:
+        return cls(**kw)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"scheme {text!r}: {exc}") from None
+
+
+def parse_plan(texts: Sequence[str], **overrides: Any) -> Any:
+    """A scheme, or a ``Plan`` when some entries are ``LAYER=SCHEME`` (overrides go to the default)."""
+    from .schemes import Conventional, Plan
+
+    default, per_layer = None, {}
+    for text in texts:
+        m = re.match(r"^\s*([^=:]+?)\s*=\s*([A-Za-z_-]+(?::.*)?)$", text)
+        if m and m.group(2).split(":")[0].lower().replace("-", "_") in _KIND_ALIASES:
+            per_layer[m.group(1)] = parse_scheme(m.group(2))
+        elif default is None:
+            default = parse_scheme(text, **overrides)
+        else:
+            raise UsageError(f"two default schemes given ({default} and {text!r}); prefix one with LAYER=")
+    if default is None:
+        default = parse_scheme("conventional", **overrides) if any(
+            v is not None for v in overrides.values()) else Conventional()
+    if not per_layer:
+        return default
+    try:
+        return Plan(per_layer, default=default)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"plan: {exc}") from None
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{p}: no such {what}")
+    return p
+
+
+def _progress(iterable: Any, total: int | None, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, disable=None if enabled else True, leave=False,
+                file=sys.stderr)
+
+
+def _quantized(path: Path, bits: int, calibration: str) -> Any:
+    from .recording import QuantizedRecording, open_recording
+
+    rec = open_recording(path)
+    if isinstance(rec, QuantizedRecording):
+        if bits != rec.bits:
+            raise UsageError(f"{path}: recording is already quantized to {rec.bits} bits, asked for {bits}")
+        return rec
+    return rec.quantize(bits=bits, calibration=calibration)
+
+
+def _count(q: Any, scheme: Any) -> Any:
+    from .events import count_events  # runs its own tqdm bar over layers on long networks
+
+    return count_events(q, scheme)
+
+
+def _per_layer_table(ds: Any) -> Any:
+    import pandas as pd
+
+    from .report import _layer_frame_means
+
+    df = _layer_frame_means(ds).drop(columns=["layer_index"])
+    return df.set_index("layer") if not df.empty else pd.DataFrame()
+
+
+def _print_table(df: Any, out: Any = None) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200,
+                           "display.float_format", lambda v: f"{v:.4g}"):
+        print(df.to_string(), file=out or sys.stdout)
+
+
+def _save(ds: Any, table: Any, out: str | None) -> None:
+    if not out:
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        table.to_csv(path)
+    elif path.suffix in (".nc", ".nc4", ".netcdf"):
+        from .report import _serializable
+
+        _serializable(ds).to_netcdf(path, engine="h5netcdf")
+    else:
+        raise UsageError(f"{path}: output must end in .nc (NetCDF) or .csv")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+# ---- record ------------------------------------------------------------------------------
+
+_VIDEO = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+_IMAGE = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+
+
+def _frames(media: Sequence[str], start: int, count: int | None) -> tuple[list[Any], list[str]]:
+    from .record import media as m
+
+    frames, labels = [], []
+    for item in media:
+        if item.startswith("still:"):
+            name = item[len("still:"):]
+            try:
+                frames.append(m.still(name))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            labels.append(item)
+            continue
+        path = _existing(item, "media file")
+        suffix = path.suffix.lower()
+        if suffix in _VIDEO:
+            for i, f in enumerate(m.video_frames(path, start, count)):
+                frames.append(f)
+                labels.append(f"{path.name}:{start + i}")
+        elif suffix in _IMAGE:
+            import skimage.io
+
+            frames.append(m.to_rgb(skimage.io.imread(path)))
+            labels.append(path.name)
+        else:
+            raise UsageError(f"{path}: unknown media type {suffix!r}; use a video ({', '.join(_VIDEO)}), "
+                             f"an image ({', '.join(_IMAGE)}) or still:NAME (scikit-image stills)")
+    if not frames:
+        raise UsageError("no frames: give at least one video, image or still:NAME")
+    return frames, labels
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    model = _existing(args.model, "model file")
+    if model.suffix not in (".tflite", ".onnx"):
+        raise UsageError(f"{model}: model must be a .tflite or .onnx file")
+    out = Path(args.output)
+    if out.suffix not in (".nc", ".zarr"):
+        raise UsageError(f"{out}: output must end in .nc (NetCDF) or .zarr")
+    frames, labels = _frames(args.media, args.start, args.frames)
+    from .record import record
+
+    rec = record(model, frames, value_range=tuple(args.value_range), progress_bar=not args.no_progress,
+                 frame_labels=labels)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rec.save(out)
+    print(f"wrote {out}: {len(rec.layers)} layers, {rec.n_frames} frames, tensors {len(rec.tensors)}",
+          file=sys.stderr)
+    return 0
+
+
+# ---- stats ---------------------------------------------------------------------------------
+
+def _scheme_from_args(args: argparse.Namespace) -> Any:
+    overrides = {"axis": args.axis, "direction": args.direction, "threshold": args.threshold,
+                 "loop": args.loop, "tau": args.tau}
+    texts = args.scheme or ["conventional"]
+    return parse_plan(texts, **overrides)
+
+
+def _stats(args: argparse.Namespace) -> tuple[Any, Any]:
+    path = _existing(args.recording, "recording")
+    scheme = _scheme_from_args(args)
+    q = _quantized(path, args.bits, args.calibration)
+    if args.frames:
+        q = q.select_frames(slice(0, args.frames))
+    return _count(q, _fc_fallback(scheme, q.layers)), q
+
+
+def _fc_fallback(scheme: Any, layers: Sequence[Any]) -> Any:
+    """Line delta is undefined on fc layers: a line-delta default leaves them conventional (noted)."""
+    from .schemes import Conventional, LineDelta, Plan
+
+    default = scheme.default if isinstance(scheme, Plan) else scheme
+    explicit = dict(scheme.schemes) if isinstance(scheme, Plan) else {}
+    fc = [layer.name for layer in layers if layer.op == "fc" and layer.name not in explicit]
+    if not isinstance(default, LineDelta) or not fc:
+        return scheme
+    print(f"note: line delta is undefined on fc layers; {', '.join(fc)} use conventional "
+          f"(tau={default.tau})", file=sys.stderr)
+    return Plan({**explicit, **{n: Conventional(tau=default.tau) for n in fc}}, default=default)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    ds, q = _stats(args)
+    table = _per_layer_table(ds)
+    if not args.no_baseline and set(ds.coords["scheme"].values) != {"conventional"}:
+        from .events import count_events
+        from .schemes import Conventional
+
+        base = count_events(q, Conventional()).sops.astype(float).mean("frame").values
+        table["sops_reduction"] = base / table["sops"].where(table["sops"] > 0)
+    if not args.quiet:
+        _print_table(table)
+        total_sops = float(table["sops"].sum())
+        line = f"total: events {table['events'].sum():.6g}, SOPs {total_sops:.6g} per frame"
+        if "sops_reduction" in table:
+            base_total = float((table["sops_reduction"] * table["sops"]).sum())
+            line += f"; conventional / these SOPs = {base_total / max(total_sops, 1):.3g}x"
+        print(line)
+    _save(ds, table, args.output)
+    return 0
+
+
+# ---- cost ----------------------------------------------------------------------------------
+
+def _load_hardware(name: str) -> Any:
+    from .hardware import load_template
+
+    if name.endswith(".toml"):
+        _existing(name, "hardware template file")
+    return load_template(name)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    path = _existing(args.input, "stats or recording file")
+    hw = _load_hardware(args.template)
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as probe:
+            is_stats = "events" in probe.data_vars
+            stats = probe.load() if is_stats else None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot be read as NetCDF: {exc}") from None
+    if not is_stats:
+        args.recording = str(path)
+        stats, _ = _stats(args)
+    elif args.scheme:
+        raise UsageError(f"{path} already holds event statistics; --scheme applies to a recording")
+    from .cost import estimate
+
+    kwargs = {"execution": args.execution} if args.execution else {}
+    cost = estimate(stats, hw, **kwargs)
+    per_layer = [v for v, da in cost.data_vars.items() if da.dims == ("layer",)]
+    table = cost[per_layer].to_dataframe()
+    table = table[[c for c in table.columns if table[c].dtype.kind in "biuf"]]
+    if not args.quiet:
+        _print_table(table)
+        totals = {v: cost[v].values.item() for v, da in cost.data_vars.items() if da.ndim == 0}
+        print("totals: " + ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
+                                     for k, v in totals.items()))
+    _save(cost, table, args.output)
+    return 0
+
+
+# ---- search --------------------------------------------------------------------------------
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A study configuration from TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
+    p = _existing(str(path), "config file")
+    text = p.read_text()
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            cfg = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            cfg = yaml.safe_load(text)
+        else:
+            raise UsageError(f"{p}: config must be .toml, .yaml or .yml")
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser error is a bad config
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{p}: bad config: {msg}") from None
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{p}: bad config: expected a table of settings at the top level")
+    return cfg
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    from . import search
+
+    study = search.run_config(cfg, base_dir=Path(args.config).resolve().parent, storage=args.storage,
+                              study_name=args.study_name, n_trials=args.trials, n_jobs=args.workers,
+                              seed=args.seed, progress_bar=not args.no_progress)
+    n = len(study.trials)
+    print(f"study {study.study_name!r}: {n} trials", file=sys.stderr)
+    if args.report:
+        from . import report
+
+        path = report.write(study, args.report)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+# ---- report --------------------------------------------------------------------------------
+
+def _storage_url(source: str) -> str | None:
+    if "://" in source:
+        return source
+    if Path(source).suffix in (".db", ".sqlite", ".sqlite3"):
+        return f"sqlite:///{_existing(source, 'study database')}"
+    if Path(source).suffix in (".log", ".jsonl"):
+        return f"journal:{_existing(source, 'journal file')}"
+    return None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report
+
+    urls = [_storage_url(s) for s in args.source]
+    if any(urls):
+        if len(args.source) != 1:
+            raise UsageError("give one study storage (URL or .db file), or NetCDF results files")
+        src: Any = _load_study(urls[0], args.study)  # type: ignore[arg-type]
+    else:
+        src = [str(_existing(s, "results file")) for s in args.source]
+    path = report.write(src, args.output, title=args.title)
+    print(f"wrote {path}")
+    return 0
+
+
+def _load_study(url: str, name: str | None) -> Any:
+    import optuna
+
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage: Any = JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    else:
+        storage = url
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    except Exception as exc:  # noqa: BLE001 - a storage that cannot be opened is a user mistake
+        raise UsageError(f"cannot open study storage {url!r}: {str(exc).splitlines()[0]}") from None
+    if name is None:
+        if len(names) != 1:
+            raise UsageError(f"storage {url!r} holds {len(names)} studies {names}; choose one with --study")
+        name = names[0]
+    if name not in names:
+        raise UsageError(f"no study {name!r} in {url!r}; studies are {names}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+# ---- parser --------------------------------------------------------------------------------
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _add_scheme_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scheme", SCHEME_HELP)
+    g.add_argument("--scheme", action="append", metavar="SCHEME",
+                   help="scheme or LAYER=SCHEME (repeatable); default conventional")
+    g.add_argument("--axis", choices=("y", "x"), help="line delta axis (overrides the scheme string)")
+    g.add_argument("--direction", choices=("forward", "reverse"), help="line delta scan direction")
+    g.add_argument("--threshold", type=int, metavar="THETA", help="delta threshold in code steps")
+    g.add_argument("--loop", choices=("closed", "open"), help="closed or open loop reference")
+    g.add_argument("--tau", type=int, help="activation threshold in code steps (spatial suppression)")
+    q = p.add_argument_group("quantization")
+    q.add_argument("--bits", type=int, default=8, help="quantization bits (2..16)")
+    q.add_argument("--calibration", choices=("max", "percentile"), default="max")
+    q.add_argument("--frames", type=int, metavar="N", help="use only the first N frames")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Exact event statistics, cost models and design-space exploration for "
+                    "event-driven DNN inference (ELSE line deltas, temporal deltas, thresholds).",
+        epilog="example:\n  else-dse search studies/quick.toml --report reports/quick\n\n"
+               "exit status: 0 ok, 1 runtime failure, 2 usage error")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "record", formatter_class=_Formatter, help="run a model on media and record its layer inputs",
+        description="Run a .tflite or .onnx model on video frames, images or scikit-image stills and "
+                    "save the input tensor of every conv / depthwise / fc layer as a recording.",
+        epilog="example:\n  else-dse record pose_landmark_full.tflite carphone.mp4 --frames 16 "
+               "-o rec.nc\n  else-dse record face_detection_short_range.tflite still:astronaut "
+               "--value-range -1 1 -o face.nc")
+    p.add_argument("model", help="model file (.tflite or .onnx)")
+    p.add_argument("media", nargs="+", help="video file(s), image file(s) or still:NAME")
+    p.add_argument("-o", "--output", required=True, help="recording to write (.nc or .zarr)")
+    p.add_argument("--start", type=int, default=0, help="first video frame")
+    p.add_argument("--frames", type=int, default=None, metavar="N", help="video frames to record (all)")
+    p.add_argument("--value-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                   help="model input range that pixel values 0..255 map to")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "stats", formatter_class=_Formatter, help="exact event statistics of a recording under a scheme",
+        description="Quantize a recording and count events, SOPs and reconstruction error per layer "
+                    "(frame averages) under a suppression scheme or per-layer plan.",
+        epilog="examples:\n  else-dse stats data/poselandmark_carphone.nc --scheme line_delta "
+               "--axis y --threshold 1\n  else-dse stats data/blazeface_carphone.nc --scheme "
+               "line_delta:x:2 -o stats.nc\n  else-dse stats rec.nc --scheme conv0=line_delta:y "
+               "--scheme temporal:1 --bits 6")
+    p.add_argument("recording", help="recording (.nc or .zarr)")
+    _add_scheme_args(p)
+    p.add_argument("-o", "--output", help="write the statistics: .nc (full dataset, dims layer x frame) "
+                                          "or .csv (per-layer table)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the sops_reduction column (conventional SOPs / these SOPs)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser(
+        "cost", formatter_class=_Formatter, help="energy, latency and memory on a hardware template",
+        description="Estimate energy, latency, state and weight memory per layer on a hardware template "
+                    "from event statistics (a stats .nc) or from a recording and a scheme.",
+        epilog="examples:\n  else-dse cost stats.nc --template neuronflow\n  else-dse cost "
+               "data/posedet_carphone.nc --scheme line_delta:y:1 --template loihi2 -o cost.nc\n"
+               "  else-dse cost stats.nc --template my_chip.toml")
+    p.add_argument("input", help="event statistics (.nc from `else-dse stats`) or a recording")
+    p.add_argument("-t", "--template", default="neuronflow",
+                   help="shipped template name (neuronflow, loihi2, seneca) or a .toml file")
+    p.add_argument("--execution", help="execution model passed to else_dse.estimate")
+    _add_scheme_args(p)
+    p.add_argument("-o", "--output", help="write the cost: .nc (dataset) or .csv (per-layer table)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser(
+        "search", formatter_class=_Formatter, help="run an Optuna study from a TOML or YAML config",
+        description="Run a design-space exploration study described by a config file (recording, "
+                    "search space, objectives, constraints, sampler). Command-line options override "
+                    "the config's [study] settings. Workers share one study through the storage.",
+        epilog="examples:\n  else-dse search studies/quick.toml --report reports/quick\n"
+               "  else-dse search my.yaml --storage postgresql://user@localhost/dse --trials 500 "
+               "--workers 2")
+    p.add_argument("config", help="study config (.toml, .yaml or .yml)")
+    p.add_argument("--storage", help="Optuna storage URL (default from the config, else an SQLite file)")
+    p.add_argument("--study-name", help="study name (default from the config)")
+    p.add_argument("--trials", type=int, help="number of trials (default from the config)")
+    p.add_argument("--workers", type=int, help="parallel workers (processes) on this machine")
+    p.add_argument("--seed", type=int, help="sampler seed (default from the config)")
+    p.add_argument("--report", metavar="DIR", help="write a report of the finished study to DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "report", formatter_class=_Formatter, help="write an HTML report of a study or of results files",
+        description="Write report.html (self-contained, figures embedded), the figures as PNG and the "
+                    "trials / per-layer results as CSV and NetCDF, from a stored study or from "
+                    "statistics / cost NetCDF files.",
+        epilog="examples:\n  else-dse report reports/quick/study.db -o reports/quick\n"
+               "  else-dse report postgresql://user@localhost/dse --study pose -o out\n"
+               "  else-dse report conventional.nc line_delta.nc cost.nc -o out")
+    p.add_argument("source", nargs="+", help="a storage URL or .db file, or NetCDF results files")
+    p.add_argument("--study", help="study name (needed when the storage holds several)")
+    p.add_argument("-o", "--output", required=True, help="report directory")
+    p.add_argument("--title", help="report title")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [UsageError, ValueError, FileNotFoundError, KeyError,
+                                         IsADirectoryError, NotADirectoryError]
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``else-dse``; returns the exit status (0 ok, 1 failure, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help, 2 for usage errors
+        return int(exc.code or 0)
+    func: Callable[[argparse.Namespace], int] = args.func
+    for name in ("frames", "trials", "workers"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            print(f"{PROG} {args.command}: error: --{name} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    t0 = time.perf_counter()
+    try:
+        status = func(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except _usage_errors() as exc:
+        if args.debug:
+            raise
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - runtime failure: one line, status 1
+        if args.debug:
+            raise
+        print(f"{PROG} {args.command}: failed: {type(exc).__name__}: {_one_line(exc)} "
+              "(--debug shows the traceback)", file=sys.stderr)
+        return 1
+    if args.debug:
+        print(f"{PROG} {args.command}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

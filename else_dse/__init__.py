@@ -8,6 +8,8 @@ The pipeline (one module per stage)::
 
 from .workload import GeometryError, Layer
 from .recording import QuantizedRecording, Recording, RecordingError, open_recording
+from .hardware import Hardware, HardwareError, load_template
+from .cost import CostError, estimate
 from .schemes import Conventional, Dense, LineDelta, Plan, TemporalDelta  # kernel helper
 from .events import count_events, event_curve, layers_of  # kernel helper
 from . import report  # noqa: E402  (else_dse.report.write; plotting imported lazily)
@@ -23,4 +25,5 @@ __all__ = [
     "open_recording",
     "Dense", "Conventional", "LineDelta", "TemporalDelta", "Plan",  # kernel helper
     "count_events", "event_curve", "layers_of",  # kernel helper
+    "Hardware", "HardwareError", "load_template", "CostError", "estimate",  # cost helper
 ]

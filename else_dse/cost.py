@@ -135,8 +135,8 @@ class Geometry:
     fan_channels: np.ndarray  # C_out/g (C_out for fc)
     is_fc: np.ndarray
     weights: np.ndarray    # weight words of the layer
-    virtual: np.ndarray    # (layer, axis) virtual rows/cols of line delta (-r_lo)
-    needed: np.ndarray     # (layer, axis) lines a line-delta sender emits (nonzero extended cover)
+    virtual: np.ndarray    # (layer, 2*axis_x + reverse) virtual rows/cols of line delta (-r_lo)
+    needed: np.ndarray     # (layer, 2*axis_x + reverse) lines a line-delta sender emits
     producer: np.ndarray   # index of the producing layer, -1 = from outside the chip
 
     @property
@@ -160,19 +160,25 @@ def _producers(layers: tuple[Layer, ...]) -> np.ndarray:
     return prod
 
 
+def _scan_views(layer: Layer) -> tuple[Layer, ...]:
+    """The layer in the scan coordinates of a line delta, indexed ``2*axis_x + reverse``
+    (as in :mod:`else_dse.events`: swapped for axis x, then flipped for a reverse scan)."""
+    return (layer, layer.flipped(), layer.swapped(), layer.swapped().flipped())
+
+
 def geometry(layers: tuple[Layer, ...] | list[Layer]) -> Geometry:
     """Geometry arrays of ``layers`` (uses only :mod:`else_dse.workload` math)."""
     layers = tuple(layers)
     n = len(layers)
     arr = lambda f: np.array([f(l) for l in layers], dtype=np.int64)  # noqa: E731
-    virtual = np.zeros((n, 2), dtype=np.int64)
-    needed = np.zeros((n, 2), dtype=np.int64)
+    virtual = np.zeros((n, 4), dtype=np.int64)
+    needed = np.zeros((n, 4), dtype=np.int64)
     for i, layer in enumerate(layers):
         if layer.op == "fc":
             continue
-        for j, axis in enumerate("yx"):
-            virtual[i, j] = -layer.rows(axis, extended=True).start
-            needed[i, j] = int(np.count_nonzero(layer.cover(axis, extended=True)))
+        for j, g in enumerate(_scan_views(layer)):
+            virtual[i, j] = -g.rows("y", extended=True).start
+            needed[i, j] = int(np.count_nonzero(g.cover("y", extended=True)))
     c_in = arr(lambda l: l.input_shape[0])
     fan = arr(lambda l: l.fan_out_channels)
     is_fc = np.array([l.op == "fc" for l in layers])
@@ -190,15 +196,23 @@ def geometry(layers: tuple[Layer, ...] | list[Layer]) -> Geometry:
 
 
 @lru_cache(maxsize=32)
-def _geometry_from_json(layers_json: str) -> Geometry:
+def _geometry_from_json(layers_json: str, names: tuple[str, ...] | None) -> Geometry:
+    """Geometry of the layers ``names`` (all when None) described by a stats' attrs['layers']."""
     try:
         dicts = json.loads(layers_json)
-        layers = tuple(Layer.from_dict(d) for d in dicts)
+        by_name = {d["name"]: Layer.from_dict(d) for d in dicts}
     except (TypeError, ValueError, KeyError) as exc:
         raise CostError(f"stats attrs['layers'] is not a JSON list of Layer.to_dict(): {exc}") from None
-    if not layers:
-        raise CostError("stats attrs['layers'] lists no layers")
-    return geometry(layers)
+    if names is None:
+        names = tuple(by_name)
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise CostError(f"stats layers {missing[:5]} have no geometry in attrs['layers'] "
+                        f"(which describes {list(by_name)[:5]}...); stats and geometry must come "
+                        "from the same network")
+    if not names:
+        raise CostError("stats has no layers")
+    return geometry(tuple(by_name[n] for n in names))
 
 
 # --------------------------------------------------------------------------- state
@@ -220,20 +234,22 @@ class StateWords:
     cols: np.ndarray   # columns the consumer maps (virtual columns of an x line delta included)
 
 
-def state_words(geom: Geometry, kind: np.ndarray, axis_x: np.ndarray) -> StateWords:
-    """State words per layer for scheme codes ``kind`` (index into :data:`KINDS`)
-    and line axis ``axis_x`` (True = along x); the formulas of semantics.md."""
+def state_words(geom: Geometry, kind: np.ndarray, axis_x: np.ndarray,
+                reverse: np.ndarray | None = None) -> StateWords:
+    """State words per layer for scheme codes ``kind`` (index into :data:`KINDS`),
+    line axis ``axis_x`` (True = along x) and scan ``reverse``; the formulas of semantics.md."""
     line = kind == _LINE
     temporal = kind == _TEMPORAL
     ax = axis_x.astype(np.int64)
-    v = np.where(line, geom.virtual[np.arange(len(kind)), ax], 0)
+    view = 2 * ax + (np.zeros_like(ax) if reverse is None else reverse.astype(np.int64))
+    v = np.where(line, geom.virtual[np.arange(len(kind)), view], 0)
     rows = geom.h_out + np.where(line & ~axis_x, v, 0)
     cols = geom.w_out + np.where(line & axis_x, v, 0)
     consumer = geom.c_out * rows * cols
     # a line is a row (axis y, length W) or a column (axis x, length H) of the input
     line_len = np.where(axis_x, geom.h_in, geom.w_in)
     stride = geom.s[np.arange(len(kind)), ax]
-    needed = geom.needed[np.arange(len(kind)), ax]
+    needed = geom.needed[np.arange(len(kind)), view]
     inputs = geom.c_in * geom.h_in * geom.w_in
     sender = np.where(temporal, inputs, np.where(line, stride * geom.c_in * line_len, 0))
     ref_reads = np.where(temporal, inputs, np.where(line, needed * geom.c_in * line_len, 0))
@@ -243,7 +259,8 @@ def state_words(geom: Geometry, kind: np.ndarray, axis_x: np.ndarray) -> StateWo
                       ref_reads=ref_reads, rows=rows, cols=cols)
 
 
-def layer_state_words(layer: Layer, kind: str, axis: str = "y") -> dict[str, int | bool]:
+def layer_state_words(layer: Layer, kind: str, axis: str = "y",
+                      direction: str = "forward") -> dict[str, int | bool]:
     """:func:`state_words` of one layer and scheme kind, as plain numbers.
 
     >>> l = Layer("c", "x", "conv", 2, 4, kernel=3, padding=1, input_shape=(2, 5, 5))
@@ -252,7 +269,8 @@ def layer_state_words(layer: Layer, kind: str, axis: str = "y") -> dict[str, int
     """
     if kind not in KINDS:
         raise CostError(f"layer {layer.name!r}: scheme kind must be one of {KINDS}, got {kind!r}")
-    sw = state_words(geometry((layer,)), np.array([KINDS.index(kind)]), np.array([axis == "x"]))
+    sw = state_words(geometry((layer,)), np.array([KINDS.index(kind)]), np.array([axis == "x"]),
+                     np.array([direction == "reverse"]))
     return {f: (bool if f == "persistent" else int)(getattr(sw, f)[0])
             for f in ("sender", "consumer", "persistent", "copies", "ref_reads")}
 
@@ -358,7 +376,7 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
 
 
 # --------------------------------------------------------------------------- estimate
-def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(stats, xr.Dataset):
         raise CostError(f"stats must be the xarray.Dataset of else_dse.count_events, got {type(stats).__name__}")
     for var in ("events", "sops"):
@@ -371,16 +389,12 @@ def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarr
         raise CostError("stats lacks attrs['layers'] (JSON list of Layer.to_dict()); use else_dse.count_events")
     if "scheme" not in stats.coords:
         raise CostError(f"stats lacks coordinate 'scheme' on dim layer (one of {KINDS} per layer)")
-    geom = _geometry_from_json(stats.attrs["layers"])
+    names = tuple(str(v) for v in np.atleast_1d(stats["layer"].values)) if "layer" in stats.coords else None
+    geom = _geometry_from_json(stats.attrs["layers"], names)
     n = len(geom.names)
     if stats.sizes["layer"] != n:
-        raise CostError(f"stats has {stats.sizes['layer']} layers but attrs['layers'] describes {n}")
-    if "layer" in stats.coords:
-        got = tuple(str(v) for v in stats["layer"].values)
-        if got != geom.names:
-            bad = [(a, b) for a, b in zip(got, geom.names) if a != b][:3]
-            raise CostError(f"stats layer coordinate does not match attrs['layers'] (first differences "
-                            f"{bad}); the stats and their geometry must come from the same network")
+        raise CostError(f"stats has {stats.sizes['layer']} layers but attrs['layers'] describes {n}; "
+                        "without a 'layer' coordinate the stats must cover every described layer")
     kinds = [str(v) for v in stats["scheme"].values]
     try:
         kind = np.array([KINDS.index(k) for k in kinds], dtype=np.int64)
@@ -389,6 +403,8 @@ def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarr
         raise CostError(f"layer {bad[0]!r}: scheme {bad[1]!r} is not one of {KINDS}") from None
     axes = [str(v) for v in stats["axis"].values] if "axis" in stats.coords else [""] * n
     axis_x = np.array([a == "x" for a in axes])
+    dirs = [str(v) for v in stats["direction"].values] if "direction" in stats.coords else [""] * n
+    reverse = np.array([d == "reverse" for d in dirs])
     for name, k, a, fc in zip(geom.names, kind, axes, geom.is_fc):
         if k == _LINE and (fc or a not in ("y", "x")):
             raise CostError(f"layer {name!r}: line_delta needs a conv/depthwise layer and axis 'y' or 'x', "
@@ -399,7 +415,7 @@ def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarr
         raise CostError("stats has no frames")
     if not (np.isfinite(events).all() and np.isfinite(sops).all()) or (events < 0).any() or (sops < 0).any():
         raise CostError("stats 'events' and 'sops' must be finite counts >= 0")
-    return geom, kind, axis_x, events, sops
+    return geom, kind, axis_x, reverse, events, sops
 
 
 def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None,
@@ -434,9 +450,9 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         schedule = "step" if execution == "timestep" else "pipelined"
     if schedule not in SCHEDULES:
         raise CostError(f"schedule must be one of {SCHEDULES} or None, got {schedule!r}")
-    geom, kind, axis_x, E, S = _check_stats(stats)
+    geom, kind, axis_x, reverse, E, S = _check_stats(stats)
     n, n_frames = E.shape
-    st = state_words(geom, kind, axis_x)
+    st = state_words(geom, kind, axis_x, reverse)
     m = map_layers(geom, st, hw)
     sb = hw.state_bits / 8.0
     nw = hw.neuron_words

@@ -1,0 +1,110 @@
+"""``event_curve`` against the reference, threshold by threshold (and against
+``count_events``), for line delta (both loops, axes, directions), temporal delta
+and the activation threshold of conventional processing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import reference as ref
+from else_dse import Layer
+from else_dse import schemes as S
+from else_dse.events import count_events, event_curve
+from reference import codes_st, layers_st, make_qrec
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+threshold_lists = st.lists(st.integers(0, 60), min_size=1, max_size=8, unique=True)
+
+
+def base_scheme_st(op):
+    loops = st.sampled_from(["closed", "open"])
+    taus = st.sampled_from([0, 0, 1, 3])
+    options = [st.builds(S.TemporalDelta, loop=loops, tau=taus), st.just(S.Conventional())]
+    if op != "fc":
+        options.append(st.builds(S.LineDelta, axis=st.sampled_from(["y", "x"]),
+                                 direction=st.sampled_from(["forward", "reverse"]), loop=loops, tau=taus))
+    return st.one_of(*options)
+
+
+def with_threshold(scheme, t):
+    if scheme.kind == "conventional":
+        return dataclasses.replace(scheme, tau=t)
+    return dataclasses.replace(scheme, threshold=t)
+
+
+@SETTINGS
+@given(st.data())
+def test_event_curve_equals_reference_per_threshold(data):
+    layer = data.draw(layers_st())
+    other = data.draw(layers_st(name="other", tensor="t", shape=layer.input_shape))
+    bits = data.draw(st.sampled_from([4, 8, 16]))
+    n = data.draw(st.integers(1, 3))
+    X = data.draw(codes_st((n,) + layer.input_shape, bits=min(bits, 9)))
+    q = make_qrec([other, layer], {"t": X}, bits)
+    scheme = data.draw(base_scheme_st(layer.op))
+    ths = data.draw(threshold_lists)
+    if data.draw(st.booleans()):
+        ths = sorted(ths)
+    curve = event_curve(q, "l", scheme, ths)
+    assert curve.sizes["threshold"] == len(ths) and curve.sizes["frame"] == n
+    np.testing.assert_array_equal(curve["threshold"].values, ths)
+    for v in ("events", "sops"):
+        assert curve[v].dtype == np.int64
+    for i, t in enumerate(ths):
+        s = with_threshold(scheme, t)
+        r = ref.reference_for(X, layer, s)
+        where = f"{s!r} on {layer.to_dict()}"
+        got = curve.isel(threshold=i)
+        np.testing.assert_array_equal(got["events"].values, r.events, err_msg="events " + where)
+        np.testing.assert_array_equal(got["sops"].values, r.sops, err_msg="sops " + where)
+        np.testing.assert_array_equal(got["max_error"].values, r.max_error, err_msg="max_error " + where)
+        np.testing.assert_allclose(got["rel_error"].values, r.rel_error, rtol=1e-9, atol=1e-12,
+                                   err_msg="rel_error " + where)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers_st(ops=("conv", "depthwise")), st.data())
+def test_event_curve_equals_count_events(layer, data):
+    X = data.draw(codes_st((2,) + layer.input_shape, bits=8))
+    q = make_qrec([layer], {"t": X})
+    scheme = data.draw(base_scheme_st(layer.op))
+    ths = [0, 1, 2, 4, 8, 16]
+    curve = event_curve(q, "l", scheme, ths)
+    for i, t in enumerate(ths):
+        ds = count_events(q, with_threshold(scheme, t)).isel(layer=0)
+        for v in ("events", "sops", "max_error", "rel_error"):
+            np.testing.assert_allclose(curve[v].values[i], ds[v].values, rtol=1e-12, err_msg=v)
+
+
+def test_event_curve_monotone_open_loop_and_errors():
+    """Open loop: events and SOPs never grow with the threshold (each |D| is fixed)."""
+    layer = Layer("l", "t", "conv", 3, 4, kernel=3, stride=2, padding=(1, 1, 1, 1), input_shape=(3, 12, 10))
+    rng = np.random.default_rng(5)
+    X = np.cumsum(rng.integers(-3, 4, (3, 3, 12, 10)), axis=2).clip(-128, 127)
+    q = make_qrec([layer], {"t": X})
+    ths = list(range(0, 12))
+    for scheme in (S.LineDelta(loop="open"), S.LineDelta(axis="x", direction="reverse", loop="open"),
+                   S.TemporalDelta(loop="open"), S.Conventional()):
+        c = event_curve(q, "l", scheme, ths)
+        assert (np.diff(c["events"].values, axis=0) <= 0).all(), scheme
+        assert (np.diff(c["sops"].values, axis=0) <= 0).all(), scheme
+    closed = event_curve(q, "l", S.LineDelta(), ths)
+    assert (closed["max_error"].values <= np.array(ths)[:, None]).all()
+    assert (closed["max_error"].values[0] == 0).all()
+
+
+def test_event_curve_errors():
+    layers = [Layer("c", "t", "conv", 1, 1, input_shape=(1, 2, 2)),
+              Layer("head", "t", "fc", 4, 2, input_shape=(1, 2, 2))]
+    q = make_qrec(layers, {"t": np.ones((1, 1, 2, 2), int)})
+    with pytest.raises(ValueError, match="head"):
+        event_curve(q, "head", S.LineDelta(), [0, 1])
+    with pytest.raises((KeyError, ValueError), match="nope"):
+        event_curve(q, "nope", S.TemporalDelta(), [0])
+    with pytest.raises(ValueError):
+        event_curve(q, "c", S.TemporalDelta(), [-1])

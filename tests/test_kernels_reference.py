@@ -1,0 +1,194 @@
+"""``count_events`` (Cython kernels) against the numpy reference of ``tests/reference.py``.
+
+Property tests over odd shapes (H or W = 1, C = 1), stride larger than the
+kernel, dilation, asymmetric padding larger than the kernel, depthwise, grouped
+and fc layers, every scheme, both loops, axes and directions, thresholds theta
+and tau, 4-bit, 8-bit (full int8 range) and 16-bit codes, several frames,
+several layers per tensor, plans and per-line counts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import reference as ref
+from else_dse import Layer, Recording
+from else_dse import schemes as S
+from else_dse.events import count_events, layers_of
+from reference import codes_st, layers_st, make_qrec
+
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+thresholds = st.sampled_from([0, 0, 1, 2, 3, 5, 9, 40, 200])
+taus = st.sampled_from([0, 0, 1, 2, 4, 30])
+
+
+def scheme_st(op: str):
+    loops = st.sampled_from(["closed", "open"])
+    options = [
+        st.just(S.Dense()),
+        st.builds(S.Conventional, tau=taus),
+        st.builds(S.TemporalDelta, threshold=thresholds, loop=loops, tau=taus),
+    ]
+    if op != "fc":
+        options.append(st.builds(S.LineDelta, axis=st.sampled_from(["y", "x"]),
+                                 direction=st.sampled_from(["forward", "reverse"]),
+                                 threshold=thresholds, loop=loops, tau=taus))
+    return st.one_of(*options)
+
+
+@st.composite
+def single(draw, ops=("conv", "depthwise", "fc"), max_hw=7):
+    layer = draw(layers_st(ops=ops, max_hw=max_hw))
+    bits = draw(st.sampled_from([4, 8, 8, 16]))
+    n = draw(st.integers(1, 4))
+    X = draw(codes_st((n,) + layer.input_shape, bits=min(bits, 10)))
+    scheme = draw(scheme_st(layer.op))
+    return layer, X, bits, scheme
+
+
+@SETTINGS
+@given(single(), st.booleans())
+def test_single_layer_every_scheme(case, lines):
+    layer, X, bits, scheme = case
+    q = make_qrec([layer], {"t": X}, bits)
+    ds = count_events(q, scheme, lines=lines)
+    ref.assert_matches_reference(ds, q, scheme, lines=lines)
+
+
+@SETTINGS
+@given(single(ops=("conv", "depthwise")), st.sampled_from(["y", "x"]),
+       st.sampled_from(["forward", "reverse"]), st.sampled_from(["closed", "open"]), thresholds, taus)
+def test_line_delta_all_settings(case, axis, direction, loop, theta, tau):
+    layer, X, bits, _ = case
+    q = make_qrec([layer], {"t": X}, bits)
+    scheme = S.LineDelta(axis=axis, direction=direction, threshold=theta, loop=loop, tau=tau)
+    ref.assert_matches_reference(count_events(q, scheme, lines=True), q, scheme, lines=True)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_plan_over_shared_and_separate_tensors(data):
+    """Several layers (one tensor read by two layers, an fc on another), a plan with
+    a scheme per layer and a default, frames > 1."""
+    a = data.draw(layers_st(ops=("conv", "depthwise"), name="a1", tensor="ta"))
+    b = data.draw(layers_st(ops=("conv", "depthwise"), name="a2", tensor="ta", shape=a.input_shape))
+    c = data.draw(layers_st(ops=("fc", "conv"), name="f", tensor="tb"))
+    layers = [a, c, b]
+    n = data.draw(st.integers(1, 3))
+    bits = data.draw(st.sampled_from([4, 8]))
+    arrays = {"ta": data.draw(codes_st((n,) + a.input_shape, bits)),
+              "tb": data.draw(codes_st((n,) + c.input_shape, bits))}
+    q = make_qrec(layers, arrays, bits)
+    chosen = {}
+    for layer in layers:
+        if data.draw(st.booleans()):
+            chosen[layer.name] = data.draw(scheme_st(layer.op))
+    default = data.draw(scheme_st("fc"))  # valid for every layer
+    plan = S.Plan(chosen, default=default)
+    ds = count_events(q, plan, lines=True)
+    ref.assert_matches_reference(ds, q, plan, lines=True)
+    assert ds.attrs["plan"] == repr(plan)
+    assert layers_of(ds) == tuple(layers)
+    assert [layer.name for layer in (Layer.from_dict(d) for d in json.loads(ds.attrs["layers"]))] == \
+        ["a1", "f", "a2"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers_st(), st.sampled_from([2, 3, 4, 6, 8, 12, 16]), st.integers(1, 3), st.integers(0, 2**32 - 1),
+       st.data())
+def test_through_real_quantization(layer, bits, n, seed, data):
+    """Floats -> Recording.quantize -> kernels == reference on q.signed (the public path)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n,) + layer.input_shape) * 3
+    if data.draw(st.booleans()):
+        x = np.maximum(x, 0)  # post-ReLU: non-negative, sparse
+    q = Recording.from_arrays([layer], {"t": x.astype(np.float32)}).quantize(bits=bits)
+    scheme = data.draw(scheme_st(layer.op))
+    ref.assert_matches_reference(count_events(q, scheme), q, scheme)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_extreme_codes(bits):
+    """Full-range codes alternating sign: the largest deltas (2 * 2**(bits-1) - 1)."""
+    layer = Layer("c", "t", "conv", 2, 6, kernel=3, stride=(1, 2), padding=(0, 2, 1, 0), dilation=(2, 1),
+                  groups=2, input_shape=(2, 7, 5))
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    X = np.where((np.indices((3, 2, 7, 5)).sum(axis=0) % 2) == 0, lo, hi).astype(np.int64)
+    X[1] = -X[1] - 1
+    q = make_qrec([layer], {"t": X}, bits)
+    for scheme in (S.Conventional(), S.LineDelta(), S.LineDelta(axis="x", direction="reverse", threshold=100),
+                   S.LineDelta(threshold=2 ** bits - 2, loop="open"), S.TemporalDelta(),
+                   S.TemporalDelta(threshold=2 ** (bits - 1), loop="open"), S.Conventional(tau=hi - 1)):
+        ref.assert_matches_reference(count_events(q, scheme, lines=True), q, scheme, lines=True)
+
+
+def test_degenerate_geometries():
+    """H = W = 1, C = 1, a layer reading only padding, stride > kernel, 1x1 fc."""
+    layers = [
+        Layer("one", "t1", "conv", 1, 1, input_shape=(1, 1, 1)),
+        Layer("pad_only", "t1", "conv", 1, 2, kernel=1, stride=5, padding=(6, 0, 0, 0), input_shape=(1, 1, 1)),
+        Layer("fc11", "t1", "fc", 1, 3, input_shape=(1, 1, 1)),
+        Layer("skip", "t2", "conv", 1, 1, kernel=1, stride=3, input_shape=(1, 7, 7)),
+        Layer("tall", "t3", "depthwise", 3, 3, kernel=(3, 1), padding=(4, 4, 0, 0), groups=3,
+              input_shape=(3, 9, 1)),
+    ]
+    rng = np.random.default_rng(7)
+    arrays = {"t1": rng.integers(-5, 6, (3, 1, 1, 1)), "t2": rng.integers(-5, 6, (3, 1, 7, 7)),
+              "t3": rng.integers(-2, 3, (3, 3, 9, 1))}
+    q = make_qrec(layers, arrays)
+    fc = {"fc11": S.TemporalDelta(threshold=1)}
+    for default in (S.LineDelta(), S.LineDelta(axis="x", direction="reverse", threshold=1, loop="open"),
+                    S.LineDelta(axis="y", direction="reverse", threshold=2, tau=1)):
+        plan = S.Plan(fc, default=default)
+        ref.assert_matches_reference(count_events(q, plan, lines=True), q, plan, lines=True)
+    for scheme in (S.Dense(), S.Conventional(tau=1), S.TemporalDelta(threshold=2, loop="open")):
+        ref.assert_matches_reference(count_events(q, scheme, lines=True), q, scheme, lines=True)
+
+
+def test_line_delta_on_fc_is_an_error_naming_the_layer():
+    layers = [Layer("c", "t", "conv", 1, 1, input_shape=(1, 2, 2)),
+              Layer("head", "u", "fc", 4, 2, input_shape=(1, 2, 2))]
+    q = make_qrec(layers, {"t": np.ones((1, 1, 2, 2), int), "u": np.ones((1, 1, 2, 2), int)})
+    with pytest.raises(ValueError, match="head"):
+        count_events(q, S.LineDelta())
+    with pytest.raises(ValueError, match="head"):
+        count_events(q, S.Plan({"c": S.Conventional()}, default=S.LineDelta(axis="x")))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: S.LineDelta(threshold=-1), lambda: S.LineDelta(axis="z"), lambda: S.LineDelta(direction="up"),
+    lambda: S.LineDelta(loop="half"), lambda: S.LineDelta(tau=-2), lambda: S.TemporalDelta(threshold=-1),
+    lambda: S.TemporalDelta(loop="x"), lambda: S.Conventional(tau=-1),
+])
+def test_scheme_validation(make):
+    with pytest.raises(ValueError):
+        make()
+
+
+def test_schemes_are_hashable_values():
+    assert S.LineDelta(axis="x", threshold=2) == S.LineDelta(axis="x", threshold=2)
+    assert len({S.LineDelta(), S.LineDelta(), S.TemporalDelta(), S.Conventional(), S.Dense()}) == 4
+    plan = S.Plan({"a": S.LineDelta()}, default=S.Conventional(tau=1))
+    assert hash(plan) == hash(S.Plan({"a": S.LineDelta()}, default=S.Conventional(tau=1)))
+    assert plan.scheme_for("a") == S.LineDelta() and plan.scheme_for("b") == S.Conventional(tau=1)
+    assert {s.kind for s in (S.Dense(), S.Conventional(), S.LineDelta(), S.TemporalDelta())} == \
+        {"dense", "conventional", "line_delta", "temporal_delta"}
+
+
+def test_kernels_handle_frames_independently_for_spatial_schemes():
+    """Line delta and conventional of frame f do not depend on the other frames."""
+    layer = Layer("c", "t", "conv", 2, 2, kernel=3, stride=2, padding=(1, 2, 0, 1), input_shape=(2, 6, 5))
+    X = np.random.default_rng(11).integers(-9, 10, (4, 2, 6, 5))
+    q = make_qrec([layer], {"t": X})
+    for scheme in (S.LineDelta(threshold=2), S.LineDelta(axis="x", loop="open", threshold=3),
+                   S.Conventional(tau=3)):
+        whole = count_events(q, scheme)
+        for f in range(4):
+            one = count_events(make_qrec([layer], {"t": X[f:f + 1]}), scheme)
+            for v in ("events", "sops", "max_error", "rel_error"):
+                assert whole[v].values[0, f] == one[v].values[0, 0]

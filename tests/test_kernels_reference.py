@@ -192,3 +192,33 @@ def test_kernels_handle_frames_independently_for_spatial_schemes():
             one = count_events(make_qrec([layer], {"t": X[f:f + 1]}), scheme)
             for v in ("events", "sops", "max_error", "rel_error"):
                 assert whole[v].values[0, f] == one[v].values[0, 0]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_long_columns(data):
+    """Tall or wide tensors (up to 48 lines): open-loop error grows down long columns."""
+    C = data.draw(st.integers(1, 2))
+    H, W = data.draw(st.sampled_from([(48, 3), (3, 48), (31, 17), (1, 40), (40, 1)]))
+    layer = data.draw(layers_st(ops=("conv", "depthwise"), shape=(C, H, W)))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    X = np.cumsum(rng.integers(-2, 3, (2, C, H, W)), axis=data.draw(st.sampled_from([2, 3]))).clip(-128, 127)
+    q = make_qrec([layer], {"t": X})
+    scheme = S.LineDelta(axis=data.draw(st.sampled_from(["y", "x"])),
+                         direction=data.draw(st.sampled_from(["forward", "reverse"])),
+                         threshold=data.draw(st.integers(0, 3)), loop=data.draw(st.sampled_from(["closed", "open"])),
+                         tau=data.draw(st.integers(0, 2)))
+    ref.assert_matches_reference(count_events(q, scheme, lines=True), q, scheme, lines=True)
+
+
+def test_api_errors():
+    layer = Layer("c", "t", "conv", 1, 1, input_shape=(1, 2, 2))
+    rec = Recording.from_arrays([layer], {"t": np.ones((1, 1, 2, 2))})
+    with pytest.raises(TypeError, match="quantize"):
+        count_events(rec, S.Conventional())
+    q = rec.quantize()
+    with pytest.raises(ValueError, match="zz"):
+        count_events(q, S.Plan({"zz": S.Conventional()}, default=S.Dense()))
+    with pytest.raises((TypeError, ValueError)):
+        count_events(q, "conventional")

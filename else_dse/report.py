@@ -197,13 +197,13 @@ def _as_datasets(source: Any) -> dict[str, tuple[xr.Dataset, ...]]:
             if not isinstance(ds, xr.Dataset):
                 raise ReportError(f"{name or i!r}: expected an xarray.Dataset, got {type(ds).__name__}")
         if name is None:
+            if out and len(parts) == 1 and _pairs_with(out[list(out)[-1]], parts[0]):
+                last = list(out)[-1]
+                out[last] = out[last] + parts
+                continue
             stem = Path(value).stem if isinstance(value, (str, Path)) else f"dataset {i}"
             name = _dataset_name(parts[0], stem)
             if name in out:
-                kinds = {_kind(d) for d in out[name]}
-                if len(parts) == 1 and _kind(parts[0]) not in kinds and kinds <= {"events", "cost"}:
-                    out[name] = out[name] + parts
-                    continue
                 name = f"{name} ({stem})"
         while name in out:
             name += "'"
@@ -211,6 +211,15 @@ def _as_datasets(source: Any) -> dict[str, tuple[xr.Dataset, ...]]:
     if not out:
         raise ReportError("no datasets to report on")
     return out
+
+
+def _pairs_with(prev: tuple[xr.Dataset, ...], ds: xr.Dataset) -> bool:
+    """An event dataset followed by the cost dataset of the same layers and schemes: one configuration."""
+    if len(prev) != 1 or {_kind(prev[0]), _kind(ds)} != {"events", "cost"}:
+        return False
+    a, b = prev[0], ds
+    same = lambda c: c in a.coords and c in b.coords and list(map(str, a[c].values)) == list(map(str, b[c].values))  # noqa: E731
+    return same("layer") and same("scheme")
 
 
 def _dataset_name(ds: xr.Dataset, fallback: str) -> str:
@@ -262,6 +271,11 @@ def _layer_frame_means(ds: xr.Dataset) -> pd.DataFrame:
     return df
 
 
+# per-layer columns whose network total is their sum over layers (errors: max / mean)
+_ADDITIVE = re.compile(r"(events|events_out|sops|dense_events|dense_macs|neuron_updates|max_error|rel_error|"
+                       r"energy(_\w+)?_pj|latency_s|cores|weight_bytes|state_\w+_bytes|buffer_bytes)")
+
+
 def _totals(layers: pd.DataFrame, ds: xr.Dataset | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
     if ds is not None:
@@ -269,7 +283,7 @@ def _totals(layers: pd.DataFrame, ds: xr.Dataset | None = None) -> dict[str, flo
             if da.ndim == 0 and da.dtype.kind in "biuf":
                 out[str(v)] = float(da.values)
     for c in layers.columns:
-        if c in ("layer_index", "threshold", "tau") or layers[c].dtype.kind not in "biuf":
+        if not _ADDITIVE.fullmatch(c) or layers[c].dtype.kind not in "biuf":
             continue
         if c == "max_error":
             out.setdefault("max_error", float(layers[c].max()))
@@ -594,7 +608,14 @@ def fig_pareto(res: Results) -> Figure | None:
     ax.plot(f2[xcol] * sx, f2[ycol] * sy, "-", color="tab:orange", lw=2, drawstyle="steps-post",
             label="Pareto front", zorder=0)
     _mark_claims(ax, res, ycol, sy)
-    ax.set(xlabel=_label(xcol), ylabel=_label(ycol), title=f"{_label(ycol)} vs {_label(xcol)}, per scheme")
+    base = _baseline_value(res, ycol)
+    if base:
+        for xv, yv in zip(df[xcol], df[ycol]):
+            if yv > 0:
+                ax.annotate(f"{base / yv:.2f}x", (xv * sx, yv * sy), textcoords="offset points", xytext=(6, 6),
+                            fontsize=9)
+    ax.set(xlabel=_label(xcol), ylabel=_label(ycol),
+           title="per scheme; labels: reduction vs conventional")
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
@@ -844,7 +865,7 @@ body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em aut
 color:#222;padding:0 1em}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
 figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}
 table{border-collapse:collapse;font-size:.85em;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 7px;
-text-align:right}th{background:#f4f4f4}.note{color:#666;font-size:.9em}code{background:#f4f4f4;padding:1px 3px}
+text-align:right}th{background:#f4f4f4}.note{color:#666;font-size:.9em}code{background:#f4f4f4;padding:1px 3px}.wide{overflow-x:auto}
 """
 
 
@@ -866,7 +887,19 @@ def _summary_table(res: Results) -> pd.DataFrame:
         cols = ["trial"] + list(res.objectives) + [c for c in done if c.startswith("param_")]
         front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
         return front[cols].head(20)
-    return res.configs
+    if res.configs.empty:
+        return res.configs
+    keep = ["config"] + [c for c in _SUMMARY_COLUMNS if c in res.configs]
+    table = res.configs[keep].copy()
+    base = _baseline_value(res, "total_sops")
+    if base and "total_sops" in table:
+        table.insert(keep.index("total_sops") + 1, "sops_reduction_vs_conventional",
+                     base / table["total_sops"].where(table["total_sops"] > 0))
+    return table
+
+
+_SUMMARY_COLUMNS = ("total_events", "total_sops", "max_error", "rel_error", "total_energy_pj", "total_latency_s",
+                    "total_state_persistent_bytes", "total_state_frame_bytes", "total_cores", "fits")
 
 
 def _for_netcdf(df: pd.DataFrame) -> xr.Dataset:
@@ -944,8 +977,11 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
     summary = _summary_table(res)
     head = (f"{len(res.trials)} trials, objectives: "
             + ", ".join(f"{o} ({d})" for o, d in zip(res.objectives, res.directions))
-            if res.is_study else f"{len(res.datasets)} datasets: " + ", ".join(res.datasets))
-    base = ", ".join(f"{k} = {v:.4g}" for k, v in res.baseline.items()) or "none stored"
+            if res.is_study else f"{len(res.configs)} configurations: " + ", ".join(map(str, res.configs.get(
+                "config", []))))
+    base = ", ".join(f"{k} = {v:.4g}" for k, v in res.baseline.items()
+                     if re.fullmatch(r"(temporal:)?total_(events|sops|energy_pj|latency_s|state_\w+_bytes)", k)
+                     ) or "none stored"
     body = [
         f"<h1>{html.escape(res.title)}</h1>",
         f"<p>{html.escape(head)}. Written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC "
@@ -953,8 +989,8 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
         f"<p class=note>Reference (conventional baseline): {html.escape(base)}.</p>",
         *(f"<p class=note>{html.escape(n)}</p>" for n in res.notes),
         "<h2>summary</h2>" + ("<p>Pareto-optimal feasible trials:</p>" if res.is_study else ""),
-        summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0) if not summary.empty
-        else "<p>no completed trials</p>",
+        "<div class=wide>" + summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+        + "</div>" if not summary.empty else "<p>no completed trials</p>",
         *sections,
         "<h2>files</h2><ul>" + "".join(f'<li><a href="{f}">{f}</a></li>' for f in files) + "</ul>",
     ]

@@ -1,0 +1,179 @@
+"""Report writer: files, HTML references, CSV / NetCDF round trips, figures from
+event/cost datasets and from a stored Optuna study (results read from user attrs)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import xarray as xr
+
+import else_dse as ed
+from else_dse import report
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# ---- small real inputs: a synthetic recording through the real pipeline ---------------------
+
+def small_recording(frames: int = 3, seed: int = 0) -> ed.Recording:
+    """Four layers (conv with stride and asymmetric padding, depthwise, pointwise, fc), smooth data."""
+    rng = np.random.default_rng(seed)
+    layers = [
+        ed.Layer("conv0", "img", "conv", 3, 8, kernel=3, stride=2, padding=(0, 1, 0, 1), input_shape=(3, 16, 16)),
+        ed.Layer("dw1", "a1", "depthwise", 8, 8, kernel=3, padding=1, groups=8, input_shape=(8, 8, 8)),
+        ed.Layer("pw2", "a2", "conv", 8, 16, input_shape=(8, 8, 8)),
+        ed.Layer("fc3", "a3", "fc", 16 * 4 * 4, 10, input_shape=(16, 4, 4)),
+    ]
+
+    def smooth(shape: tuple[int, ...]) -> np.ndarray:
+        base = rng.normal(size=shape[1:]).cumsum(axis=1)
+        x = np.stack([base + 0.1 * f + rng.normal(scale=0.05, size=base.shape) for f in range(shape[0])])
+        return np.maximum(x, 0).astype(np.float32)
+
+    arrays = {"img": smooth((frames, 3, 16, 16)), "a1": smooth((frames, 8, 8, 8)),
+              "a2": smooth((frames, 8, 8, 8)), "a3": smooth((frames, 16, 4, 4))}
+    return ed.Recording.from_arrays(layers, arrays, attrs={"network": "synthetic pose landmark"})
+
+
+def scheme_results() -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
+    q = small_recording().quantize(8)
+    hw = ed.load_template("neuronflow")
+    schemes = {
+        "conventional": ed.Conventional(),
+        "line delta y θ=1": ed.Plan({"fc3": ed.Conventional()}, default=ed.LineDelta(axis="y", threshold=1)),
+        "line delta y θ=3": ed.Plan({"fc3": ed.Conventional()}, default=ed.LineDelta(axis="y", threshold=3)),
+        "temporal θ=1": ed.TemporalDelta(threshold=1),
+    }
+    out = {}
+    for name, s in schemes.items():
+        stats = ed.count_events(q, s)
+        out[name] = (stats, ed.estimate(stats, hw))
+    return out
+
+
+LAYER_ATTR_VARS = ("events", "sops", "energy_pj", "energy_synaptic_pj", "energy_static_pj",
+                   "latency_s", "state_persistent_bytes", "state_frame_bytes")
+
+
+def small_study(storage: str | None = None, n_trials: int = 12) -> optuna.Study:
+    """A two-objective study whose trials store their cost breakdown in user attrs,
+    as the search stores it (per-layer table + totals), over real counts and costs."""
+    q = small_recording().quantize(8)
+    study = optuna.create_study(directions=["minimize", "minimize"], storage=storage,
+                                study_name="small", sampler=optuna.samplers.RandomSampler(seed=1))
+    study.set_metric_names(["sops", "rel_error"])
+    base = ed.estimate(ed.count_events(q, ed.Conventional()), ed.load_template("neuronflow"))
+    study.set_user_attr("baseline_conventional", {"total_sops": float(base["total_sops"]),
+                                                  "total_energy_pj": float(base["total_energy_pj"])})
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        th = trial.suggest_int("threshold", 0, 4)
+        cores = trial.suggest_int("hardware.n_cores", 4, 64)
+        plan = ed.Plan({"fc3": ed.Conventional()}, default=ed.LineDelta(axis="y", threshold=th))
+        stats = ed.count_events(q, plan)
+        cost = ed.estimate(stats, ed.load_template("neuronflow").replace(n_cores=cores))
+        trial.set_user_attr("layers", [
+            {"layer": str(name), **{v: float(cost[v].sel(layer=name)) for v in LAYER_ATTR_VARS}}
+            for name in cost.layer.values])
+        trial.set_user_attr("totals", {"total_energy_pj": float(cost["total_energy_pj"]),
+                                       "fits": bool(cost["fits"])})
+        return float(cost["total_sops"]), float(stats["rel_error"].mean())
+
+    study.optimize(objective, n_trials=n_trials)
+    return study
+
+
+def png_files_in_html(html: str) -> set[str]:
+    return set(re.findall(r'data-file="([^"]+\.png)"', html))
+
+
+# ---- tests -----------------------------------------------------------------------------------
+
+def test_report_from_datasets_writes_every_file(tmp_path: Path) -> None:
+    results = scheme_results()
+    path = report.write(results, tmp_path / "r")
+    html = path.read_text()
+    pngs = sorted(p.name for p in (tmp_path / "r").glob("*.png"))
+    assert {"pareto.png", "layers.png", "energy.png", "state.png", "thresholds.png"} <= set(pngs)
+    # every figure file is referenced by the page, and embedded (offline: no external resources)
+    assert png_files_in_html(html) == set(pngs)
+    assert html.count("data:image/png;base64,") == len(pngs)
+    assert not re.search(r'(src|href)="https?://', html)
+    for b64 in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html):
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    # per-layer CSV round-trips and holds every scheme x layer
+    layers = pd.read_csv(tmp_path / "r" / "layers.csv")
+    res = report.collect(results)
+    # (CSV cannot tell an empty string from a missing value: the axis of non-line schemes is "")
+    pd.testing.assert_frame_equal(layers, res.layers.replace("", np.nan).reset_index(drop=True),
+                                  check_dtype=False)
+    assert len(layers) == 4 * 4 and set(layers["config"]) == set(results)
+    # events and cost of one scheme merged into one row set: sops from count_events, energy from estimate
+    conv = layers[layers["config"] == "conventional"].set_index("layer")
+    stats, cost = results["conventional"]
+    np.testing.assert_allclose(conv["sops"], stats["sops"].mean("frame").values)
+    np.testing.assert_allclose(conv["energy_pj"], cost["energy_pj"].values)
+    # NetCDF of the per-layer table and of every dataset
+    with xr.open_dataset(tmp_path / "r" / "layers.nc", engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds["sops"].values, layers["sops"].values)
+    assert len(list((tmp_path / "r").glob("data_*.nc"))) == 8
+    # the conventional baseline is known to the report
+    assert res.baseline["total_sops"] == pytest.approx(float(stats["sops"].mean("frame").sum()))
+
+
+def test_report_from_study_and_storage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = small_study(url)
+    path = report.write((url, "small"), tmp_path / "r")
+    html = path.read_text()
+    pngs = {p.name for p in (tmp_path / "r").glob("*.png")}
+    assert {"pareto.png", "layers.png", "energy.png", "state.png", "thresholds.png", "hardware.png"} <= pngs
+    assert png_files_in_html(html) == pngs
+    trials = pd.read_csv(tmp_path / "r" / "trials.csv")
+    assert list(trials["trial"]) == [t.number for t in study.trials]
+    np.testing.assert_allclose(trials["sops"], [t.values[0] for t in study.trials])
+    np.testing.assert_allclose(trials["param_threshold"], [t.params["threshold"] for t in study.trials])
+    np.testing.assert_allclose(trials["attr_totals.total_energy_pj"],
+                               [t.user_attrs["totals"]["total_energy_pj"] for t in study.trials])
+    layers = pd.read_csv(tmp_path / "r" / "layers.csv")
+    assert len(layers) == 4 * len(study.trials)
+    t0 = study.trials[0]
+    got = layers[layers["trial"] == 0].set_index("layer")["energy_pj"]
+    np.testing.assert_allclose(got.values, [r["energy_pj"] for r in t0.user_attrs["layers"]])
+    with xr.open_dataset(tmp_path / "r" / "trials.nc", engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds["sops"].values, trials["sops"].values)
+    # reports read what trials stored: the baseline comes from the study's user attrs
+    res = report.collect(study)
+    assert res.baseline["total_sops"] == study.user_attrs["baseline_conventional"]["total_sops"]
+    # the summary lists exactly the Pareto-optimal trials
+    vals = np.array([t.values for t in study.trials])
+    front = [t.number for t, m in zip(study.trials, report.pareto_mask(vals, ("minimize", "minimize"))) if m]
+    assert sorted(report._summary_table(res)["trial"]) == sorted(front)
+
+
+def test_pareto_mask_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    v = rng.integers(0, 6, size=(40, 2)).astype(float)
+    mask = report.pareto_mask(v, ("minimize", "maximize"))
+    for i in range(len(v)):
+        dominated = any((v[j, 0] <= v[i, 0] and v[j, 1] >= v[i, 1]) and (v[j] != v[i]).any()
+                        for j in range(len(v)))
+        assert mask[i] == (not dominated)
+
+
+def test_report_errors(tmp_path: Path) -> None:
+    with pytest.raises(report.ReportError, match="cannot report on a int"):
+        report.write(3, tmp_path)
+    with pytest.raises(report.ReportError, match="no such results file"):
+        report.write(tmp_path / "missing.nc", tmp_path)
+    with pytest.raises(report.ReportError, match="no study 'nope'"):
+        report.write((f"sqlite:///{tmp_path / 'x.db'}", "nope"), tmp_path)
+    empty = optuna.create_study()
+    with pytest.raises(report.ReportError, match="has no trials"):
+        report.write(empty, tmp_path)

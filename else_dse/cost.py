@@ -355,11 +355,11 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
     hx[:n] /= cores_b[:, None]
     hy[:n] /= cores_b[:, None]
     hx[n, 0] = hy[n, 0] = 1.0                               # outside: enters at node (0, 0)
-    ix, iy = np.arange(hw.mesh_x), np.arange(ny)
-    dx = np.abs(ix[:, None] - ix[None, :])
-    dy = np.abs(iy[:, None] - iy[None, :])
+    # E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a)
     p = np.where(geom.producer < 0, n, geom.producer)
-    dist = ((hx[p] @ dx) * hx[:n]).sum(1) + ((hy[p] @ dy) * hy[:n]).sum(1)
+    fx, fy = np.cumsum(hx, axis=1), np.cumsum(hy, axis=1)
+    dist = ((fx[p] * (1 - fx[:n]) + fx[:n] * (1 - fx[p])).sum(1)
+            + (fy[p] * (1 - fy[:n]) + fy[:n] * (1 - fy[p])).sum(1))
     # destination cores of one event: channel groups its fan-out spans x row bands its cover spans
     span = (geom.k[:, 0] - 1) * geom.d[:, 0]
     d_c = np.minimum(n_c_b, -(-geom.fan_channels // cc_b))
@@ -379,38 +379,41 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
 def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(stats, xr.Dataset):
         raise CostError(f"stats must be the xarray.Dataset of else_dse.count_events, got {type(stats).__name__}")
-    for var in ("events", "sops"):
-        if var not in stats.data_vars:
-            raise CostError(f"stats lacks variable {var!r}; estimate needs 'events' and 'sops' "
+    var = stats.variables            # Variables, not DataArrays: this runs once per estimate
+    for name in ("events", "sops"):
+        if name not in stats.data_vars:
+            raise CostError(f"stats lacks variable {name!r}; estimate needs 'events' and 'sops' "
                             f"(dims layer, frame) from else_dse.count_events, got {sorted(stats.data_vars)}")
-        if stats[var].dims != ("layer", "frame"):
-            raise CostError(f"stats[{var!r}] must have dims ('layer', 'frame'), got {stats[var].dims}")
+        if var[name].dims != ("layer", "frame"):
+            raise CostError(f"stats[{name!r}] must have dims ('layer', 'frame'), got {var[name].dims}")
     if "layers" not in stats.attrs:
         raise CostError("stats lacks attrs['layers'] (JSON list of Layer.to_dict()); use else_dse.count_events")
     if "scheme" not in stats.coords:
         raise CostError(f"stats lacks coordinate 'scheme' on dim layer (one of {KINDS} per layer)")
-    names = tuple(str(v) for v in np.atleast_1d(stats["layer"].values)) if "layer" in stats.coords else None
+    names = tuple(np.atleast_1d(var["layer"].values).astype(str).tolist()) if "layer" in stats.coords else None
     geom = _geometry_from_json(stats.attrs["layers"], names)
     n = len(geom.names)
     if stats.sizes["layer"] != n:
         raise CostError(f"stats has {stats.sizes['layer']} layers but attrs['layers'] describes {n}; "
                         "without a 'layer' coordinate the stats must cover every described layer")
-    kinds = [str(v) for v in stats["scheme"].values]
-    try:
-        kind = np.array([KINDS.index(k) for k in kinds], dtype=np.int64)
-    except ValueError:
-        bad = next((name, k) for name, k in zip(geom.names, kinds) if k not in KINDS)
-        raise CostError(f"layer {bad[0]!r}: scheme {bad[1]!r} is not one of {KINDS}") from None
-    axes = [str(v) for v in stats["axis"].values] if "axis" in stats.coords else [""] * n
-    axis_x = np.array([a == "x" for a in axes])
-    dirs = [str(v) for v in stats["direction"].values] if "direction" in stats.coords else [""] * n
-    reverse = np.array([d == "reverse" for d in dirs])
-    for name, k, a, fc in zip(geom.names, kind, axes, geom.is_fc):
-        if k == _LINE and (fc or a not in ("y", "x")):
-            raise CostError(f"layer {name!r}: line_delta needs a conv/depthwise layer and axis 'y' or 'x', "
-                            f"got op fc={bool(fc)}, axis {a!r}")
-    events = np.asarray(stats["events"].values, dtype=np.float64)
-    sops = np.asarray(stats["sops"].values, dtype=np.float64)
+    text = lambda c: (np.asarray(var[c].values).astype(str) if c in stats.coords  # noqa: E731
+                      else np.full(n, "", dtype=str))
+    kinds = text("scheme")
+    match = kinds[:, None] == np.array(KINDS)[None, :]
+    if not match.any(axis=1).all():
+        i = int(np.flatnonzero(~match.any(axis=1))[0])
+        raise CostError(f"layer {geom.names[i]!r}: scheme {str(kinds[i])!r} is not one of {KINDS}")
+    kind = match.argmax(axis=1)
+    axes = text("axis")
+    axis_x = axes == "x"
+    reverse = text("direction") == "reverse"
+    bad = (kind == _LINE) & (geom.is_fc | ((axes != "y") & ~axis_x))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CostError(f"layer {geom.names[i]!r}: line_delta needs a conv/depthwise layer and axis 'y' or "
+                        f"'x', got op fc={bool(geom.is_fc[i])}, axis {str(axes[i])!r}")
+    events = np.asarray(var["events"].values, dtype=np.float64)
+    sops = np.asarray(var["sops"].values, dtype=np.float64)
     if events.shape[1] == 0:
         raise CostError("stats has no frames")
     if not (np.isfinite(events).all() and np.isfinite(sops).all()) or (events < 0).any() or (sops < 0).any():
@@ -569,13 +572,18 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     }
     coords: dict[str, Any] = {"layer": list(geom.names), "scheme": (L, [KINDS[k] for k in kind])}
     if "frame" in stats.coords:
-        coords["frame"] = stats["frame"].values
+        coords["frame"] = stats.variables["frame"].values
     attrs = {
         "hardware": hw.name, "execution": execution, "schedule": schedule,
         "overflow": "; ".join(overflow), "layers": stats.attrs["layers"],
-        "hardware_json": json.dumps(hw.to_dict()),
+        "hardware_json": _hardware_json(hw),
     }
     return _dataset(data, coords, attrs)
+
+
+@lru_cache(maxsize=256)
+def _hardware_json(hw: Hardware) -> str:
+    return json.dumps(hw.to_dict())
 
 
 def _dataset(data: dict[str, Any], coords: dict[str, Any], attrs: dict[str, Any]) -> xr.Dataset:
@@ -589,7 +597,10 @@ def _dataset(data: dict[str, Any], coords: dict[str, Any], attrs: dict[str, Any]
         variables: dict[str, xr.Variable] = {}
         dims: dict[str, int] = {}
         for name, (d, v) in data.items():
-            variables[name] = var = xr.Variable(d, v)
+            v = np.asarray(v)
+            if v.ndim != len(d):
+                raise ValueError(f"{name}: {v.ndim}-d data for dims {d}")
+            variables[name] = var = xr.Variable(d, v, fastpath=True)
             for dim, size in var.sizes.items():
                 if dims.setdefault(dim, size) != size:
                     raise ValueError(f"conflicting sizes for dim {dim!r}")

@@ -5,7 +5,9 @@ All kernels take signed codes ``X`` (int8, uint8, int16 or int32; C-contiguous),
 make one pass over every frame, release the GIL and write their results into
 caller-allocated arrays (zeroed by the caller). Geometry enters only as the
 int64 cover arrays computed by ``else_dse.workload``; nothing here re-derives
-it. ``else_dse.events`` owns validation, dispatch and the xarray wrapping.
+it. ``else_dse.events`` owns validation, dispatch and the xarray wrapping. The
+hot loops are plain C in ``kernels_core_impl.h`` (vectorized by the compiler,
+with an AVX2 clone picked at load time on x86-64 Linux).
 
 Common arguments: ``tau`` activation threshold (``|X| <= tau`` becomes 0 before
 any scheme); ``theta`` delta threshold; ``closed`` closed (1) or open (0) loop.
@@ -19,6 +21,53 @@ from libc.stdint cimport int8_t, uint8_t, int16_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free, calloc
 from libc.string cimport memset
 
+cdef extern from "kernels_core.h" nogil:
+    ctypedef struct ek_err:
+        int64_t esq
+        int64_t xsq
+        int32_t emax
+    int EK_BLOCK
+    void ek_conventional_i8(const int8_t *x, Py_ssize_t n, int32_t tau, int32_t *cnt, ek_err *err)
+    void ek_temporal_i8(const int8_t *x, Py_ssize_t n, int32_t theta, int closed, int32_t tau,
+                        int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_line_plane_i8(const int8_t *plane, Py_ssize_t n_real, Py_ssize_t npos,
+                          Py_ssize_t line_stride, Py_ssize_t pos_stride, int reverse,
+                          const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
+                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+    void ek_transpose_i32(const int32_t *src, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
+    void ek_transpose_i16(const int16_t *src, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
+    void ek_transpose_u8(const uint8_t *src, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
+    void ek_transpose_i8(const int8_t *src, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
+    void ek_conventional_u8(const uint8_t *x, Py_ssize_t n, int32_t tau, int32_t *cnt, ek_err *err)
+    void ek_temporal_u8(const uint8_t *x, Py_ssize_t n, int32_t theta, int closed, int32_t tau,
+                        int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_line_plane_u8(const uint8_t *plane, Py_ssize_t n_real, Py_ssize_t npos,
+                          Py_ssize_t line_stride, Py_ssize_t pos_stride, int reverse,
+                          const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
+                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+    void ek_conventional_i16(const int16_t *x, Py_ssize_t n, int32_t tau, int32_t *cnt, ek_err *err)
+    void ek_temporal_i16(const int16_t *x, Py_ssize_t n, int32_t theta, int closed, int32_t tau,
+                        int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_line_plane_i16(const int16_t *plane, Py_ssize_t n_real, Py_ssize_t npos,
+                          Py_ssize_t line_stride, Py_ssize_t pos_stride, int reverse,
+                          const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
+                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+    void ek_conventional_i32(const int32_t *x, Py_ssize_t n, int32_t tau, int32_t *cnt, ek_err *err)
+    void ek_temporal_i32(const int32_t *x, Py_ssize_t n, int32_t theta, int closed, int32_t tau,
+                        int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_line_plane_i32(const int32_t *plane, Py_ssize_t n_real, Py_ssize_t npos,
+                          Py_ssize_t line_stride, Py_ssize_t pos_stride, int reverse,
+                          const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
+                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+
 ctypedef fused code_t:
     int8_t
     uint8_t
@@ -30,6 +79,69 @@ cdef inline int32_t _iabs(int32_t v) noexcept nogil:
     return -v if v < 0 else v
 
 
+cdef inline void _conv(const code_t *x, Py_ssize_t n, int32_t tau, int32_t *cnt,
+                       ek_err *err) noexcept nogil:
+    if code_t is int8_t:
+        ek_conventional_i8(x, n, tau, cnt, err)
+    elif code_t is uint8_t:
+        ek_conventional_u8(x, n, tau, cnt, err)
+    elif code_t is int16_t:
+        ek_conventional_i16(x, n, tau, cnt, err)
+    else:
+        ek_conventional_i32(x, n, tau, cnt, err)
+
+
+cdef inline void _temporal(const code_t *x, Py_ssize_t n, int32_t theta, int closed, int32_t tau,
+                           int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err) noexcept nogil:
+    if code_t is int8_t:
+        ek_temporal_i8(x, n, theta, closed, tau, ref, rec, cnt, err)
+    elif code_t is uint8_t:
+        ek_temporal_u8(x, n, theta, closed, tau, ref, rec, cnt, err)
+    elif code_t is int16_t:
+        ek_temporal_i16(x, n, theta, closed, tau, ref, rec, cnt, err)
+    else:
+        ek_temporal_i32(x, n, theta, closed, tau, ref, rec, cnt, err)
+
+
+cdef inline void _line(const code_t *plane, Py_ssize_t n_real, Py_ssize_t npos,
+                       Py_ssize_t line_stride, Py_ssize_t pos_stride, int reverse,
+                       const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
+                       const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                       int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                       int64_t *line_ev, int64_t *line_sp, ek_err *err,
+                       int32_t *tbuf) noexcept nogil:
+    if pos_stride != 1:  # axis x: transpose the plane (H x W) into tbuf (W x H), scan its rows
+        if code_t is int8_t:
+            ek_transpose_i8(plane, npos, n_real, tbuf)
+        elif code_t is uint8_t:
+            ek_transpose_u8(plane, npos, n_real, tbuf)
+        elif code_t is int16_t:
+            ek_transpose_i16(plane, npos, n_real, tbuf)
+        else:
+            ek_transpose_i32(plane, npos, n_real, tbuf)
+        ek_line_plane_i32(tbuf, n_real, npos, npos, 1, reverse, cover_line, L, s,
+                          cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err)
+        return
+    if code_t is int8_t:
+        ek_line_plane_i8(plane, n_real, npos, line_stride, pos_stride, reverse, cover_line, L, s,
+                         cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err)
+    elif code_t is uint8_t:
+        ek_line_plane_u8(plane, n_real, npos, line_stride, pos_stride, reverse, cover_line, L, s,
+                         cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err)
+    elif code_t is int16_t:
+        ek_line_plane_i16(plane, n_real, npos, line_stride, pos_stride, reverse, cover_line, L, s,
+                          cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err)
+    else:
+        ek_line_plane_i32(plane, n_real, npos, line_stride, pos_stride, reverse, cover_line, L, s,
+                          cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err)
+
+
+cdef inline void _err_zero(ek_err *e) noexcept nogil:
+    e.esq = 0
+    e.xsq = 0
+    e.emax = 0
+
+
 # ---------------------------------------------------------------------------
 # Conventional (zero skipping after tau)
 # ---------------------------------------------------------------------------
@@ -39,52 +151,23 @@ def conventional(const code_t[:, :, ::1] X, int tau, int32_t[:, ::1] count,
     """``X`` is (frame, C, H*W). ``count[f, j]`` += number of channels with
     ``|X| > tau`` at position ``j``; error of the activation threshold per frame."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
-    cdef Py_ssize_t f, c, j
-    cdef int32_t v, a, keep, emax
-    cdef int64_t esq, xsq
-    cdef int32_t *cnt
+    cdef Py_ssize_t f, c
+    cdef ek_err e
+    if count.shape[0] != F or count.shape[1] != N:
+        raise ValueError("count must have shape (frame, H*W)")
     with nogil:
         for f in range(F):
-            emax = 0
-            esq = 0
-            xsq = 0
-            cnt = &count[f, 0]
+            _err_zero(&e)
             for c in range(C):
-                for j in range(N):
-                    v = <int32_t>X[f, c, j]
-                    a = _iabs(v)
-                    keep = a > tau
-                    cnt[j] += keep
-                    xsq += <int64_t>v * v
-                    if not keep:
-                        esq += <int64_t>v * v
-                        if a > emax:
-                            emax = a
-            err_max[f] = emax
-            err_sq[f] = esq
-            x_sq[f] = xsq
+                _conv(&X[f, c, 0], N, tau, &count[f, 0], &e)
+            err_max[f] = e.emax
+            err_sq[f] = e.esq
+            x_sq[f] = e.xsq
 
 
 # ---------------------------------------------------------------------------
 # Line delta (ELSE)
 # ---------------------------------------------------------------------------
-
-cdef inline void _load_line(const code_t[:, :, :, ::1] X, Py_ssize_t f, Py_ssize_t c, Py_ssize_t h,
-                            int axis, bint reverse, int32_t *xl, Py_ssize_t npos) noexcept nogil:
-    """Line ``h`` of the scan (in scan order) into ``xl``; zero beyond the tensor."""
-    cdef Py_ssize_t n_lines = X.shape[2] if axis == 0 else X.shape[3]
-    cdef Py_ssize_t hr, p
-    if h >= n_lines:
-        memset(xl, 0, npos * sizeof(int32_t))
-        return
-    hr = n_lines - 1 - h if reverse else h
-    if axis == 0:
-        for p in range(npos):
-            xl[p] = <int32_t>X[f, c, hr, p]
-    else:
-        for p in range(npos):
-            xl[p] = <int32_t>X[f, c, p, hr]
-
 
 def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
                const int64_t[::1] cover_line, const int64_t[::1] cover_pos,
@@ -100,72 +183,44 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     Outputs per (frame, line): events and ``sum [Dt != 0] * cover_line * cover_pos``
     (not yet multiplied by ``C_out / g``); error over the needed lines.
     """
-    cdef Py_ssize_t F = X.shape[0], C = X.shape[1]
-    cdef Py_ssize_t npos = X.shape[3] if axis == 0 else X.shape[2]
+    cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
+    cdef Py_ssize_t n_real = H if axis == 0 else W
+    cdef Py_ssize_t npos = W if axis == 0 else H
+    cdef Py_ssize_t line_stride = W if axis == 0 else 1
+    cdef Py_ssize_t pos_stride = 1 if axis == 0 else W
     cdef Py_ssize_t L = cover_line.shape[0]
-    cdef Py_ssize_t f, c, h, p, slot
-    cdef int32_t *xl
-    cdef int32_t *ref
-    cdef int32_t *rec
-    cdef int32_t *cp
-    cdef int32_t *r
-    cdef int32_t *y
-    cdef int32_t v, xt, d, nz, dt, yy, e, emax
-    cdef int64_t ev, sp, esq, xsq
+    cdef Py_ssize_t f, c, p
+    cdef int32_t *buf
+    cdef ek_err e
     if cover_pos.shape[0] != npos:
         raise ValueError("cover_pos length does not match the tensor")
     if s < 1:
         raise ValueError("stride must be >= 1")
-    xl = <int32_t *>malloc(npos * sizeof(int32_t))
-    cp = <int32_t *>malloc(npos * sizeof(int32_t))
-    ref = <int32_t *>malloc(s * npos * sizeof(int32_t))
-    rec = <int32_t *>malloc(s * npos * sizeof(int32_t))
-    if xl == NULL or cp == NULL or ref == NULL or rec == NULL:
-        free(xl); free(cp); free(ref); free(rec)
+    if line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
+        raise ValueError("line outputs must have shape (frame, len(cover_line))")
+    cdef int32_t *tbuf = NULL
+    buf = <int32_t *>malloc((2 * s + 3) * npos * sizeof(int32_t))
+    if axis != 0:
+        tbuf = <int32_t *>malloc(H * W * sizeof(int32_t))
+    if buf == NULL or (axis != 0 and tbuf == NULL):
+        free(buf); free(tbuf)
         raise MemoryError()
     try:
         with nogil:
             for p in range(npos):
-                cp[p] = <int32_t>cover_pos[p]
+                buf[p] = <int32_t>cover_pos[p]
             for f in range(F):
-                emax = 0
-                esq = 0
-                xsq = 0
+                _err_zero(&e)
                 for c in range(C):
-                    memset(ref, 0, s * npos * sizeof(int32_t))
-                    memset(rec, 0, s * npos * sizeof(int32_t))
-                    for h in range(L):
-                        if cover_line[h] == 0:
-                            continue
-                        _load_line(X, f, c, h, axis, reverse, xl, npos)
-                        slot = h % s
-                        r = ref + slot * npos
-                        y = rec + slot * npos
-                        ev = 0
-                        sp = 0
-                        for p in range(npos):
-                            v = xl[p]
-                            xt = v if _iabs(v) > tau else 0
-                            d = xt - r[p]
-                            nz = _iabs(d) > theta
-                            dt = d if nz else 0
-                            yy = y[p] + dt
-                            y[p] = yy
-                            r[p] = yy if closed else xt
-                            e = _iabs(v - yy)
-                            if e > emax:
-                                emax = e
-                            esq += <int64_t>e * e
-                            xsq += <int64_t>v * v
-                            ev += nz
-                            sp += nz * cp[p]
-                        line_events[f, h] += ev
-                        line_sops[f, h] += sp * cover_line[h]
-                err_max[f] = emax
-                err_sq[f] = esq
-                x_sq[f] = xsq
+                    _line(&X[f, c, 0, 0], n_real, npos, line_stride, pos_stride, reverse,
+                          &cover_line[0], L, s, buf, theta, closed, tau,
+                          buf + 3 * npos, buf + (3 + s) * npos, buf + npos, buf + 2 * npos,
+                          &line_events[f, 0], &line_sops[f, 0], &e, tbuf)
+                err_max[f] = e.emax
+                err_sq[f] = e.esq
+                x_sq[f] = e.xsq
     finally:
-        free(xl); free(cp); free(ref); free(rec)
+        free(buf); free(tbuf)
 
 
 def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
@@ -173,84 +228,68 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                      const int32_t[::1] thetas, bint closed, int tau,
                      int64_t[:, ::1] events, int64_t[:, ::1] sops,
                      int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq):
-    """:func:`line_delta` for many thresholds in one pass over ``X``.
+    """:func:`line_delta` for many thresholds in one pass over ``X`` (each plane
+    is read once and processed for every threshold while it is in cache).
 
     Outputs (threshold, frame): events, SOPs (without ``C_out / g``), error;
     ``x_sq`` per frame over the needed lines.
     """
-    cdef Py_ssize_t F = X.shape[0], C = X.shape[1]
-    cdef Py_ssize_t npos = X.shape[3] if axis == 0 else X.shape[2]
+    cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
+    cdef Py_ssize_t n_real = H if axis == 0 else W
+    cdef Py_ssize_t npos = W if axis == 0 else H
+    cdef Py_ssize_t line_stride = W if axis == 0 else 1
+    cdef Py_ssize_t pos_stride = 1 if axis == 0 else W
     cdef Py_ssize_t L = cover_line.shape[0], T = thetas.shape[0]
-    cdef Py_ssize_t f, c, h, p, t, slot, stride_t = s * npos
-    cdef int32_t *xl
-    cdef int32_t *cp
-    cdef int32_t *ref
-    cdef int32_t *rec
-    cdef int32_t *r
-    cdef int32_t *y
-    cdef int32_t *xw
-    cdef int32_t v, xt, d, nz, dt, yy, e, emax, theta
-    cdef int64_t ev, sp, esq, xsq
+    cdef Py_ssize_t f, c, p, t, h, ring = s * npos
+    cdef int32_t *buf
+    cdef int32_t *states
+    cdef int64_t *lines
+    cdef ek_err *errs
+    cdef int64_t ev, sp
     if cover_pos.shape[0] != npos:
         raise ValueError("cover_pos length does not match the tensor")
     if s < 1:
         raise ValueError("stride must be >= 1")
-    xl = <int32_t *>malloc(npos * sizeof(int32_t))
-    xw = <int32_t *>malloc(npos * sizeof(int32_t))
-    cp = <int32_t *>malloc(npos * sizeof(int32_t))
-    ref = <int32_t *>malloc(T * stride_t * sizeof(int32_t) + 1)
-    rec = <int32_t *>malloc(T * stride_t * sizeof(int32_t) + 1)
-    if xl == NULL or xw == NULL or cp == NULL or ref == NULL or rec == NULL:
-        free(xl); free(xw); free(cp); free(ref); free(rec)
+    cdef int32_t *tbuf = NULL
+    if axis != 0:
+        tbuf = <int32_t *>malloc(H * W * sizeof(int32_t))
+        if tbuf == NULL:
+            raise MemoryError()
+    buf = <int32_t *>malloc(3 * npos * sizeof(int32_t))
+    states = <int32_t *>malloc(2 * T * ring * sizeof(int32_t) + 1)
+    lines = <int64_t *>malloc(2 * T * L * sizeof(int64_t) + 1)
+    errs = <ek_err *>malloc(T * sizeof(ek_err) + 1)
+    if buf == NULL or states == NULL or lines == NULL or errs == NULL:
+        free(buf); free(states); free(lines); free(errs); free(tbuf)
         raise MemoryError()
     try:
         with nogil:
             for p in range(npos):
-                cp[p] = <int32_t>cover_pos[p]
+                buf[p] = <int32_t>cover_pos[p]
             for f in range(F):
-                xsq = 0
+                memset(lines, 0, 2 * T * L * sizeof(int64_t))
+                for t in range(T):
+                    _err_zero(&errs[t])
                 for c in range(C):
-                    memset(ref, 0, T * stride_t * sizeof(int32_t))
-                    memset(rec, 0, T * stride_t * sizeof(int32_t))
+                    for t in range(T):
+                        _line(&X[f, c, 0, 0], n_real, npos, line_stride, pos_stride, reverse,
+                              &cover_line[0], L, s, buf, thetas[t], closed, tau,
+                              states + 2 * t * ring, states + (2 * t + 1) * ring,
+                              buf + npos, buf + 2 * npos,
+                              lines + 2 * t * L, lines + (2 * t + 1) * L, &errs[t], tbuf)
+                for t in range(T):
+                    ev = 0
+                    sp = 0
                     for h in range(L):
-                        if cover_line[h] == 0:
-                            continue
-                        _load_line(X, f, c, h, axis, reverse, xw, npos)
-                        for p in range(npos):
-                            v = xw[p]
-                            xsq += <int64_t>v * v
-                            xl[p] = v if _iabs(v) > tau else 0
-                        slot = h % s
-                        for t in range(T):
-                            theta = thetas[t]
-                            r = ref + t * stride_t + slot * npos
-                            y = rec + t * stride_t + slot * npos
-                            ev = 0
-                            sp = 0
-                            emax = 0
-                            esq = 0
-                            for p in range(npos):
-                                xt = xl[p]
-                                d = xt - r[p]
-                                nz = _iabs(d) > theta
-                                dt = d if nz else 0
-                                yy = y[p] + dt
-                                y[p] = yy
-                                r[p] = yy if closed else xt
-                                ev += nz
-                                sp += nz * cp[p]
-                                e = _iabs(xw[p] - yy)
-                                if e > emax:
-                                    emax = e
-                                esq += <int64_t>e * e
-                            events[t, f] += ev
-                            sops[t, f] += sp * cover_line[h]
-                            if emax > err_max[t, f]:
-                                err_max[t, f] = emax
-                            err_sq[t, f] += esq
-                x_sq[f] = xsq
+                        ev += lines[2 * t * L + h]
+                        sp += lines[(2 * t + 1) * L + h]
+                    events[t, f] = ev
+                    sops[t, f] = sp
+                    err_max[t, f] = errs[t].emax
+                    err_sq[t, f] = errs[t].esq
+                x_sq[f] = errs[0].xsq if T > 0 else 0
     finally:
-        free(xl); free(xw); free(cp); free(ref); free(rec)
+        free(buf); free(states); free(lines); free(errs); free(tbuf)
 
 
 # ---------------------------------------------------------------------------
@@ -263,14 +302,12 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
     """Deltas over frames (frame 0 against zeros). ``X`` is (frame, C, H*W);
     ``count[f, j]`` += number of channels with ``Dt != 0`` at position ``j``."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
-    cdef Py_ssize_t f, c, j
+    cdef Py_ssize_t f, c
     cdef int32_t *ref
     cdef int32_t *rec
-    cdef int32_t *r
-    cdef int32_t *y
-    cdef int32_t *cnt
-    cdef int32_t v, xt, d, nz, dt, yy, e, emax
-    cdef int64_t esq, xsq
+    cdef ek_err e
+    if count.shape[0] != F or count.shape[1] != N:
+        raise ValueError("count must have shape (frame, H*W)")
     ref = <int32_t *>calloc(C * N + 1, sizeof(int32_t))
     rec = <int32_t *>calloc(C * N + 1, sizeof(int32_t))
     if ref == NULL or rec == NULL:
@@ -279,31 +316,13 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
     try:
         with nogil:
             for f in range(F):
-                emax = 0
-                esq = 0
-                xsq = 0
-                cnt = &count[f, 0]
+                _err_zero(&e)
                 for c in range(C):
-                    r = ref + c * N
-                    y = rec + c * N
-                    for j in range(N):
-                        v = <int32_t>X[f, c, j]
-                        xt = v if _iabs(v) > tau else 0
-                        d = xt - r[j]
-                        nz = _iabs(d) > theta
-                        dt = d if nz else 0
-                        yy = y[j] + dt
-                        y[j] = yy
-                        r[j] = yy if closed else xt
-                        e = _iabs(v - yy)
-                        if e > emax:
-                            emax = e
-                        esq += <int64_t>e * e
-                        xsq += <int64_t>v * v
-                        cnt[j] += nz
-                err_max[f] = emax
-                err_sq[f] = esq
-                x_sq[f] = xsq
+                    _temporal(&X[f, c, 0], N, theta, closed, tau, ref + c * N, rec + c * N,
+                              &count[f, 0], &e)
+                err_max[f] = e.emax
+                err_sq[f] = e.esq
+                x_sq[f] = e.xsq
     finally:
         free(ref); free(rec)
 
@@ -312,25 +331,22 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                          const int32_t[::1] thetas, bint closed, int tau,
                          int64_t[:, ::1] events, int64_t[:, ::1] sops,
                          int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq):
-    """:func:`temporal_delta` for many thresholds in one pass. ``fan_out`` (H*W)
-    is the conventional fan-out per position (without ``C_out / g``)."""
+    """:func:`temporal_delta` for many thresholds in one pass (blocks of positions
+    are followed through all frames for every threshold while in cache).
+    ``fan_out`` (H*W) is the conventional fan-out per position."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2], T = thetas.shape[0]
-    cdef Py_ssize_t B = 512
+    cdef Py_ssize_t B = EK_BLOCK
     cdef Py_ssize_t f, c, jb, j0, nb, p, t
-    cdef int32_t *xl
-    cdef int32_t *ref
-    cdef int32_t *rec
-    cdef int32_t *r
-    cdef int32_t *y
-    cdef int32_t v, xt, d, nz, dt, yy, e, emax, theta
-    cdef int64_t ev, sp, esq, xsq
+    cdef int32_t *states
+    cdef int32_t *cnt
+    cdef ek_err e
+    cdef int64_t ev, sp
     if fan_out.shape[0] != N:
         raise ValueError("fan_out length does not match the tensor")
-    xl = <int32_t *>malloc(B * sizeof(int32_t))
-    ref = <int32_t *>malloc(T * B * sizeof(int32_t) + 1)
-    rec = <int32_t *>malloc(T * B * sizeof(int32_t) + 1)
-    if xl == NULL or ref == NULL or rec == NULL:
-        free(xl); free(ref); free(rec)
+    states = <int32_t *>malloc(2 * T * B * sizeof(int32_t) + 1)
+    cnt = <int32_t *>malloc(B * sizeof(int32_t))
+    if states == NULL or cnt == NULL:
+        free(states); free(cnt)
         raise MemoryError()
     try:
         with nogil:
@@ -338,45 +354,27 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                 for jb in range((N + B - 1) // B):
                     j0 = jb * B
                     nb = min(B, N - j0)
-                    memset(ref, 0, T * B * sizeof(int32_t))
-                    memset(rec, 0, T * B * sizeof(int32_t))
+                    memset(states, 0, 2 * T * B * sizeof(int32_t))
                     for f in range(F):
-                        xsq = 0
-                        for p in range(nb):
-                            v = <int32_t>X[f, c, j0 + p]
-                            xl[p] = v
-                            xsq += <int64_t>v * v
-                        x_sq[f] += xsq
                         for t in range(T):
-                            theta = thetas[t]
-                            r = ref + t * B
-                            y = rec + t * B
+                            memset(cnt, 0, nb * sizeof(int32_t))
+                            _err_zero(&e)
+                            _temporal(&X[f, c, j0], nb, thetas[t], closed, tau,
+                                      states + 2 * t * B, states + (2 * t + 1) * B, cnt, &e)
                             ev = 0
                             sp = 0
-                            emax = 0
-                            esq = 0
                             for p in range(nb):
-                                v = xl[p]
-                                xt = v if _iabs(v) > tau else 0
-                                d = xt - r[p]
-                                nz = _iabs(d) > theta
-                                dt = d if nz else 0
-                                yy = y[p] + dt
-                                y[p] = yy
-                                r[p] = yy if closed else xt
-                                ev += nz
-                                sp += nz * fan_out[j0 + p]
-                                e = _iabs(v - yy)
-                                if e > emax:
-                                    emax = e
-                                esq += <int64_t>e * e
+                                ev += cnt[p]
+                                sp += cnt[p] * fan_out[j0 + p]
                             events[t, f] += ev
                             sops[t, f] += sp
-                            if emax > err_max[t, f]:
-                                err_max[t, f] = emax
-                            err_sq[t, f] += esq
+                            if e.emax > err_max[t, f]:
+                                err_max[t, f] = e.emax
+                            err_sq[t, f] += e.esq
+                            if t == 0:
+                                x_sq[f] += e.xsq
     finally:
-        free(xl); free(ref); free(rec)
+        free(states); free(cnt)
 
 
 # ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ of one layer for many thresholds at once. Everything follows
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -92,11 +93,24 @@ def _flat(X: np.ndarray) -> np.ndarray:
     return X.reshape(F, C, H * W)
 
 
+@functools.lru_cache(maxsize=1024)
+def _fan_out(layer: Layer) -> np.ndarray:
+    """``layer.fan_out()`` (H, W), cached and read-only."""
+    fan = np.ascontiguousarray(layer.fan_out(), dtype=np.int64)
+    fan.flags.writeable = False
+    return fan
+
+
 def _line_geometry(layer: Layer, scheme: LineDelta) -> tuple[Layer, np.ndarray, np.ndarray]:
     """The layer in scan coordinates (swapped for axis x, flipped for reverse), its
     extended cover along the scan and its conventional cover across it."""
-    g = layer.swapped() if scheme.axis == "x" else layer
-    if scheme.direction == "reverse":
+    return _scan_geometry(layer, scheme.axis, scheme.direction)
+
+
+@functools.lru_cache(maxsize=1024)
+def _scan_geometry(layer: Layer, axis: str, direction: str) -> tuple[Layer, np.ndarray, np.ndarray]:
+    g = layer.swapped() if axis == "x" else layer
+    if direction == "reverse":
         g = g.flipped()
     cover_line = np.ascontiguousarray(g.cover("y", extended=True), dtype=np.int64)
     cover_pos = np.ascontiguousarray(g.cover("x"), dtype=np.int64)
@@ -106,6 +120,8 @@ def _line_geometry(layer: Layer, scheme: LineDelta) -> tuple[Layer, np.ndarray, 
     if len(bad):  # cannot happen for the extended row range; guard the kernel's ring buffer
         raise RuntimeError(f"layer {layer.name!r}: needed line {int(bad[0]) + s} references line "
                            f"{int(bad[0])}, which is not needed")
+    cover_line.flags.writeable = False
+    cover_pos.flags.writeable = False
     return g, cover_line, cover_pos
 
 
@@ -139,7 +155,7 @@ class _TensorCache:
 
 def _dense(layer: Layer, F: int) -> _Counts:
     c, h, w = layer.input_shape
-    fan = layer.fan_out()
+    fan = _fan_out(layer)
     zeros = np.zeros(F)
     return _Counts(np.full(F, layer.dense_events, np.int64), np.full(F, layer.dense_macs, np.int64),
                    zeros, zeros.copy(), np.full((F, h), c * w, np.int64),
@@ -157,7 +173,7 @@ def _position_counts(kernel: Any, X: np.ndarray, *args: Any) -> tuple[np.ndarray
 
 def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     count, emax, esq, xsq = res
-    fan = layer.fan_out()                                   # (H, W), includes C_out / g
+    fan = _fan_out(layer)                                   # (H, W), includes C_out / g
     line_events = count.sum(axis=2, dtype=np.int64)         # (F, H)
     line_sops = np.einsum("fyx,yx->fy", count.astype(np.int64), fan)
     return _Counts(line_events.sum(axis=1), line_sops.sum(axis=1), emax.astype(np.float64),
@@ -341,11 +357,11 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
                                   scheme.loop == "closed", scheme.tau, events, sops, emax, esq, xsq)
         sops *= layer.fan_out_channels
     elif isinstance(scheme, TemporalDelta):
-        fan = np.ascontiguousarray(layer.fan_out().ravel(), dtype=np.int64)
+        fan = _fan_out(layer).ravel()
         _kernels.temporal_delta_curve(_flat(X), fan, th.astype(np.int32), scheme.loop == "closed",
                                       scheme.tau, events, sops, emax, esq, xsq)
     else:  # Conventional: thresholds are activation thresholds tau
-        fan = np.ascontiguousarray(layer.fan_out().ravel(), dtype=np.int64)
+        fan = _fan_out(layer).ravel()
         V = int(th.max()) + 2                     # bin V-1 gathers every |X| > max(tau)
         hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
         _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq)

@@ -1,0 +1,72 @@
+/* Hot loops of the event kernels (else_dse._kernels), plain C so that GCC
+ * vectorizes them; kernels_core_impl.h is instantiated once per code type.
+ * On x86-64 Linux with GCC each entry point is compiled twice (AVX2 and the
+ * baseline) and picked at load time (target_clones), so the wheel stays
+ * portable. Semantics: shared/design/semantics.md; arguments: kernels.pyx. */
+#ifndef ELSE_DSE_KERNELS_CORE_H
+#define ELSE_DSE_KERNELS_CORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define EK_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EK_CLONES
+#endif
+
+/* Error accumulators of one frame: max|X - Y|, sum (X - Y)^2, sum X^2. */
+typedef struct {
+    int64_t esq;
+    int64_t xsq;
+    int32_t emax;
+} ek_err;
+
+#define EK_BLOCK 1024
+
+/* Exact sum of squares of n int32 values with |v| <= amax: uint32 partial sums
+ * over chunks short enough not to wrap, int64 otherwise. */
+static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t amax) {
+    int64_t total = 0, a2 = (int64_t)amax * amax;
+    ptrdiff_t i, i0, i1, k;
+    if (amax == 0 || n <= 0) return 0;
+    k = (ptrdiff_t)(UINT32_MAX / (uint64_t)a2);
+    if (k >= 16) {
+        for (i0 = 0; i0 < n; i0 += k) {
+            uint32_t acc = 0;
+            i1 = i0 + k < n ? i0 + k : n;
+            for (i = i0; i < i1; i++) acc += (uint32_t)v[i] * (uint32_t)v[i];
+            total += acc;
+        }
+    } else {
+        for (i = 0; i < n; i++) total += (int64_t)v[i] * v[i];
+    }
+    return total;
+}
+
+#define CODE_T int8_t
+#define EK_SUF(name) name##_i8
+#include "kernels_core_impl.h"
+#undef CODE_T
+#undef EK_SUF
+
+#define CODE_T uint8_t
+#define EK_SUF(name) name##_u8
+#include "kernels_core_impl.h"
+#undef CODE_T
+#undef EK_SUF
+
+#define CODE_T int16_t
+#define EK_SUF(name) name##_i16
+#include "kernels_core_impl.h"
+#undef CODE_T
+#undef EK_SUF
+
+#define CODE_T int32_t
+#define EK_SUF(name) name##_i32
+#include "kernels_core_impl.h"
+#undef CODE_T
+#undef EK_SUF
+
+#endif

@@ -314,6 +314,10 @@ def _load_hardware(name: str) -> Any:
     return load_template(name)
 
 
+_COST_COLUMNS = ("events", "sops", "energy_pj", "latency_s", "cores", "weight_bytes",
+                 "state_persistent_bytes", "state_frame_bytes", "layer_fits")
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     import xarray as xr
 
@@ -332,13 +336,17 @@ def cmd_cost(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} already holds event statistics; --scheme applies to a recording")
     from .cost import estimate
 
-    kwargs = {"execution": args.execution} if args.execution else {}
-    cost = estimate(stats, hw, **kwargs)
+    cost = estimate(stats, hw, execution=args.execution, schedule=args.schedule)
+    for c in ("axis", "threshold", "tau", "direction", "loop", "op"):  # label the cost like its stats
+        if c in stats.coords and c not in cost.coords and stats[c].dims == ("layer",):
+            cost = cost.assign_coords({c: stats[c]})
     per_layer = [v for v, da in cost.data_vars.items() if da.dims == ("layer",)]
     table = cost[per_layer].to_dataframe()
     table = table[[c for c in table.columns if table[c].dtype.kind in "biuf"]]
     if not args.quiet:
-        _print_table(table)
+        shown = [c for c in table.columns if c in _COST_COLUMNS or (c.startswith("energy_") and
+                                                                      c.endswith("_pj"))]
+        _print_table(table if args.all_columns else table[shown])
         totals = {v: cost[v].values.item() for v, da in cost.data_vars.items() if da.ndim == 0}
         print("totals: " + ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
                                      for k, v in totals.items()))
@@ -515,7 +523,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="event statistics (.nc from `else-dse stats`) or a recording")
     p.add_argument("-t", "--template", default="neuronflow",
                    help="shipped template name (neuronflow, loihi2, seneca) or a .toml file")
-    p.add_argument("--execution", help="execution model passed to else_dse.estimate")
+    p.add_argument("--execution", choices=("event", "timestep"),
+                   help="execution model (default: the template's)")
+    p.add_argument("--schedule", choices=("sequential", "pipelined", "step"),
+                   help="layer schedule (default: pipelined for event execution, step for timestep)")
+    p.add_argument("--all-columns", action="store_true", help="print every per-layer column")
     _add_scheme_args(p)
     p.add_argument("-o", "--output", help="write the cost: .nc (dataset) or .csv (per-layer table)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
@@ -570,6 +582,19 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _quiet_libraries() -> None:
+    """Keep the terminal for progress bars and results: no optuna INFO lines or API warnings."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"optuna\..*")
+    warnings.filterwarnings("ignore", message=r".*is experimental.*")
+    try:
+        import optuna
+    except ImportError:  # pragma: no cover
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``else-dse``; returns the exit status (0 ok, 1 failure, 2 usage error)."""
     parser = build_parser()
@@ -583,6 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"{PROG} {args.command}: error: --{name} must be >= 1, got {value}", file=sys.stderr)
             return 2
+    if args.command in ("search", "report"):
+        _quiet_libraries()
     t0 = time.perf_counter()
     try:
         status = func(args)

@@ -122,9 +122,10 @@ _UNITS: tuple[tuple[str, str, float], ...] = (
     ("state", "state memory (KiB)", 1 / 1024),
     ("weight", "weight memory (KiB)", 1 / 1024),
     ("bytes", "memory (KiB)", 1 / 1024),
+    ("memory", "memory (KiB)", 1 / 1024),
     ("rel_error", "relative error ||X-R||/||X||", 1.0),
     ("max_error", "max |X-R| (code steps)", 1.0),
-    ("error", "reconstruction error", 1.0),
+    ("error", "relative error ||X-R||/||X|| (mean over layers)", 1.0),
     ("sops", "SOPs per frame (millions)", 1e-6),
     ("macs", "MACs per frame (millions)", 1e-6),
     ("events", "events per frame (thousands)", 1e-3),
@@ -800,7 +801,7 @@ def fig_state(res: Results) -> Figure | None:
     return fig
 
 
-_HW_WORDS = ("core", "sram", "lane", "clock", "mesh", "neurons_per", "bits", "hw", "hardware", "e_", "t_")
+_HW_WORDS = ("n_cores", "cores", "sram", "lanes", "clock", "mesh", "neurons_per_core")
 
 
 @_with_plotting
@@ -808,8 +809,10 @@ def fig_hardware(res: Results) -> Figure | None:
     """Hardware parameters of the best (Pareto) configurations, as an annotated heatmap."""
     if not res.is_study:
         return None
-    hw = [c for c in res.trials if c.startswith("param_") and
-          any(w in c[6:].lower() for w in _HW_WORDS) and "threshold" not in c.lower()]
+    hw = [c for c in res.trials if c.startswith("param_hardware.") or c.startswith("param_hw.")]
+    if not hw:
+        hw = [c for c in res.trials if c.startswith("param_") and "threshold" not in c.lower()
+              and any(c[6:].lower().startswith(w) for w in _HW_WORDS)]
     done = res.trials[(res.trials["state"] == "COMPLETE") & res.trials["feasible"]].dropna(
         subset=list(res.objectives))
     if not hw or done.empty:

@@ -13,6 +13,7 @@ from .cost import CostError, estimate
 from .schemes import Conventional, Dense, LineDelta, Plan, TemporalDelta  # kernel helper
 from .events import count_events, event_curve, layers_of  # kernel helper
 from . import report  # noqa: E402  (else_dse.report.write; plotting imported lazily)
+from . import search  # noqa: E402  (else_dse.search.run; search helper)
 
 __version__ = "0.1.0"
 

@@ -223,10 +223,16 @@ class StateWords:
     ``sender``: the sender's reference; ``consumer``: potentials (one per neuron,
     virtual rows included); ``persistent``: whether both live across frames;
     ``copies``: potential words copied row to row per frame; ``ref_reads``:
-    reference words read per frame (one per compared element)."""
+    reference words read per frame (one per compared element); ``streaming``:
+    consumer potentials when the consumer streams lines instead of mapping every
+    neuron (semantics.md "line streaming": the rows in flight,
+    ``floor((k-1)*d/s) + 1`` along the scan axis, plus one previous row for line
+    delta; conventional/dense stream the rows in flight; temporal delta and fc
+    layers keep every neuron)."""
 
     sender: np.ndarray
     consumer: np.ndarray
+    streaming: np.ndarray
     persistent: np.ndarray
     copies: np.ndarray
     ref_reads: np.ndarray
@@ -255,8 +261,15 @@ def state_words(geom: Geometry, kind: np.ndarray, axis_x: np.ndarray,
     ref_reads = np.where(temporal, inputs, np.where(line, needed * geom.c_in * line_len, 0))
     ext = np.where(axis_x, cols, rows)
     copies = np.where(line, consumer // np.maximum(ext, 1) * np.maximum(ext - 1, 0), 0)
-    return StateWords(sender=sender, consumer=consumer, persistent=temporal, copies=copies,
-                      ref_reads=ref_reads, rows=rows, cols=cols)
+    # line streaming: rows (columns for axis x) in flight, plus the previous row for line delta
+    scan = np.where(line, ax, 0)
+    idx = np.arange(len(kind))
+    in_flight = (geom.k[idx, scan] - 1) * geom.d[idx, scan] // geom.s[idx, scan] + 1 + line
+    across = np.where(line & axis_x, geom.h_out, geom.w_out)
+    streaming = np.where(temporal | geom.is_fc, consumer,
+                         geom.c_out * across * np.minimum(in_flight, np.where(line, ext, geom.h_out)))
+    return StateWords(sender=sender, consumer=consumer, streaming=streaming, persistent=temporal,
+                      copies=copies, ref_reads=ref_reads, rows=rows, cols=cols)
 
 
 def layer_state_words(layer: Layer, kind: str, axis: str = "y",
@@ -272,7 +285,7 @@ def layer_state_words(layer: Layer, kind: str, axis: str = "y",
     sw = state_words(geometry((layer,)), np.array([KINDS.index(kind)]), np.array([axis == "x"]),
                      np.array([direction == "reverse"]))
     return {f: (bool if f == "persistent" else int)(getattr(sw, f)[0])
-            for f in ("sender", "consumer", "persistent", "copies", "ref_reads")}
+            for f in ("sender", "consumer", "streaming", "persistent", "copies", "ref_reads")}
 
 
 # --------------------------------------------------------------------------- mapping
@@ -511,6 +524,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
 
     # ---- memory (bytes)
     state_bytes = (st.sender + st.consumer * nw) * sb
+    streaming_bytes = (st.sender + st.streaming * nw) * sb
     persistent = np.where(st.persistent, state_bytes, 0.0)
     frame_state = np.where(st.persistent, 0.0, state_bytes)
     weight_bytes = geom.weights * (hw.weight_bits / 8.0)
@@ -544,7 +558,8 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         "cores": (L, m["cores"]), "channel_groups": (L, m["channel_groups"]),
         "row_bands": (L, m["row_bands"]), "first_core": (L, m["first_core"]),
         "weight_bytes": (L, weight_bytes), "state_persistent_bytes": (L, persistent),
-        "state_frame_bytes": (L, frame_state), "buffer_bytes": (L, buffer_bytes),
+        "state_frame_bytes": (L, frame_state), "state_streaming_bytes": (L, streaming_bytes),
+        "buffer_bytes": (L, buffer_bytes),
         "mem_per_core_bytes": (L, m["mem_per_core_bytes"]),
         "neurons_per_core_used": (L, m["neurons_per_core_used"]),
         "layer_fits": (L, m["fits"]), "overflow_neurons": (L, m["overflow_neurons"]),
@@ -565,6 +580,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         "peak_mem_per_core_bytes": ((), float(m["mem_per_core_bytes"].max())),
         "total_state_persistent_bytes": ((), float(persistent.sum())),
         "total_state_frame_bytes": ((), float(frame_state.sum())),
+        "total_state_streaming_bytes": ((), float(streaming_bytes.sum())),
         "total_weight_bytes": ((), float(weight_bytes.sum())),
         "total_buffer_bytes": ((), float(buffer_bytes.sum())),
         "total_cores": ((), int(m["cores"].sum())),

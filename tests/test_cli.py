@@ -1,0 +1,240 @@
+"""The ``else-dse`` command line end to end: every subcommand, --help, and each
+error path with its exit status (2 usage error, 1 runtime failure) and a one-line message."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import else_dse as ed
+from else_dse import cli
+
+from test_report import small_recording
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "blazeface_carphone.nc"   # contract name (data helper)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped detection recording cut to 3 frames, or a small synthetic one until it exists."""
+    path = tmp_path_factory.mktemp("rec") / "rec.nc"
+    if SHIPPED.exists():
+        ed.open_recording(SHIPPED).select_frames(slice(0, 3)).save(path)
+    else:
+        small_recording().save(path)
+    return path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_help_of_every_command_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    for cmd in ([], ["record"], ["stats"], ["cost"], ["search"], ["report"]):
+        status, out, _ = run(cmd + ["--help"], capsys)
+        assert status == 0
+        assert "example" in out and "else-dse" in out
+
+
+def test_parse_scheme_forms() -> None:
+    assert cli.parse_scheme("line_delta:y:1") == ed.LineDelta(axis="y", threshold=1)
+    assert cli.parse_scheme("else:axis=x,threshold=2,loop=open") == ed.LineDelta(axis="x", threshold=2,
+                                                                                 loop="open")
+    assert cli.parse_scheme("line_delta", axis="x", threshold=3) == ed.LineDelta(axis="x", threshold=3)
+    assert cli.parse_scheme("temporal:1:tau=2") == ed.TemporalDelta(threshold=1, tau=2)
+    assert cli.parse_scheme("conventional") == ed.Conventional()
+    plan = cli.parse_plan(["c0=line_delta:x", "temporal:1"])
+    assert plan == ed.Plan({"c0": ed.LineDelta(axis="x")}, default=ed.TemporalDelta(threshold=1))
+    for bad in ("frobnicate", "line_delta:z", "temporal:axis=y", "line_delta:threshold=-1", "dense:3"):
+        with pytest.raises(cli.UsageError):
+            cli.parse_scheme(bad)
+
+
+def test_stats_cost_report_end_to_end(recording: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rec = ed.open_recording(recording)
+    st = tmp_path / "stats.nc"
+    status, out, err = run(["stats", recording, "--scheme", "line_delta", "--axis", "y", "--threshold", "1",
+                            "-o", st], capsys)
+    assert status == 0, err
+    assert all(layer.name in out for layer in rec.layers) and "sops_reduction" in out
+    stats = xr.open_dataset(st, engine="h5netcdf").load()
+    assert list(stats["layer"].values) == [layer.name for layer in rec.layers]
+    expected = ed.count_events(rec.quantize(8), cli._fc_fallback(ed.LineDelta(axis="y", threshold=1),
+                                                                 rec.layers))
+    np.testing.assert_array_equal(stats["sops"].values, expected["sops"].values)
+    # the compact string gives the same statistics; CSV is the per-layer table
+    status, _, err = run(["stats", recording, "--scheme", "line_delta:y:1", "-q", "-o", tmp_path / "s.csv"], capsys)
+    assert status == 0, err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "s.csv", index_col="layer")
+    np.testing.assert_allclose(table["sops"].values, expected["sops"].values.mean(axis=1))
+    # cost from the statistics file, and from recording + scheme
+    status, out, err = run(["cost", st, "--template", "neuronflow", "-o", tmp_path / "cost.nc"], capsys)
+    assert status == 0, err
+    assert "energy_pj" in out and "total_energy_pj" in out
+    cost = xr.open_dataset(tmp_path / "cost.nc", engine="h5netcdf").load()
+    ref = ed.estimate(stats, ed.load_template("neuronflow"))
+    np.testing.assert_allclose(cost["total_energy_pj"].values, ref["total_energy_pj"].values)
+    status, _, err = run(["cost", recording, "--scheme", "temporal:1", "-t", "loihi2", "-q"], capsys)
+    assert status == 0, err
+    # report from the result files: one configuration (stats + cost of the same scheme)
+    status, out, err = run(["report", st, tmp_path / "cost.nc", "-o", tmp_path / "rep"], capsys)
+    assert status == 0, err
+    assert (tmp_path / "rep" / "report.html").exists() and (tmp_path / "rep" / "energy.png").exists()
+    configs = pd.read_csv(tmp_path / "rep" / "configs.csv")
+    assert len(configs) == 1 and configs["total_energy_pj"].iloc[0] == pytest.approx(
+        float(ref["total_energy_pj"]))
+
+
+def write_config(path: Path, recording: Path, trials: int = 6, extra: str = "") -> Path:
+    path.write_text(f"""
+recording = "{recording}"
+frames = 2
+hardware = "neuronflow"
+objectives = ["sops", "error"]
+{extra}
+[study]
+name = "t"
+trials = {trials}
+seed = 0
+
+[space]
+schemes = ["conventional", "line_y", "temporal"]
+threshold = [0, 3]
+
+[[constraints]]
+type = "fits"
+""")
+    return path
+
+
+def test_search_then_report_from_storage(recording: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "t.toml", recording)
+    status, _, err = run(["search", cfg, "--trials", "5", "--no-progress", "--report", tmp_path / "rep"], capsys)
+    assert status == 0, err
+    import optuna
+
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}")
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 5
+    assert (tmp_path / "rep" / "pareto.png").exists()
+    # the same study again, from its storage file, through `report`
+    status, out, err = run(["report", tmp_path / "t.db", "-o", tmp_path / "rep2"], capsys)
+    assert status == 0, err
+    trials = (tmp_path / "rep2" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 5
+    # YAML configs work too
+    yml = tmp_path / "y.yaml"
+    yml.write_text(f"recording: {recording}\nframes: 2\nobjectives: [sops, error]\n"
+                   "study: {name: y, trials: 3}\nspace: {schemes: [conventional, line_y], threshold: [0, 2]}\n")
+    status, _, err = run(["search", yml, "--no-progress"], capsys)
+    assert status == 0, err
+
+
+def usage_cases(recording: Path, tmp: Path) -> list[tuple[list, str]]:
+    (tmp / "broken.toml").write_text("recording = \n")
+    (tmp / "notes.txt").write_text("x")
+    (tmp / "empty.db").write_bytes(b"")
+    cfg_unknown = write_config(tmp / "unknown.toml", recording, extra='colour = "blue"')
+    cfg_norec = write_config(tmp / "norec.toml", tmp / "missing.nc")
+    cfg_badobj = write_config(tmp / "badobj.toml", recording).read_text().replace('"error"]', '"speed"]')
+    (tmp / "badobj.toml").write_text(cfg_badobj)
+    return [
+        (["stats", tmp / "missing.nc"], "no such recording"),
+        (["stats", recording, "--scheme", "bogus"], "unknown scheme 'bogus'"),
+        (["stats", recording, "--scheme", "temporal", "--axis", "x"], "has no option 'axis'"),
+        (["stats", recording, "--scheme", "line_delta", "--threshold", "-1"], "threshold must be an int >= 0"),
+        (["stats", recording, "--bits", "1"], "bits"),
+        (["stats", recording, "-o", tmp / "out.json"], "output must end in .nc"),
+        (["cost", tmp / "missing.nc"], "no such stats or recording file"),
+        (["cost", recording, "--template", "nope"], "no hardware template 'nope'"),
+        (["cost", recording, "--template", tmp / "missing.toml"], "no such hardware template file"),
+        (["search", tmp / "missing.toml"], "no such config file"),
+        (["search", tmp / "notes.txt"], "config must be .toml, .yaml or .yml"),
+        (["search", tmp / "broken.toml"], "bad config"),
+        (["search", cfg_unknown], "unknown key"),
+        (["search", cfg_norec], "no such recording"),
+        (["search", tmp / "badobj.toml"], "speed"),
+        (["report", tmp / "missing.nc", "-o", tmp / "r"], "no such results file"),
+        (["report", tmp / "missing.db", "-o", tmp / "r"], "no such study database"),
+        (["record", tmp / "missing.tflite", "still:astronaut", "-o", tmp / "r.nc"], "no such model file"),
+        (["record", tmp / "notes.txt", "still:astronaut", "-o", tmp / "r.nc"], "must be a .tflite or .onnx"),
+        (["stats"], "required: recording"),
+        (["frobnicate"], "invalid choice"),
+        (["stats", recording, "--frames", "0"], "--frames must be >= 1"),
+    ]
+
+
+def test_user_mistakes_give_one_line_and_status_2(recording: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, message in usage_cases(recording, tmp_path):
+        status, out, err = run(argv, capsys)
+        assert status == 2, (argv, err)
+        assert message in err, (argv, err)
+        assert "Traceback" not in err
+        if argv[0] in ("stats", "cost", "search", "report", "record") and len(argv) > 1:
+            assert len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_runtime_failure_gives_status_1(recording: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import else_dse.events
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kernel crashed")
+
+    monkeypatch.setattr(else_dse.events, "count_events", broken)
+    status, _, err = run(["stats", recording], capsys)
+    assert status == 1
+    assert err.strip().splitlines() == [
+        "else-dse stats: failed: RuntimeError: kernel crashed (--debug shows the traceback)"]
+    with pytest.raises(RuntimeError):
+        cli.main(["--debug", "stats", str(recording)])
+
+
+def find_model() -> Path | None:
+    candidates = [ROOT / "data" / "models" / "face_detection_short_range.tflite"]
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")  # only its bundled model files are used, never imported
+    if spec is not None and spec.submodule_search_locations:
+        candidates.append(Path(list(spec.submodule_search_locations)[0]) / "modules" / "face_detection" /
+                          "face_detection_short_range.tflite")
+    return next((p for p in candidates if p.exists()), None)
+
+
+@pytest.mark.skipif(find_model() is None, reason="no face_detection_short_range.tflite (data/models or mediapipe)")
+def test_record_stills(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ai_edge_litert", reason="recording TFLite needs ai-edge-litert")
+    pytest.importorskip("skimage", reason="stills need scikit-image")
+    out = tmp_path / "face.nc"
+    status, _, err = run(["record", find_model(), "still:astronaut", "still:coffee", "--value-range", "-1", "1",
+                          "--no-progress", "-o", out], capsys)
+    assert status == 0, err
+    rec = ed.open_recording(out)
+    assert rec.n_frames == 2 and len(rec.layers) > 10
+    assert list(rec.data["frame_label"].values) == ["still:astronaut", "still:coffee"]
+    status, out_text, err = run(["stats", out, "--scheme", "line_delta:y", "-q"], capsys)
+    assert status == 0, err
+
+
+def test_console_script_exit_status(tmp_path: Path) -> None:
+    exe = shutil.which("else-dse")
+    cmd = [exe] if exe else [sys.executable, "-m", "else_dse.cli"]
+    ok = subprocess.run(cmd + ["stats", "--help"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "example" in ok.stdout
+    bad = subprocess.run(cmd + ["stats", str(tmp_path / "missing.nc")], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [f"else-dse stats: error: {tmp_path / 'missing.nc'}: no such recording"]

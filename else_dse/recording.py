@@ -258,7 +258,11 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
     ``lo = min(0, min x)``, ``hi = max x``, ``scale = (hi - lo) / (2**bits - 1)``,
     ``zero_point = round(-lo / scale)``, ``code = clip(round(x / scale) + zero_point, 0, 2**bits - 1)``.
     Arithmetic is float64; ``round`` is round-half-to-even (``numpy.rint``). An all-zero
-    tensor gets ``scale = 1.0``, ``zero_point = 0`` and all-zero codes.
+    tensor gets ``scale = 1.0``, ``zero_point = 0`` and all-zero codes. ``hi`` is taken as
+    ``max(0, max x)`` so that 0.0 always has a code (identical to the formula whenever
+    ``max x >= 0``, e.g. after ReLU); percentile calibration clips ``lo`` and ``hi`` to the
+    ``100 - percentile`` and ``percentile`` percentiles, and keeps the full range when both
+    are 0 (a tensor sparser than the percentile).
     """
     if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
         raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
@@ -267,17 +271,16 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
     levels = 2 ** int(bits) - 1
     dtype = np.uint8 if bits <= 8 else np.uint16
     x = np.asarray(x)
-    if calibration == "max":
-        lo, hi = min(0.0, float(x.min())), float(x.max())
-    else:
+    if not np.any(x):
+        return np.zeros(x.shape, dtype=dtype), 1.0, 0
+    lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+    if calibration == "percentile":
         if not 50.0 < percentile <= 100.0:
             raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
-        lo = min(0.0, float(np.percentile(x, 100.0 - percentile)))
-        hi = float(np.percentile(x, percentile))
-    if hi <= lo:  # all zero (or constant <= 0): the only value is representable as the zero code
-        if not np.any(x):
-            return np.zeros(x.shape, dtype=dtype), 1.0, 0
-        hi = 0.0
+        p_lo = min(0.0, float(np.percentile(x, 100.0 - percentile)))
+        p_hi = max(0.0, float(np.percentile(x, percentile)))
+        if p_hi > p_lo:  # a sparse tensor can have both percentiles at 0: keep the full range
+            lo, hi = p_lo, p_hi
     scale = (hi - lo) / levels
     zero_point = int(np.rint(-lo / scale))
     codes = np.clip(np.rint(x.astype(np.float64) / scale) + zero_point, 0, levels).astype(dtype)

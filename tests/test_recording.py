@@ -230,7 +230,6 @@ floats = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, allow_subno
 @given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=4, max_side=6), elements=floats),
        st.integers(2, 16))
 def test_quantize_array_exactness(x, bits):
-    assume(not (x.max() < 0 and x.min() < x.max()))  # known semantics gap, xfail test below
     codes, scale, zp = quantize_array(x, bits)
     levels = 2 ** bits - 1
     assert codes.shape == x.shape
@@ -241,7 +240,7 @@ def test_quantize_array_exactness(x, bits):
         assert (codes == 0).all() and scale == 1.0 and zp == 0
         return
     assert scale > 0
-    lo, hi = min(0.0, x.min()), x.max()
+    lo, hi = min(0.0, x.min()), max(0.0, x.max())
     if hi > lo:
         assert scale == pytest.approx((hi - lo) / levels, rel=1e-12)
     # 0.0 maps to the zero point
@@ -260,7 +259,6 @@ def test_quantize_array_exactness(x, bits):
        st.sampled_from([4, 8]), st.floats(90, 100))
 def test_quantize_array_percentile(x, bits, pct):
     p_lo = min(0.0, float(np.percentile(x, 100 - pct)))
-    assume(not (float(np.percentile(x, pct)) <= p_lo and np.any(x)))  # known bug, xfail test below
     codes, scale, zp = quantize_array(x, bits, "percentile", pct)
     levels = 2 ** bits - 1
     assert codes.min() >= 0 and codes.max() <= levels
@@ -268,7 +266,9 @@ def test_quantize_array_percentile(x, bits, pct):
         assert (codes == 0).all() and zp == 0
         return
     lo = min(0.0, float(np.percentile(x, 100 - pct)))
-    hi = float(np.percentile(x, pct))
+    hi = max(0.0, float(np.percentile(x, pct)))
+    if hi <= lo:  # sparser than the percentile: the full range is kept
+        lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
     if hi > lo:
         assert scale == pytest.approx((hi - lo) / levels, rel=1e-9)
         deq = (codes.astype(np.float64) - zp) * scale
@@ -345,13 +345,8 @@ def test_int8_extremes_map_to_signed_codes():
     np.testing.assert_array_equal(q.signed("t"), x.astype(np.int16))
 
 
-# ---- known bugs in recording.py (reported to the lead; strict xfail flips when fixed) ----
+# ---- regressions: sparse percentile calibration, all-negative tensors (0.0 keeps its code) ----
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason=(
-    "BUG recording.quantize_array: percentile calibration of a sparse tensor (>= percentile "
-    "share of zeros, common after ReLU) gives lo == hi == 0, then hi = 0.0 and scale = 0 -> "
-    "ZeroDivisionError. Fix: when hi <= lo but x has non-zeros, fall back to "
-    "lo = min(0, min x), hi = max(0, max x)."))
 def test_percentile_on_sparse_tensor():
     x = np.zeros((1, 1, 100, 1000))
     x[0, 0, 0, :5] = 1.0  # 5 non-zeros in 100000: the 99.99th percentile is 0
@@ -360,11 +355,6 @@ def test_percentile_on_sparse_tensor():
     assert (codes[x == 0] == zp).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (semantics.md formula, followed literally by quantize_array): for a tensor with "
-    "max(x) < 0, hi = max(x) < 0, so zero_point = round(-lo/scale) > 2**bits - 1: 0.0 has "
-    "no code and X = code - zero_point is never 0 (every element becomes an event). "
-    "Fix: hi = max(0, max(x)) (and for percentile, hi = max(0, percentile))."))
 def test_all_negative_tensor_keeps_zero_representable():
     codes, scale, zp = quantize_array(np.array([-3.0, -1.0]), 8)
     assert 0 <= zp <= 255

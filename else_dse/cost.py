@@ -27,9 +27,12 @@ replicated over row bands), the state of its tile, its share of the sender
 references the layer holds for its consumers (proportional to its neurons), and
 an input event buffer of ``buffer_events*event_bits`` bits. Of the tilings that
 fit ``neurons_per_core`` and ``sram_per_core`` the one with the fewest cores is
-taken (ties: the smaller busiest-core tile, then fewer channel groups). Cores
-are placed on the mesh in snake (boustrophedon) order, layer after layer, so
-consecutive layers are neighbours. When a layer fits no tiling, the finest
+taken (ties: the smaller busiest-core tile, then fewer channel groups).
+Consecutive layers that need one core each share a core while their neurons
+and memory fit together (one event buffer per core) [A]; a shared core runs its
+layers one after another, and its static power and barrier energy are split
+evenly over them. Cores are placed on the mesh in snake (boustrophedon) order,
+layer after layer, so consecutive layers are neighbours. When a layer fits no tiling, the finest
 tiling (one channel, one row per core) says by how much it overflows.
 
 Producers [A]: the tensor a layer reads is produced by the nearest earlier
@@ -74,8 +77,9 @@ Frame latency (``schedule``):
   ``max T + t_barrier`` (time-stepped chips such as Loihi; one stats frame = one step).
 * ``None`` (default): ``"step"`` for ``execution="timestep"``, else ``"pipelined"``.
 
-The throughput bound is ``1 / (max T + t_barrier)`` (frames pipelined over the
-layers' disjoint cores). Static energy is charged over the frame latency of the
+In ``"step"`` and in the throughput bound, ``T`` of layers sharing a core adds
+up. The throughput bound is ``1 / (max_core T + t_barrier)`` (frames pipelined
+over the cores). Static energy is charged over the frame latency of the
 chosen schedule [A: one frame at a time].
 """
 
@@ -353,14 +357,39 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
     fine_mem = wpc * wb + buf + cols * hw.neuron_words * sb + held / (c * rows)
     overflow_neurons = np.where(fits, 0, np.maximum(cols - hw.neurons_per_core, 0))
     overflow_sram = np.where(fits, 0.0, np.maximum(fine_mem - hw.sram_per_core, 0.0))
-    # placement: snake order over the mesh, layer after layer
-    first = np.concatenate([[0], np.cumsum(cores_b)[:-1]])
-    total = int(cores_b.sum())
-    idx = np.arange(total)
+    # packing: consecutive single-core layers share a core while their neurons and memory fit
+    # (one event buffer per core); a shared core runs its layers one after another
+    neu = cc_b * rr_b * cols
+    group = np.empty(n, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    core_mem = mem.astype(np.float64).copy()
+    g, phys, open_, cur_neu, cur_mem, members = -1, 0, False, 0, 0.0, []
+    single = (cores_b == 1) & fits
+    for i in range(n):
+        if open_ and single[i] and cur_neu + neu[i] <= hw.neurons_per_core \
+                and cur_mem + mem[i] - buf <= hw.sram_per_core:
+            cur_neu += int(neu[i])
+            cur_mem += float(mem[i]) - buf
+            members.append(i)
+        else:
+            if members:
+                core_mem[members] = cur_mem
+            g += 1
+            first_g = phys
+            phys += int(cores_b[i])
+            open_, cur_neu, cur_mem, members = bool(single[i]), int(neu[i]), float(mem[i]), [i]
+        group[i] = g
+        first[i] = first_g
+    core_mem[members] = cur_mem
+    group_size = np.bincount(group)[group]
+    # placement: snake order over the mesh, layer after layer (packed layers on one core)
+    total = phys
+    starts = np.cumsum(cores_b) - cores_b
+    idx = np.arange(int(cores_b.sum())) - np.repeat(starts, cores_b) + np.repeat(first, cores_b)
     y = idx // hw.mesh_x
     x = np.where(y % 2 == 0, idx % hw.mesh_x, hw.mesh_x - 1 - idx % hw.mesh_x)
     owner = np.repeat(np.arange(n), cores_b)
-    ny = int(y.max()) + 1 if total else 1
+    ny = max(total - 1, 0) // hw.mesh_x + 1
     hx = np.zeros((n + 1, hw.mesh_x))
     hy = np.zeros((n + 1, ny))
     np.add.at(hx, (owner, x), 1.0)
@@ -381,7 +410,8 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
     return {
         "cores": cores_b, "channel_groups": n_c_b, "row_bands": n_r_b,
         "channels_per_core": cc_b, "rows_per_core": rr_b, "share": pick(share),
-        "mem_per_core_bytes": mem, "neurons_per_core_used": cc_b * rr_b * cols,
+        "mem_per_core_bytes": core_mem, "layer_mem_per_core_bytes": mem, "neurons_per_core_used": neu,
+        "group": group, "group_size": group_size, "static_cores": cores_b / group_size, "physical_cores": total,
         "held_sender_bytes": held, "fits": fits, "overflow_neurons": overflow_neurons,
         "overflow_sram_bytes": overflow_sram, "first_core": first,
         "dest": dest, "dist": dist, "hops": dest * dist,
@@ -493,7 +523,9 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
                    + (E * (m["dest"] / cores)[:, None]) * m["dist"][:, None] * hw.t_hop)
     t_bar = hw.t_barrier * 1e-9
     lat_seq = busy.sum(0) + t_bar
-    step = busy.max(0) + t_bar
+    g_start = np.flatnonzero(np.concatenate([[True], np.diff(m["group"]) != 0]))
+    core_busy = np.add.reduceat(busy, g_start, axis=0)     # per physical core (group of packed layers)
+    step = core_busy.max(0) + t_bar
     # line-pipelined runs of consecutive line-delta layers
     line = kind == _LINE
     run_start = ~line | np.concatenate([[True], ~line[:-1]])
@@ -510,14 +542,14 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     del seg
 
     # ---- energy (pJ) per (layer, frame)
-    used = max(float(cores.sum()), 1.0)
-    p_static = (cores * hw.p_static_core + hw.p_static_chip * cores / used)[:, None]   # mW
+    sc = m["static_cores"]                                  # physical cores, shared ones split
+    p_static = (sc * hw.p_static_core + hw.p_static_chip * sc / m["physical_cores"])[:, None]   # mW
     comp = {
         "synaptic": S * hw.e_sop,
         "neuron": U * hw.e_neuron_update,
         "events": E * (hw.e_event_out + m["hops"] * hw.e_hop)[:, None],
         "memory": traffic_words * (hw.state_bits * hw.e_sram_bit),
-        "barrier": np.broadcast_to((cores * hw.e_barrier)[:, None], E.shape),
+        "barrier": np.broadcast_to((sc * hw.e_barrier)[:, None], E.shape),
         "static": p_static * 1e9 * lat[None, :],
     }
     energy = sum(comp.values())
@@ -528,9 +560,9 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     persistent = np.where(st.persistent, state_bytes, 0.0)
     frame_state = np.where(st.persistent, 0.0, state_bytes)
     weight_bytes = geom.weights * (hw.weight_bits / 8.0)
-    buffer_bytes = cores * hw.buffer_events * hw.event_bits / 8.0
+    buffer_bytes = sc * hw.buffer_events * hw.event_bits / 8.0
 
-    fits_cores = m["cores"].sum() <= hw.n_cores
+    fits_cores = m["physical_cores"] <= hw.n_cores
     fits = bool(m["fits"].all() and fits_cores)
     overflow = []
     for i in np.flatnonzero(~m["fits"]):
@@ -543,8 +575,8 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
                             f"{m['overflow_sram_bytes'][i] + hw.sram_per_core:.0f} bytes per core, over "
                             f"sram_per_core={hw.sram_per_core} by {m['overflow_sram_bytes'][i]:.0f}")
     if not fits_cores:
-        overflow.append(f"the mapping needs {int(m['cores'].sum())} cores, over n_cores={hw.n_cores} "
-                        f"by {int(m['cores'].sum()) - hw.n_cores}")
+        overflow.append(f"the mapping needs {m['physical_cores']} cores, over n_cores={hw.n_cores} "
+                        f"by {m['physical_cores'] - hw.n_cores}")
 
     L, LF, F = ("layer",), ("layer", "frame"), ("frame",)
     mean = lambda a: a.mean(axis=1)  # noqa: E731
@@ -557,6 +589,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         "busy_s": (L, mean(busy)), "latency_s": (L, mean(busy)),
         "cores": (L, m["cores"]), "channel_groups": (L, m["channel_groups"]),
         "row_bands": (L, m["row_bands"]), "first_core": (L, m["first_core"]),
+        "core_group": (L, m["group"]), "layers_on_core": (L, m["group_size"]),
         "weight_bytes": (L, weight_bytes), "state_persistent_bytes": (L, persistent),
         "state_frame_bytes": (L, frame_state), "state_streaming_bytes": (L, streaming_bytes),
         "buffer_bytes": (L, buffer_bytes),
@@ -572,9 +605,9 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         "total_latency_sequential_s": ((), float(lat_seq.mean())),
         "total_latency_pipelined_s": ((), float(lat_pipe.mean())),
         "total_step_s": ((), float(step.mean())),
-        "throughput_fps": ((), float(1.0 / (mean(busy).max() + t_bar)) if (mean(busy).max() + t_bar) > 0
+        "throughput_fps": ((), float(1.0 / (mean(core_busy).max() + t_bar)) if (mean(core_busy).max() + t_bar) > 0
                            else float("inf")),
-        "busiest_core_cycles": ((), float(mean(busy).max() * hw.clock_hz)),
+        "busiest_core_cycles": ((), float(mean(core_busy).max() * hw.clock_hz)),
         "total_sops": ((), float(mean(S).sum())), "total_events": ((), float(mean(E).sum())),
         "total_neuron_updates": ((), float(mean(U).sum())),
         "peak_mem_per_core_bytes": ((), float(m["mem_per_core_bytes"].max())),
@@ -583,7 +616,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         "total_state_streaming_bytes": ((), float(streaming_bytes.sum())),
         "total_weight_bytes": ((), float(weight_bytes.sum())),
         "total_buffer_bytes": ((), float(buffer_bytes.sum())),
-        "total_cores": ((), int(m["cores"].sum())),
+        "total_cores": ((), int(m["physical_cores"])),
         "fits": ((), fits),
     }
     coords: dict[str, Any] = {"layer": list(geom.names), "scheme": (L, [KINDS[k] for k in kind])}

@@ -177,6 +177,25 @@ def test_golden_line_delta_state_words_and_pipelining():
                                 (2 * 4 * 5 * 19 + 20 * 4 * 5 + 40) * 16 * 0.5])
 
 
+def test_golden_small_layers_share_one_core():
+    """With 1024 neurons per core both layers fit one core together: a takes 3 ch x 4 rows
+    (70 B + 4 rows x 48 B = 262 B), b 86 B, one shared 16 B buffer -> 332 B; no hops."""
+    hw = toy(neurons_per_core=1024, execution="timestep", t_barrier=10.0, e_barrier=4.0)
+    r = ed.estimate(golden_stats(), hw)
+    assert list(r["cores"].values) == [1, 1] and list(r["layers_on_core"].values) == [2, 2]
+    assert int(r["total_cores"]) == 1 and list(r["first_core"].values) == [0, 0]
+    np.testing.assert_allclose(r["hops"].values, [0.0, 0.0])
+    np.testing.assert_allclose(r["mem_per_core_bytes"].values, [332, 332])
+    np.testing.assert_allclose(r["buffer_bytes"].values, [8, 8])
+    np.testing.assert_allclose(r["energy_barrier_pj"].values, [2.0, 2.0])
+    busy_a = np.array([100 + 48 * 2, 200 + 48 * 2])
+    busy_b = np.array([10 + 32 * 2, 30 + 32 * 2])
+    step = 1e-9 * (busy_a + busy_b + 10)                    # one core runs both layers in a step
+    np.testing.assert_allclose(r["frame_total_latency_s"].values, step)
+    np.testing.assert_allclose(r["energy_static_pj"].values, [0.5e9 * step.mean()] * 2)
+    np.testing.assert_allclose(float(r["throughput_fps"]), 1 / (1e-9 * (busy_a + busy_b).mean() + 10e-9))
+
+
 # ---------------------------------------------------------------- mapping
 def test_overflow_names_layer_limit_and_amount():
     r = ed.estimate(golden_stats(), toy(sram_per_core=60))

@@ -258,7 +258,6 @@ def test_quantize_array_exactness(x, bits):
                   elements=st.floats(-50, 50, width=32)),
        st.sampled_from([4, 8]), st.floats(90, 100))
 def test_quantize_array_percentile(x, bits, pct):
-    p_lo = min(0.0, float(np.percentile(x, 100 - pct)))
     codes, scale, zp = quantize_array(x, bits, "percentile", pct)
     levels = 2 ** bits - 1
     assert codes.min() >= 0 and codes.max() <= levels

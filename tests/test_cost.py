@@ -342,8 +342,12 @@ def test_components_sum_to_energy_and_per_frame_means():
 def test_fast_dataset_equals_public_constructor():
     data = {"v": (("layer",), np.arange(3.0)), "w": (("layer", "frame"), np.ones((3, 2))), "t": ((), 1.0)}
     coords = {"layer": ["a", "b", "c"], "scheme": (("layer",), ["x", "y", "z"]), "frame": np.arange(2)}
-    xr.testing.assert_identical(_dataset(data, coords, {"k": "v"}),
-                                xr.Dataset(data, coords=coords, attrs={"k": "v"}))
+    public = xr.Dataset(data, coords=coords, attrs={"k": "v"})
+    xr.testing.assert_identical(_dataset(data, coords, {"k": "v"}), public)
+    reuse = {d: (public.variables[d], public.xindexes[d]) for d in ("layer", "frame")}
+    xr.testing.assert_identical(_dataset(data, coords, {"k": "v"}, reuse), public)
+    r = ed.estimate(golden_stats(), toy())
+    assert r.sel(layer="b")["cores"].item() == 1 and r.isel(layer=0)["layer"].item() == "a"
 
 
 # ---------------------------------------------------------------- errors

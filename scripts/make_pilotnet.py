@@ -53,6 +53,39 @@ def load_npy(z: zipfile.ZipFile, member: str) -> tuple[np.ndarray, str]:
     return np.load(io.BytesIO(raw), allow_pickle=False), sha256(raw)
 
 
+def synaptic_input(x: np.ndarray, weight: np.ndarray, layer) -> np.ndarray:
+    """``(t, c, y, x)`` spikes through a layer's weights (numpy, direct loops over taps)."""
+    if layer.op == "fc":
+        return np.einsum("tn,on->to", x.reshape(x.shape[0], -1), weight)[:, :, None, None]
+    t, b, l, r = layer.padding
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)))
+    (sh, sw), (_, ho, wo) = layer.stride, layer.output_shape
+    out = np.zeros((x.shape[0], weight.shape[0], ho, wo))
+    for i in range(weight.shape[2]):
+        for j in range(weight.shape[3]):
+            patch = xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+            out += np.einsum("tchw,oc->tohw", patch, weight[:, :, i, j])
+    return out
+
+
+def check_currents(z: zipfile.ZipFile, configs: list, layers, spikes: dict) -> dict[str, float]:
+    """Layout check against the wheel's current traces: for every layer, ``u(t)`` (``<layer>-u.npy``)
+    must equal ``64 * W * s(t-1)`` of the converted input spikes (Loihi weight scaling 2**6, one
+    step of synaptic delay, current decay 4096 = full). Returns the max abs mismatch per layer."""
+    from else_dse.record.lava import spikes_to_frames
+
+    weights = [c["weight"] for c in configs if c["type"] in ("conv", "dense")]
+    out = {}
+    for layer, w in zip(layers, weights):
+        x = spikes_to_frames(spikes[layer.input], layer.input_shape, layer.input).astype(np.float64)
+        u, _ = load_npy(z, f"{LIF_GT_DIR}/{layer.name}-u.npy")
+        u = u.transpose(3, 2, 1, 0) if u.ndim == 4 else u.T[:, :, None, None]
+        pred = 64.0 * synaptic_input(x, np.atleast_2d(np.asarray(w, dtype=np.float64)), layer)
+        n = min(len(pred) - 1, len(u) - 1)
+        out[layer.name] = float(np.abs(pred[:n] - u[1:n + 1]).max())
+    return out
+
+
 def build_lif(wheel: Path, out_dir: Path) -> dict:
     wheel_hash = sha256(wheel.read_bytes())
     with zipfile.ZipFile(wheel) as z:
@@ -62,6 +95,8 @@ def build_lif(wheel: Path, out_dir: Path) -> dict:
         spikes, hashes = {}, {"network.net": sha256(net_raw)}
         for tensor in dict.fromkeys(layer.input for layer in layers):
             spikes[tensor], hashes[f"{tensor}.npy"] = load_npy(z, f"{LIF_GT_DIR}/{tensor}.npy")
+        mismatch = check_currents(z, configs, layers, spikes)
+    exact = [k for k, v in mismatch.items() if v == 0]
     attrs = {
         "title": "PilotNet LIF (lava-dl) input spikes of every synaptic layer, one frame per time step",
         "source": f"PyPI {REQ} wheel {WHEEL} (BSD-3-Clause, Intel Corporation), read as a zip",
@@ -71,6 +106,8 @@ def build_lif(wheel: Path, out_dir: Path) -> dict:
         "layout_conversion": "lava (x, y, c, t) / dense (n, t) -> (t, c, y, x); time step = frame",
         "stimulus": "one image (image.npy) held as the input layer's bias; reset every tSample=16 steps; "
                     "24 steps recorded, i.e. one full sample (steps 0-15) and half of the next",
+        "layout_check": "u(t) = 64 * W * s(t-1) holds exactly (current traces <layer>-u.npy) for "
+                        + ", ".join(exact) + "; max |mismatch| per layer: " + json.dumps(mismatch),
         "generated_by": "scripts/make_pilotnet.py",
         "generated_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -87,7 +124,8 @@ def build_lif(wheel: Path, out_dir: Path) -> dict:
     text = json.dumps(counts, indent=1)
     text = re.sub(r"\[\s+([-0-9,\s]+?)\s+\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
     (out_dir / "pilotnet_lif_counts.json").write_text(text + "\n")
-    return {"path": str(path), "bytes": path.stat().st_size, "frames": rec.n_frames}
+    return {"path": str(path), "bytes": path.stat().st_size, "frames": rec.n_frames,
+            "current_mismatch": mismatch}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,10 @@ is the one home of these formulas:
 * temporal delta: sender reference ``C*H*W`` and consumer potentials
   ``C_out*H_out*W_out``, both persistent across frames.
 
+Line-streaming accounting (``state_streaming_bytes``) replaces the consumer's
+potentials by the rows in flight (``floor((k-1)*d/s) + 1``) plus, for line delta,
+the previous row; the mapping itself is neuron-mapped (every neuron has a slot).
+
 A consumer neuron keeps ``neuron_words`` words; a word is ``state_bits`` wide.
 
 Mapping (:func:`map_layers`). Each layer gets its own cores, in network order.
@@ -32,8 +36,9 @@ Consecutive layers that need one core each share a core while their neurons
 and memory fit together (one event buffer per core) [A]; a shared core runs its
 layers one after another, and its static power and barrier energy are split
 evenly over them. Cores are placed on the mesh in snake (boustrophedon) order,
-layer after layer, so consecutive layers are neighbours. When a layer fits no tiling, the finest
-tiling (one channel, one row per core) says by how much it overflows.
+layer after layer, so consecutive layers are neighbours. When a layer fits no
+tiling, the finest tiling (one channel, one row per core) says by how much it
+overflows; the chip overflows when the mapping needs more than ``n_cores``.
 
 Producers [A]: the tensor a layer reads is produced by the nearest earlier
 layer whose output shape equals the tensor's shape, else by the previous layer;
@@ -60,7 +65,7 @@ real neurons (``C_out*H_out*W_out``):
   ``memory = M*state_bits*e_sram_bit``, ``barrier = cores*e_barrier`` (one barrier
   per frame/step), ``static = (cores*p_static_core + p_static_chip*cores/used)*T_frame``
   [A: unused cores are power-gated; the chip's own static power is shared by
-  cores].
+  cores]; ``cores`` counts a shared core once over the layers sharing it.
 * busiest core time (s), with its share ``f = cc*rr/(C_out*H_rows)`` of the layer
   [A: load spread uniformly over the layer's neurons]:
   ``T = f*S*t_sop/lanes + f*U*t_neuron_update + f*copies*neuron_words*t_neuron_update

@@ -113,3 +113,9 @@ def test_writes_csv(study, tmp_path):
     import pandas as pd
     err = pd.read_csv(tmp_path / "errors.csv")
     assert len(err) == 3 * 2 * 5 and err["rel_error"].notna().all()  # 3 cases x {published, calibrated}
+
+
+def test_readme_validation_text_is_current(study, result):
+    """data/README.lava.md states exactly what the study computes now."""
+    assert study.readme_block(study.README.read_text()) == study.markdown(result), (
+        "regenerate with: python studies/validate_loihi2.py --update-readme")

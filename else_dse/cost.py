@@ -76,7 +76,7 @@ Frame latency (``schedule``):
 * ``"sequential"``: layers one after another, ``sum T + t_barrier``.
 * ``"pipelined"``: runs of consecutive line-delta layers overlap line by line: a run
   takes ``min(sum T, max T + sum T*k/H_rows)`` (each layer waits for ``k`` lines
-  of its input); other layers stay sequential. Without line-delta layers it
+  of its input); other layers, and layers sharing a core, stay sequential. Without line-delta layers it
   equals ``"sequential"``.
 * ``"step"``: every layer works in parallel within a step, then a barrier:
   ``max T + t_barrier`` (time-stepped chips such as Loihi; one stats frame = one step).
@@ -536,10 +536,10 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     g_start = np.flatnonzero(np.concatenate([[True], np.diff(m["group"]) != 0]))
     core_busy = np.add.reduceat(busy, g_start, axis=0)     # per physical core (group of packed layers)
     step = core_busy.max(0) + t_bar
-    # line-pipelined runs of consecutive line-delta layers
+    # line-pipelined runs of consecutive line-delta layers on different cores
     line = kind == _LINE
-    run_start = ~line | np.concatenate([[True], ~line[:-1]])
-    seg = np.cumsum(run_start) - 1
+    same_core = np.concatenate([[False], np.diff(m["group"]) == 0])
+    run_start = ~line | np.concatenate([[True], ~line[:-1]]) | same_core
     starts = np.flatnonzero(run_start)
     k_axis = geom.k[np.arange(n), axis_x.astype(np.int64)]
     ext = np.where(axis_x, st.cols, st.rows)
@@ -549,7 +549,6 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
                          + np.where(line[starts][:, None], np.add.reduceat(fill, starts, axis=0), 0.0))
     lat_pipe = seg_lat.sum(0) + t_bar
     lat = {"sequential": lat_seq, "pipelined": lat_pipe, "step": step}[schedule]
-    del seg
 
     # ---- energy (pJ) per (layer, frame)
     sc = m["static_cores"]                                  # physical cores, shared ones split

@@ -161,13 +161,18 @@ def test_golden_line_delta_state_words_and_pipelining():
     p2 = ed.Layer("p2", "y", "conv", 4, 4, kernel=3, padding=1, input_shape=(4, 19, 5))
     stats = make_stats([p1, p2], ["line_delta", "line_delta"], [[30], [40]], [[300], [400]],
                        axes=["y", "y"])
-    r = ed.estimate(stats, toy(neurons_per_core=4096, n_cores=4))
+    r = ed.estimate(stats, toy(neurons_per_core=500, n_cores=4))   # 420 + 400 neurons: one core each
+    assert list(r["cores"].values) == [1, 1] and int(r["total_cores"]) == 2
     busy = r["frame_busy_s"].values[:, 0]
     rows = np.array([19 + 2, 19 + 1])                       # extended rows: 2 and 1 virtual
     want = min(busy.sum(), busy.max() + (busy * 3 / rows).sum())
     np.testing.assert_allclose(float(r["total_latency_pipelined_s"]), want)
     np.testing.assert_allclose(float(r["total_latency_sequential_s"]), busy.sum())
     assert float(r["total_latency_s"]) == float(r["total_latency_pipelined_s"]) < busy.sum()
+    # on one shared core the two layers cannot overlap
+    shared = ed.estimate(stats, toy(neurons_per_core=4096, n_cores=4))
+    assert int(shared["total_cores"]) == 1
+    assert float(shared["total_latency_pipelined_s"]) == float(shared["total_latency_sequential_s"])
     # frame state: sender s*C*W + consumer with virtual rows, 2 bytes per word
     np.testing.assert_allclose(r["state_frame_bytes"].values, [2 * (2 * 5 + 4 * 21 * 5), 2 * (4 * 5 + 4 * 20 * 5)])
     # memory traffic: 2 * copies + ref_reads (needed lines 0..20 / 0..19, bottom padding included)

@@ -1,0 +1,274 @@
+"""Record the inputs of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op of a TFLite model.
+
+The flatbuffer is parsed with ``ai_edge_litert.schema_py_generated`` for the
+geometry (weights shape, stride, dilation, padding, depth multiplier, fused
+activation); the model runs in ``ai_edge_litert``'s interpreter with every
+tensor preserved and the default (XNNPACK) delegate off, so each op's input
+tensor can be read after ``invoke()``.
+
+Geometry rules:
+
+* ``SAME`` padding is resolved exactly as TF does (:func:`tf_same_padding`),
+  ``VALID`` is zero padding.
+* A zero ``PAD`` op that only pads y and x and feeds a conv/depthwise op is
+  folded into the layer's padding (``fold_pad=True``, default): the recorded
+  tensor is the PAD's input, so the explicit zero border becomes implicit
+  padding, as hardware would see it. ``layer_info`` notes the folded amounts.
+* A depthwise conv with multiplier ``m`` has ``groups = C_in`` and
+  ``out_channels = C_in * m``; a CONV_2D whose weights have fewer input
+  channels than the tensor is a grouped conv (``groups = C_in / weights_in``).
+* A FULLY_CONNECTED input ``(1, N)`` is stored as ``(N, 1, 1)``; a 4-D NHWC
+  input as ``(C, H, W)`` (its flattening order differs from TFLite's NHWC
+  order, which does not change any event count because every input element of
+  an fc layer has fan-out ``C_out``).
+
+Every layer's computed output shape is compared with the tensor the runtime
+produced; a mismatch raises :class:`RecorderError` naming the layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..recording import Recording
+from ..workload import GeometryError, Layer
+from ._common import RecorderError, model_frames, progress, provenance, tf_same_padding
+from .media import Preprocess
+
+__all__ = ["TFLiteLayer", "parse_tflite", "record_tflite"]
+
+_SYNAPTIC = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "fc"}
+# synaptic-looking ops the recorder does not turn into layers (reported in attrs "unhandled_ops")
+_UNHANDLED = ("TRANSPOSE_CONV", "CONV_3D", "CONV_3D_TRANSPOSE", "BATCH_MATMUL", "EMBEDDING_LOOKUP",
+              "UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM", "SVDF", "RNN")
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RecorderError("recording TFLite models needs ai-edge-litert "
+                            "(pip install 'else-dse[record]')") from exc
+    return schema
+
+
+def _names(enum_cls: type) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+class TFLiteLayer:
+    """A parsed synaptic op: its :class:`Layer`, the tensor indices to read and check, and notes."""
+
+    __slots__ = ("layer", "read_index", "output_index", "info")
+
+    def __init__(self, layer: Layer, read_index: int, output_index: int, info: dict[str, Any]):
+        self.layer, self.read_index, self.output_index, self.info = layer, read_index, output_index, info
+
+
+def _const(model: Any, tensor: Any, schema: Any) -> np.ndarray | None:
+    buf = model.buffers[tensor.buffer] if tensor.buffer < len(model.buffers) else None
+    if buf is None or buf.data is None or len(buf.data) == 0:
+        return None
+    dtype = {schema.TensorType.INT32: np.int32, schema.TensorType.INT64: np.int64}.get(tensor.type)
+    if dtype is None:
+        return None
+    return np.frombuffer(bytes(np.asarray(buf.data, dtype=np.uint8)), dtype=dtype).reshape(tuple(tensor.shape))
+
+
+def _tensor_name(t: Any) -> str:
+    name = t.name.decode() if isinstance(t.name, bytes) else str(t.name or "")
+    return name
+
+
+def parse_tflite(model_path: str | Path, fold_pad: bool = True) -> tuple[list[TFLiteLayer], list[str], dict[str, Any]]:
+    """Parse a ``.tflite`` flatbuffer into synaptic layers.
+
+    Returns ``(layers, unhandled_ops, model_input)`` where ``model_input`` has
+    ``index``, ``shape`` (NHWC) and ``name`` of the single float32 input.
+    """
+    schema = _schema()
+    path = Path(model_path)
+    model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    op_names = _names(schema.BuiltinOperator)
+    act_names = _names(schema.ActivationFunctionType)
+    if not model.subgraphs:
+        raise RecorderError(f"{path}: the model has no subgraph")
+    g = model.subgraphs[0]
+    unhandled = [f"subgraph {i} (control flow)" for i in range(1, len(model.subgraphs))]
+    if len(g.inputs) != 1:
+        raise RecorderError(f"{path}: the recorder needs a model with one input, got {len(g.inputs)}")
+    t_in = g.tensors[g.inputs[0]]
+    if t_in.type != schema.TensorType.FLOAT32 or len(t_in.shape) != 4 or t_in.shape[0] != 1:
+        raise RecorderError(f"{path}: the model input must be float32 NHWC with batch 1, "
+                            f"got type {t_in.type} shape {list(t_in.shape)}")
+    model_input = {"index": int(g.inputs[0]), "shape": tuple(int(v) for v in t_in.shape), "name": _tensor_name(t_in)}
+
+    def opname(op: Any) -> str:
+        oc = model.operatorCodes[op.opcodeIndex]
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        return op_names.get(code, f"op{code}") if code != schema.BuiltinOperator.CUSTOM else f"CUSTOM:{oc.customCode}"
+
+    producer: dict[int, Any] = {}
+    for op in g.operators:
+        for o in op.outputs:
+            producer[int(o)] = op
+
+    short: dict[int, str] = {}
+
+    def tname(idx: int) -> str:
+        """First part of the TFLite tensor name, made unique by the tensor index if needed."""
+        if idx not in short:
+            base = _tensor_name(g.tensors[idx]).split(";")[0] or f"tensor{idx}"
+            short[idx] = base if base not in short.values() else f"{base}#{idx}"
+        return short[idx]
+
+    out: list[TFLiteLayer] = []
+    for op_index, op in enumerate(g.operators):
+        name_ = opname(op)
+        if name_ in _UNHANDLED or name_.startswith("CUSTOM:"):
+            unhandled.append(f"op {op_index} {name_}")
+            continue
+        kind = _SYNAPTIC.get(name_)
+        if kind is None:
+            continue
+        layer_name = f"{kind}_{len(out):02d}"
+        x_t, w_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+        x_shape = [int(v) for v in x_t.shape]
+        w_shape = [int(v) for v in w_t.shape]
+        opts = op.builtinOptions
+        info: dict[str, Any] = {"tflite_op": name_, "op_index": op_index, "weights_shape": w_shape,
+                                "output_tensor": _tensor_name(y_t),
+                                "activation": act_names.get(int(getattr(opts, "fusedActivationFunction", 0)), "?")}
+        prod = producer.get(int(op.inputs[0]))
+        if prod is not None:
+            info["producer"] = opname(prod)
+            if hasattr(prod.builtinOptions, "fusedActivationFunction"):
+                info["producer_activation"] = act_names.get(int(prod.builtinOptions.fusedActivationFunction), "?")
+        read_index = int(op.inputs[0])
+        try:
+            if kind == "fc":
+                n_in, n_out = w_shape[1], w_shape[0]
+                if int(np.prod(x_shape)) != n_in:
+                    raise RecorderError(f"layer {layer_name!r} (op {op_index} {name_}): input shape {x_shape} "
+                                        f"does not hold {n_in} features for batch 1")
+                shape = (x_shape[3], x_shape[1], x_shape[2]) if len(x_shape) == 4 else (n_in, 1, 1)
+                layer = Layer(layer_name, tname(read_index), "fc", n_in, n_out, input_shape=shape)
+            else:
+                if len(x_shape) != 4 or x_shape[0] != 1:
+                    raise RecorderError(f"layer {layer_name!r} (op {op_index} {name_}): input must be NHWC "
+                                        f"with batch 1, got {x_shape}")
+                _, h, w, c = x_shape
+                kh, kw = w_shape[1], w_shape[2]
+                sh, sw = int(opts.strideH), int(opts.strideW)
+                dh, dw = int(opts.dilationHFactor or 1), int(opts.dilationWFactor or 1)
+                if opts.padding == schema.Padding.SAME:
+                    top, bottom = tf_same_padding(h, kh, sh, dh)
+                    left, right = tf_same_padding(w, kw, sw, dw)
+                else:
+                    top = bottom = left = right = 0
+                info["tflite_padding"] = "SAME" if opts.padding == schema.Padding.SAME else "VALID"
+                if kind == "depthwise":
+                    groups, c_out = c, w_shape[3]
+                    mult = int(opts.depthMultiplier or 1)
+                    if c_out != c * mult and c_out % c:
+                        raise RecorderError(f"layer {layer_name!r} (op {op_index}): depthwise weights {w_shape} "
+                                            f"do not fit {c} input channels (multiplier {mult})")
+                    info["depth_multiplier"] = c_out // c
+                else:
+                    c_out, w_in = w_shape[0], w_shape[3]
+                    if c % w_in:
+                        raise RecorderError(f"layer {layer_name!r} (op {op_index}): weights {w_shape} have "
+                                            f"{w_in} input channels, which does not divide the input's {c}")
+                    groups = c // w_in
+                if fold_pad and prod is not None and opname(prod) == "PAD":
+                    pads = _const(model, g.tensors[prod.inputs[1]], schema)
+                    if (pads is not None and pads.shape == (4, 2) and not pads[0].any() and not pads[3].any()
+                            and (pads >= 0).all()):
+                        read_index = int(prod.inputs[0])
+                        pre = [int(v) for v in g.tensors[read_index].shape]
+                        top, bottom = top + int(pads[1, 0]), bottom + int(pads[1, 1])
+                        left, right = left + int(pads[2, 0]), right + int(pads[2, 1])
+                        h, w = pre[1], pre[2]
+                        info["folded_pad"] = [int(pads[1, 0]), int(pads[1, 1]), int(pads[2, 0]), int(pads[2, 1])]
+                layer = Layer(layer_name, tname(read_index), kind, c, c_out, kernel=(kh, kw), stride=(sh, sw),
+                              padding=(top, bottom, left, right), dilation=(dh, dw), groups=groups,
+                              input_shape=(c, h, w))
+        except GeometryError as exc:
+            raise RecorderError(f"op {op_index} {name_}: {exc}") from exc
+        info["input_tensor_index"] = read_index
+        out.append(TFLiteLayer(layer, read_index, int(op.outputs[0]), info))
+    if not out:
+        raise RecorderError(f"{path}: no CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED op found")
+
+    return out, unhandled, model_input
+
+
+def _check_shapes(tl: TFLiteLayer, x: np.ndarray, y: np.ndarray) -> None:
+    layer = tl.layer
+    c, h, w = layer.input_shape
+    if layer.op == "fc":
+        if x.size != layer.in_channels or y.size != layer.out_channels:
+            raise RecorderError(f"layer {layer.name!r} (op {tl.info['op_index']}): runtime input {x.shape} / "
+                                f"output {y.shape} disagree with fc {layer.in_channels} -> {layer.out_channels}")
+        return
+    if tuple(x.shape) != (1, h, w, c):
+        raise RecorderError(f"layer {layer.name!r} (op {tl.info['op_index']}): runtime input shape {x.shape} "
+                            f"disagrees with the parsed input_shape (C,H,W)={layer.input_shape}")
+    co, ho, wo = layer.output_shape  # type: ignore[misc]
+    if tuple(y.shape) != (1, ho, wo, co):
+        raise RecorderError(f"layer {layer.name!r} (op {tl.info['op_index']}): computed output_shape "
+                            f"(C,H,W)={layer.output_shape} but the runtime produced NHWC {tuple(y.shape)} "
+                            f"(padding {layer.padding}, stride {layer.stride}, dilation {layer.dilation})")
+
+
+def _to_chw(layer: Layer, a: np.ndarray) -> np.ndarray:
+    if a.ndim == 4:
+        return np.ascontiguousarray(a[0].transpose(2, 0, 1))
+    return a.reshape(layer.input_shape)
+
+
+def record_tflite(model_path: str | Path, frames: Iterable[Any], *,
+                  value_range: tuple[float, float] = (0.0, 1.0), progress_bar: bool = True,
+                  attrs: Mapping[str, Any] | None = None, frame_labels: Sequence[str] | None = None,
+                  fold_pad: bool = True) -> Recording:
+    """Run a TFLite model on ``frames`` and record the input of each conv/depthwise/fc op.
+
+    ``frames``: uint8 images (prepared by :func:`else_dse.record.media.prepare` with
+    ``value_range``) or float32 arrays of the model's input shape ``(H, W, C)``.
+    """
+    path = Path(model_path)
+    parsed, unhandled, model_input = parse_tflite(path, fold_pad=fold_pad)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    _, h, w, c = model_input["shape"]
+    reads = list(dict.fromkeys(tl.read_index for tl in parsed))
+    names = {tl.read_index: tl.layer.input for tl in parsed}
+    layer_of = {tl.read_index: tl.layer for tl in parsed}
+    stacks: dict[int, list[np.ndarray]] = {i: [] for i in reads}
+    total = len(frames) if hasattr(frames, "__len__") else None  # type: ignore[arg-type]
+    n = 0
+    for x in progress(model_frames(frames, h, w, c, value_range), total, f"record {path.name}", progress_bar):
+        interp.set_tensor(model_input["index"], x[None])
+        interp.invoke()
+        if n == 0:
+            for tl in parsed:
+                _check_shapes(tl, interp.get_tensor(tl.read_index), interp.get_tensor(tl.output_index))
+        for i in reads:
+            stacks[i].append(_to_chw(layer_of[i], interp.get_tensor(i)))
+        n += 1
+    if n == 0:
+        raise RecorderError(f"{path}: no frames given")
+    arrays = {names[i]: np.stack(stacks[i]) for i in reads}
+    meta = provenance(path, "else_dse.record.tflite", ("ai-edge-litert",),
+                      Preprocess(h, w, value_range).describe(),
+                      {tl.layer.name: tl.info for tl in parsed}, unhandled)
+    meta["model_input"] = f"{model_input['name']} NHWC {list(model_input['shape'])}"
+    meta["fold_pad"] = int(fold_pad)
+    meta.update(attrs or {})
+    return Recording.from_arrays([tl.layer for tl in parsed], arrays, attrs=meta, frame_labels=frame_labels)

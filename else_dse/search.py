@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -247,7 +248,10 @@ class Space:
     threshold for all free layers instead of one per layer. ``bits``, ``tau``:
     quantization bits (2..16) and activation threshold. ``hardware``: ``{field: domain}``
     with field names of :class:`~else_dse.Hardware` (``"n_cores"`` or
-    ``"hardware.n_cores"``).
+    ``"hardware.n_cores"``). ``grow_mesh``: when ``n_cores`` is free and the mesh
+    fields are not, a mesh too small for the drawn ``n_cores`` grows to the smallest
+    near-square ``mesh_x * mesh_y >= n_cores`` (otherwise such a draw is an error).
+    ``fixed``: the scheme (or plan) of the layers that are not free.
     """
 
     layers: tuple[str, ...] | None = None
@@ -260,6 +264,7 @@ class Space:
     calibration: str = "max"
     hardware: Mapping[str, Domain] = field(default_factory=dict)
     fixed: Scheme | Plan = field(default_factory=Conventional)
+    grow_mesh: bool = True
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (stored with the study)."""
@@ -278,7 +283,7 @@ class Space:
                 "loop": self.loop, "bits": dom(self.bits), "tau": dom(self.tau),
                 "calibration": self.calibration,
                 "hardware": {_hw_field(k): dom(v) for k, v in self.hardware.items()},
-                "fixed": repr(self.fixed)}
+                "fixed": repr(self.fixed), "grow_mesh": self.grow_mesh}
 
 
 def _hw_field(name: str) -> str:
@@ -420,18 +425,27 @@ class Problem:
             changes = {}
             for k in sp.hardware:
                 f = _hw_field(k)
-                v = params.get(f"hardware.{f}", sp.hardware[k])
-                changes[f] = v
-            hw = hw.replace(**changes)
+                changes[f] = params.get(f"hardware.{f}", sp.hardware[k])
+            hw = _apply_hardware(hw, changes, sp.grow_mesh)
         return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw, tuple(choices))
 
     # ---- evaluation
     def evaluate(self, config: Config) -> Evaluation:
         """Statistics (cached), cost, objectives, constraints and the stored breakdown."""
         stats = plan_stats(self.recording, config.plan, config.bits, self.space.calibration,
-                           content=self.content)
+                           content=self.content, levels=self._levels)
         cost = estimate(stats, config.hardware) if config.hardware is not None else None
         return _evaluation(self, config, stats, cost)
+
+    @functools.cached_property
+    def _levels(self) -> dict[str, tuple[list[int], list[int]]]:
+        """Per layer, every (threshold, tau) the space can ask for: one curve computes all."""
+        tau = sorted(int(v) for v in _values(self.space.tau))
+        out = {}
+        for layer in self.recording.layers:
+            dom = self.layer_thresholds.get(layer.name)
+            out[layer.name] = (sorted(int(v) for v in _values(dom)) if dom is not None else [], tau)
+        return out
 
     def baseline(self) -> dict[str, Any]:
         """Totals of conventional processing (tau=0) of every layer, at the first bits value."""
@@ -674,12 +688,23 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         highs = {f: _corner(dom, -1) for f, dom in hw_fields.items()}
         for corner in (lows, highs):
             try:
-                hardware.replace(**corner)
+                _apply_hardware(hardware, corner, space.grow_mesh)
             except HardwareError as exc:
                 raise SearchError(f"space.hardware: {corner} gives an invalid hardware: {exc}") from None
 
     return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
                    fixed, content_hash(recording))
+
+
+def _apply_hardware(hw: Hardware, changes: Mapping[str, Any], grow_mesh: bool) -> Hardware:
+    """``hw.replace(**changes)``; with ``grow_mesh`` a mesh too small for ``n_cores`` grows."""
+    changes = dict(changes)
+    if grow_mesh and "n_cores" in changes and not {"mesh_x", "mesh_y"} & set(changes):
+        n = int(changes["n_cores"])
+        if hw.mesh_x * hw.mesh_y < n:
+            x = math.isqrt(n - 1) + 1
+            changes.update(mesh_x=x, mesh_y=-(-n // x))
+    return hw.replace(**changes)
 
 
 def _corner(dom: Domain, i: int) -> Any:
@@ -751,11 +776,11 @@ def _level(s: Scheme) -> int:
 
 
 def _layer_rows(qrec: QuantizedRecording, content: str, layer_name: str, scheme: Scheme,
-                levels: Iterable[int] = ()) -> tuple[np.ndarray, ...]:
+                levels: tuple[Iterable[int], Iterable[int]] = ((), ())) -> tuple[np.ndarray, ...]:
     """(events, sops, max_error, rel_error) of one layer under one scheme, per frame (cached).
 
-    On a miss, every level in ``levels`` (thresholds; tau for conventional) is computed
-    in the same :func:`event_curve` call and cached too.
+    On a miss, every level of ``levels = (thresholds, taus)`` (thresholds of a delta
+    scheme; tau of conventional) is computed in the same :func:`event_curve` call.
     """
     base = (content, qrec.bits, qrec.calibration, layer_name)
     key = base + (scheme,)
@@ -768,14 +793,30 @@ def _layer_rows(qrec: QuantizedRecording, content: str, layer_name: str, scheme:
         _ROWS[key] = rows
         return rows
     fam = _family(scheme)
-    want = sorted({_level(scheme)} | {int(v) for v in levels})
+    want = sorted({_level(scheme)} | {int(v) for v in levels[1 if isinstance(scheme, Conventional) else 0]})
     want = [v for v in want if base + (_at_level(fam, v),) not in _ROWS] or [_level(scheme)]
-    curve = event_curve(qrec, layer_name, fam, want)
+    curve = event_curve(_one_layer(qrec, content, layer_name), layer_name, fam, want)
     arrays = [np.asarray(curve[v].values) for v in _CURVE_VARS]
     with _LOCK:
         for i, v in enumerate(want):
             _ROWS[base + (_at_level(fam, v),)] = tuple(a[i].copy() for a in arrays)
     return _ROWS[key]
+
+
+_ONE: dict[tuple, QuantizedRecording] = {}
+
+
+def _one_layer(qrec: QuantizedRecording, content: str, layer_name: str) -> QuantizedRecording:
+    """The quantized recording of one layer (cached): the kernels then find its tensor at once."""
+    key = (content, qrec.bits, qrec.calibration, layer_name)
+    one = _ONE.get(key)
+    if one is None:
+        one = qrec.select_layers([layer_name])
+        with _LOCK:
+            if len(_ONE) > 4096:
+                _ONE.clear()
+            _ONE[key] = one
+    return one
 
 
 def _at_level(fam: Scheme, v: int) -> Scheme:
@@ -785,20 +826,21 @@ def _at_level(fam: Scheme, v: int) -> Scheme:
 
 
 def plan_stats(recording: Recording, plan: Plan | Scheme, bits: int = 8, calibration: str = "max", *,
-               content: str | None = None, levels: Mapping[str, Iterable[int]] | None = None) -> xr.Dataset:
+               content: str | None = None,
+               levels: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None) -> xr.Dataset:
     """``count_events(recording.quantize(bits), plan)`` from the per-layer cache.
 
     Equal to :func:`else_dse.count_events` (same variables, coordinates and
     attributes) but each (recording content, layer, scheme, bits) is computed once
     per process; thresholds come from :func:`else_dse.event_curve`. ``levels``
-    (``{layer: thresholds}``) are computed along with a missing entry.
+    (``{layer: (thresholds, taus)}``) are computed along with a missing entry.
     """
     content = content or content_hash(recording)
     qrec = _quantized(recording, bits, calibration, content)
     plan = plan if isinstance(plan, Plan) else Plan({}, default=plan)
     layers = qrec.layers
     schemes = plan.resolve(layers)
-    rows = [_layer_rows(qrec, content, layer.name, s, (levels or {}).get(layer.name, ()))
+    rows = [_layer_rows(qrec, content, layer.name, s, (levels or {}).get(layer.name, ((), ())))
             for layer, s in zip(layers, schemes)]
     F = qrec.n_frames
     stack = lambda i: np.stack([r[i] for r in rows])  # noqa: E731
@@ -834,6 +876,7 @@ def clear_cache() -> None:
     with _LOCK:
         _QRECS.clear()
         _ROWS.clear()
+        _ONE.clear()
         _HASHES.clear()
 
 
@@ -1098,13 +1141,58 @@ class _Heartbeat:
             self.thread.join()
 
 
+def _bulk(storage: optuna.storages.BaseStorage) -> Any:
+    """The RDB backend when rows can be inserted in one statement per table, else None.
+
+    Optuna writes each parameter and attribute in its own statements (a few ms each);
+    a trial of a per-layer space has hundreds. For RDB storages the rows of a trial
+    that this worker just created are inserted together instead (same tables, same
+    JSON encoding as ``RDBStorage``); any other storage uses the public calls.
+    """
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, optuna.storages.RDBStorage):
+        return None
+    try:
+        from optuna.storages._rdb import models  # noqa: F401
+        from optuna.storages._rdb.storage import _create_scoped_session  # noqa: F401
+    except ImportError:  # pragma: no cover - another Optuna layout: use the public API
+        return None
+    return backend
+
+
+def _write(storage: optuna.storages.BaseStorage, trial_id: int, *, params: Mapping[str, Any] = {},
+           distributions: Mapping[str, BaseDistribution] = {}, user_attrs: Mapping[str, Any] = {},
+           system_attrs: Mapping[str, Any] = {}, fresh: bool = False) -> None:
+    """Parameters and attributes of a RUNNING trial; in one transaction if ``fresh`` (new rows only)."""
+    backend = _bulk(storage) if fresh else None
+    if backend is None:
+        for n, v in params.items():
+            storage.set_trial_param(trial_id, n, distributions[n].to_internal_repr(v), distributions[n])
+        for k, v in user_attrs.items():
+            storage.set_trial_user_attr(trial_id, k, v)
+        for k, v in system_attrs.items():
+            storage.set_trial_system_attr(trial_id, k, v)
+        return
+    from optuna.distributions import distribution_to_json
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    rows: list[Any] = [
+        models.TrialParamModel(trial_id=trial_id, param_name=n, param_value=distributions[n].to_internal_repr(v),
+                               distribution_json=distribution_to_json(distributions[n]))
+        for n, v in params.items()]
+    rows += [models.TrialUserAttributeModel(trial_id=trial_id, key=k, value_json=json.dumps(v))
+             for k, v in user_attrs.items()]
+    rows += [models.TrialSystemAttributeModel(trial_id=trial_id, key=k, value_json=json.dumps(v))
+             for k, v in system_attrs.items()]
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        session.add_all(rows)
+
+
 def _finish(storage: optuna.storages.BaseStorage, trial_id: int, ev: Evaluation,
-            extra_system: Mapping[str, Any]) -> None:
-    for k, v in ev.user_attrs.items():
-        storage.set_trial_user_attr(trial_id, k, v)
+            extra_system: Mapping[str, Any], fresh: bool = False) -> None:
     names = list(ev.user_attrs["constraints"])
-    for k, v in {**extra_system, **_constraint_attrs(names, ev.constraints)}.items():
-        storage.set_trial_system_attr(trial_id, k, v)
+    _write(storage, trial_id, user_attrs=ev.user_attrs, fresh=fresh,
+           system_attrs={**extra_system, **_constraint_attrs(names, ev.constraints)})
     storage.set_trial_state_values(trial_id, TrialState.COMPLETE, list(ev.values))
 
 
@@ -1196,12 +1284,15 @@ def _run_new(problem: Problem, mirror: optuna.Study, storage: optuna.storages.Ba
     local = mirror.ask()
     params = problem.suggest(local)
     sys0 = dict(_mirror_trial(mirror, local).system_attrs)
+    bulk = _bulk(storage) is not None
     template = optuna.trial.FrozenTrial(
         number=0, state=TrialState.RUNNING, value=None, values=None,
         datetime_start=datetime.datetime.now(), datetime_complete=None,
-        params=dict(local.params), distributions=dict(local.distributions), user_attrs={},
-        system_attrs=sys0, intermediate_values={}, trial_id=0)
+        params={} if bulk else dict(local.params), distributions={} if bulk else dict(local.distributions),
+        user_attrs={}, system_attrs=sys0, intermediate_values={}, trial_id=0)
     trial_id = storage.create_new_trial(study_id, template_trial=template)
+    if bulk:
+        _write(storage, trial_id, params=local.params, distributions=local.distributions, fresh=True)
     number = storage.get_trial_number_from_id(trial_id)
     seen.add(number)
     with _Heartbeat(storage, trial_id, interval):
@@ -1224,9 +1315,11 @@ def _run_new(problem: Problem, mirror: optuna.Study, storage: optuna.storages.Ba
                 local.set_constraint(n, v)
         mirror.tell(local, list(ev.values))
         sys1 = _mirror_trial(mirror, local).system_attrs
-        extra = {k: v for k, v in sys1.items()
-                 if not k.startswith("constraints") and sys0.get(k, object()) != v}
-        _finish(storage, trial_id, ev, extra)
+        extra = {k: v for k, v in sys1.items() if not k.startswith("constraints") and k not in sys0}
+        for k, v in sys1.items():   # attributes the sampler changed after the trial was created
+            if k in sys0 and sys0[k] != v:
+                storage.set_trial_system_attr(trial_id, k, v)
+        _finish(storage, trial_id, ev, extra, fresh=True)
     return number
 
 

@@ -1,0 +1,102 @@
+"""Benchmark: a multi-objective Optuna study over per-layer thresholds and line orderings.
+
+The target of issue 5: a 500-trial NSGA-II study over the per-layer scheme
+(conventional, line delta y/x forward/reverse, temporal) and threshold (0..4) of
+every layer of the shipped pose network, plus two hardware fields (cores, SRAM
+per core), objectives energy and error under the Fits constraint, stored in an
+SQLite file, finishes in 3 minutes or less on the 2-core machine.
+
+The baseline measured in the same run is the naive trial: ``count_events`` of
+the whole plan plus ``estimate`` (no cache, no curves), timed on a few plans.
+
+    python benchmarks/bench_search.py                   # 500 trials, 8 frames
+    python benchmarks/bench_search.py --trials 100 --frames 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+import else_dse as ed
+from else_dse import search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recording", default=str(ROOT / "data" / "poselandmark_carphone.nc"))
+    ap.add_argument("--frames", type=int, default=8,
+                    help="use every k-th frame so that this many frames remain (0: all frames)")
+    ap.add_argument("--trials", type=int, default=500)
+    ap.add_argument("--hardware", default="neuronflow")
+    ap.add_argument("--storage", default=None, help="Optuna storage URL (default: a temporary SQLite file)")
+    ap.add_argument("--naive", type=int, default=3, help="naive trials timed for the baseline")
+    args = ap.parse_args(argv)
+
+    rec = ed.open_recording(args.recording)
+    n_all = rec.n_frames
+    if args.frames and n_all > args.frames:
+        idx = np.linspace(0, n_all - 1, args.frames).round().astype(int)
+        rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
+    elems = sum(int(np.prod(rec.tensor(t).shape[1:])) for t in rec.tensors)
+    print(f"recording {Path(args.recording).name}: {len(rec.layers)} layers, {rec.n_frames} of {n_all} frames "
+          f"(evenly sampled), {elems / 1e6:.2f} M elements per frame")
+
+    hw = ed.load_template(args.hardware)
+    space = search.Space(
+        schemes=("conventional",) + search.LINE_ORDERINGS + ("temporal",),
+        threshold=search.IntRange(0, 4),
+        hardware={"hardware.n_cores": search.IntRange(52, 196, 8),
+                  "hardware.sram_per_core": search.IntRange(16384, 65536, 4096)},
+    )
+    objectives = ["energy", "error"]
+    constraints = [search.Fits()]
+
+    t0 = time.perf_counter()
+    problem = search.define(rec, space, objectives, constraints=constraints, hardware=hw)
+    t_define = time.perf_counter() - t0
+    print(f"space: {len(problem.distributions)} parameters "
+          f"({len(problem.free)} free layers x scheme + threshold, 2 hardware fields); define {t_define:.2f} s")
+
+    # baseline: naive trials (count_events of the whole plan + estimate), same process, no cache
+    q = rec.quantize(bits=8)
+    sampler = optuna.samplers.RandomSampler(seed=1)
+    tmp = optuna.create_study(directions=["minimize"] * 2, sampler=sampler)
+    naive = []
+    for _ in range(args.naive):
+        cfg = problem.config(problem.suggest(tmp.ask()))
+        t = time.perf_counter()
+        ed.estimate(ed.count_events(q, cfg.plan), cfg.hardware)
+        naive.append(time.perf_counter() - t)
+    t_naive = float(np.median(naive))
+    print(f"baseline naive trial (count_events + estimate): {t_naive * 1e3:.0f} ms "
+          f"-> {args.trials} trials would take {t_naive * args.trials:.0f} s")
+
+    search.clear_cache()
+    with tempfile.TemporaryDirectory() as d:
+        storage = args.storage or f"sqlite:///{d}/bench.db"
+        t0 = time.perf_counter()
+        study = search.run(rec, space, objectives, hardware=hw, constraints=constraints,
+                           n_trials=args.trials, storage=storage, study_name="bench_search", seed=0)
+        wall = time.perf_counter() - t0
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        front = study.best_trials
+    print(f"study: {len(complete)} complete trials in {wall:.1f} s = {len(complete) / wall:.2f} trials/s "
+          f"({wall / max(len(complete), 1) * 1e3:.0f} ms/trial; naive {t_naive * 1e3:.0f} ms/trial, "
+          f"{t_naive * len(complete) / wall:.1f}x faster), storage "
+          f"{'SQLite file' if args.storage is None else args.storage}")
+    print(f"pareto front: {len(front)} feasible trials; target <= 180 s: "
+          f"{'met' if wall <= 180 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""else_dse.search: spaces, validation, cached statistics, constraints, reproducibility, storage."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import optuna
+import pytest
+import xarray as xr
+
+import else_dse as ed
+from else_dse import search
+from else_dse.search import Choice, ErrorBudget, Fits, IntRange, SearchError, Space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def synthetic(frames: int = 4, seed: int = 0) -> ed.Recording:
+    """Four layers (strided conv with asymmetric padding, depthwise, 1x1 conv, fc) on
+    smooth non-negative activations with frame-to-frame noise."""
+    rng = np.random.default_rng(seed)
+    layers = [
+        ed.Layer("c0", "x", "conv", 3, 8, kernel=3, stride=2, padding=(0, 1, 0, 1), input_shape=(3, 16, 16)),
+        ed.Layer("d1", "t1", "depthwise", 8, 8, kernel=3, padding=1, groups=8, input_shape=(8, 8, 8)),
+        ed.Layer("c2", "t2", "conv", 8, 16, kernel=1, input_shape=(8, 8, 8)),
+        ed.Layer("fc", "t3", "fc", 16 * 4 * 4, 10, input_shape=(16, 4, 4)),
+    ]
+    arrays = {}
+    for layer in layers:
+        shape = layer.input_shape
+        base = rng.normal(size=(1,) + shape).cumsum(-1).cumsum(-2) * 0.1
+        arrays[layer.input] = np.maximum(base + 0.05 * rng.normal(size=(frames,) + shape), 0).astype(np.float32)
+    return ed.Recording.from_arrays(layers, arrays)
+
+
+@pytest.fixture(scope="module")
+def rec() -> ed.Recording:
+    return synthetic()
+
+
+SMALL_HW = {"n_cores": 64, "mesh_x": 8, "mesh_y": 8}
+
+
+def small_hardware() -> ed.Hardware:
+    return ed.load_template("neuronflow").replace(**SMALL_HW)
+
+
+# ---- the space proposes only valid configurations -----------------------------------------
+
+def test_space_proposes_only_valid_configurations(rec):
+    space = Space(schemes=("conventional", "dense", "temporal") + search.LINE_ORDERINGS,
+                  threshold=IntRange(1, 7, 2), bits=Choice(4, 6, 8), tau=IntRange(0, 2),
+                  hardware={"hardware.n_cores": IntRange(16, 400, 8), "sram_per_core": Choice(8192, 65536),
+                            "hardware.lanes": IntRange(1, 8), "clock_hz": search.FloatRange(1e8, 1e9, log=True)})
+    problem = search.define(rec, space, ["energy", "error"], hardware="neuronflow")
+    fc_choices = problem.distributions["scheme.fc"].choices
+    assert set(fc_choices) == {"conventional", "dense", "temporal"}       # no line delta on fc
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(150):
+        params = problem.suggest(study.ask())
+        cfg = problem.config(params)
+        schemes = cfg.plan.resolve(rec.layers)                        # raises on an invalid plan
+        assert 2 <= cfg.bits <= 16 and cfg.bits in (4, 6, 8) and 0 <= cfg.tau <= 2
+        for layer, s, (name, choice, thr) in zip(rec.layers, schemes, cfg.choices):
+            assert name == layer.name and s.kind == search.SCHEMES[choice][0]
+            if isinstance(s, (ed.LineDelta, ed.TemporalDelta)):
+                assert s.threshold in (1, 3, 5, 7) and s.tau == cfg.tau and s.loop == "closed"
+            if layer.op == "fc":
+                assert not isinstance(s, ed.LineDelta)
+            seen.add(choice)
+        hw = cfg.hardware
+        assert 16 <= hw.n_cores <= 400 and hw.mesh_x * hw.mesh_y >= hw.n_cores      # mesh grown
+        assert hw.sram_per_core in (8192, 65536) and 1 <= hw.lanes <= 8 and 1e8 <= hw.clock_hz <= 1e9
+    assert seen == set(search.SCHEMES)
+
+
+def test_layers_not_free_keep_the_fixed_scheme_and_shared_draws_one(rec):
+    space = Space(layers=("c0", "c2"), schemes=search.LINE_ORDERINGS, threshold=IntRange(0, 3),
+                  shared=True, fixed=ed.TemporalDelta(threshold=2))
+    problem = search.define(rec, space, "sops")
+    assert problem.free == ("c0", "c2") and set(problem.distributions) == {"scheme", "threshold"}
+    cfg = problem.config({"scheme": "line_x_reverse", "threshold": 3})
+    assert cfg.plan.scheme_for("c0") == ed.LineDelta(axis="x", direction="reverse", threshold=3)
+    assert cfg.plan.scheme_for("c2") == cfg.plan.scheme_for("c0")
+    assert cfg.plan.scheme_for("d1") == ed.TemporalDelta(threshold=2)
+    assert cfg.plan.scheme_for("fc") == ed.TemporalDelta(threshold=2)
+    # every layer (None) with only line orderings leaves the fc layer out
+    problem = search.define(rec, Space(schemes=("line_y", "line_x")), "sops")
+    assert problem.free == ("c0", "d1", "c2")
+
+
+# ---- cached statistics equal count_events --------------------------------------------------
+
+def test_plan_stats_equal_count_events_for_random_plans(rec):
+    space = Space(schemes=("conventional", "dense", "temporal") + search.LINE_ORDERINGS,
+                  threshold=IntRange(0, 5), bits=Choice(4, 8), tau=IntRange(0, 2))
+    problem = search.define(rec, space, ["sops", "error"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
+    for _ in range(12):
+        cfg = problem.config(problem.suggest(study.ask()))
+        cached = search.plan_stats(rec, cfg.plan, cfg.bits, content=problem.content, levels=problem._levels)
+        direct = ed.count_events(rec.quantize(bits=cfg.bits), cfg.plan)
+        xr.testing.assert_identical(cached, direct)
+
+
+def test_cache_is_keyed_on_content_not_identity(rec):
+    other = synthetic(seed=1)
+    assert search.content_hash(rec) == search.content_hash(synthetic())
+    assert search.content_hash(rec) != search.content_hash(other)
+    plan = ed.Plan({"c0": ed.LineDelta(threshold=1)})
+    a = search.plan_stats(rec, plan)
+    b = search.plan_stats(other, plan)
+    xr.testing.assert_identical(b, ed.count_events(other.quantize(), plan))
+    assert not a["events"].equals(b["events"])
+
+
+# ---- trials store their breakdown; constraints hold on the front --------------------------------
+
+def test_trials_store_cost_breakdown_and_constraints_hold_on_front(rec, tmp_path):
+    hw = small_hardware()
+    space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 6),
+                  hardware={"hardware.sram_per_core": IntRange(1024, 16384, 1024)})
+    budget = ErrorBudget(0.02, layer="each")
+    study = search.run(rec, space, ["energy", "latency"], hardware=hw, constraints=[Fits(), budget],
+                       n_trials=40, storage=f"sqlite:///{tmp_path}/s.db", study_name="front", seed=1)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 40
+    assert study.user_attrs["objectives"] == ["energy", "latency"]
+    assert study.metric_names == ["energy", "latency"]
+    assert study.user_attrs["baseline_conventional"]["sops"] > 0
+    feasible = [t.user_attrs["feasible"] for t in trials]
+    assert any(feasible) and not all(feasible)              # the constraints bite
+    front = study.best_trials
+    assert front
+    for t in front:
+        assert t.user_attrs["feasible"] and all(v <= 0 for v in t.constraints.values())
+        # recompute this trial from scratch: the stored breakdown is the truth
+        cfg = search.define(rec, space, ["energy", "latency"], hardware=hw,
+                            constraints=[Fits(), budget]).config(t.params)
+        stats = ed.count_events(rec.quantize(bits=8), cfg.plan)
+        cost = ed.estimate(stats, cfg.hardware)
+        assert bool(cost["fits"]) and t.user_attrs["totals"]["fits"] is True
+        assert stats["rel_error"].mean("frame").max() <= 0.02
+        assert t.values == pytest.approx([float(cost["total_energy_pj"]), float(cost["total_latency_s"])])
+        layers = t.user_attrs["layers"]
+        assert layers["layer"] == [layer.name for layer in rec.layers]
+        assert layers["energy_pj"] == pytest.approx(cost["energy_pj"].values.tolist())
+        assert layers["sops"] == pytest.approx(stats["sops"].mean("frame").values.tolist())
+        assert t.user_attrs["config"]["hardware"]["sram_per_core"] == t.params["hardware.sram_per_core"]
+        json.dumps(dict(t.user_attrs))
+
+
+def test_fixed_seed_gives_the_same_best_trials(rec, tmp_path):
+    space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 4))
+
+    def best(name: str, seed: int, sampler: str):
+        st = search.run(rec, space, ["sops", "error"] if sampler == "nsga2" else "sops",
+                        constraints=[ErrorBudget(0.05)], n_trials=25, sampler=sampler,
+                        storage=f"sqlite:///{tmp_path}/r.db", study_name=name, seed=seed)
+        if sampler == "nsga2":
+            return sorted((tuple(t.values), tuple(sorted(t.params.items()))) for t in st.best_trials)
+        return (st.best_value, sorted(st.best_params.items()))
+
+    for sampler in ("nsga2", "tpe"):
+        a = best(f"a-{sampler}", 7, sampler)
+        assert a == best(f"b-{sampler}", 7, sampler)
+        assert a != best(f"c-{sampler}", 8, sampler)
+
+
+def test_resume_extends_a_study_and_default_storage_is_sqlite(rec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = Space(schemes=("line_y", "temporal"), threshold=IntRange(0, 3))
+    study = search.run(rec, space, "sops", n_trials=5, study_name="resume")
+    assert (tmp_path / "resume.db").exists()
+    first = [(t.number, t.params) for t in study.trials]
+    study = search.run(rec, space, "sops", n_trials=12, study_name="resume")
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == 12 and len(study.trials) == 12
+    assert [(t.number, t.params) for t in study.trials[:5]] == first
+    # a different search on the same study name is refused
+    with pytest.raises(SearchError, match="different search"):
+        search.run(rec, Space(schemes=("line_x",)), "sops", n_trials=13, study_name="resume")
+
+
+def test_run_config_from_a_table(rec, tmp_path):
+    rec.save(tmp_path / "rec.nc")
+    cfg = {"recording": "rec.nc", "frames": 3, "hardware": "neuronflow", "objectives": ["sops", "state_memory"],
+           "study": {"name": "cfg", "trials": 6, "seed": 2},
+           "space": {"schemes": ["line_y", "temporal"], "threshold": [0, 2], "bits": {"choices": [6, 8]},
+                     "hardware": {"n_cores": {"low": 64, "high": 196, "step": 4}}},
+           "constraints": [{"type": "error", "limit": 0.1}]}
+    study = search.run_config(cfg, base_dir=tmp_path)
+    assert len(study.trials) == 6 and (tmp_path / "cfg.db").exists()
+    assert study.user_attrs["recording"]["n_frames"] == 3
+    assert {"bits", "hardware.n_cores"} <= set(study.trials[0].params)
+    with pytest.raises(SearchError, match="unknown key"):
+        search.run_config({**cfg, "spaec": {}}, base_dir=tmp_path)
+
+
+# ---- bad configurations fail before any trial runs ------------------------------------------
+
+BAD = [
+    (dict(space=Space(layers=("c0", "nope"))), "unknown layer.*'nope'.*allowed are"),
+    (dict(space=Space(threshold=IntRange(3, 1))), "empty range.*low <= high"),
+    (dict(space=Space(threshold={"c0": IntRange(0, 2), "zz": 1})), "unknown layer.*'zz'"),
+    (dict(objectives=["sops", "energyy"]), "unknown objective 'energyy'; allowed are"),
+    (dict(space=Space(schemes=("line_z",))), "unknown scheme 'line_z'; allowed are"),
+    (dict(space=Space(layers=("fc",), schemes=("line_y",))), "layer 'fc'.*do not apply to an fc layer"),
+    (dict(space=Space(hardware={"hardware.n_coers": IntRange(1, 4)})), "unknown field 'hardware.n_coers'"),
+    (dict(space=Space(hardware={"sram_per_core": IntRange(0, 4)})), "low must be >= 1"),
+    (dict(space=Space(bits=IntRange(2, 20))), "bits must lie in 2..16"),
+    (dict(space=Space(schemes=("conventional",), threshold=IntRange(0, 3))), "none of the schemes"),
+    (dict(objectives=["energy"], hardware=None), "energy need hardware="),
+    (dict(constraints=[ErrorBudget(0.1, layer="c9")]), "ErrorBudget: unknown layer 'c9'"),
+    (dict(sampler="cmaes"), "unknown sampler 'cmaes'"),
+    (dict(n_trials=0), "n_trials must be an int >= 1"),
+    (dict(workers=2, storage="sqlite:///:memory:"), "in-memory"),
+]
+
+
+@pytest.mark.parametrize("change,message", BAD, ids=[m.split(".")[0][:28] for _, m in BAD])
+def test_bad_configuration_errors_before_any_trial(rec, tmp_path, change, message):
+    kwargs = dict(space=Space(), objectives=["sops"], hardware="neuronflow",
+                  storage=f"sqlite:///{tmp_path}/bad.db", n_trials=3)
+    kwargs.update(change)
+    space, objectives = kwargs.pop("space"), kwargs.pop("objectives")
+    with pytest.raises(SearchError, match=message):
+        search.run(rec, space, objectives, study_name="bad", **kwargs)
+    db = tmp_path / "bad.db"
+    if db.exists():   # nothing was stored
+        with sqlite3.connect(db) as con:
+            assert con.execute("select count(*) from trials").fetchone()[0] == 0

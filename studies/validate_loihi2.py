@@ -215,7 +215,7 @@ def run(data: str | Path = DATA, out: str | Path | None = ROOT / "reports" / "va
                            "ratio": getattr(fit, p) / getattr(hw, p) if getattr(hw, p) else float("inf"),
                            "source": hw.source(p), "fitted_on": f"{FIT_RUN} ({'dynamic energy per frame' if p == 'e_sop' else 'static power'})"}
                           for p in CALIBRATED])
-    fpred, flayers = predict(lif, fit)
+    fpred, _ = predict(lif, fit)
     spred, slayers = predict(sdnn, fit)
     spub, _ = predict(sdnn, hw)
     checks = pd.concat([errors(FIT_RUN, fpred, "calibrated"), errors("lif_2022-10-28", fpred, "calibrated"),

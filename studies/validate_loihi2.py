@@ -340,9 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "reports" / "validate_loihi2"))
     ap.add_argument("--update-readme", action="store_true",
                     help="rewrite the generated validation block of data/README.lava.md")
+    ap.add_argument("--pins", action="store_true",
+                    help="print the uncalibrated values pinned by tests/test_loihi_validate.py")
     args = ap.parse_args(argv)
     pd.set_option("display.width", 200)
-    result = run(args.data, args.out)
+    result = run(args.data, args.out, verbose=not args.pins)
+    if args.pins:
+        keys = ("e_dynamic_mj", "p_static_mw", "fps", "p_dynamic_mw", "e_total_mj", "cores",
+                "sops_per_frame", "neuron_updates_per_frame", "events_per_frame")
+        print("PINNED = {\n" + "".join(f"    {k!r}: {result['uncalibrated'][k]!r},\n" for k in keys) + "}")
+        print({p: getattr(result["fitted"], p) for p in CALIBRATED})
     if args.update_readme:
         update_readme(result)
         print(f"updated {README}")

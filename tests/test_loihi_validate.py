@@ -2,8 +2,8 @@
 
 The uncalibrated prediction is pinned to a relative 1e-9: a change to the cost
 model, the loihi2 template or the event counts that moves it fails here, and the
-README/TOML validation text must then be regenerated
-(``python studies/validate_loihi2.py``).
+README/TOML validation text must then be regenerated: ``python studies/validate_loihi2.py
+--update-readme`` (data/README.lava.md) and ``--pins`` (the values to paste below).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ noise). :func:`save_packed` stores each tensor as the ``bits``-bit codes of
 with the CF attributes ``scale_factor = scale`` and ``add_offset = -zero_point * scale``
 (float32, ``add_offset`` computed so that the zero code decodes to exactly 0.0).
 Any NetCDF reader, and :func:`else_dse.open_recording` through xarray, decodes
-them back to float32 ``(code - zero_point) * scale``.
+them back to float32 ``(code - zero_point) * scale`` (within a few float32 ulp; the
+zero code decodes to exactly 0.0).
 
 Consequence: ``open_recording(path).quantize(bits)`` reproduces exactly the codes
 the original float recording gives at the same ``bits`` with max calibration

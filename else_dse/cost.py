@@ -319,8 +319,13 @@ def core_shares(c_out: int, rows: int, n_c: int, n_r: int) -> np.ndarray:
     return np.outer(ch, rw) / (c_out * rows)
 
 
-def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.ndarray]:
+def map_layers(geom: Geometry, state: StateWords, hw: Hardware,
+               split: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Tile every layer onto cores and place the cores on the mesh (see module doc).
+
+    ``split`` (optional): per layer (channel groups, row bands) wanted instead of the
+    fewest-cores tiling; a fitting layer takes at least the tiling it needs and at
+    most one row of one channel per core.
 
     Returns arrays over layers: ``cores``, ``channel_groups``, ``row_bands``,
     ``channels_per_core``, ``rows_per_core``, ``share`` (busiest core's fraction),
@@ -358,6 +363,18 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
     cc_b, rr_b, n_c_b, n_r_b = pick(cc), pick(rr).astype(np.int64), pick(n_c), pick(n_r).astype(np.int64)
     cores_b = n_c_b * n_r_b
     mem = pick(a) + rr_b * pick(b)
+    share_b = pick(share)
+    if split is not None:
+        n_c_t = np.where(fits, np.clip(split[0], n_c_b, c), n_c_b)
+        n_r_t = np.where(fits, np.clip(split[1], n_r_b, rows), n_r_b)
+        rr_b = -(-rows // n_r_t)
+        n_r_b = -(-rows // rr_b)
+        cc_b = -(-c // n_c_t)
+        n_c_b = -(-c // cc_b)
+        cores_b = n_c_b * n_r_b
+        per_row = cc_b * (cols * hw.neuron_words * sb + held / (c * rows))
+        mem = cc_b * wpc * wb + buf + rr_b * per_row
+        share_b = (cc_b * rr_b) / (c * rows)
     # overflow at the finest tiling (1 channel x 1 row per core)
     fine_mem = wpc * wb + buf + cols * hw.neuron_words * sb + held / (c * rows)
     overflow_neurons = np.where(fits, 0, np.maximum(cols - hw.neurons_per_core, 0))
@@ -419,7 +436,7 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware) -> dict[str, np.
     dest = d_c * d_r
     return {
         "cores": cores_b, "channel_groups": n_c_b, "row_bands": n_r_b,
-        "channels_per_core": cc_b, "rows_per_core": rr_b, "share": pick(share),
+        "channels_per_core": cc_b, "rows_per_core": rr_b, "share": share_b,
         "mem_per_core_bytes": core_mem, "layer_mem_per_core_bytes": mem, "neurons_per_core_used": neu,
         "group": group, "group_size": group_size, "static_cores": cores_b / group_size, "physical_cores": total,
         "held_sender_bytes": held, "fits": fits, "overflow_neurons": overflow_neurons,
@@ -474,13 +491,57 @@ def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarr
     return geom, kind, axis_x, reverse, events, sops
 
 
+def _spread_split(m: dict[str, np.ndarray], busy: np.ndarray, c: np.ndarray, rows: np.ndarray,
+                  n_cores: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy: while the chip has free cores, split the layer with the slowest busiest
+    core once more (one row fewer per band, else one channel fewer per group); stop
+    when that layer cannot split or the split would not fit ``n_cores``. Layers left
+    on their minimal tiling keep sharing cores. Load scales with the busiest share."""
+    n_c, n_r = m["channel_groups"].copy(), m["row_bands"].copy()
+    cores = m["cores"].copy()
+    load = busy.astype(np.float64).copy()
+    grown = np.zeros(len(cores), dtype=bool)
+    new_group = np.concatenate([[True], np.diff(m["group"]) != 0])
+
+    def used() -> int:
+        prev_grown = np.concatenate([[True], grown[:-1]])
+        return int(cores[grown].sum() + cores[~grown & (prev_grown | new_group)].sum())
+
+    active = m["fits"] & (load > 0)
+    for _ in range(n_cores):
+        if not active.any():
+            break
+        i = int(np.argmax(np.where(active, load, -1.0)))
+        rr, cc = -(-int(rows[i]) // int(n_r[i])), -(-int(c[i]) // int(n_c[i]))
+        if rr > 1:
+            rr2, cc2 = rr - 1, cc
+        elif cc > 1:
+            rr2, cc2 = rr, cc - 1
+        else:
+            break
+        nr2, nc2 = -(-int(rows[i]) // rr2), -(-int(c[i]) // cc2)
+        rr2, cc2 = -(-int(rows[i]) // nr2), -(-int(c[i]) // nc2)
+        old = (cores[i], grown[i])
+        cores[i], grown[i] = nc2 * nr2, True
+        if used() > n_cores:
+            cores[i], grown[i] = old
+            break
+        load[i] *= (cc2 * rr2) / (cc * rr)
+        n_c[i], n_r[i] = nc2, nr2
+    return n_c, n_r
+
+
 def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None,
-             schedule: str | None = None) -> xr.Dataset:
+             schedule: str | None = None, spread: bool = False) -> xr.Dataset:
     """Energy, latency and memory of ``stats`` on ``hardware`` (see the module doc).
 
     ``execution`` overrides ``hardware.execution`` ("event" | "timestep");
     ``schedule`` is "sequential" | "pipelined" | "step" or None for the default
     ("step" when time-stepped, else "pipelined": line-delta runs overlap).
+    ``spread=True`` hands the cores the fewest-cores mapping leaves free to the
+    layer whose busiest core is slowest, one split at a time (one row fewer per
+    band, else one channel fewer per group), lowering the busiest core's time at
+    the price of static power [A: a layer's work divides evenly over its neurons].
 
     Returns a Dataset with per-layer variables (dim ``layer``, means per frame):
     ``events``, ``events_out``, ``sops``, ``neuron_updates``, ``hops``,
@@ -512,7 +573,6 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     m = map_layers(geom, st, hw)
     sb = hw.state_bits / 8.0
     nw = hw.neuron_words
-    cores = m["cores"].astype(np.float64)
 
     # ---- counts per (layer, frame)
     N = geom.neurons.astype(np.float64)[:, None]
@@ -527,10 +587,17 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     E_out = E_out[:n]
 
     # ---- busiest core time (s)
-    f = m["share"][:, None]
-    busy = 1e-9 * (f * S * (hw.t_sop / hw.lanes) + f * U * hw.t_neuron_update
-                   + (f * st.copies[:, None] * nw) * hw.t_neuron_update
-                   + (E * (m["dest"] / cores)[:, None]) * m["dist"][:, None] * hw.t_hop)
+    def busiest(m: dict[str, np.ndarray]) -> np.ndarray:
+        f = m["share"][:, None]
+        return 1e-9 * (f * S * (hw.t_sop / hw.lanes) + f * U * hw.t_neuron_update
+                       + (f * st.copies[:, None] * nw) * hw.t_neuron_update
+                       + (E * (m["dest"] / m["cores"])[:, None]) * m["dist"][:, None] * hw.t_hop)
+
+    busy = busiest(m)
+    if spread and m["physical_cores"] < hw.n_cores and m["fits"].any():
+        m = map_layers(geom, st, hw, split=_spread_split(m, busy.mean(1), geom.c_out, st.rows, hw.n_cores))
+        busy = busiest(m)
+    cores = m["cores"].astype(np.float64)
     t_bar = hw.t_barrier * 1e-9
     lat_seq = busy.sum(0) + t_bar
     g_start = np.flatnonzero(np.concatenate([[True], np.diff(m["group"]) != 0]))
@@ -599,6 +666,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         "cores": (L, m["cores"]), "channel_groups": (L, m["channel_groups"]),
         "row_bands": (L, m["row_bands"]), "first_core": (L, m["first_core"]),
         "core_group": (L, m["group"]), "layers_on_core": (L, m["group_size"]),
+        "busiest_core_share": (L, m["share"]),
         "weight_bytes": (L, weight_bytes), "state_persistent_bytes": (L, persistent),
         "state_frame_bytes": (L, frame_state), "state_streaming_bytes": (L, streaming_bytes),
         "buffer_bytes": (L, buffer_bytes),
@@ -633,7 +701,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
         coords["frame"] = stats.variables["frame"].values
     reuse = {d: (stats.variables[d], stats.xindexes[d]) for d in ("layer", "frame") if d in stats.xindexes}
     attrs = {
-        "hardware": hw.name, "execution": execution, "schedule": schedule,
+        "hardware": hw.name, "execution": execution, "schedule": schedule, "spread": int(spread),
         "overflow": "; ".join(overflow), "layers": stats.attrs["layers"],
         "hardware_json": _hardware_json(hw),
     }

@@ -355,6 +355,41 @@ def test_fast_dataset_equals_public_constructor():
     assert r.sel(layer="b")["cores"].item() == 1 and r.isel(layer=0)["layer"].item() == "a"
 
 
+@settings(max_examples=30, deadline=None)
+@given(kinds=st.lists(KIND_CHOICES, min_size=4, max_size=4), ev=counts, sp=counts,
+       n_cores=st.integers(4, 64), npc=st.sampled_from([16, 24, 48, 1024]),
+       execution=st.sampled_from(["event", "timestep"]))
+def test_spread_uses_free_cores_and_never_raises_a_busiest_share(kinds, ev, sp, n_cores, npc, execution):
+    side = int(math.ceil(n_cores ** 0.5))
+    hw = toy(n_cores=n_cores, mesh_x=side, mesh_y=side, neurons_per_core=npc, sram_per_core=10**6)
+    stats = _net_stats(kinds, ev, sp)
+    lo = ed.estimate(stats, hw, execution)
+    hi = ed.estimate(stats, hw, execution, spread=True)
+    assert (hi["busiest_core_share"].values <= lo["busiest_core_share"].values + 1e-12).all()
+    assert (hi["cores"].values >= lo["cores"].values).all()
+    if bool(lo["fits"]):
+        assert int(hi["total_cores"]) <= n_cores and bool(hi["fits"])
+    else:
+        assert int(hi["total_cores"]) == int(lo["total_cores"])
+    np.testing.assert_allclose(hi["sops"].values, lo["sops"].values)
+
+
+def test_spread_golden():
+    """With 4 cores the spare one cannot help a (3 bands of ceil(4/3) = 2 rows is still 2 bands).
+    With 5, a gets 4 row bands (its work, twice b's, sets the level) and its busiest share halves."""
+    r = ed.estimate(golden_stats(), toy(), spread=True)
+    assert list(r["cores"].values) == [2, 1] and int(r["total_cores"]) == 3
+    hw = toy(n_cores=5, mesh_x=3, mesh_y=2)
+    r0 = ed.estimate(golden_stats(), hw)
+    r = ed.estimate(golden_stats(), hw, spread=True)
+    assert list(r0["cores"].values) == [2, 1] and list(r["cores"].values) == [4, 1]
+    assert list(r["row_bands"].values) == [4, 1] and int(r["total_cores"]) == 5
+    np.testing.assert_allclose(r["busiest_core_share"].values, [0.25, 1.0])
+    assert float(r["throughput_fps"]) > float(r0["throughput_fps"])
+    assert float(r["total_energy_static_pj"]) != float(r0["total_energy_static_pj"])
+    assert r.attrs["spread"] == 1
+
+
 # ---------------------------------------------------------------- errors
 def test_mismatched_stats_give_clear_errors():
     hw = toy()

@@ -385,11 +385,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     from . import search
 
-    study = search.run_config(cfg, base_dir=Path(args.config).resolve().parent, storage=args.storage,
+    storage = args.storage
+    if storage is None and args.report and not (cfg.get("study") or {}).get("storage"):
+        name = args.study_name or (cfg.get("study") or {}).get("name") or "else-dse"
+        Path(args.report).mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{(Path(args.report) / f'{name}.db').resolve()}"
+    study = search.run_config(cfg, base_dir=Path(args.config).resolve().parent, storage=storage,
                               study_name=args.study_name, n_trials=args.trials, n_jobs=args.workers,
                               seed=args.seed, progress_bar=not args.no_progress)
-    n = len(study.trials)
-    print(f"study {study.study_name!r}: {n} trials", file=sys.stderr)
+    done = sum(t.state.name == "COMPLETE" for t in study.trials)
+    print(f"study {study.study_name!r}: {done} complete trials of {len(study.trials)}", file=sys.stderr)
     if args.report:
         from . import report
 
@@ -543,7 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  else-dse search my.yaml --storage postgresql://user@localhost/dse --trials 500 "
                "--workers 2")
     p.add_argument("config", help="study config (.toml, .yaml or .yml)")
-    p.add_argument("--storage", help="Optuna storage URL (default from the config, else an SQLite file)")
+    p.add_argument("--storage", help="Optuna storage URL; default: the config's [study] storage, else "
+                                     "<REPORT>/<name>.db with --report, else <name>.db next to the config. "
+                                     "An existing study is resumed up to --trials complete trials")
     p.add_argument("--study-name", help="study name (default from the config)")
     p.add_argument("--trials", type=int, help="number of trials (default from the config)")
     p.add_argument("--workers", type=int, help="parallel workers (processes) on this machine")

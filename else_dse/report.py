@@ -570,7 +570,7 @@ def fig_pareto(res: Results) -> Figure | None:
             ax.legend(fontsize=8)
             fig.tight_layout()
             return fig
-        fig, axes = plt.subplots(1, len(pairs), figsize=(7.5 * len(pairs), 5.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(pairs), figsize=(10 * len(pairs), 5.2), squeeze=False)
         feas = done[done["feasible"]]
         mask = pareto_mask(feas[list(res.objectives)].to_numpy(), res.directions) if len(feas) else []
         front = feas[mask] if len(feas) else feas
@@ -588,8 +588,14 @@ def fig_pareto(res: Results) -> Figure | None:
             if bx is not None and by is not None:
                 ax.scatter([bx * sx], [by * sy], marker="*", s=250, c="black", zorder=5,
                            label="conventional")
-            ax.set(xlabel=_label(xm), ylabel=_label(ym), title=f"{ym} vs {xm}")
-            ax.legend(fontsize=8, loc="best")
+            title = f"{ym} vs {xm}"
+            if by and len(front) and "error" not in ym.lower():
+                best = front[ym].min()
+                if best > 0:
+                    title += f": best {by / best:.2f}x fewer than conventional"
+            ax.set(xlabel=_label(xm), ylabel=_label(ym), title=title)
+            ax.set_ylim(bottom=0)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.suptitle(res.title, fontsize=11)
         fig.tight_layout()
         return fig
@@ -602,7 +608,7 @@ def fig_pareto(res: Results) -> Figure | None:
         return None
     df = res.configs.dropna(subset=[xcol, ycol])
     (_, sx), (_, sy) = _unit(xcol), _unit(ycol)
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+    fig, ax = plt.subplots(figsize=(10, 5.2))
     sns.scatterplot(x=df[xcol] * sx, y=df[ycol] * sy, hue=df["config"], s=90, ax=ax, style=df["config"])
     mask = pareto_mask(df[[xcol, ycol]].to_numpy(), ("minimize", "minimize"))
     f2 = df[mask].sort_values(xcol)
@@ -617,7 +623,8 @@ def fig_pareto(res: Results) -> Figure | None:
                             fontsize=9)
     ax.set(xlabel=_label(xcol), ylabel=_label(ycol),
            title="per scheme; labels: reduction vs conventional")
-    ax.legend(fontsize=8, loc="best")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 
@@ -887,9 +894,15 @@ def _summary_table(res: Results) -> pd.DataFrame:
         if done.empty:
             return done
         mask = pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)
-        cols = ["trial"] + list(res.objectives) + [c for c in done if c.startswith("param_")]
-        front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
-        return front[cols].head(20)
+        front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize").head(20)
+        table = front[["trial", *res.objectives]].copy()
+        for i, obj in enumerate(res.objectives):
+            base = _baseline_value(res, obj)
+            if base and any(k in obj.lower() for k in ("sop", "event", "energy", "latency")):
+                table.insert(2 + i, f"{obj}_reduction_vs_conventional",
+                             base / front[obj].where(front[obj] > 0))
+                break
+        return pd.concat([table, _param_summary(front)], axis=1)
     if res.configs.empty:
         return res.configs
     keep = ["config"] + [c for c in _SUMMARY_COLUMNS if c in res.configs]
@@ -899,6 +912,29 @@ def _summary_table(res: Results) -> pd.DataFrame:
         table.insert(keep.index("total_sops") + 1, "sops_reduction_vs_conventional",
                      base / table["total_sops"].where(table["total_sops"] > 0))
     return table
+
+
+def _param_summary(trials: pd.DataFrame) -> pd.DataFrame:
+    """Parameters per trial; a family of more than 4 (``scheme.<layer>``) is summarized:
+    numbers by their mean, choices by their counts."""
+    params = [c for c in trials if c.startswith("param_")]
+    groups: dict[str, list[str]] = {}
+    for c in params:
+        groups.setdefault(c[6:].split(".")[0], []).append(c)
+    out = pd.DataFrame(index=trials.index)
+    for group, cols in groups.items():
+        if len(cols) <= 4:
+            for c in cols:
+                out[c[6:]] = trials[c]
+            continue
+        values = trials[cols]
+        numeric = values.apply(pd.to_numeric, errors="coerce")
+        if numeric.notna().all().all():
+            out[f"{group} (mean of {len(cols)})"] = numeric.mean(axis=1)
+        else:
+            out[f"{group} (count of {len(cols)})"] = values.apply(
+                lambda r: ", ".join(f"{k} {v}" for k, v in r.value_counts().items()), axis=1)
+    return out
 
 
 _SUMMARY_COLUMNS = ("total_events", "total_sops", "max_error", "rel_error", "total_energy_pj", "total_latency_s",

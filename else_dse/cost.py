@@ -298,12 +298,13 @@ def layer_state_words(layer: Layer, kind: str, axis: str = "y",
 
 
 # --------------------------------------------------------------------------- mapping
+_BASE = np.unique(np.concatenate([np.arange(1, 17), np.round(16 * 1.25 ** np.arange(1, 40))])).astype(np.int64)
+
+
 def _candidates(c_out: np.ndarray) -> np.ndarray:
-    """Channel-group counts tried per layer: 1..16, then geometric steps, and C_out."""
-    base = np.unique(np.concatenate([np.arange(1, 17), np.round(16 * 1.25 ** np.arange(1, 40))]))
-    n_c = np.broadcast_to(base, (len(c_out), len(base))).astype(np.int64)
-    n_c = np.minimum(n_c, c_out[:, None])
-    return np.concatenate([n_c, c_out[:, None]], axis=1)
+    """Channel-group counts tried per layer: 1..16, then steps of 1.25x, and C_out."""
+    base = _BASE[: int(np.searchsorted(_BASE, c_out.max())) + 1]
+    return np.minimum(np.append(base, 1 << 62)[None, :], c_out[:, None])
 
 
 def core_shares(c_out: int, rows: int, n_c: int, n_r: int) -> np.ndarray:
@@ -349,7 +350,7 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware,
     b = cc * (cols * hw.neuron_words * sb + held / (c * rows))[:, None]   # bytes per row
     rr_neu = hw.neurons_per_core // (cc * cols[:, None])
     rr_mem = np.floor((hw.sram_per_core - a) / b)
-    rr_max = np.minimum(np.minimum(rr_neu, rr_mem), rows[:, None])
+    rr_max = np.minimum(np.minimum(rr_neu, rr_mem), rows[:, None]).astype(np.int64)   # <= rows: safe cast
     ok = rr_max >= 1
     rr_use = np.maximum(rr_max, 1)
     n_r = -(-rows[:, None] // rr_use)
@@ -417,12 +418,10 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware,
     x = np.where(y % 2 == 0, idx % hw.mesh_x, hw.mesh_x - 1 - idx % hw.mesh_x)
     owner = np.repeat(np.arange(n), cores_b)
     ny = max(total - 1, 0) // hw.mesh_x + 1
-    hx = np.zeros((n + 1, hw.mesh_x))
-    hy = np.zeros((n + 1, ny))
-    np.add.at(hx, (owner, x), 1.0)
-    np.add.at(hy, (owner, y), 1.0)
-    hx[:n] /= cores_b[:, None]
-    hy[:n] /= cores_b[:, None]
+    hx = np.bincount(owner * hw.mesh_x + x, minlength=(n + 1) * hw.mesh_x).reshape(n + 1, hw.mesh_x)
+    hy = np.bincount(owner * ny + y, minlength=(n + 1) * ny).reshape(n + 1, ny)
+    inv = np.append(1.0 / cores_b, 1.0)[:, None]
+    hx, hy = hx * inv, hy * inv
     hx[n, 0] = hy[n, 0] = 1.0                               # outside: enters at node (0, 0)
     # E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a)
     p = np.where(geom.producer < 0, n, geom.producer)

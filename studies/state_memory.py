@@ -102,7 +102,8 @@ def study(path: Path, hw: ed.Hardware, frames: int | None, ks: list[int] | None)
         row["total_streaming_bytes"] = row["persistent_bytes"] + row["streaming_frame_bytes"]
         if base is None:
             base = row
-        row["persistent_reduction"] = base["persistent_bytes"] / max(row["persistent_bytes"], 1e-300)
+        row["persistent_reduction"] = (base["persistent_bytes"] / row["persistent_bytes"]
+                                       if row["persistent_bytes"] > 0 else float("inf"))
         row["streaming_total_reduction"] = base["total_streaming_bytes"] / row["total_streaming_bytes"]
         row["mapped_total_reduction"] = base["total_mapped_bytes"] / row["total_mapped_bytes"]
         row["sops_ratio"] = row["sops"] / base["sops"] if base["sops"] else float("nan")
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "persistent KiB": table["persistent_bytes"].map(kib),
         "frame KiB (mapped)": table["frame_bytes"].map(kib),
         "frame KiB (streaming)": table["streaming_frame_bytes"].map(kib),
-        "persistent /": table["persistent_reduction"].map(lambda v: f"{v:,.2f}x"),
+        "persistent /": table["persistent_reduction"].map(lambda v: "all gone" if np.isinf(v) else f"{v:,.2f}x"),
         "streaming total /": table["streaming_total_reduction"].map(lambda v: f"{v:,.2f}x"),
         "mapped total /": table["mapped_total_reduction"].map(lambda v: f"{v:,.2f}x"),
         "SOPs x": table["sops_ratio"].map(lambda v: f"{v:.3f}"),

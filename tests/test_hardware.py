@@ -142,3 +142,12 @@ def test_hardware_is_hashable_and_sources_do_not_affect_equality():
     a = ed.load_template("loihi2")
     b = ed.Hardware.from_dict(a.to_dict())
     assert a == b and hash(a) == hash(b) and b.sources == ()
+
+
+def test_fields_table_matches_the_dataclass():
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(ed.Hardware)} - {"sources"}
+    assert names == set(FIELDS)
+    for name, (kind, unit, meaning) in FIELDS.items():
+        assert unit and meaning, name

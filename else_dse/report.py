@@ -670,7 +670,7 @@ def fig_layers(res: Results) -> Figure | None:
     for ax, m in zip(axes[:, 0], metrics):
         _, scale = _unit(m)
         sns.lineplot(data=df.assign(v=df[m].astype(float) * scale), x="layer_index", y="v", hue="config",
-                     hue_order=configs, marker="o", ms=4, ax=ax)
+                     hue_order=configs, marker="o", ms=4, ax=ax, estimator=None, errorbar=None)
         dense = {"events": "dense_events", "sops": "dense_macs"}[m]
         if dense in df:
             ref = df[df["config"] == configs[0]]

@@ -122,18 +122,27 @@ type = "fits"
 def test_search_then_report_from_storage(recording: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "t.toml", recording)
-    status, _, err = run(["search", cfg, "--trials", "5", "--no-progress", "--report", tmp_path / "rep"], capsys)
+    status, _, err = run(["search", cfg, "--trials", "5", "--no-progress"], capsys)
     assert status == 0, err
     import optuna
 
+    # without storage in the config or on the command line: <name>.db next to the config
     study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}")
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 5
-    assert (tmp_path / "rep" / "pareto.png").exists()
-    # the same study again, from its storage file, through `report`
-    status, out, err = run(["report", tmp_path / "t.db", "-o", tmp_path / "rep2"], capsys)
+    # rerun with more trials and a report: resumes the stored study (storage given explicitly)
+    status, _, err = run(["search", cfg, "--trials", "6", "--no-progress", "--storage",
+                          f"sqlite:///{tmp_path / 't.db'}", "--report", tmp_path / "rep"], capsys)
     assert status == 0, err
-    trials = (tmp_path / "rep2" / "trials.csv").read_text().splitlines()
-    assert len(trials) == 1 + 5
+    assert (tmp_path / "rep" / "pareto.png").exists()
+    trials = (tmp_path / "rep" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 6
+    # the study again, from its storage file, through `report` (data only: no figures needed here)
+    from else_dse import report
+
+    res = report.collect(("sqlite:///" + str(tmp_path / "t.db"), "t"))
+    assert sorted(res.trials["trial"]) == list(range(6))
+    status, _, err = run(["report", tmp_path / "t.db", "--study", "nope", "-o", tmp_path / "rep2"], capsys)
+    assert status == 2 and "no study 'nope'" in err
     # YAML configs work too
     yml = tmp_path / "y.yaml"
     yml.write_text(f"recording: {recording}\nframes: 2\nobjectives: [sops, error]\n"

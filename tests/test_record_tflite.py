@@ -92,9 +92,13 @@ def check_layers_numerically(path: Path, rec, frame: int, names=None) -> int:
         w = it.get_tensor(op.inputs[1]).astype(np.float64)
         b = it.get_tensor(op.inputs[2]).astype(np.float64) if len(op.inputs) > 2 and op.inputs[2] >= 0 \
             else np.zeros(layer.out_channels)
-        y = it.get_tensor(op.outputs[0])[0].transpose(2, 0, 1)
+        y = it.get_tensor(op.outputs[0])
+        y = y[0].transpose(2, 0, 1) if y.ndim == 4 else y.reshape(-1)
         x = rec.tensor(layer.input)[frame].astype(np.float64)
-        got = ACT[info[layer.name]["activation"]](_conv_nhwc(x, w, b, layer))
+        if layer.op == "fc":  # weights (C_out, N), the input in TFLite's flattening order
+            got = ACT[info[layer.name]["activation"]](w @ x.reshape(-1) + b)
+        else:
+            got = ACT[info[layer.name]["activation"]](_conv_nhwc(x, w, b, layer))
         assert got.shape == y.shape, layer.name
         np.testing.assert_allclose(got, y, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(y).max())),
                                    err_msg=f"layer {layer.name}")
@@ -200,3 +204,22 @@ def test_pad_folding_on_the_pose_detector():
         padded = np.pad(folded.tensor(f.input), ((0, 0), (0, 0), (t, b), (le, r)))
         np.testing.assert_array_equal(padded, plain.tensor(p.input))
     assert check_layers_numerically(path, folded, frame=0, names=set(names)) == len(names)
+
+
+@pytest.mark.skipif(_MP is None, reason="mediapipe==0.10.21 (model files only) is not installed")
+def test_fully_connected_on_the_hand_landmark_model():
+    path = Path(list(_MP.submodule_search_locations)[0]) / "modules" / "hand_landmark" / "hand_landmark_lite.tflite"
+    rec = record_tflite(path, [still("astronaut")], progress_bar=False)
+    fcs = [layer for layer in rec.layers if layer.op == "fc"]
+    assert len(fcs) == _ops(path).count("FULLY_CONNECTED") == 4
+    assert all(layer.input_shape == (layer.in_channels, 1, 1) for layer in fcs)
+    assert len(rec.layers) == sum(op in SYNAPTIC for op in _ops(path))
+    assert check_layers_numerically(path, rec, frame=0) == len(rec.layers)
+
+
+@pytest.mark.skipif(_MP is None, reason="mediapipe==0.10.21 (model files only) is not installed")
+def test_custom_op_model_fails_naming_the_op():
+    path = (Path(list(_MP.submodule_search_locations)[0]) / "modules" / "selfie_segmentation"
+            / "selfie_segmentation.tflite")
+    with pytest.raises(RecorderError, match="CUSTOM:Convolution2DTransposeBias"):
+        record_tflite(path, [still("astronaut")], progress_bar=False)

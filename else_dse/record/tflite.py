@@ -109,7 +109,10 @@ def parse_tflite(model_path: str | Path, fold_pad: bool = True) -> tuple[list[TF
     def opname(op: Any) -> str:
         oc = model.operatorCodes[op.opcodeIndex]
         code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-        return op_names.get(code, f"op{code}") if code != schema.BuiltinOperator.CUSTOM else f"CUSTOM:{oc.customCode}"
+        if code == schema.BuiltinOperator.CUSTOM:
+            custom = oc.customCode.decode() if isinstance(oc.customCode, bytes) else str(oc.customCode)
+            return f"CUSTOM:{custom}"
+        return op_names.get(code, f"op{code}")
 
     producer: dict[int, Any] = {}
     for op in g.operators:
@@ -243,9 +246,14 @@ def record_tflite(model_path: str | Path, frames: Iterable[Any], *,
     parsed, unhandled, model_input = parse_tflite(path, fold_pad=fold_pad)
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
+    try:
+        interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecorderError(f"{path}: the TFLite runtime cannot run this model ({first}); "
+                            f"ops the recorder does not handle: {unhandled or 'none'}") from exc
     _, h, w, c = model_input["shape"]
     reads = list(dict.fromkeys(tl.read_index for tl in parsed))
     names = {tl.read_index: tl.layer.input for tl in parsed}

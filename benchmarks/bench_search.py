@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hardware", default="neuronflow")
     ap.add_argument("--storage", default=None, help="Optuna storage URL (default: a temporary SQLite file)")
     ap.add_argument("--naive", type=int, default=3, help="naive trials timed for the baseline")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the study")
     args = ap.parse_args(argv)
 
     rec = ed.open_recording(args.recording)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     space = search.Space(
         schemes=("conventional",) + search.LINE_ORDERINGS + ("temporal",),
         threshold=search.IntRange(0, 4),
-        hardware={"hardware.n_cores": search.IntRange(52, 196, 8),
+        hardware={"hardware.n_cores": search.IntRange(8192, 16384, 128),
                   "hardware.sram_per_core": search.IntRange(16384, 65536, 4096)},
     )
     objectives = ["energy", "error"]
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         study = search.run(rec, space, objectives, hardware=hw, constraints=constraints,
                            n_trials=args.trials, storage=storage, study_name="bench_search", seed=0)
         wall = time.perf_counter() - t0
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         front = study.best_trials
     print(f"study: {len(complete)} complete trials in {wall:.1f} s = {len(complete) / wall:.2f} trials/s "
           f"({wall / max(len(complete), 1) * 1e3:.0f} ms/trial; naive {t_naive * 1e3:.0f} ms/trial, "

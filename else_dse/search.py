@@ -882,23 +882,29 @@ def clear_cache() -> None:
 
 # ---- evaluation ------------------------------------------------------------------------------
 
+def _arrays(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Variables and coordinates as numpy arrays (without building DataArrays)."""
+    return {str(k): v.values for k, v in ds.variables.items()}
+
+
 def _totals(stats: xr.Dataset, cost: xr.Dataset | None) -> dict[str, Any]:
-    per_layer_rel = stats["rel_error"].values.mean(axis=1)
+    st = _arrays(stats)
+    per_layer_rel = st["rel_error"].mean(axis=1)
     out: dict[str, Any] = {
-        "sops": float(stats["sops"].values.mean(axis=1).sum()),
-        "events": float(stats["events"].values.mean(axis=1).sum()),
-        "dense_macs": float(stats["dense_macs"].values.mean(axis=1).sum()),
+        "sops": float(st["sops"].mean(axis=1).sum()),
+        "events": float(st["events"].mean(axis=1).sum()),
+        "dense_macs": float(st["dense_macs"].mean(axis=1).sum()),
         "error": float(per_layer_rel.mean()),
-        "max_error": float(stats["max_error"].values.max()),
+        "max_error": float(st["max_error"].max()),
     }
     if cost is not None:
-        for v, da in cost.data_vars.items():
-            if da.ndim == 0:
-                val = da.values.item()
+        for v, var in cost.variables.items():
+            if var.ndim == 0:
+                val = var.values.item()
                 out[str(v)] = bool(val) if isinstance(val, (bool, np.bool_)) else float(val)
-        for o, (_, need, var) in OBJECTIVES.items():
+        for o, (_, need, name) in OBJECTIVES.items():
             if need:
-                out[o] = float(cost[var].values)
+                out[o] = float(out[name])
         out["overflow"] = str(cost.attrs.get("overflow", ""))
     return out
 
@@ -916,21 +922,23 @@ def _jsonable(a: np.ndarray) -> list[Any]:
 def _evaluation(problem: Problem, config: Config, stats: xr.Dataset, cost: xr.Dataset | None) -> Evaluation:
     totals = _totals(stats, cost)
     values = tuple(float(totals[o]) for o in problem.objectives)
-    rel = stats["rel_error"].values.mean(axis=1)
-    mx = stats["max_error"].values.max(axis=1)
-    names = [str(n) for n in stats["layer"].values]
+    st = _arrays(stats)
+    co = _arrays(cost) if cost is not None else {}
+    rel = st["rel_error"].mean(axis=1)
+    mx = st["max_error"].max(axis=1)
+    names = [str(n) for n in st["layer"]]
     cons: dict[str, float] = {}
     for c in problem.constraints:
         if isinstance(c, Fits):
             assert cost is not None
-            if bool(cost["fits"].values):
+            if bool(co["fits"]):
                 v = 0.0
             else:
                 hw = config.hardware
                 assert hw is not None
-                v = (max(0.0, float(cost["total_cores"].values) - hw.n_cores) / hw.n_cores
-                     + float(cost["overflow_sram_bytes"].values.sum()) / hw.sram_per_core
-                     + float(cost["overflow_neurons"].values.sum()) / hw.neurons_per_core)
+                v = (max(0.0, float(co["total_cores"]) - hw.n_cores) / hw.n_cores
+                     + float(co["overflow_sram_bytes"].sum()) / hw.sram_per_core
+                     + float(co["overflow_neurons"].sum()) / hw.neurons_per_core)
                 v = max(v, 1.0)
         else:
             per = rel if c.metric == "error" else mx
@@ -945,21 +953,21 @@ def _evaluation(problem: Problem, config: Config, stats: xr.Dataset, cost: xr.Da
     layers: dict[str, Any] = {
         "layer": names,
         "choice": [ch for _, ch, _ in config.choices],
-        "scheme": [str(s) for s in stats["scheme"].values],
-        "axis": [str(s) for s in stats["axis"].values],
-        "direction": [str(s) for s in stats["direction"].values],
-        "threshold": _jsonable(stats["threshold"].values),
-        "tau": _jsonable(stats["tau"].values),
-        "events": _jsonable(stats["events"].values.mean(axis=1)),
-        "sops": _jsonable(stats["sops"].values.mean(axis=1)),
-        "dense_macs": _jsonable(stats["dense_macs"].values[:, 0]),
+        "scheme": [str(s) for s in st["scheme"]],
+        "axis": [str(s) for s in st["axis"]],
+        "direction": [str(s) for s in st["direction"]],
+        "threshold": _jsonable(st["threshold"]),
+        "tau": _jsonable(st["tau"]),
+        "events": _jsonable(st["events"].mean(axis=1)),
+        "sops": _jsonable(st["sops"].mean(axis=1)),
+        "dense_macs": _jsonable(st["dense_macs"][:, 0]),
         "rel_error": _jsonable(rel),
         "max_error": _jsonable(mx),
     }
     if cost is not None:
-        for v, da in cost.data_vars.items():
-            if da.dims == ("layer",) and str(v) not in layers:
-                layers[str(v)] = _jsonable(np.asarray(da.values))
+        for v, var in cost.variables.items():
+            if var.dims == ("layer",) and str(v) not in layers:
+                layers[str(v)] = _jsonable(np.asarray(var.values))
     attrs = {"config": config.describe(), "totals": totals, "layers": layers, "constraints": cons,
              "feasible": all(v <= 0 for v in cons.values())}
     return Evaluation(values, tuple(cons.values()), attrs)
@@ -1173,19 +1181,43 @@ def _write(storage: optuna.storages.BaseStorage, trial_id: int, *, params: Mappi
         for k, v in system_attrs.items():
             storage.set_trial_system_attr(trial_id, k, v)
         return
+    import sqlalchemy
     from optuna.distributions import distribution_to_json
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
-    rows: list[Any] = [
-        models.TrialParamModel(trial_id=trial_id, param_name=n, param_value=distributions[n].to_internal_repr(v),
-                               distribution_json=distribution_to_json(distributions[n]))
-        for n, v in params.items()]
-    rows += [models.TrialUserAttributeModel(trial_id=trial_id, key=k, value_json=json.dumps(v))
-             for k, v in user_attrs.items()]
-    rows += [models.TrialSystemAttributeModel(trial_id=trial_id, key=k, value_json=json.dumps(v))
-             for k, v in system_attrs.items()]
+    tables = [
+        (models.TrialParamModel, [dict(trial_id=trial_id, param_name=n,
+                                       param_value=distributions[n].to_internal_repr(v),
+                                       distribution_json=distribution_to_json(distributions[n]))
+                                  for n, v in params.items()]),
+        (models.TrialUserAttributeModel, [dict(trial_id=trial_id, key=k, value_json=json.dumps(v))
+                                          for k, v in user_attrs.items()]),
+        (models.TrialSystemAttributeModel, [dict(trial_id=trial_id, key=k, value_json=json.dumps(v))
+                                            for k, v in system_attrs.items()]),
+    ]
     with _create_scoped_session(backend.scoped_session, True) as session:
-        session.add_all(rows)
+        for model, rows in tables:
+            if rows:
+                session.execute(sqlalchemy.insert(model.__table__), rows)
+
+
+def _state_counts(storage: optuna.storages.BaseStorage, study_id: int) -> dict[TrialState, int]:
+    """Trials per state: one COUNT query on RDB storages (no trial is loaded)."""
+    backend = _bulk(storage)
+    if backend is None:
+        out = {s: 0 for s in TrialState}
+        for t in storage.get_all_trials(study_id, deepcopy=False):
+            out[t.state] += 1
+        return out
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    with _create_scoped_session(backend.scoped_session) as session:
+        rows = (session.query(models.TrialModel.state, sqlalchemy.func.count(models.TrialModel.trial_id))
+                .filter(models.TrialModel.study_id == study_id).group_by(models.TrialModel.state).all())
+    out = {s: 0 for s in TrialState}
+    out.update({TrialState(st) if not isinstance(st, TrialState) else st: int(n) for st, n in rows})
+    return out
 
 
 def _finish(storage: optuna.storages.BaseStorage, trial_id: int, ev: Evaluation,
@@ -1196,7 +1228,25 @@ def _finish(storage: optuna.storages.BaseStorage, trial_id: int, ev: Evaluation,
     storage.set_trial_state_values(trial_id, TrialState.COMPLETE, list(ev.values))
 
 
+def _trial_number(storage: optuna.storages.BaseStorage, trial_id: int) -> int:
+    backend = _bulk(storage)
+    if backend is None:
+        return storage.get_trial_number_from_id(trial_id)
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    with _create_scoped_session(backend.scoped_session) as session:
+        return int(session.query(models.TrialModel.number).filter(models.TrialModel.trial_id == trial_id).one()[0])
+
+
+_ALIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+
+
 def _is_surplus(storage: optuna.storages.BaseStorage, study_id: int, trial_id: int, n_trials: int) -> bool:
+    """Whether this trial is beyond the first ``n_trials`` live trials (by number): another
+    worker created the last ones at the same time. Cheap unless the study is nearly full."""
+    counts = _state_counts(storage, study_id)
+    if sum(counts[s] for s in _ALIVE) <= n_trials:
+        return False
     alive = storage.get_all_trials(study_id, deepcopy=False,
                                    states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
     ids = [t._trial_id for t in sorted(alive, key=lambda t: t.number)]
@@ -1223,7 +1273,8 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
     mirror = optuna.create_study(directions=directions,
                                  sampler=_make_sampler(sampler, len(directions), seed, problem.constraints))
     interval = _heartbeat_interval(storage)
-    seen: set[int] = set()
+    seen: set[int] = set()            # shared trial numbers the mirror holds
+    seen_complete: set[int] = set()   # complete shared trials known to this worker
     done = 0
     bar = None
     if progress_bar:
@@ -1236,21 +1287,24 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     optuna.storages.fail_stale_trials(shared)
-            trials = storage.get_all_trials(study_id, deepcopy=False)
-            by_state: dict[TrialState, list[FrozenTrial]] = {s: [] for s in TrialState}
-            for t in trials:
-                by_state[t.state].append(t)
-                if t.state == TrialState.COMPLETE and t.number not in seen:
-                    seen.add(t.number)
-                    mirror.add_trial(t)
-            n_complete = len(by_state[TrialState.COMPLETE])
+            counts = _state_counts(storage, study_id)
+            n_complete = counts[TrialState.COMPLETE]
+            if n_complete > len(seen_complete):        # trials of other workers (or of a past run)
+                for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)):
+                    if t.number not in seen_complete:
+                        seen_complete.add(t.number)
+                        if t.number not in seen:
+                            seen.add(t.number)
+                            mirror.add_trial(t)
             if bar is not None:
                 bar.n = min(n_complete, n_trials)
                 bar.refresh()
             if n_complete >= n_trials:
                 break
             popped = None
-            for t in sorted(by_state[TrialState.WAITING], key=lambda t: t.number):
+            waiting = (storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
+                       if counts[TrialState.WAITING] else [])
+            for t in sorted(waiting, key=lambda t: t.number):
                 try:
                     if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
                         popped = t
@@ -1258,18 +1312,20 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue
             if popped is not None:
-                _run_waiting(problem, shared, storage, study_id, popped, n_trials, interval)
-                done += 1
-                if on_trial is not None:
-                    on_trial(popped.number)
+                if _run_waiting(problem, shared, storage, study_id, popped, n_trials, interval):
+                    seen_complete.add(popped.number)
+                    done += 1
+                    if on_trial is not None:
+                        on_trial(popped.number)
                 continue
-            if n_complete + len(by_state[TrialState.RUNNING]) >= n_trials:
+            if n_complete + counts[TrialState.RUNNING] >= n_trials:
                 if not interval:
                     break
                 time.sleep(min(1.0, interval / 2))   # wait for running trials (or their retry)
                 continue
             number = _run_new(problem, mirror, storage, study_id, n_trials, interval, seen)
             if number is not None:
+                seen_complete.add(number)
                 done += 1
                 if on_trial is not None:
                     on_trial(number)
@@ -1283,17 +1339,18 @@ def _run_new(problem: Problem, mirror: optuna.Study, storage: optuna.storages.Ba
              n_trials: int, interval: int | None, seen: set[int]) -> int | None:
     local = mirror.ask()
     params = problem.suggest(local)
-    sys0 = dict(_mirror_trial(mirror, local).system_attrs)
+    frozen = _mirror_trial(mirror, local)
+    sys0 = dict(frozen.system_attrs)
     bulk = _bulk(storage) is not None
     template = optuna.trial.FrozenTrial(
         number=0, state=TrialState.RUNNING, value=None, values=None,
         datetime_start=datetime.datetime.now(), datetime_complete=None,
-        params={} if bulk else dict(local.params), distributions={} if bulk else dict(local.distributions),
+        params={} if bulk else dict(frozen.params), distributions={} if bulk else dict(frozen.distributions),
         user_attrs={}, system_attrs=sys0, intermediate_values={}, trial_id=0)
     trial_id = storage.create_new_trial(study_id, template_trial=template)
     if bulk:
-        _write(storage, trial_id, params=local.params, distributions=local.distributions, fresh=True)
-    number = storage.get_trial_number_from_id(trial_id)
+        _write(storage, trial_id, params=frozen.params, distributions=frozen.distributions, fresh=True)
+    number = _trial_number(storage, trial_id)
     seen.add(number)
     with _Heartbeat(storage, trial_id, interval):
         if _is_surplus(storage, study_id, trial_id, n_trials):
@@ -1308,11 +1365,11 @@ def _run_new(problem: Problem, mirror: optuna.Study, storage: optuna.storages.Ba
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
             mirror.tell(local, state=TrialState.FAIL)
             raise
-        for k, v in ev.user_attrs.items():
-            local.set_user_attr(k, v)
         if _SET_CONSTRAINT:
             for n, v in zip(ev.user_attrs["constraints"], ev.constraints):
                 local.set_constraint(n, v)
+        else:   # constraints_func reads them (the mirror does not need the breakdown)
+            local.set_user_attr("constraints", ev.user_attrs["constraints"])
         mirror.tell(local, list(ev.values))
         sys1 = _mirror_trial(mirror, local).system_attrs
         extra = {k: v for k, v in sys1.items() if not k.startswith("constraints") and k not in sys0}
@@ -1328,13 +1385,13 @@ def _mirror_trial(mirror: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
 
 
 def _run_waiting(problem: Problem, shared: optuna.Study, storage: optuna.storages.BaseStorage,
-                 study_id: int, ft: FrozenTrial, n_trials: int, interval: int | None) -> None:
+                 study_id: int, ft: FrozenTrial, n_trials: int, interval: int | None) -> bool:
     trial_id = ft._trial_id
     with _Heartbeat(storage, trial_id, interval):
         if _is_surplus(storage, study_id, trial_id, n_trials):
             storage.set_trial_user_attr(trial_id, "surplus", f"the study already held {n_trials} trials")
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            return
+            return False
         try:
             params = dict(ft.params)
             if any(n not in params for n in problem.distributions):
@@ -1344,6 +1401,7 @@ def _run_waiting(problem: Problem, shared: optuna.Study, storage: optuna.storage
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
             raise
         _finish(storage, trial_id, ev, {})
+    return True
 
 
 def _worker_main(problem: Problem, storage_spec: Any, study_name: str, n_trials: int, sampler: Any,

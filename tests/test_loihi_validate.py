@@ -35,18 +35,21 @@ def result(study):
     return study.run(out=None, verbose=False)
 
 
-# uncalibrated prediction, published loihi2 template, 16 steps per frame
+# uncalibrated prediction, published loihi2 template, 16 steps per frame, the benchmark's 74 cores
 PINNED = {
-    "e_dynamic_mj": 0.7301286175468753,
-    "p_static_mw": 20.499999999999996,
-    "fps": 39.20780352446974,
-    "p_dynamic_mw": 28.626739384370595,
-    "e_total_mj": 1.2529837167162503,
-    "cores": 25.0,
+    "e_dynamic_mj": 0.7642785035875003,
+    "p_static_mw": 60.679999999999986,
+    "fps": 154.4361296224407,
+    "p_dynamic_mw": 118.03221404768419,
+    "e_total_mj": 1.1571917431794794,
+    "cores": 74.0,
     "sops_per_frame": 49246886.0,
     "neuron_updates_per_frame": 2536144.0,
     "events_per_frame": 755963.0,
 }
+# the model's default mapping (fewest cores that fit), same template
+PINNED_FEWEST = {"e_dynamic_mj": 0.7301286175468753, "p_static_mw": 20.499999999999996,
+                 "fps": 39.20780352446974, "cores": 25.0}
 LAYER_SOPS = {"input-encoder": 0, "conv-0": 29214024, "conv-1": 8897436, "conv-2": 4383312,
               "conv-3": 3851392, "conv-4": 2420096, "fc-0": 471600, "fc-1": 8700, "fc-2": 320, "fc-3": 6}
 LAYER_UPDATES = {"input-encoder": 633600, "conv-0": 1216512, "conv-1": 423360, "conv-2": 129024,
@@ -56,6 +59,12 @@ LAYER_UPDATES = {"input-encoder": 633600, "conv-0": 1216512, "conv-1": 423360, "
 def test_uncalibrated_prediction_is_pinned(result):
     pred = result["uncalibrated"]
     for key, value in PINNED.items():
+        assert pred[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_fewest_cores_prediction_is_pinned(result):
+    pred = result["fewest"]["uncalibrated"]
+    for key, value in PINNED_FEWEST.items():
         assert pred[key] == pytest.approx(value, rel=1e-9), key
 
 
@@ -89,8 +98,8 @@ def test_calibration_reproduces_fit_run_and_is_pinned(study, result):
     checks = result["checks"].set_index(["case", "model", "quantity"])["rel_error"]
     for q in ("e_dynamic_mj", "p_static_mw"):
         assert abs(checks[(study.FIT_RUN, "calibrated", q)]) < 1e-12
-    assert fit.e_sop == pytest.approx(19.188718597418017, rel=1e-9)
-    assert fit.p_static_chip == pytest.approx(211.6, rel=1e-9)
+    assert fit.e_sop == pytest.approx(18.49527605080451, rel=1e-9)
+    assert fit.p_static_chip == pytest.approx(171.42000000000002, rel=1e-9)
     # everything but the two calibrated fields is the published template
     pub = result["hardware"]
     assert fit.replace(e_sop=pub.e_sop, p_static_chip=pub.p_static_chip) == pub
@@ -112,7 +121,8 @@ def test_writes_csv(study, tmp_path):
     assert {"uncalibrated.csv", "calibration.csv", "errors.csv", "layers_lif.csv"} <= names
     import pandas as pd
     err = pd.read_csv(tmp_path / "errors.csv")
-    assert len(err) == 3 * 2 * 5 and err["rel_error"].notna().all()  # 3 cases x {published, calibrated}
+    # 3 cases x {published, calibrated} + the fewest-cores mapping on the fit run, 5 quantities each
+    assert len(err) == 7 * 5 and err["rel_error"].notna().all()
 
 
 def test_readme_validation_text_is_current(study, result):

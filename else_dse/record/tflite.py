@@ -28,6 +28,7 @@ produced; a mismatch raises :class:`RecorderError` naming the layer.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -59,13 +60,14 @@ def _names(enum_cls: type) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+@dataclass(frozen=True)
 class TFLiteLayer:
-    """A parsed synaptic op: its :class:`Layer`, the tensor indices to read and check, and notes."""
+    """A parsed synaptic op: its :class:`Layer`, the tensor to read, the output to check, and notes."""
 
-    __slots__ = ("layer", "read_index", "output_index", "info")
-
-    def __init__(self, layer: Layer, read_index: int, output_index: int, info: dict[str, Any]):
-        self.layer, self.read_index, self.output_index, self.info = layer, read_index, output_index, info
+    layer: Layer
+    read_index: int
+    output_index: int
+    info: dict[str, Any]
 
 
 def _const(model: Any, tensor: Any, schema: Any) -> np.ndarray | None:

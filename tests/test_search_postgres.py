@@ -1,0 +1,182 @@
+"""Shared Optuna storage on a real PostgreSQL server: two workers on one study, and a
+worker killed mid-study (SIGKILL) then resumed. Skips (with the reason) only when the
+PostgreSQL binaries or psycopg2 are missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from else_dse import search
+from else_dse.search import IntRange, Space
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest_pg import PostgresUnavailable, postgres_url  # noqa: E402
+from test_search import synthetic  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+TS = optuna.trial.TrialState
+
+SPACE = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 4))
+OBJECTIVES = ["sops", "error"]
+
+WORKER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    import optuna
+    import else_dse as ed
+    from else_dse import search
+    from else_dse.search import IntRange, Space
+    url, study, nc, n, seed, out, ready, go, slow = sys.argv[1:]
+    rec = ed.open_recording(nc)
+    space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 4))
+    if float(slow) > 0:                       # make trials long enough to be killed mid-trial
+        evaluate = search.Problem.evaluate
+        def slow_evaluate(self, config):
+            time.sleep(float(slow))
+            return evaluate(self, config)
+        search.Problem.evaluate = slow_evaluate
+    if out == "-":                            # the whole run() as a user would call it
+        search.run(rec, space, ["sops", "error"], n_trials=int(n), storage=url, study_name=study,
+                   seed=int(seed), heartbeat_interval=1, grace_period=2)
+        sys.exit(0)
+    problem = search.define(rec, space, ["sops", "error"])
+    storage = search.open_storage(url, heartbeat_interval=1, grace_period=2)
+    Path(ready).touch()
+    while not Path(go).exists():
+        time.sleep(0.02)
+    done = []
+    search.work(problem, storage, study, int(n), seed=int(seed), on_trial=done.append)
+    Path(out).write_text(json.dumps(done))
+""")
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    try:
+        with postgres_url() as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def rec_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pgrec") / "rec.nc"
+    synthetic().save(path)
+    return path
+
+
+def _worker(tmp_path, *args) -> subprocess.Popen:
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stored(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def _check_results(trials, n: int) -> None:
+    """Exactly n complete trials, each with its stored breakdown matching its values."""
+    complete = [t for t in trials if t.state == TS.COMPLETE]
+    assert len(complete) == n
+    assert len({t.number for t in trials}) == len(trials)
+    for t in complete:
+        assert set(t.params) == set(search.define(synthetic(), SPACE, OBJECTIVES).distributions)
+        totals = t.user_attrs["totals"]
+        assert t.values == pytest.approx([totals["sops"], totals["error"]])
+        assert len(t.user_attrs["layers"]["layer"]) == 4
+
+
+def test_two_workers_share_one_study_on_postgres(pg_url, rec_path, tmp_path):
+    import sqlalchemy
+
+    n = 24
+    problem = search.define(synthetic(), SPACE, OBJECTIVES)
+    search.prepare(problem, search.open_storage(pg_url, heartbeat_interval=1), "two")
+    go = tmp_path / "go"
+    procs = [_worker(tmp_path, pg_url, "two", rec_path, n, seed, tmp_path / f"out{seed}",
+                     tmp_path / f"ready{seed}", go, 0) for seed in (1, 2)]
+    deadline = time.time() + 90
+    while not all((tmp_path / f"ready{s}").exists() for s in (1, 2)):
+        assert time.time() < deadline and all(p.poll() is None for p in procs), \
+            [p.communicate() for p in procs if p.poll() is not None]
+        time.sleep(0.05)
+    go.touch()
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+    done = [json.loads((tmp_path / f"out{s}").read_text()) for s in (1, 2)]
+    assert done[0] and done[1], "both workers must have run trials"
+    assert not set(done[0]) & set(done[1]), "a trial was run by both workers"
+    trials = _stored(pg_url, "two")
+    _check_results(trials, n)
+    complete = {t.number for t in trials if t.state == TS.COMPLETE}
+    assert complete == set(done[0]) | set(done[1]), "a result was lost or stored by nobody"
+    for t in trials:   # the only other trials a race may leave are marked surplus
+        assert t.state == TS.COMPLETE or "surplus" in t.user_attrs
+    # stored once: one row per parameter and attribute of every trial
+    engine = sqlalchemy.create_engine(pg_url)
+    with engine.connect() as con:
+        dup = con.execute(sqlalchemy.text(
+            "select count(*) from (select trial_id, param_name from trial_params group by trial_id, "
+            "param_name having count(*) > 1) d")).scalar()
+        dup += con.execute(sqlalchemy.text(
+            "select count(*) from (select trial_id, key from trial_user_attributes group by trial_id, key "
+            "having count(*) > 1) d")).scalar()
+    engine.dispose()
+    assert dup == 0
+    # run(workers=2) extends the same study with two forked workers
+    study = search.run(synthetic(), SPACE, OBJECTIVES, n_trials=n + 8, storage=pg_url, study_name="two",
+                       workers=2, heartbeat_interval=1)
+    _check_results(study.get_trials(deepcopy=False), n + 8)
+
+
+def test_killed_worker_is_resumed_without_losing_results(pg_url, rec_path, tmp_path):
+    n = 12
+    proc = _worker(tmp_path, pg_url, "kill", rec_path, n, 0, "-", "-", "-", 0.4)
+    killed = None
+    deadline = time.time() + 90
+    while killed is None:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.time() < deadline, "the worker did not get going"
+        try:
+            trials = _stored(pg_url, "kill")
+        except KeyError:           # study not created yet
+            time.sleep(0.2)
+            continue
+        running = [t for t in trials if t.state == TS.RUNNING]
+        if sum(t.state == TS.COMPLETE for t in trials) >= 3 and running:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            killed = running[0].number
+        time.sleep(0.05)
+    trials = _stored(pg_url, "kill")
+    stale = [t for t in trials if t.state == TS.RUNNING]
+    assert [t.number for t in stale] == [killed]     # the killed trial was left running
+    before = {t.number for t in trials if t.state == TS.COMPLETE}
+    assert 3 <= len(before) < n
+
+    study = search.run(synthetic(), SPACE, OBJECTIVES, n_trials=n, storage=pg_url, study_name="kill",
+                       heartbeat_interval=1, grace_period=2)
+    trials = study.get_trials(deepcopy=False)
+    _check_results(trials, n)
+    by_number = {t.number: t for t in trials}
+    assert by_number[killed].state == TS.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == TS.COMPLETE
+    assert retries[0].params == by_number[killed].params            # the same configuration, rerun
+    assert before <= {t.number for t in trials if t.state == TS.COMPLETE}   # nothing stored was lost
+    assert [t.number for t in trials if t.state != TS.COMPLETE] == [killed]

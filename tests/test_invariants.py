@@ -433,3 +433,64 @@ def test_shipped_invariants(name):
         b = count_events(qs, S.LineDelta(axis="y", threshold=1))
         for v in ("events", "sops", "max_error", "rel_error"):
             np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{layer.name} {v}")
+
+
+# ---- the telescoping the line-delta semantics rests on -------------------------------
+
+def _conv_row(A, W, lay, r, lines_of):
+    """Output row r of a grouped convolution reading lines through ``lines_of(h)``; also
+    the number of MACs that touched a non-zero input."""
+    C = A.shape[0]
+    co = lay.out_channels
+    cin_g, cout_g = C // lay.groups, co // lay.groups
+    (kh, kw), (sh, sw), (dh, dw) = lay.kernel, lay.stride, lay.dilation
+    top, left = lay.padding[0], lay.padding[2]
+    out = np.zeros((co, lay.output_shape[2]), dtype=np.int64)
+    macs = 0
+    for o in range(co):
+        g = o // cout_g
+        for q in range(lay.output_shape[2]):
+            for i in range(kh):
+                line = lines_of(r * sh - top + i * dh)
+                for j in range(kw):
+                    x = q * sw - left + j * dw
+                    if not 0 <= x < line.shape[1]:
+                        continue
+                    for cc in range(cin_g):
+                        v = line[g * cin_g + cc, x]
+                        out[o, q] += W[o, cc, i, j] * v
+                        macs += int(v != 0)
+    return out, macs
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case(max_frames=1, max_hw=5), scan_st, st.integers(0, 2**32 - 1))
+def test_telescoped_line_deltas_reproduce_the_convolution(c, scan, seed):
+    """Z_r = Z_{r-1} + sum_i W_i (*) D_{r*s - p + i*d} over the extended rows [r_lo, H_out),
+    starting from 0, equals the direct convolution on every real row, and the MACs that
+    touch a non-zero delta are exactly the reference's SOPs (theta = 0)."""
+    layer, X, _ = c
+    Xs, lay = _scan(X, layer, *scan)
+    A = Xs[0]
+    C, H, Wd = A.shape
+    s = lay.stride[0]
+    W = np.random.default_rng(seed).integers(-3, 4, (lay.out_channels, C // lay.groups) + lay.kernel)
+    zero = np.zeros((C, Wd), dtype=np.int64)
+    x_line = lambda h: A[:, h].astype(np.int64) if 0 <= h < H else zero  # noqa: E731
+    needed = set(ref.needed_lines(lay))
+    def d_line(h):
+        if h < 0:
+            return zero
+        assert h in needed, f"row reads line {h} which is not sent"
+        return x_line(h) - x_line(h - s)
+    Z = np.zeros((lay.out_channels, lay.output_shape[2]), dtype=np.int64)
+    sops = 0
+    for r in lay.rows("y", extended=True):
+        dz, macs = _conv_row(A, W, lay, r, d_line)
+        Z = Z + dz
+        sops += macs
+        if r >= 0:
+            direct, _ = _conv_row(A, W, lay, r, x_line)
+            np.testing.assert_array_equal(Z, direct, err_msg=f"row {r}")
+    r_ = ref.line_delta(X[:1], layer, *scan)
+    assert sops == r_.sops[0]

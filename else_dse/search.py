@@ -89,7 +89,7 @@ __all__ = [
     "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
     "Evaluation", "SearchError", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
     "define", "run", "run_config", "work", "prepare", "plan_stats", "open_storage", "content_hash",
-    "space_from_dict", "make_scheme", "clear_cache", "CONFIG_HELP",
+    "space_from_dict", "make_scheme", "clear_cache", "CONFIG_HELP", "trials_table",
 ]
 
 
@@ -251,7 +251,9 @@ class Space:
     ``"hardware.n_cores"``). ``grow_mesh``: when ``n_cores`` is free and the mesh
     fields are not, a mesh too small for the drawn ``n_cores`` grows to the smallest
     near-square ``mesh_x * mesh_y >= n_cores`` (otherwise such a draw is an error).
-    ``fixed``: the scheme (or plan) of the layers that are not free.
+    ``fixed``: the scheme (or plan) of the layers that are not free. ``derive``: a
+    function applied to every drawn hardware (e.g. SRAM energy growing with SRAM
+    size); a module-level function, so that worker processes can use it.
     """
 
     layers: tuple[str, ...] | None = None
@@ -265,6 +267,7 @@ class Space:
     hardware: Mapping[str, Domain] = field(default_factory=dict)
     fixed: Scheme | Plan = field(default_factory=Conventional)
     grow_mesh: bool = True
+    derive: Callable[[Hardware], Hardware] | None = None
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (stored with the study)."""
@@ -283,7 +286,9 @@ class Space:
                 "loop": self.loop, "bits": dom(self.bits), "tau": dom(self.tau),
                 "calibration": self.calibration,
                 "hardware": {_hw_field(k): dom(v) for k, v in self.hardware.items()},
-                "fixed": repr(self.fixed), "grow_mesh": self.grow_mesh}
+                "fixed": repr(self.fixed), "grow_mesh": self.grow_mesh,
+                "derive": None if self.derive is None else
+                f"{getattr(self.derive, '__module__', '')}.{getattr(self.derive, '__qualname__', repr(self.derive))}"}
 
 
 def _hw_field(name: str) -> str:
@@ -426,7 +431,7 @@ class Problem:
             for k in sp.hardware:
                 f = _hw_field(k)
                 changes[f] = params.get(f"hardware.{f}", sp.hardware[k])
-            hw = _apply_hardware(hw, changes, sp.grow_mesh)
+            hw = _apply_hardware(hw, changes, sp.grow_mesh, sp.derive)
         return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw, tuple(choices))
 
     # ---- evaluation
@@ -688,7 +693,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         highs = {f: _corner(dom, -1) for f, dom in hw_fields.items()}
         for corner in (lows, highs):
             try:
-                _apply_hardware(hardware, corner, space.grow_mesh)
+                _apply_hardware(hardware, corner, space.grow_mesh, space.derive)
             except HardwareError as exc:
                 raise SearchError(f"space.hardware: {corner} gives an invalid hardware: {exc}") from None
 
@@ -696,15 +701,22 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
                    fixed, content_hash(recording))
 
 
-def _apply_hardware(hw: Hardware, changes: Mapping[str, Any], grow_mesh: bool) -> Hardware:
-    """``hw.replace(**changes)``; with ``grow_mesh`` a mesh too small for ``n_cores`` grows."""
+def _apply_hardware(hw: Hardware, changes: Mapping[str, Any], grow_mesh: bool,
+                    derive: Callable[[Hardware], Hardware] | None = None) -> Hardware:
+    """``hw.replace(**changes)``; with ``grow_mesh`` a mesh too small for ``n_cores`` grows;
+    then ``derive`` (if any)."""
     changes = dict(changes)
     if grow_mesh and "n_cores" in changes and not {"mesh_x", "mesh_y"} & set(changes):
         n = int(changes["n_cores"])
         if hw.mesh_x * hw.mesh_y < n:
             x = math.isqrt(n - 1) + 1
             changes.update(mesh_x=x, mesh_y=-(-n // x))
-    return hw.replace(**changes)
+    out = hw.replace(**changes)
+    if derive is not None:
+        out = derive(out)
+        if not isinstance(out, Hardware):
+            raise SearchError(f"space.derive must return an else_dse.Hardware, got {type(out).__name__}")
+    return out
 
 
 def _corner(dom: Domain, i: int) -> Any:
@@ -1094,8 +1106,20 @@ def _recording_info(rec: Recording, content: str) -> dict[str, Any]:
             **{k: str(v) for k, v in rec.attrs.items() if k in ("network", "model", "media", "task")}}
 
 
-def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str) -> optuna.Study:
-    """Create (or load and check) the study; store its description once."""
+def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str,
+            enqueue: Sequence[Mapping[str, Any]] = ()) -> optuna.Study:
+    """Create (or load and check) the study; store its description once.
+
+    ``enqueue``: parameter sets (complete or partial) to run first, queued only when
+    the study is new; unknown parameter names are an error."""
+    for i, params in enumerate(enqueue):
+        unknown = sorted(set(params) - set(problem.distributions))
+        if unknown:
+            raise SearchError(f"enqueue[{i}]: unknown parameter(s) {unknown}; the space has "
+                              f"{list(problem.distributions)}")
+        for k, v in params.items():
+            if not _inside(problem.distributions[k], v):
+                raise SearchError(f"enqueue[{i}]: {k}={v!r} is outside {problem.distributions[k]}")
     directions = ["minimize"] * len(problem.objectives)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -1111,6 +1135,9 @@ def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(problem.objectives))
+        if not study.get_trials(deepcopy=False):
+            for params in enqueue:
+                study.enqueue_trial(dict(params))
     else:
         if json.loads(json.dumps(desc)) != stored:
             diff = sorted(k for k in desc if json.loads(json.dumps(desc[k])) != stored.get(k))
@@ -1121,6 +1148,16 @@ def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: 
             raise SearchError(f"study {study_name!r} was run on another recording (content hash "
                               f"{rec.get('hash')}, this one {problem.content})")
     return study
+
+
+def _inside(dist: BaseDistribution, v: Any) -> bool:
+    if isinstance(dist, CategoricalDistribution):
+        return v in dist.choices
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    if isinstance(dist, IntDistribution):
+        return int(v) == v and dist.low <= v <= dist.high and (int(v) - dist.low) % dist.step == 0
+    return dist.low <= v <= dist.high  # type: ignore[attr-defined]
 
 
 class _Heartbeat:
@@ -1279,7 +1316,7 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
     bar = None
     if progress_bar:
         from tqdm.auto import tqdm
-        bar = tqdm(total=n_trials, desc=f"study {study_name}", unit="trial")
+        bar = tqdm(total=n_trials, desc=f"study {study_name}", unit="trial", disable=None)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         while True:
@@ -1313,8 +1350,7 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                     continue
             if popped is not None:
                 if _run_waiting(problem, shared, storage, study_id, popped, n_trials, interval):
-                    seen_complete.add(popped.number)
-                    done += 1
+                    done += 1          # (the next sync adds it to the mirror)
                     if on_trial is not None:
                         on_trial(popped.number)
                 continue
@@ -1417,7 +1453,7 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
         study_name: str = "else-dse", seed: int | None = 0,
         sampler: str | optuna.samplers.BaseSampler = "auto", workers: int = 1,
         heartbeat_interval: int | None = 10, grace_period: int | None = None,
-        progress_bar: bool = False) -> optuna.Study:
+        progress_bar: bool = False, enqueue: Sequence[Mapping[str, Any]] = ()) -> optuna.Study:
     """Run (or resume) a study until it holds ``n_trials`` complete trials; returns it.
 
     Everything is validated first (:func:`define`). ``sampler``: ``"auto"`` (TPE for
@@ -1425,7 +1461,8 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
     Optuna sampler; constraints reach the named samplers through
     ``constraints_func``. ``workers > 1`` starts that many processes on the study
     (worker ``i`` seeds its sampler with ``seed + i``). With one worker and a seed
-    the study is reproducible.
+    the study is reproducible. ``enqueue``: parameter sets to evaluate first (e.g.
+    reference plans), queued when the study is new.
     """
     problem = define(recording, space, objectives, constraints=constraints, hardware=hardware)
     _check_run_args(n_trials, workers, sampler, storage, seed)
@@ -1433,7 +1470,7 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
         raise SearchError(f"study_name must be a non-empty string, got {study_name!r}")
     _make_sampler(sampler, len(problem.objectives), seed, problem.constraints)   # validates the name
     store = open_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    prepare(problem, store, study_name)
+    prepare(problem, store, study_name, enqueue)
     if workers == 1:
         work(problem, store, study_name, n_trials, sampler=sampler, seed=seed, progress_bar=progress_bar)
     else:
@@ -1456,6 +1493,43 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
         return optuna.load_study(study_name=study_name, storage=store,
                                  sampler=_make_sampler(sampler, len(problem.objectives), seed,
                                                        problem.constraints))
+
+
+# ---- results as a table ------------------------------------------------------------------
+
+def trials_table(study: optuna.Study, *, front: bool = False) -> "Any":
+    """A pandas DataFrame of the complete trials (``front=True``: the feasible Pareto
+    front, or the best trial): number, objective values, feasibility, every stored
+    total (``total.<name>``), bits, tau, hardware parameters and the count of layers per
+    scheme choice. Read from the stored user attributes, nothing is recomputed."""
+    import pandas as pd
+
+    names = list(study.user_attrs.get("objectives") or [f"objective_{i}" for i in range(len(study.directions))])
+    if front:
+        trials = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    else:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {"trial": t.number, **dict(zip(names, t.values or ())),
+                               "feasible": bool(t.user_attrs.get("feasible", True))}
+        cfg = t.user_attrs.get("config", {})
+        row["bits"], row["tau"] = cfg.get("bits"), cfg.get("tau")
+        for k, v in t.params.items():
+            if k.startswith("hardware.") or k in ("scheme", "threshold"):
+                row[k] = v
+        plan = cfg.get("plan", {})
+        choices = [str(v).split(":")[0] for v in plan.values()]
+        thresholds = [int(str(v).split(":")[1]) for v in plan.values() if ":" in str(v)]
+        for c in SCHEMES:
+            row[f"n_{c}"] = choices.count(c)
+        row["mean_threshold"] = float(np.mean(thresholds)) if thresholds else 0.0
+        for k, v in t.user_attrs.get("totals", {}).items():
+            if isinstance(v, (int, float, bool)):
+                row[f"total.{k}"] = v
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(names[0]).reset_index(drop=True) if len(df) else df
 
 
 # ---- configuration files (the CLI's ``else-dse search CONFIG``) ------------------------------

@@ -581,7 +581,7 @@ def fig_pareto(res: Results) -> Figure | None:
             ax.scatter(feas[xm] * sx, feas[ym] * sy, c="tab:blue", s=18, alpha=0.5, label="trials")
             f2 = front.sort_values(xm)
             ax.plot(f2[xm] * sx, f2[ym] * sy, "o-", color="tab:orange", ms=6, lw=2,
-                    drawstyle="steps-post", label=f"Pareto front ({len(front)})")
+                    drawstyle="steps-post", label=f"Pareto front ({len(front.drop_duplicates(list(res.objectives)))} distinct)")
             _mark_claims(ax, res, ym, sy)
             bx = _baseline_value(res, xm)
             by = _baseline_value(res, ym)
@@ -717,8 +717,11 @@ def fig_thresholds(res: Results) -> Figure | None:
             err = next((c for c in done if c.startswith("attr_") and "error" in c), None)
         if not th or metric is None or err is None or done.empty:
             return None
+        cats = [c for c in done if c.startswith("param_") and c not in th
+                and not pd.api.types.is_numeric_dtype(done[c])]
+        series = done[cats[0]].astype(str) if len(cats) == 1 and done[cats[0]].nunique() <= 8 else "trials"
         df = done.assign(threshold=done[th].apply(pd.to_numeric, errors="coerce").mean(axis=1),
-                         series="trials")
+                         series=series)
         x, hue = "threshold", "series"
     else:
         return None
@@ -732,9 +735,18 @@ def fig_thresholds(res: Results) -> Figure | None:
     for ax, (col, s, lab) in zip(axes, ((metric, sm, _label(metric)), (err, se, _label(err)))):
         d = df.assign(v=df[col].astype(float) * s)
         if res.is_study and res.curves.empty:
-            sns.scatterplot(data=d, x=x, y="v", ax=ax, alpha=0.6, s=25, label="trials")
-            binned = d.groupby(d[x].round(1))["v"].median()
-            ax.plot(binned.index, binned.to_numpy(), color="tab:orange", lw=2, label="median")
+            if d["series"].nunique() > 1:
+                order = sorted(d["series"].unique())
+                palette = dict(zip(order, sns.color_palette(n_colors=len(order))))
+                sns.scatterplot(data=d, x=x, y="v", hue="series", hue_order=order, palette=palette, ax=ax,
+                                alpha=0.7, s=30)
+                for name, g in d.groupby("series"):
+                    binned = g.groupby(g[x].round(1))["v"].median()
+                    ax.plot(binned.index, binned.to_numpy(), color=palette[name], lw=1.5)
+            else:
+                sns.scatterplot(data=d, x=x, y="v", ax=ax, alpha=0.6, s=25, label="trials")
+                binned = d.groupby(d[x].round(1))["v"].median()
+                ax.plot(binned.index, binned.to_numpy(), color="tab:orange", lw=2, label="median")
         else:
             sns.lineplot(data=d, y="v", marker="o", ax=ax, legend=not many and ax is axes[0],
                          **{k: v for k, v in kw.items() if k != "ax"})
@@ -894,7 +906,8 @@ def _summary_table(res: Results) -> pd.DataFrame:
         if done.empty:
             return done
         mask = pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)
-        front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize").head(20)
+        front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
+        front = front.drop_duplicates(list(res.objectives)).head(20)  # one row per distinct result
         table = front[["trial", *res.objectives]].copy()
         for i, obj in enumerate(res.objectives):
             base = _baseline_value(res, obj)
@@ -944,12 +957,11 @@ _SUMMARY_COLUMNS = ("total_events", "total_sops", "max_error", "rel_error", "tot
 def _for_netcdf(df: pd.DataFrame) -> xr.Dataset:
     df = df.copy()
     for c in df.columns:
-        if df[c].dtype == object:
-            df[c] = df[c].astype(str)
-        elif df[c].dtype == bool:
+        if df[c].dtype == bool:
             df[c] = df[c].astype(np.int8)
-    ds = xr.Dataset.from_dataframe(df.reset_index(drop=True).rename_axis("row"))
-    return ds
+        elif not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = df[c].astype(str)
+    return xr.Dataset.from_dataframe(df.reset_index(drop=True).rename_axis("row"))
 
 
 def _serializable(ds: xr.Dataset) -> xr.Dataset:
@@ -1027,7 +1039,8 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
         "by else-dse.</p>",
         f"<p class=note>Reference (conventional baseline): {html.escape(base)}.</p>",
         *(f"<p class=note>{html.escape(n)}</p>" for n in res.notes),
-        "<h2>summary</h2>" + ("<p>Pareto-optimal feasible trials:</p>" if res.is_study else ""),
+        "<h2>summary</h2>" + ("<p>Pareto-optimal feasible trials (the first of each distinct result):</p>"
+                              if res.is_study else ""),
         "<div class=wide>" + summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
         + "</div>" if not summary.empty else "<p>no completed trials</p>",
         *sections,

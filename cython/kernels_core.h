@@ -45,6 +45,13 @@ static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t a
     return total;
 }
 
+/* Gather line `src` of C planes (stride `plane`) into xl as X = code - zp;
+ * NP is a constant for the short lines of small feature maps. */
+#define EK_GATHER(NP)                                                         \
+    for (c = 0; c < C; c++)                                                   \
+        for (p = 0; p < (NP); p++)                                            \
+            xl[c * (NP) + p] = (int32_t)src[c * plane + p] - zp
+
 #define CODE_T int8_t
 #define EK_SUF(name) name##_i8
 #include "kernels_core_impl.h"
@@ -59,6 +66,12 @@ static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t a
 
 #define CODE_T int16_t
 #define EK_SUF(name) name##_i16
+#include "kernels_core_impl.h"
+#undef CODE_T
+#undef EK_SUF
+
+#define CODE_T uint16_t
+#define EK_SUF(name) name##_u16
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF

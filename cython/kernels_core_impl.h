@@ -1,53 +1,85 @@
 /* One instantiation of the hot loops for codes of type CODE_T (see kernels_core.h).
  * Included several times; no include guard on purpose. */
 
-/* Conventional: n contiguous codes of one (frame, channel) plane.
- * cnt[j] += |x_j| > tau; error of the activation threshold into err. */
+/* Add the per-element flags nzb[0..nb) of a flat block starting at element i0
+ * of a (C, N) frame to the per-position counts cnt[0..N). */
+static inline void EK_SUF(ek_add_counts)(const int32_t *restrict nzb, ptrdiff_t nb, ptrdiff_t i0,
+                                         ptrdiff_t N, int32_t *restrict cnt) {
+    ptrdiff_t p = 0, j = i0 % N;
+    while (p < nb) {
+        ptrdiff_t run = N - j < nb - p ? N - j : nb - p, q;
+        for (q = 0; q < run; q++) cnt[j + q] += nzb[p + q];
+        p += run;
+        j = 0;
+    }
+}
+
+/* In every function X = code - zp is formed on load (zp = 0 for signed codes). */
+
+/* Conventional over one frame of C*N contiguous codes (C planes of N positions).
+ * cnt[j] += number of channels with |x| > tau at j; error of tau into err. */
 EK_CLONES
-static void EK_SUF(ek_conventional)(const CODE_T *restrict x, ptrdiff_t n, int32_t tau,
+static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t N, int32_t tau,
                                     int32_t *restrict cnt, ek_err *restrict err) {
-    int32_t xb[EK_BLOCK], eb[EK_BLOCK];
-    ptrdiff_t j0, p, nb;
-    for (j0 = 0; j0 < n; j0 += EK_BLOCK) {
+    int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
+    ptrdiff_t n = C * N, i0, p, nb;
+    if (tau == 0) {  /* lossless: events are the codes != zp, no error */
+        ptrdiff_t c, j;
+        for (c = 0; c < C; c++) {
+            const CODE_T *restrict xc = x + c * N;
+            for (j = 0; j < N; j++) cnt[j] += (int32_t)xc[j] != zp;
+        }
+        return;
+    }
+    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
         int32_t xmax = 0, emax = 0;
-        nb = n - j0 < EK_BLOCK ? n - j0 : EK_BLOCK;
+        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
         for (p = 0; p < nb; p++) {
-            int32_t v = (int32_t)x[j0 + p];
+            int32_t v = (int32_t)x[i0 + p] - zp;
             int32_t a = v < 0 ? -v : v;
             int32_t keep = a > tau;
             int32_t e = keep ? 0 : a;
             xb[p] = v;
             xmax = a > xmax ? a : xmax;
-            cnt[j0 + p] += keep;
+            nzb[p] = keep;
             eb[p] = e;
             emax = e > emax ? e : emax;
         }
+        EK_SUF(ek_add_counts)(nzb, nb, i0, N, cnt);
         err->xsq += ek_sumsq(xb, nb, xmax);
         err->esq += ek_sumsq(eb, nb, emax);
         if (emax > err->emax) err->emax = emax;
     }
 }
 
-/* Temporal delta: n contiguous codes of one (frame, channel) plane against the
- * state of the previous frame (ref: sender reference, rec: consumer's sum,
- * used in the open loop only). cnt[j] += [Dt_j != 0]. */
+/* Temporal delta over one frame of C*N contiguous codes against the state of
+ * the previous frame (ref: sender reference, rec: consumer's sum, used in the
+ * open loop only; both C*N). cnt[j] += number of channels with Dt != 0 at j. */
 EK_CLONES
-static void EK_SUF(ek_temporal)(const CODE_T *restrict x, ptrdiff_t n, int32_t theta, int closed,
-                                int32_t tau, int32_t *restrict ref, int32_t *restrict rec,
-                                int32_t *restrict cnt, ek_err *restrict err) {
-    int32_t xb[EK_BLOCK], eb[EK_BLOCK];
-    ptrdiff_t j0, p, nb;
-    for (j0 = 0; j0 < n; j0 += EK_BLOCK) {
+static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t N, int32_t theta,
+                                int closed, int32_t tau, int32_t *restrict ref,
+                                int32_t *restrict rec, int32_t *restrict cnt, ek_err *restrict err) {
+    int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
+    ptrdiff_t n = C * N, i0, p, nb;
+    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
         int32_t xmax = 0, emax = 0;
-        int32_t *restrict r = ref + j0;
-        int32_t *restrict y = rec + j0;
-        int32_t *restrict cn = cnt + j0;
-        nb = n - j0 < EK_BLOCK ? n - j0 : EK_BLOCK;
+        int32_t *restrict r = ref + i0;
+        int32_t *restrict y = rec + i0;
+        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
         for (p = 0; p < nb; p++) {
-            int32_t v = (int32_t)x[j0 + p];
+            int32_t v = (int32_t)x[i0 + p] - zp;
             int32_t a = v < 0 ? -v : v;
             xb[p] = v;
             xmax = a > xmax ? a : xmax;
+        }
+        if (theta == 0 && tau == 0) {  /* lossless: D = X_f - X_{f-1}, R = Y = X, no error */
+            for (p = 0; p < nb; p++) {
+                int32_t v = xb[p];
+                nzb[p] = v != r[p];
+                r[p] = v;
+            }
+            EK_SUF(ek_add_counts)(nzb, nb, i0, N, cnt);
+            continue;
         }
         if (closed) {
             for (p = 0; p < nb; p++) {
@@ -59,7 +91,7 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, ptrdiff_t n, int32_t t
                 int32_t rr = r[p] + (nz ? d : 0);
                 int32_t e = v - rr;
                 r[p] = rr;
-                cn[p] += nz;
+                nzb[p] = nz;
                 e = e < 0 ? -e : e;
                 eb[p] = e;
                 emax = e > emax ? e : emax;
@@ -75,65 +107,87 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, ptrdiff_t n, int32_t t
                 int32_t e = v - yy;
                 y[p] = yy;
                 r[p] = xt;
-                cn[p] += nz;
+                nzb[p] = nz;
                 e = e < 0 ? -e : e;
                 eb[p] = e;
                 emax = e > emax ? e : emax;
             }
         }
+        EK_SUF(ek_add_counts)(nzb, nb, i0, N, cnt);
         err->xsq += ek_sumsq(xb, nb, xmax);
         err->esq += ek_sumsq(eb, nb, emax);
         if (emax > err->emax) err->emax = emax;
     }
 }
 
-/* Line delta over one (frame, channel) plane. Line h of the scan (h < n_real)
- * is plane[hr * line_stride + p * pos_stride], hr = reverse ? n_real-1-h : h;
- * lines h >= n_real are zero padding. Lines with cover_line[h] == 0 are not
- * needed and skipped. ref/rec: s*npos ring buffers; xl, eb: npos scratch.
- * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h]. */
+/* Line delta over one chunk of C planes (n_real lines x npos positions each,
+ * contiguous; plane stride n_real*npos). Line h of the scan is plane row
+ * (reverse ? n_real-1-h : h) for h < n_real; lines h >= n_real are zero
+ * padding; lines with cover_line[h] == 0 are not needed and skipped. Line h of
+ * all C channels is processed as one vector of C*npos positions.
+ * cp: cover across the scan repeated per channel (C*npos); ref/rec: s*C*npos
+ * ring buffers; xl, eb: C*npos scratch.
+ * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h].
+ * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped. */
 EK_CLONES
-static void EK_SUF(ek_line_plane)(const CODE_T *restrict plane, ptrdiff_t n_real, ptrdiff_t npos,
-                                  ptrdiff_t line_stride, ptrdiff_t pos_stride, int reverse,
+static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                                  ptrdiff_t npos, int reverse,
                                   const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
                                   const int32_t *restrict cp, int32_t theta, int closed, int32_t tau,
                                   int32_t *restrict ref, int32_t *restrict rec,
                                   int32_t *restrict xl, int32_t *restrict eb,
                                   int64_t *restrict line_ev, int64_t *restrict line_sp,
                                   ek_err *restrict err) {
-    ptrdiff_t h, p;
-    memset(ref, 0, (size_t)(s * npos) * sizeof(int32_t));
-    if (!closed) memset(rec, 0, (size_t)(s * npos) * sizeof(int32_t));
+    ptrdiff_t h, p, c, n = C * npos;
+    int lossless = theta == 0 && tau == 0;
+    memset(ref, 0, (size_t)(s * n) * sizeof(int32_t));
+    if (!closed) memset(rec, 0, (size_t)(s * n) * sizeof(int32_t));
     for (h = 0; h < L; h++) {
-        int32_t xmax = 0, emax = 0, ev = 0;
-        int64_t sp = 0;
+        int32_t xmax = 0, emax = 0, ev = 0, spi = 0;
         int32_t *restrict r, *restrict y;
         if (cover_line[h] == 0) continue;
         if (h < n_real) {
-            const CODE_T *restrict src = plane + (reverse ? n_real - 1 - h : h) * line_stride;
-            if (pos_stride == 1) {
-                for (p = 0; p < npos; p++) {
-                    int32_t v = (int32_t)src[p];
-                    int32_t a = v < 0 ? -v : v;
-                    xl[p] = v;
-                    xmax = a > xmax ? a : xmax;
+            const CODE_T *restrict src = x + (reverse ? n_real - 1 - h : h) * npos;
+            ptrdiff_t plane = n_real * npos;
+            if (lossless) {  /* gather only; short lines get loops of constant length */
+                switch (npos) {
+                case 1: EK_GATHER(1); break;
+                case 2: EK_GATHER(2); break;
+                case 4: EK_GATHER(4); break;
+                case 8: EK_GATHER(8); break;
+                case 16: EK_GATHER(16); break;
+                default: EK_GATHER(npos); break;
                 }
             } else {
-                for (p = 0; p < npos; p++) {
-                    int32_t v = (int32_t)src[p * pos_stride];
+                switch (npos) {
+                case 1: EK_GATHER(1); break;
+                case 2: EK_GATHER(2); break;
+                case 4: EK_GATHER(4); break;
+                case 8: EK_GATHER(8); break;
+                case 16: EK_GATHER(16); break;
+                default: EK_GATHER(npos); break;
+                }
+                for (p = 0; p < n; p++) {
+                    int32_t v = xl[p];
                     int32_t a = v < 0 ? -v : v;
-                    xl[p] = v;
                     xmax = a > xmax ? a : xmax;
                 }
             }
         } else {
-            memset(xl, 0, (size_t)npos * sizeof(int32_t));
+            memset(xl, 0, (size_t)n * sizeof(int32_t));
         }
-        r = ref + (h % s) * npos;
-        y = rec + (h % s) * npos;
-        if (closed) {
-            int32_t spi = 0;
-            for (p = 0; p < npos; p++) {
+        r = ref + (h % s) * n;
+        y = rec + (h % s) * n;
+        if (lossless) {  /* D = X_h - X_{h-s}, R = X in both loops */
+            for (p = 0; p < n; p++) {
+                int32_t v = xl[p];
+                int32_t nz = v != r[p];
+                r[p] = v;
+                ev += nz;
+                spi += nz ? cp[p] : 0;
+            }
+        } else if (closed) {
+            for (p = 0; p < n; p++) {
                 int32_t v = xl[p];
                 int32_t a = v < 0 ? -v : v;
                 int32_t xt = a > tau ? v : 0;
@@ -148,10 +202,8 @@ static void EK_SUF(ek_line_plane)(const CODE_T *restrict plane, ptrdiff_t n_real
                 eb[p] = e;
                 emax = e > emax ? e : emax;
             }
-            sp = spi;
         } else {
-            int32_t spi = 0;
-            for (p = 0; p < npos; p++) {
+            for (p = 0; p < n; p++) {
                 int32_t v = xl[p];
                 int32_t a = v < 0 ? -v : v;
                 int32_t xt = a > tau ? v : 0;
@@ -167,20 +219,42 @@ static void EK_SUF(ek_line_plane)(const CODE_T *restrict plane, ptrdiff_t n_real
                 eb[p] = e;
                 emax = e > emax ? e : emax;
             }
-            sp = spi;
         }
         line_ev[h] += ev;
-        line_sp[h] += sp * cover_line[h];
-        err->xsq += ek_sumsq(xl, npos, xmax);
-        err->esq += ek_sumsq(eb, npos, emax);
-        if (emax > err->emax) err->emax = emax;
+        line_sp[h] += (int64_t)spi * cover_line[h];
+        if (!lossless) {
+            err->xsq += ek_sumsq(xl, n, xmax);
+            err->esq += ek_sumsq(eb, n, emax);
+            if (emax > err->emax) err->emax = emax;
+        }
+    }
+}
+
+/* One frame of C planes: channels are processed in chunks of about EK_BLOCK
+ * positions per line so that the ring buffers and scratch stay in L1. The
+ * buffers passed must hold s*C*npos (ref, rec) and C*npos (cp, xl, eb). */
+static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                                  ptrdiff_t npos, int reverse,
+                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
+                                  const int32_t *restrict cp, int32_t theta, int closed, int32_t tau,
+                                  int32_t *restrict ref, int32_t *restrict rec,
+                                  int32_t *restrict xl, int32_t *restrict eb,
+                                  int64_t *restrict line_ev, int64_t *restrict line_sp,
+                                  ek_err *restrict err) {
+    ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
+    if (chunk < 1) chunk = 1;
+    for (c0 = 0; c0 < C; c0 += chunk) {
+        ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
+        EK_SUF(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, cover_line, L, s,
+                              cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err);
     }
 }
 
 /* Transpose one (n_rows x n_cols) plane of codes into an int32 (n_cols x n_rows)
- * buffer, in tiles, so that line deltas along x run on contiguous columns. */
+ * buffer, in tiles, so that line deltas along x run on contiguous columns.
+ * (int32 instantiation included for the int32 codes of 16-bit recordings.) */
 EK_CLONES
-static void EK_SUF(ek_transpose)(const CODE_T *restrict src, ptrdiff_t n_rows, ptrdiff_t n_cols,
+static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows, ptrdiff_t n_cols,
                                  int32_t *restrict dst) {
     ptrdiff_t i0, j0, i, j;
     for (i0 = 0; i0 < n_rows; i0 += 16) {
@@ -189,7 +263,7 @@ static void EK_SUF(ek_transpose)(const CODE_T *restrict src, ptrdiff_t n_rows, p
             ptrdiff_t j1 = j0 + 16 < n_cols ? j0 + 16 : n_cols;
             for (j = j0; j < j1; j++)
                 for (i = i0; i < i1; i++)
-                    dst[j * n_rows + i] = (int32_t)src[i * n_cols + j];
+                    dst[j * n_rows + i] = (int32_t)src[i * n_cols + j] - zp;
         }
     }
 }

@@ -101,6 +101,16 @@ def _fan_out(layer: Layer) -> np.ndarray:
     return fan
 
 
+@functools.lru_cache(maxsize=1024)
+def _dense_macs(layer: Layer) -> int:
+    return layer.dense_macs
+
+
+@functools.lru_cache(maxsize=64)
+def _layers_json(layers: tuple[Layer, ...]) -> str:
+    return json.dumps([layer.to_dict() for layer in layers])
+
+
 def _line_geometry(layer: Layer, scheme: LineDelta) -> tuple[Layer, np.ndarray, np.ndarray]:
     """The layer in scan coordinates (swapped for axis x, flipped for reverse), its
     extended cover along the scan and its conventional cover across it."""
@@ -125,18 +135,44 @@ def _scan_geometry(layer: Layer, axis: str, direction: str) -> tuple[Layer, np.n
     return g, cover_line, cover_pos
 
 
+def _code_arrays(qrec: QuantizedRecording) -> dict[str, tuple[Any, int]]:
+    """``{tensor: (variable, zero_point)}`` of the stored codes, read once.
+
+    The kernels form ``X = code - zero_point`` (``QuantizedRecording.signed``) on
+    load, so the codes are used as stored (uint8 / uint16) without a converted copy.
+    """
+    out: dict[str, tuple[Any, int]] = {}
+    for var in qrec.data.variables.values():
+        tensor = var.attrs.get("tensor")
+        if tensor is not None and "zero_point" in var.attrs:
+            out[str(tensor)] = (var, int(var.attrs["zero_point"]))
+    return out
+
+
+def _codes(qrec: QuantizedRecording, tensor: str, found: dict[str, tuple[Any, int]]
+           ) -> tuple[np.ndarray, int]:
+    """C-contiguous codes of ``tensor`` and the zero point to subtract."""
+    if tensor in found:
+        var, zp = found[tensor]
+        codes = np.ascontiguousarray(var.values)
+        if codes.dtype in (np.uint8, np.uint16, np.int8, np.int16, np.int32):
+            return codes, zp
+    return qrec.signed(tensor), 0
+
+
 class _TensorCache:
-    """Signed codes and per-tensor kernel results shared by layers reading one tensor."""
+    """Codes and per-tensor kernel results shared by layers reading one tensor."""
 
     def __init__(self, qrec: QuantizedRecording, layers: Sequence[Layer]) -> None:
         self.qrec = qrec
         self.last_use = {layer.input: i for i, layer in enumerate(layers)}
-        self.arrays: dict[str, np.ndarray] = {}
+        self.found = _code_arrays(qrec)
+        self.arrays: dict[str, tuple[np.ndarray, int]] = {}
         self.results: dict[tuple, Any] = {}
 
-    def signed(self, tensor: str) -> np.ndarray:
+    def codes(self, tensor: str) -> tuple[np.ndarray, int]:
         if tensor not in self.arrays:
-            self.arrays[tensor] = self.qrec.signed(tensor)
+            self.arrays[tensor] = _codes(self.qrec, tensor, self.found)
         return self.arrays[tensor]
 
     def done(self, i: int, tensor: str) -> None:
@@ -157,17 +193,17 @@ def _dense(layer: Layer, F: int) -> _Counts:
     c, h, w = layer.input_shape
     fan = _fan_out(layer)
     zeros = np.zeros(F)
-    return _Counts(np.full(F, layer.dense_events, np.int64), np.full(F, layer.dense_macs, np.int64),
+    return _Counts(np.full(F, layer.dense_events, np.int64), np.full(F, _dense_macs(layer), np.int64),
                    zeros, zeros.copy(), np.full((F, h), c * w, np.int64),
                    np.tile(c * fan.sum(axis=1), (F, 1)).astype(np.int64))
 
 
-def _position_counts(kernel: Any, X: np.ndarray, *args: Any) -> tuple[np.ndarray, ...]:
+def _position_counts(kernel: Any, X: np.ndarray, zp: int, *args: Any) -> tuple[np.ndarray, ...]:
     """Run a per-position kernel (conventional / temporal) -> count (F, H, W) and errors."""
     F, C, H, W = X.shape
     count = np.zeros((F, H * W), np.int32)
     emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
-    kernel(_flat(X), *args, count, emax, esq, xsq)
+    kernel(_flat(X), *args, count, emax, esq, xsq, zp=zp)
     return count.reshape(F, H, W), emax, esq, xsq
 
 
@@ -180,7 +216,8 @@ def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
                    _rel_error(esq, xsq), line_events, line_sops)
 
 
-def _line_delta(X: np.ndarray, layer: Layer, scheme: LineDelta, cache: _TensorCache) -> _Counts:
+def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
+                cache: _TensorCache) -> _Counts:
     g, cover_line, cover_pos = _line_geometry(layer, scheme)
     s = g.stride[0]
     key = (layer.input, "line_delta", scheme, s, cover_line.tobytes(), cover_pos.tobytes())
@@ -191,7 +228,7 @@ def _line_delta(X: np.ndarray, layer: Layer, scheme: LineDelta, cache: _TensorCa
         emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
         _kernels.line_delta(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse", s,
                             cover_line, cover_pos, scheme.threshold, scheme.loop == "closed",
-                            scheme.tau, le, ls, emax, esq, xsq)
+                            scheme.tau, le, ls, emax, esq, xsq, zp=zp)
         return le, ls, emax, esq, xsq
 
     le, ls, emax, esq, xsq = cache.get(key, run)
@@ -203,18 +240,18 @@ def _line_delta(X: np.ndarray, layer: Layer, scheme: LineDelta, cache: _TensorCa
 def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: int) -> _Counts:
     if isinstance(scheme, Dense):
         return _dense(layer, F)
-    X = cache.signed(layer.input)
+    X, zp = cache.codes(layer.input)
     if isinstance(scheme, Conventional):
         res = cache.get((layer.input, "conventional", scheme.tau),
-                        lambda: _position_counts(_kernels.conventional, X, scheme.tau))
+                        lambda: _position_counts(_kernels.conventional, X, zp, scheme.tau))
         return _from_position_counts(layer, res)
     if isinstance(scheme, TemporalDelta):
         res = cache.get((layer.input, "temporal_delta", scheme),
-                        lambda: _position_counts(_kernels.temporal_delta, X, scheme.threshold,
+                        lambda: _position_counts(_kernels.temporal_delta, X, zp, scheme.threshold,
                                                  scheme.loop == "closed", scheme.tau))
         return _from_position_counts(layer, res)
     if isinstance(scheme, LineDelta):
-        return _line_delta(X, layer, scheme, cache)
+        return _line_delta(X, zp, layer, scheme, cache)
     raise ValueError(f"layer {layer.name!r}: unknown scheme {scheme!r}")
 
 
@@ -271,7 +308,7 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         "dense_events": (("layer", "frame"),
                          np.repeat(np.array([[l.dense_events] for l in layers], np.int64), F, axis=1)),
         "dense_macs": (("layer", "frame"),
-                       np.repeat(np.array([[l.dense_macs] for l in layers], np.int64), F, axis=1)),
+                       np.repeat(np.array([[_dense_macs(l)] for l in layers], np.int64), F, axis=1)),
         "max_error": (("layer", "frame"), stack("max_error").astype(np.float64)),
         "rel_error": (("layer", "frame"), stack("rel_error").astype(np.float64)),
     }
@@ -287,7 +324,7 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         coords["line"] = np.arange(n)
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({
-        "layers": json.dumps([layer.to_dict() for layer in layers]),
+        "layers": _layers_json(tuple(layers)),
         "plan": repr(scheme_or_plan),
         "bits": qrec.bits,
         "calibration": qrec.calibration,
@@ -346,7 +383,7 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
                          f"(thresholds are its tau), got {scheme!r}")
     scheme.check_layer(layer)
     th = _check_thresholds(thresholds)
-    X = qrec.signed(layer.input)
+    X, zp = _codes(qrec, layer.input, _code_arrays(qrec))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
@@ -354,17 +391,18 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
         g, cover_line, cover_pos = _line_geometry(layer, scheme)
         _kernels.line_delta_curve(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse",
                                   g.stride[0], cover_line, cover_pos, th.astype(np.int32),
-                                  scheme.loop == "closed", scheme.tau, events, sops, emax, esq, xsq)
+                                  scheme.loop == "closed", scheme.tau, events, sops, emax, esq, xsq,
+                                  zp=zp)
         sops *= layer.fan_out_channels
     elif isinstance(scheme, TemporalDelta):
         fan = _fan_out(layer).ravel()
         _kernels.temporal_delta_curve(_flat(X), fan, th.astype(np.int32), scheme.loop == "closed",
-                                      scheme.tau, events, sops, emax, esq, xsq)
+                                      scheme.tau, events, sops, emax, esq, xsq, zp=zp)
     else:  # Conventional: thresholds are activation thresholds tau
         fan = _fan_out(layer).ravel()
         V = int(th.max()) + 2                     # bin V-1 gathers every |X| > max(tau)
         hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
-        _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq)
+        _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq, zp=zp)
         v = np.arange(V)
         above_events = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]      # sum over bins >= v
         above_sops = np.cumsum(hist_sops[:, ::-1], axis=1)[:, ::-1]

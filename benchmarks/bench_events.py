@@ -1,0 +1,237 @@
+"""Throughput of count_events per scheme on the shipped recordings.
+
+For every recording (``data/*.nc`` of the real networks; a synthetic one if none
+is shipped, which the output says) and every scheme, measured in the same run:
+
+- ``count_events``: elements per second of the public call, end to end
+  (it reads the stored uint8 codes and subtracts the zero point on load, runs
+  the kernels and wraps the result in xarray);
+- ``numpy``: a plain numpy implementation of the same scheme on the signed
+  int16 codes ``X = code - zero_point``, vectorized over frames, channels and
+  positions with a Python loop over lines (line delta) or frames (temporal
+  delta), checked to give the same events, SOPs and max error;
+- ``nnz``: ``np.count_nonzero`` over the same signed int16 codes, one pass per
+  layer (the floor any event counter has to read through); ``nnz u8`` the same
+  over the stored uint8 codes.
+
+Elements are counted per layer (``frames * C * H * W`` of the layer's input),
+so layers sharing a tensor count once each. fc layers are left out (line
+delta is not defined there). Times are the best of ``--repeat`` runs.
+
+    python benchmarks/bench_events.py [--frames 8] [--repeat 3] [--data data/x.nc ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import else_dse as ed
+from else_dse.recording import QuantizedRecording
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ["blazeface_carphone", "posedet_carphone", "poselandmark_carphone", "poselandmark_stills"]
+
+SCHEMES: list[ed.schemes.Scheme] = [
+    ed.Conventional(),
+    ed.LineDelta(axis="y"),
+    ed.LineDelta(axis="x"),
+    ed.LineDelta(axis="y", threshold=2),
+    ed.LineDelta(axis="y", threshold=2, loop="open"),
+    ed.TemporalDelta(),
+    ed.TemporalDelta(threshold=2),
+]
+
+
+# ---- numpy baselines (same semantics, vectorized per line / per frame) -----------------
+
+def _errors(emax: np.ndarray, esq: np.ndarray, xsq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(esq == 0, 0.0, np.sqrt(esq) / np.sqrt(xsq))
+    return emax.astype(float), rel
+
+
+def np_conventional(X: np.ndarray, layer: ed.Layer, s: ed.Conventional) -> tuple[np.ndarray, ...]:
+    Xt = np.where(np.abs(X) <= s.tau, 0, X)
+    cnt = np.count_nonzero(Xt, axis=1)                     # (F, H, W)
+    e = (X - Xt).astype(np.int64)
+    return (cnt.sum(axis=(1, 2)), (cnt * layer.fan_out()).sum(axis=(1, 2)),
+            *_errors(np.abs(e).max(axis=(1, 2, 3)), (e * e).sum(axis=(1, 2, 3)),
+                     (X.astype(np.int64) ** 2).sum(axis=(1, 2, 3))))
+
+
+def np_line_delta(X: np.ndarray, layer: ed.Layer, s: ed.LineDelta) -> tuple[np.ndarray, ...]:
+    if s.axis == "x":
+        X, layer = X.transpose(0, 1, 3, 2), layer.swapped()
+    if s.direction == "reverse":
+        X, layer = X[:, :, ::-1, :], layer.flipped()
+    X = X.astype(np.int32)
+    cover_line, cover_pos = layer.cover("y", extended=True), layer.cover("x")
+    stride, H = layer.stride[0], X.shape[2]
+    F, C, _, W = X.shape
+    zero = np.zeros((F, C, W), np.int32)
+    ref: dict[int, np.ndarray] = {}
+    rec: dict[int, np.ndarray] = {}
+    events, sops = np.zeros(F, np.int64), np.zeros(F, np.int64)
+    emax, esq, xsq = np.zeros(F, np.int64), np.zeros(F, np.int64), np.zeros(F, np.int64)
+    for h in np.nonzero(cover_line)[0]:
+        x = X[:, :, h, :] if h < H else zero
+        xt = np.where(np.abs(x) <= s.tau, 0, x)
+        d = xt - ref.get(h - stride, zero)
+        nz = np.abs(d) > s.threshold
+        y = rec.get(h - stride, zero) + np.where(nz, d, 0)
+        rec[h] = y
+        ref[h] = y if s.loop == "closed" else xt
+        events += nz.sum(axis=(1, 2))
+        sops += (nz * cover_pos).sum(axis=(1, 2)) * cover_line[h] * layer.fan_out_channels
+        e = (x - y).astype(np.int64)
+        emax = np.maximum(emax, np.abs(e).max(axis=(1, 2)))
+        esq += (e * e).sum(axis=(1, 2))
+        xsq += (x.astype(np.int64) ** 2).sum(axis=(1, 2))
+    return (events, sops, *_errors(emax, esq, xsq))
+
+
+def np_temporal(X: np.ndarray, layer: ed.Layer, s: ed.TemporalDelta) -> tuple[np.ndarray, ...]:
+    X = X.astype(np.int32)
+    fan = layer.fan_out()
+    ref = np.zeros(X.shape[1:], np.int32)
+    rec = np.zeros(X.shape[1:], np.int32)
+    out: list[list[Any]] = [[], [], [], [], []]
+    for x in X:
+        xt = np.where(np.abs(x) <= s.tau, 0, x)
+        d = xt - ref
+        nz = np.abs(d) > s.threshold
+        rec = rec + np.where(nz, d, 0)
+        ref = rec if s.loop == "closed" else xt
+        e = (x - rec).astype(np.int64)
+        for lst, v in zip(out, (nz.sum(), (nz.sum(axis=0) * fan).sum(), np.abs(e).max(),
+                                (e * e).sum(), (x.astype(np.int64) ** 2).sum())):
+            lst.append(v)
+    ev, sp, emax, esq, xsq = (np.array(v, np.int64) for v in out)
+    return (ev, sp, *_errors(emax, esq, xsq))
+
+
+NUMPY: dict[str, Callable[..., tuple[np.ndarray, ...]]] = {
+    "conventional": np_conventional, "line_delta": np_line_delta, "temporal_delta": np_temporal}
+
+
+# ---- harness -------------------------------------------------------------------------
+
+def best_time(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def synthetic() -> ed.Recording:
+    """A MobileNet-like stack on smooth ReLU activations (used only if no data is shipped)."""
+    rng = np.random.default_rng(0)
+    shapes = [(16, 64, 64), (32, 32, 32), (64, 16, 16)]
+    layers, arrays = [], {}
+    for i, (c, h, w) in enumerate(shapes):
+        base = rng.normal(size=(8, c, h // 4, w // 4))
+        x = np.kron(base, np.ones((1, 1, 4, 4))) + 0.3 * rng.normal(size=(8, c, h, w))
+        arrays[f"t{i}"] = np.maximum(x, 0).astype(np.float32)
+        layers.append(ed.Layer(f"dw{i}", f"t{i}", "depthwise", c, c, kernel=3, stride=1, padding=1,
+                               groups=c, input_shape=(c, h, w)))
+        layers.append(ed.Layer(f"pw{i}", f"t{i}", "conv", c, 2 * c, kernel=1, input_shape=(c, h, w)))
+        layers.append(ed.Layer(f"s{i}", f"t{i}", "conv", c, 2 * c, kernel=3, stride=2,
+                               padding=(0, 1, 0, 1), input_shape=(c, h, w)))
+    return ed.Recording.from_arrays(layers, arrays, attrs={"source": "synthetic"})
+
+
+def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: int) -> list[dict]:
+    rec = rec.select_frames(range(min(frames, rec.n_frames)))
+    conv_layers = [layer.name for layer in rec.layers if layer.op != "fc"]
+    q = rec.select_layers(conv_layers).quantize(bits=8)
+    codes = {t: q.signed(t) for t in q.tensors}
+    raw = {t: np.ascontiguousarray(q.tensor(t)) for t in q.tensors}
+    F = q.n_frames
+    elements = sum(F * layer.dense_events for layer in q.layers)
+    nf = min(numpy_frames, F)
+    np_elements = sum(nf * layer.dense_events for layer in q.layers)
+    t_nnz = best_time(lambda: [np.count_nonzero(codes[layer.input]) for layer in q.layers], repeat)
+    t_nnz8 = best_time(lambda: [np.count_nonzero(raw[layer.input]) for layer in q.layers], repeat)
+    print(f"\n{name}: {len(q.layers)} layers (fc excluded), {F} frames, "
+          f"{elements / 1e6:.1f} M layer-input elements, int16 codes, 8 bits; "
+          f"numpy baseline on {nf} frame(s)")
+    rows = []
+    for scheme in SCHEMES:
+        ds = ed.count_events(q, scheme)
+        t_ce = best_time(lambda: ed.count_events(q, scheme), repeat)
+        fn = NUMPY[scheme.kind]
+
+        def run_numpy() -> list[tuple[np.ndarray, ...]]:
+            return [fn(codes[layer.input][:nf], layer, scheme) for layer in q.layers]
+
+        t0 = time.perf_counter()
+        got = run_numpy()
+        t_np = time.perf_counter() - t0
+        for layer, res in zip(q.layers, got):  # the baseline must count the same thing
+            want = ds.sel(layer=layer.name).isel(frame=slice(0, nf))
+            if not (np.array_equal(res[0], want["events"].values)
+                    and np.array_equal(res[1], want["sops"].values)
+                    and np.allclose(res[2], want["max_error"].values)):
+                raise AssertionError(f"numpy baseline disagrees on {layer.name} under {scheme}")
+        rows.append({
+            "recording": name, "scheme": str(scheme), "frames": F,
+            "count_events_Meps": elements / t_ce / 1e6,
+            "numpy_Meps": np_elements / t_np / 1e6, "count_nonzero_Meps": elements / t_nnz / 1e6,
+            "count_nonzero_u8_Meps": elements / t_nnz8 / 1e6,
+            "speedup_vs_numpy": (elements / t_ce) / (np_elements / t_np),
+            "vs_count_nonzero": t_ce / t_nnz, "vs_count_nonzero_u8": t_ce / t_nnz8,
+            "event_ratio_vs_dense": float(ds["events"].sum() / ds["dense_events"].sum()),
+        })
+    print(f"{'scheme':48s} {'count_events':>12s} {'numpy':>7s} {'x numpy':>8s} "
+          f"{'nnz':>7s} {'/ nnz':>6s} {'nnz u8':>7s} {'/ u8':>6s} {'events/dense':>12s}")
+    for r in rows:
+        print(f"{r['scheme']:48s} {r['count_events_Meps']:12.0f} "
+              f"{r['numpy_Meps']:7.0f} {r['speedup_vs_numpy']:7.1f}x {r['count_nonzero_Meps']:7.0f} "
+              f"{r['vs_count_nonzero']:5.1f}x {r['count_nonzero_u8_Meps']:7.0f} "
+              f"{r['vs_count_nonzero_u8']:5.1f}x {r['event_ratio_vs_dense']:12.3f}")
+    print("(Melem/s; 'x numpy' = count_events vs the numpy baseline; '/ nnz' = count_events time / "
+          "count_nonzero time on int16 X; '/ u8' the same on the uint8 codes)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="*", help="recordings (default: the shipped data/*.nc)")
+    ap.add_argument("--frames", type=int, default=8, help="frames per recording (default 8)")
+    ap.add_argument("--numpy-frames", type=int, default=2, help="frames for the numpy baseline")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--csv", help="write the table to this CSV file")
+    args = ap.parse_args(argv)
+    paths = args.data if args.data else [str(ROOT / "data" / f"{n}.nc") for n in SHIPPED
+                                          if (ROOT / "data" / f"{n}.nc").exists()]
+    rows = []
+    if not paths:
+        print("NOTE: no shipped recordings found (data/{" + ",".join(SHIPPED) + "}.nc); "
+              "benchmarking a SYNTHETIC recording instead")
+        rows += bench("synthetic", synthetic(), args.frames, args.repeat, args.numpy_frames)
+    for p in paths:
+        rec = ed.open_recording(p)
+        if isinstance(rec, QuantizedRecording):
+            print(f"skipping {p}: already quantized")
+            continue
+        rows += bench(Path(p).stem, rec, args.frames, args.repeat, args.numpy_frames)
+    if args.csv and rows:
+        import csv
+        with open(args.csv, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

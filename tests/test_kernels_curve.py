@@ -108,3 +108,33 @@ def test_event_curve_errors():
         event_curve(q, "nope", S.TemporalDelta(), [0])
     with pytest.raises(ValueError):
         event_curve(q, "c", S.TemporalDelta(), [-1])
+
+
+@pytest.mark.parametrize("name", ["blazeface_carphone.nc", "poselandmark_stills.nc"])
+def test_event_curve_on_shipped_layers(name):
+    """event_curve == reference per threshold on real tensors (first, middle, last conv layer)."""
+    from pathlib import Path
+
+    from else_dse import open_recording
+
+    path = Path(__file__).resolve().parent.parent / "data" / name
+    if not path.exists():
+        pytest.skip(f"{path} not shipped yet")
+    rec = open_recording(path)
+    convs = [layer for layer in rec.layers if layer.op != "fc"]
+    picked = [convs[0], convs[len(convs) // 2], convs[-1]]
+    q = rec.select_layers([layer.name for layer in picked]).select_frames([0, 1]).quantize(bits=6)
+    ths = [0, 1, 2, 3, 5, 8]
+    for layer in picked:
+        X = q.signed(layer.input)
+        for scheme in (S.LineDelta(), S.LineDelta(axis="x", direction="reverse", loop="open", tau=1),
+                       S.TemporalDelta(loop="open"), S.TemporalDelta(tau=1), S.Conventional()):
+            curve = event_curve(q, layer.name, scheme, ths)
+            for i, t in enumerate(ths):
+                r = ref.reference_for(X, layer, with_threshold(scheme, t))
+                got = curve.isel(threshold=i)
+                where = f"{layer.name} {with_threshold(scheme, t)!r}"
+                np.testing.assert_array_equal(got["events"].values, r.events, err_msg=where)
+                np.testing.assert_array_equal(got["sops"].values, r.sops, err_msg=where)
+                np.testing.assert_array_equal(got["max_error"].values, r.max_error, err_msg=where)
+                np.testing.assert_allclose(got["rel_error"].values, r.rel_error, rtol=1e-9, err_msg=where)

@@ -455,8 +455,15 @@ def _load_study(url: str, name: str | None) -> Any:
 
 # ---- parser --------------------------------------------------------------------------------
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Raw description and epilog; shows a default only when it says something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text \
+                and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
 def _add_scheme_args(p: argparse.ArgumentParser) -> None:
@@ -474,6 +481,29 @@ def _add_scheme_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--frames", type=int, metavar="N", help="use only the first N frames")
 
 
+_CONFIG_EXAMPLE = """\
+a config (TOML; YAML has the same keys; paths relative to the config file):
+  recording = "../data/blazeface_carphone.nc"
+  frames = 8                          # first N frames
+  hardware = "neuronflow"             # template name or .toml (cost objectives)
+  objectives = ["sops", "error"]      # energy latency sops events state_memory
+                                      # frame_memory cores error max_error
+  sampler = "nsga2"                   # auto | tpe | nsga2 | random
+  [study]
+  name = "quick"                      # also: storage, trials, seed, workers
+  trials = 100
+  [space]
+  schemes = ["conventional", "line_y", "line_x", "temporal"]
+  threshold = [0, 6]                  # [low, high], {low, high, step}, {choices = [...]}
+  shared = false                      # true: one scheme and threshold for all layers
+  bits = 8
+  [space.hardware]
+  n_cores = [64, 196]
+  [[constraints]]
+  type = "fits"                       # or type = "error", limit = 0.05
+The full reference: else_dse.search.CONFIG_HELP."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, formatter_class=_Formatter,
@@ -483,9 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
                "exit status: 0 ok, 1 runtime failure, 2 usage error")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
 
     p = sub.add_parser(
-        "record", formatter_class=_Formatter, help="run a model on media and record its layer inputs",
+        "record", formatter_class=_Formatter, parents=[common], help="run a model on media and record its layer inputs",
         description="Run a .tflite or .onnx model on video frames, images or scikit-image stills and "
                     "save the input tensor of every conv / depthwise / fc layer as a recording.",
         epilog="example:\n  else-dse record pose_landmark_full.tflite carphone.mp4 --frames 16 "
@@ -502,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
-        "stats", formatter_class=_Formatter, help="exact event statistics of a recording under a scheme",
+        "stats", formatter_class=_Formatter, parents=[common], help="exact event statistics of a recording under a scheme",
         description="Quantize a recording and count events, SOPs and reconstruction error per layer "
                     "(frame averages) under a suppression scheme or per-layer plan.",
         epilog="examples:\n  else-dse stats data/poselandmark_carphone.nc --scheme line_delta "
@@ -519,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser(
-        "cost", formatter_class=_Formatter, help="energy, latency and memory on a hardware template",
+        "cost", formatter_class=_Formatter, parents=[common], help="energy, latency and memory on a hardware template",
         description="Estimate energy, latency, state and weight memory per layer on a hardware template "
                     "from event statistics (a stats .nc) or from a recording and a scheme.",
         epilog="examples:\n  else-dse cost stats.nc --template neuronflow\n  else-dse cost "
@@ -540,13 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser(
-        "search", formatter_class=_Formatter, help="run an Optuna study from a TOML or YAML config",
+        "search", formatter_class=_Formatter, parents=[common], help="run an Optuna study from a TOML or YAML config",
         description="Run a design-space exploration study described by a config file (recording, "
                     "search space, objectives, constraints, sampler). Command-line options override "
                     "the config's [study] settings. Workers share one study through the storage.",
         epilog="examples:\n  else-dse search studies/quick.toml --report reports/quick\n"
                "  else-dse search my.yaml --storage postgresql://user@localhost/dse --trials 500 "
-               "--workers 2")
+               "--workers 2\n\n" + _CONFIG_EXAMPLE)
     p.add_argument("config", help="study config (.toml, .yaml or .yml)")
     p.add_argument("--storage", help="Optuna storage URL; default: the config's [study] storage, else "
                                      "<REPORT>/<name>.db with --report, else <name>.db next to the config. "
@@ -560,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
-        "report", formatter_class=_Formatter, help="write an HTML report of a study or of results files",
+        "report", formatter_class=_Formatter, parents=[common], help="write an HTML report of a study or of results files",
         description="Write report.html (self-contained, figures embedded), the figures as PNG and the "
                     "trials / per-layer results as CSV and NetCDF, from a stored study or from "
                     "statistics / cost NetCDF files.",

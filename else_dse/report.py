@@ -549,6 +549,14 @@ def _pareto_pair(res: Results) -> list[tuple[str, str]]:
     return pairs[:3]
 
 
+def _category_param(trials: pd.DataFrame) -> str | None:
+    """The study's only non-numeric parameter, when it has few values (else None)."""
+    cats = [c for c in trials if c.startswith("param_") and not pd.api.types.is_numeric_dtype(trials[c])]
+    if len(cats) == 1 and 1 < trials[cats[0]].nunique() <= 6:
+        return cats[0]
+    return None
+
+
 @_with_plotting
 def fig_pareto(res: Results) -> Figure | None:
     """Pareto front(s): cost vs error (or energy vs latency) over trials or schemes."""
@@ -578,9 +586,15 @@ def fig_pareto(res: Results) -> Figure | None:
             (_, sx), (_, sy) = _unit(xm), _unit(ym)
             ax.scatter(done.loc[~done["feasible"], xm] * sx, done.loc[~done["feasible"], ym] * sy,
                        c="lightgrey", s=18, marker="x", label="infeasible")
-            ax.scatter(feas[xm] * sx, feas[ym] * sy, c="tab:blue", s=18, alpha=0.5, label="trials")
+            cat = _category_param(feas)
+            if cat is None:
+                ax.scatter(feas[xm] * sx, feas[ym] * sy, c="tab:blue", s=18, alpha=0.5, label="trials")
+            else:  # one choice parameter (e.g. the scheme): colour the trials by it
+                for (value, g), color in zip(feas.groupby(cat), sns.color_palette("deep")[2:]):
+                    ax.scatter(g[xm] * sx, g[ym] * sy, color=color, s=22, alpha=0.7,
+                               label=f"trials, {cat[6:]} = {value}")
             f2 = front.sort_values(xm)
-            ax.plot(f2[xm] * sx, f2[ym] * sy, "o-", color="tab:orange", ms=6, lw=2,
+            ax.plot(f2[xm] * sx, f2[ym] * sy, "o-", color="tab:orange", ms=9, lw=2, mfc="none", mew=1.8,
                     drawstyle="steps-post", label=f"Pareto front ({len(front.drop_duplicates(list(res.objectives)))} distinct)")
             _mark_claims(ax, res, ym, sy)
             bx = _baseline_value(res, xm)

@@ -189,3 +189,15 @@ def test_report_errors(tmp_path: Path) -> None:
     empty = optuna.create_study()
     with pytest.raises(report.ReportError, match="has no trials"):
         report.write(empty, tmp_path)
+
+
+def test_report_of_threshold_curves(tmp_path: Path) -> None:
+    q = small_recording().quantize(8)
+    curves = {"conv0 line y": ed.event_curve(q, "conv0", ed.LineDelta(axis="y"), range(0, 6)),
+              "conv0 temporal": ed.event_curve(q, "conv0", ed.TemporalDelta(), range(0, 6))}
+    html = report.write(curves, tmp_path / "r").read_text()
+    assert png_files_in_html(html) == {"thresholds.png"}
+    table = pd.read_csv(tmp_path / "r" / "curves.csv")
+    got = table[table["config"] == "conv0 temporal"].set_index("threshold")["sops"]
+    np.testing.assert_allclose(got.values, curves["conv0 temporal"]["sops"].mean("frame").values)
+    assert set(table["layer"]) == {"conv0"}

@@ -33,6 +33,7 @@ def find_browser() -> str | None:
 def screenshot(browser: str, html: Path, out: Path, size: tuple[int, int]) -> np.ndarray:
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
            "--no-first-run", "--disable-extensions", "--disable-background-networking",
+           "--force-device-scale-factor=1", "--force-color-profile=srgb",
            f"--user-data-dir={out.parent / 'chromium-profile'}",
            f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", html.resolve().as_uri()]
     env = {**os.environ, "HOME": str(out.parent)}

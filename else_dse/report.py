@@ -447,6 +447,14 @@ def _from_study(study: optuna.Study, title: str | None) -> Results:
     baseline = _study_baseline(study)
     task = _network_task({**study.user_attrs, "name": study.study_name})
     notes = [f"network task: {task}"] if task else []
+    rec = study.user_attrs.get("recording")
+    if isinstance(rec, Mapping):
+        notes.append(f"recording: {len(rec.get('layers', []))} layers, {rec.get('n_frames', '?')} frames"
+                     + (f", source {rec['source']}" if rec.get("source") else ""))
+    search = study.user_attrs.get("search")
+    if isinstance(search, Mapping) and isinstance(search.get("hardware"), Mapping):
+        notes.append(f"hardware template: {search['hardware'].get('name', '?')}"
+                     + (f"; constraints: {', '.join(search.get('constraints') or []) or 'none'}"))
     complete = trials_df[trials_df["state"] == "COMPLETE"]
     for _, r in complete.iterrows():
         totals = {k[5:]: v for k, v in r.items() if k.startswith("attr_") and isinstance(v, (int, float))

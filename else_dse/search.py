@@ -1349,17 +1349,19 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                 except optuna.exceptions.UpdateFinishedTrialError:
                     continue
             if popped is not None:
-                if _run_waiting(problem, shared, storage, study_id, popped, n_trials, interval):
-                    done += 1          # (the next sync adds it to the mirror)
+                number = _run_trial(problem, mirror, storage, study_id, n_trials, interval, seen, popped)
+                if number is not None:
+                    seen_complete.add(number)
+                    done += 1
                     if on_trial is not None:
-                        on_trial(popped.number)
+                        on_trial(number)
                 continue
             if n_complete + counts[TrialState.RUNNING] >= n_trials:
                 if not interval:
                     break
                 time.sleep(min(1.0, interval / 2))   # wait for running trials (or their retry)
                 continue
-            number = _run_new(problem, mirror, storage, study_id, n_trials, interval, seen)
+            number = _run_trial(problem, mirror, storage, study_id, n_trials, interval, seen)
             if number is not None:
                 seen_complete.add(number)
                 done += 1
@@ -1371,22 +1373,36 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
     return done
 
 
-def _run_new(problem: Problem, mirror: optuna.Study, storage: optuna.storages.BaseStorage, study_id: int,
-             n_trials: int, interval: int | None, seen: set[int]) -> int | None:
+def _run_trial(problem: Problem, mirror: optuna.Study, storage: optuna.storages.BaseStorage, study_id: int,
+               n_trials: int, interval: int | None, seen: set[int],
+               popped: FrozenTrial | None = None) -> int | None:
+    """One trial: sampled on the mirror, run, written to the storage; returns its number
+    (None when it was surplus). ``popped``: a waiting trial this worker claimed (a retry of
+    a trial whose worker died, or a trial enqueued with fixed parameters); its parameters
+    are kept and the mirror's sampler fills in any that are missing."""
+    if popped is not None:
+        fixed = dict(popped.params) or dict(popped.system_attrs.get("fixed_params", {}))
+        mirror.enqueue_trial(fixed, skip_if_exists=False)
     local = mirror.ask()
     params = problem.suggest(local)
     frozen = _mirror_trial(mirror, local)
-    sys0 = dict(frozen.system_attrs)
-    bulk = _bulk(storage) is not None
-    template = optuna.trial.FrozenTrial(
-        number=0, state=TrialState.RUNNING, value=None, values=None,
-        datetime_start=datetime.datetime.now(), datetime_complete=None,
-        params={} if bulk else dict(frozen.params), distributions={} if bulk else dict(frozen.distributions),
-        user_attrs={}, system_attrs=sys0, intermediate_values={}, trial_id=0)
-    trial_id = storage.create_new_trial(study_id, template_trial=template)
-    if bulk:
-        _write(storage, trial_id, params=frozen.params, distributions=frozen.distributions, fresh=True)
-    number = _trial_number(storage, trial_id)
+    sys0 = {k: v for k, v in frozen.system_attrs.items() if k != "fixed_params"}
+    if popped is None:
+        bulk = _bulk(storage) is not None
+        template = optuna.trial.FrozenTrial(
+            number=0, state=TrialState.RUNNING, value=None, values=None,
+            datetime_start=datetime.datetime.now(), datetime_complete=None,
+            params={} if bulk else dict(frozen.params), distributions={} if bulk else dict(frozen.distributions),
+            user_attrs={}, system_attrs=sys0, intermediate_values={}, trial_id=0)
+        trial_id = storage.create_new_trial(study_id, template_trial=template)
+        if bulk:
+            _write(storage, trial_id, params=frozen.params, distributions=frozen.distributions, fresh=True)
+        number = _trial_number(storage, trial_id)
+    else:
+        trial_id, number = popped._trial_id, popped.number
+        missing = {n: v for n, v in frozen.params.items() if n not in popped.params}
+        _write(storage, trial_id, params=missing, distributions=frozen.distributions, fresh=not popped.params)
+        _write(storage, trial_id, system_attrs=sys0)
     seen.add(number)
     with _Heartbeat(storage, trial_id, interval):
         if _is_surplus(storage, study_id, trial_id, n_trials):
@@ -1408,36 +1424,17 @@ def _run_new(problem: Problem, mirror: optuna.Study, storage: optuna.storages.Ba
             local.set_user_attr("constraints", ev.user_attrs["constraints"])
         mirror.tell(local, list(ev.values))
         sys1 = _mirror_trial(mirror, local).system_attrs
-        extra = {k: v for k, v in sys1.items() if not k.startswith("constraints") and k not in sys0}
+        extra = {k: v for k, v in sys1.items()
+                 if not k.startswith("constraints") and k not in sys0 and k != "fixed_params"}
         for k, v in sys1.items():   # attributes the sampler changed after the trial was created
             if k in sys0 and sys0[k] != v:
                 storage.set_trial_system_attr(trial_id, k, v)
-        _finish(storage, trial_id, ev, extra, fresh=True)
+        _finish(storage, trial_id, ev, extra, fresh=popped is None)
     return number
 
 
 def _mirror_trial(mirror: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
     return mirror.get_trials(deepcopy=False)[trial.number]
-
-
-def _run_waiting(problem: Problem, shared: optuna.Study, storage: optuna.storages.BaseStorage,
-                 study_id: int, ft: FrozenTrial, n_trials: int, interval: int | None) -> bool:
-    trial_id = ft._trial_id
-    with _Heartbeat(storage, trial_id, interval):
-        if _is_surplus(storage, study_id, trial_id, n_trials):
-            storage.set_trial_user_attr(trial_id, "surplus", f"the study already held {n_trials} trials")
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            return False
-        try:
-            params = dict(ft.params)
-            if any(n not in params for n in problem.distributions):
-                params = problem.suggest(optuna.trial.Trial(shared, trial_id))   # fixed params are kept
-            ev = problem.evaluate(problem.config(params))
-        except BaseException:
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            raise
-        _finish(storage, trial_id, ev, {})
-    return True
 
 
 def _worker_main(problem: Problem, storage_spec: Any, study_name: str, n_trials: int, sampler: Any,

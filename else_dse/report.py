@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "pareto_mask", "write"]
+
 if TYPE_CHECKING:
     import optuna
     from matplotlib.axes import Axes
@@ -64,8 +66,6 @@ def _with_plotting(fn: Callable[..., Any]) -> Callable[..., Any]:
         _plotting()
         return fn(*args, **kwargs)
     return wrapper
-
-__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "write"]
 
 Source = Union["optuna.Study", tuple, xr.Dataset, Mapping[str, xr.Dataset], Sequence[xr.Dataset], str, Path]
 
@@ -372,9 +372,10 @@ def _objective_names(study: optuna.Study) -> tuple[str, ...]:
 
 
 def _feasible(t: optuna.trial.FrozenTrial) -> bool:
-    cons = t.system_attrs.get("constraints")
-    if cons is not None:
-        return all(float(c) <= 0 for c in cons)
+    cons = t.system_attrs.get("constraints")  # Optuna's constraints_func
+    named = [v for k, v in t.system_attrs.items() if k.startswith("constraints:")]  # Trial.set_constraint
+    if cons is not None or named:
+        return all(float(c) <= 0 for c in [*(cons or []), *named])
     for key in ("feasible", "fits"):
         if key in t.user_attrs and isinstance(t.user_attrs[key], (bool, int, np.bool_)):
             return bool(t.user_attrs[key])
@@ -544,17 +545,17 @@ def _mark_claims(ax: Axes, res: Results, metric: str, scale: float, orient: str 
              label="paper claim: >2x less state")
 
 
+def _x_rank(name: str) -> int:
+    """Which objective goes on the x axis: error first, then latency, then memory (cost on y)."""
+    low = name.lower()
+    return 0 if "error" in low else 1 if "latency" in low else 2 if ("memory" in low or "state" in low) else 3
+
+
 def _pareto_pair(res: Results) -> list[tuple[str, str]]:
+    """Up to three (x, y) objective pairs to plot, in the conventional reading "cost vs error"."""
     objs = list(res.objectives)
-    if len(objs) < 2:
-        return []
     pairs = [(objs[i], objs[j]) for i in range(len(objs)) for j in range(i + 1, len(objs))]
-    # put error on x when present: the conventional reading "cost vs error"
-    pairs = [(b, a) if "error" in a.lower() or ("latency" in b.lower() and "energy" in a.lower()) else (a, b)
-             for a, b in pairs]
-    pairs = [(a, b) if "error" in a.lower() or "latency" in a.lower() else (b, a) if "error" in b.lower() else (a, b)
-             for a, b in pairs]
-    return pairs[:3]
+    return [(a, b) if _x_rank(a) <= _x_rank(b) else (b, a) for a, b in pairs][:3]
 
 
 def _category_param(trials: pd.DataFrame) -> str | None:
@@ -586,24 +587,38 @@ def fig_pareto(res: Results) -> Figure | None:
             ax.legend(fontsize=8)
             fig.tight_layout()
             return fig
-        fig, axes = plt.subplots(1, len(pairs), figsize=(10 * len(pairs), 5.2), squeeze=False)
+        fig, axes = plt.subplots(len(pairs), 1, figsize=(10, 5.2 * len(pairs)), squeeze=False)
         feas = done[done["feasible"]]
         mask = pareto_mask(feas[list(res.objectives)].to_numpy(), res.directions) if len(feas) else []
         front = feas[mask] if len(feas) else feas
-        for ax, (xm, ym) in zip(axes[0], pairs):
+        n_front = len(front.drop_duplicates(list(res.objectives)))
+        cat = _category_param(feas)
+        for ax, (xm, ym) in zip(axes[:, 0], pairs):
             (_, sx), (_, sy) = _unit(xm), _unit(ym)
             ax.scatter(done.loc[~done["feasible"], xm] * sx, done.loc[~done["feasible"], ym] * sy,
                        c="lightgrey", s=18, marker="x", label="infeasible")
-            cat = _category_param(feas)
             if cat is None:
                 ax.scatter(feas[xm] * sx, feas[ym] * sy, c="tab:blue", s=18, alpha=0.5, label="trials")
             else:  # one choice parameter (e.g. the scheme): colour the trials by it
                 for (value, g), color in zip(feas.groupby(cat), sns.color_palette("deep")[2:]):
                     ax.scatter(g[xm] * sx, g[ym] * sy, color=color, s=22, alpha=0.7,
                                label=f"trials, {cat[6:]} = {value}")
-            f2 = front.sort_values(xm)
-            ax.plot(f2[xm] * sx, f2[ym] * sy, "o-", color="tab:orange", ms=9, lw=2, mfc="none", mew=1.8,
-                    drawstyle="steps-post", label=f"Pareto front ({len(front.drop_duplicates(list(res.objectives)))} distinct)")
+            if len(res.objectives) == 2:
+                pair_front = front
+                ax.plot([], [], "o-", color="tab:orange", ms=9, lw=2, mfc="none", mew=1.8,
+                        label=f"Pareto front ({n_front} distinct)")
+            else:  # the study's front in this projection, and this pair's own 2-D front as a line
+                ax.scatter(front[xm] * sx, front[ym] * sy, s=81, facecolors="none", edgecolors="tab:orange",
+                           linewidths=1.8, label=f"Pareto front, all objectives ({n_front} distinct)")
+                d = res.directions
+                dirs = (d[res.objectives.index(xm)], d[res.objectives.index(ym)])
+                pair_front = feas[pareto_mask(feas[[xm, ym]].to_numpy(), dirs)] if len(feas) else feas
+            f2 = pair_front.sort_values(xm)
+            ax.plot(f2[xm] * sx, f2[ym] * sy, "-", color="tab:orange", lw=2, drawstyle="steps-post",
+                    label=None if len(res.objectives) == 2 else f"front of {ym} vs {xm}")
+            if len(res.objectives) == 2:
+                ax.scatter(f2[xm] * sx, f2[ym] * sy, s=81, facecolors="none", edgecolors="tab:orange",
+                           linewidths=1.8)
             _mark_claims(ax, res, ym, sy)
             bx = _baseline_value(res, xm)
             by = _baseline_value(res, ym)
@@ -611,10 +626,10 @@ def fig_pareto(res: Results) -> Figure | None:
                 ax.scatter([bx * sx], [by * sy], marker="*", s=250, c="black", zorder=5,
                            label="conventional")
             title = f"{ym} vs {xm}"
-            if by and len(front) and "error" not in ym.lower():
-                best = front[ym].min()
+            if by and len(pair_front) and "error" not in ym.lower():
+                best = pair_front[ym].min()
                 if best > 0:
-                    title += f": best {by / best:.2f}x fewer than conventional"
+                    title += f": best {by / best:.2f}x lower than conventional"
             ax.set(xlabel=_label(xm), ylabel=_label(ym), title=title)
             ax.set_ylim(bottom=0)
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -201,3 +201,31 @@ def test_report_of_threshold_curves(tmp_path: Path) -> None:
     got = table[table["config"] == "conv0 temporal"].set_index("threshold")["sops"]
     np.testing.assert_allclose(got.values, curves["conv0 temporal"]["sops"].mean("frame").values)
     assert set(table["layer"]) == {"conv0"}
+
+
+@pytest.mark.parametrize("objectives", [("energy",), ("energy", "latency", "state_memory")])
+def test_report_one_and_three_objectives(tmp_path: Path, objectives: tuple[str, ...]) -> None:
+    """Single-objective (best so far) and three-objective (pairwise fronts) studies, infeasible trials grey."""
+    study = optuna.create_study(directions=["minimize"] * len(objectives),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("objectives", list(objectives))
+    study.set_user_attr("baseline_conventional", {"energy": 5e6, "latency": 2e-3, "state_memory": 4096.0})
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        cores = trial.suggest_int("hardware.n_cores", 8, 64)
+        if hasattr(trial, "set_constraint"):  # optuna >= 5
+            trial.set_constraint("fits", 12.5 - cores)
+        else:
+            trial.set_user_attr("fits", cores > 12)
+        values = (1e6 * (1 + 64 / cores), 1e-3 * cores / 8, 1024.0 * trial.suggest_int("threshold", 0, 4))
+        return values[:len(objectives)]
+
+    study.optimize(objective, n_trials=15)
+    res = report.collect(study)
+    assert res.objectives == objectives and not res.trials["feasible"].all()
+    html = report.write(study, tmp_path / "r").read_text()
+    assert "pareto.png" in png_files_in_html(html)
+    if len(objectives) == 3:
+        assert report._pareto_pair(res) == [("latency", "energy"), ("state_memory", "energy"),
+                                            ("latency", "state_memory")]
+        assert "hardware.png" in png_files_in_html(html)

@@ -16,7 +16,12 @@ is shipped, which the output says) and every scheme, measured in the same run:
 
 Elements are counted per layer (``frames * C * H * W`` of the layer's input),
 so layers sharing a tensor count once each. fc layers are left out (line
-delta is not defined there). Times are the best of ``--repeat`` runs.
+delta is not defined there). Times are process CPU times (the machine is
+shared; wall time under contention says more about the neighbours than about
+the code), best of ``--repeat`` runs; ``--wall`` uses wall-clock time.
+
+A last table times ``event_curve`` over 16 thresholds against 16
+``count_events`` calls restricted to the same layer.
 
     python benchmarks/bench_events.py [--frames 8] [--repeat 3] [--data data/x.nc ...]
 """
@@ -123,13 +128,16 @@ NUMPY: dict[str, Callable[..., tuple[np.ndarray, ...]]] = {
 
 # ---- harness -------------------------------------------------------------------------
 
+CLOCK = time.process_time
+
+
 def best_time(fn: Callable[[], Any], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        best = min(best, CLOCK() - t0)
+    return max(best, 1e-9)
 
 
 def synthetic() -> ed.Recording:
@@ -173,9 +181,9 @@ def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: 
         def run_numpy() -> list[tuple[np.ndarray, ...]]:
             return [fn(codes[layer.input][:nf], layer, scheme) for layer in q.layers]
 
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         got = run_numpy()
-        t_np = time.perf_counter() - t0
+        t_np = CLOCK() - t0
         for layer, res in zip(q.layers, got):  # the baseline must count the same thing
             want = ds.sel(layer=layer.name).isel(frame=slice(0, nf))
             if not (np.array_equal(res[0], want["events"].values)
@@ -203,6 +211,22 @@ def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: 
     return rows
 
 
+def bench_curve(name: str, rec: ed.Recording, frames: int, repeat: int) -> None:
+    """event_curve over 16 thresholds vs 16 count_events calls, on the largest conv layer."""
+    rec = rec.select_frames(range(min(frames, rec.n_frames)))
+    layer = max((l for l in rec.layers if l.op != "fc"), key=lambda l: l.dense_events)
+    q = rec.select_layers([layer.name]).quantize(bits=8)
+    thresholds = list(range(16))
+    print(f"\n{name}: event_curve on {layer.name} {layer.input_shape}, {q.n_frames} frames, 16 thresholds")
+    print(f"{'scheme':48s} {'event_curve s':>13s} {'16x count_events s':>18s} {'speedup':>8s}")
+    for scheme in (ed.LineDelta(), ed.LineDelta(loop="open"), ed.TemporalDelta(), ed.Conventional()):
+        t_curve = best_time(lambda: ed.event_curve(q, layer.name, scheme, thresholds), repeat)
+        make = ((lambda t: ed.Conventional(tau=t)) if isinstance(scheme, ed.Conventional)
+                else (lambda t: type(scheme)(**{**scheme.__dict__, "threshold": t})))
+        t_loop = best_time(lambda: [ed.count_events(q, make(t)) for t in thresholds], 1)
+        print(f"{str(scheme):48s} {t_curve:13.4f} {t_loop:18.4f} {t_loop / t_curve:7.1f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="*", help="recordings (default: the shipped data/*.nc)")
@@ -210,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--numpy-frames", type=int, default=2, help="frames for the numpy baseline")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--csv", help="write the table to this CSV file")
+    ap.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.perf_counter if args.wall else time.process_time
+    print(f"clock: {'wall' if args.wall else 'process CPU'} time")
     paths = args.data if args.data else [str(ROOT / "data" / f"{n}.nc") for n in SHIPPED
                                           if (ROOT / "data" / f"{n}.nc").exists()]
     rows = []
@@ -224,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {p}: already quantized")
             continue
         rows += bench(Path(p).stem, rec, args.frames, args.repeat, args.numpy_frames)
+    if paths:
+        bench_curve(Path(paths[-1]).stem, ed.open_recording(paths[-1]), args.frames, args.repeat)
+    else:
+        bench_curve("synthetic", synthetic(), args.frames, args.repeat)
     if args.csv and rows:
         import csv
         with open(args.csv, "w", newline="") as fh:

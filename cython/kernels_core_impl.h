@@ -167,11 +167,6 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 case 16: EK_GATHER(16); break;
                 default: EK_GATHER(npos); break;
                 }
-                for (p = 0; p < n; p++) {
-                    int32_t v = xl[p];
-                    int32_t a = v < 0 ? -v : v;
-                    xmax = a > xmax ? a : xmax;
-                }
             }
         } else {
             memset(xl, 0, (size_t)n * sizeof(int32_t));
@@ -191,6 +186,7 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 int32_t v = xl[p];
                 int32_t a = v < 0 ? -v : v;
                 int32_t xt = a > tau ? v : 0;
+                xmax = a > xmax ? a : xmax;
                 int32_t d = xt - r[p];
                 int32_t nz = (d > theta) | (d < -theta);
                 int32_t rr = r[p] + (nz ? d : 0);
@@ -207,6 +203,7 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 int32_t v = xl[p];
                 int32_t a = v < 0 ? -v : v;
                 int32_t xt = a > tau ? v : 0;
+                xmax = a > xmax ? a : xmax;
                 int32_t d = xt - r[p];
                 int32_t nz = (d > theta) | (d < -theta);
                 int32_t yy = y[p] + (nz ? d : 0);

@@ -65,7 +65,8 @@ class _Counts:
     events: np.ndarray       # (F,) int64
     sops: np.ndarray         # (F,) int64
     max_error: np.ndarray    # (F,) float64
-    rel_error: np.ndarray    # (F,) float64
+    err_sq: np.ndarray       # (F,) int64: sum (X - Y)**2 (rel_error is computed for all layers at once)
+    x_sq: np.ndarray         # (F,) int64: sum X**2
     line_events: np.ndarray  # (F, n_lines) int64
     line_sops: np.ndarray    # (F, n_lines) int64
 
@@ -192,9 +193,9 @@ class _TensorCache:
 def _dense(layer: Layer, F: int) -> _Counts:
     c, h, w = layer.input_shape
     fan = _fan_out(layer)
-    zeros = np.zeros(F)
+    zeros = np.zeros(F, np.int64)
     return _Counts(np.full(F, layer.dense_events, np.int64), np.full(F, _dense_macs(layer), np.int64),
-                   zeros, zeros.copy(), np.full((F, h), c * w, np.int64),
+                   np.zeros(F), zeros, zeros, np.full((F, h), c * w, np.int64),
                    np.tile(c * fan.sum(axis=1), (F, 1)).astype(np.int64))
 
 
@@ -213,7 +214,7 @@ def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     line_events = count.sum(axis=2, dtype=np.int64)         # (F, H)
     line_sops = np.einsum("fyx,yx->fy", count.astype(np.int64), fan)
     return _Counts(line_events.sum(axis=1), line_sops.sum(axis=1), emax.astype(np.float64),
-                   _rel_error(esq, xsq), line_events, line_sops)
+                   esq, xsq, line_events, line_sops)
 
 
 def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
@@ -233,7 +234,7 @@ def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
 
     le, ls, emax, esq, xsq = cache.get(key, run)
     ls = ls * layer.fan_out_channels
-    return _Counts(le.sum(axis=1), ls.sum(axis=1), emax.astype(np.float64), _rel_error(esq, xsq),
+    return _Counts(le.sum(axis=1), ls.sum(axis=1), emax.astype(np.float64), esq, xsq,
                    le, ls)
 
 
@@ -310,7 +311,7 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         "dense_macs": (("layer", "frame"),
                        np.repeat(np.array([[_dense_macs(l)] for l in layers], np.int64), F, axis=1)),
         "max_error": (("layer", "frame"), stack("max_error").astype(np.float64)),
-        "rel_error": (("layer", "frame"), stack("rel_error").astype(np.float64)),
+        "rel_error": (("layer", "frame"), _rel_error(stack("err_sq"), stack("x_sq"))),
     }
     if lines:
         n = max(r.line_events.shape[1] for r in results)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
 import sys
 import time
@@ -135,13 +134,6 @@ def _existing(path: str, what: str) -> Path:
     if not p.exists():
         raise UsageError(f"{p}: no such {what}")
     return p
-
-
-def _progress(iterable: Any, total: int | None, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, disable=None if enabled else True, leave=False,
-                file=sys.stderr)
 
 
 def _quantized(path: Path, bits: int, calibration: str) -> Any:
@@ -537,7 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "stats", formatter_class=_Formatter, parents=[common], help="exact event statistics of a recording under a scheme",
         description="Quantize a recording and count events, SOPs and reconstruction error per layer "
-                    "(frame averages) under a suppression scheme or per-layer plan.",
+                    "(frame averages) under a suppression scheme or per-layer plan. A progress bar "
+                    "runs over the layers of long networks when stderr is a terminal.",
         epilog="examples:\n  else-dse stats data/poselandmark_carphone.nc --scheme line_delta "
                "--axis y --threshold 1\n  else-dse stats data/blazeface_carphone.nc --scheme "
                "line_delta:x:2 -o stats.nc\n  else-dse stats rec.nc --scheme conv0=line_delta:y "
@@ -548,7 +541,6 @@ def build_parser() -> argparse.ArgumentParser:
                                           "or .csv (per-layer table)")
     p.add_argument("--no-baseline", action="store_true", help="skip the sops_reduction column (conventional SOPs / these SOPs)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser(
@@ -569,7 +561,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scheme_args(p)
     p.add_argument("-o", "--output", help="write the cost: .nc (dataset) or .csv (per-layer table)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser(

@@ -7,7 +7,6 @@ Debian's ``chromium``).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path

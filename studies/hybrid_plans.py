@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-threshold", type=int, default=0)
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     ap.add_argument("--template", default="neuronflow")
+    ap.add_argument("--sampler", default="tpe", choices=["nsga2", "tpe", "random"])
     ap.add_argument("--population", type=int, default=24, help="NSGA-II population size")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "reports" / "hybrid_plans"))
@@ -84,10 +85,11 @@ def main(argv: list[str] | None = None) -> int:
                                                                     else "line_y everywhere"), k) for k in ks]
         print(f"{task}: {name}, {len(rec.layers)} layers, {rec.n_frames} frames; {args.trials} trials",
               file=sys.stderr)
-        sampler = optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
+        sampler = (optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
+                   if args.sampler == "nsga2" else args.sampler)
         study = search.run(rec, space, objectives, hardware=hw, n_trials=args.trials,
                            storage=f"sqlite:///{(out / 'study.db').resolve()}",
-                           study_name=f"{task}-{name}-f{rec.n_frames}-t{args.max_threshold}-{args.template}",
+                           study_name=f"{args.sampler}-{task}-{name}-f{rec.n_frames}-t{args.max_threshold}-{args.template}",
                            seed=args.seed, sampler=sampler, progress_bar=True,
                            enqueue=[first_k_params(problem, k) for _, k in refs])
         table = search.trials_table(study).set_index("trial")

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-threshold", type=int, default=4)
     ap.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sampler", default="tpe", choices=["nsga2", "tpe", "random"])
     ap.add_argument("--population", type=int, default=24, help="NSGA-II population size")
     ap.add_argument("--out", default=str(ROOT / "reports" / "pareto_thresholds"))
     ap.add_argument("--no-report", action="store_true", help="skip the HTML reports")
@@ -87,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         problem = search.define(rec, space, ["sops", "error"])
         refs = reference_plans(args.max_threshold)
-        sampler = optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
+        sampler = (optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
+                   if args.sampler == "nsga2" else args.sampler)
         study = search.run(rec, space, ["sops", "error"], n_trials=args.trials, storage=storage,
-                           study_name=f"{task}-{name}-f{rec.n_frames}-t{args.max_threshold}", seed=args.seed,
+                           study_name=f"{args.sampler}-{task}-{name}-f{rec.n_frames}-t{args.max_threshold}", seed=args.seed,
                            sampler=sampler, progress_bar=True,
                            enqueue=[uniform_params(problem, c, t) for c, t in refs])
         conv = study.user_attrs["baseline_conventional"]["sops"]

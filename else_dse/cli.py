@@ -136,10 +136,13 @@ def _existing(path: str, what: str) -> Path:
     return p
 
 
-def _quantized(path: Path, bits: int, calibration: str) -> Any:
+def _quantized(path: Path, bits: int, calibration: str, frames: int | None = None) -> Any:
+    """The recording's first ``frames`` frames, quantized (as the search does: select, then quantize)."""
     from .recording import QuantizedRecording, open_recording
 
     rec = open_recording(path)
+    if frames:
+        rec = rec.select_frames(slice(0, frames))
     if isinstance(rec, QuantizedRecording):
         if bits != rec.bits:
             raise UsageError(f"{path}: recording is already quantized to {rec.bits} bits, asked for {bits}")
@@ -147,18 +150,12 @@ def _quantized(path: Path, bits: int, calibration: str) -> Any:
     return rec.quantize(bits=bits, calibration=calibration)
 
 
-def _count(q: Any, scheme: Any) -> Any:
-    from .events import count_events  # runs its own tqdm bar over layers on long networks
-
-    return count_events(q, scheme)
-
-
 def _per_layer_table(ds: Any) -> Any:
     import pandas as pd
 
-    from .report import _layer_frame_means
+    from .report import layer_table
 
-    df = _layer_frame_means(ds).drop(columns=["layer_index"])
+    df = layer_table(ds).drop(columns=["layer_index"])
     return df.set_index("layer") if not df.empty else pd.DataFrame()
 
 
@@ -170,6 +167,14 @@ def _print_table(df: Any, out: Any = None) -> None:
         print(df.to_string(), file=out or sys.stdout)
 
 
+_NETCDF = (".nc", ".nc4", ".netcdf")
+
+
+def _check_output(out: str | None) -> None:
+    if out and Path(out).suffix not in (".csv", *_NETCDF):
+        raise UsageError(f"{out}: output must end in .nc (NetCDF) or .csv")
+
+
 def _save(ds: Any, table: Any, out: str | None) -> None:
     if not out:
         return
@@ -177,12 +182,10 @@ def _save(ds: Any, table: Any, out: str | None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         table.to_csv(path)
-    elif path.suffix in (".nc", ".nc4", ".netcdf"):
+    else:
         from .report import _serializable
 
         _serializable(ds).to_netcdf(path, engine="h5netcdf")
-    else:
-        raise UsageError(f"{path}: output must end in .nc (NetCDF) or .csv")
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -255,10 +258,10 @@ def _scheme_from_args(args: argparse.Namespace) -> Any:
 def _stats(args: argparse.Namespace) -> tuple[Any, Any]:
     path = _existing(args.recording, "recording")
     scheme = _scheme_from_args(args)
-    q = _quantized(path, args.bits, args.calibration)
-    if args.frames:
-        q = q.select_frames(slice(0, args.frames))
-    return _count(q, _fc_fallback(scheme, q.layers)), q
+    q = _quantized(path, args.bits, args.calibration, args.frames)
+    from .events import count_events  # shows a progress bar over the layers of long networks
+
+    return count_events(q, _fc_fallback(scheme, q.layers)), q
 
 
 def _fc_fallback(scheme: Any, layers: Sequence[Any]) -> Any:
@@ -276,6 +279,7 @@ def _fc_fallback(scheme: Any, layers: Sequence[Any]) -> Any:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     ds, q = _stats(args)
     table = _per_layer_table(ds)
     if not args.no_baseline and set(ds.coords["scheme"].values) != {"conventional"}:
@@ -314,6 +318,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     import xarray as xr
 
     path = _existing(args.input, "stats or recording file")
+    _check_output(args.output)
     hw = _load_hardware(args.template)
     try:
         with xr.open_dataset(path, engine="h5netcdf") as probe:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "pareto_mask", "write"]
+__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "layer_table", "pareto_mask", "write"]
 
 if TYPE_CHECKING:
     import optuna
@@ -254,8 +254,9 @@ def _network_task(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _layer_frame_means(ds: xr.Dataset) -> pd.DataFrame:
-    """Per-layer rows of an event or cost dataset (frame averages; max for max_error)."""
+def layer_table(ds: xr.Dataset) -> pd.DataFrame:
+    """Per-layer rows of an event or cost dataset: frame averages (``max_error``: the maximum),
+    the per-layer coordinates (scheme, axis, threshold, tau, op) and ``layer_index``."""
     cols: dict[str, Any] = {"layer": [str(v) for v in ds["layer"].values]}
     for coord in ("scheme", "axis", "threshold", "tau", "op"):
         if coord in ds.coords and ds.coords[coord].dims == ("layer",):
@@ -310,7 +311,7 @@ def _from_datasets(datasets: dict[str, tuple[xr.Dataset, ...]], title: str | Non
                 continue
             if kind not in ("events", "cost"):
                 continue
-            lay = _layer_frame_means(ds)
+            lay = layer_table(ds)
             for k, v in _totals(lay, ds).items():
                 totals.setdefault(k, v)
             if merged is None:

@@ -26,9 +26,12 @@ reconstruction error ``||X - R|| / ||X||``, mean over layers and frames) and
 ``max_error`` (largest ``|X - R|`` in code steps). The first five of the
 cost model need ``hardware``.
 
-Constraints (Optuna's ``constraints_func``, feasible when every value is <= 0):
-:class:`Fits` (the mapping fits the hardware) and :class:`ErrorBudget` (total
-error, one layer's, or every layer's).
+Constraints (feasible when every value is <= 0): :class:`Fits` (the mapping fits
+the hardware) and :class:`ErrorBudget` (total error, one layer's, or every
+layer's). Each trial sets them with ``Trial.set_constraint`` (Optuna >= 5, which
+deprecates ``constraints_func``; with older Optuna the samplers get a
+``constraints_func``), so TPE and NSGA-II honour them and ``study.best_trials``
+holds feasible trials only.
 
 What a trial stores (user attributes, JSON): ``config`` (bits, tau, hardware
 fields, the plan as ``{layer: scheme string}``), ``totals`` (every objective and
@@ -592,6 +595,8 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             raise SearchError(f"space.threshold: unknown layer(s) {unknown}; allowed are {names}")
         if space.shared:
             raise SearchError("space.shared=True draws one threshold for all layers; give one domain")
+        for n, dom in space.threshold.items():  # type: ignore[union-attr]
+            _distribution(f"space.threshold[{n!r}]", dom, integer=True, minimum=0)
 
     def choices_of(n: str) -> tuple[str, ...]:
         raw = space.schemes.get(n) if per_layer_schemes else space.schemes  # type: ignore[union-attr]
@@ -1106,12 +1111,7 @@ def _recording_info(rec: Recording, content: str) -> dict[str, Any]:
             **{k: str(v) for k, v in rec.attrs.items() if k in ("network", "model", "media", "task")}}
 
 
-def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str,
-            enqueue: Sequence[Mapping[str, Any]] = ()) -> optuna.Study:
-    """Create (or load and check) the study; store its description once.
-
-    ``enqueue``: parameter sets (complete or partial) to run first, queued only when
-    the study is new; unknown parameter names are an error."""
+def _check_enqueue(problem: Problem, enqueue: Sequence[Mapping[str, Any]]) -> None:
     for i, params in enumerate(enqueue):
         unknown = sorted(set(params) - set(problem.distributions))
         if unknown:
@@ -1120,6 +1120,15 @@ def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: 
         for k, v in params.items():
             if not _inside(problem.distributions[k], v):
                 raise SearchError(f"enqueue[{i}]: {k}={v!r} is outside {problem.distributions[k]}")
+
+
+def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str,
+            enqueue: Sequence[Mapping[str, Any]] = ()) -> optuna.Study:
+    """Create (or load and check) the study; store its description once.
+
+    ``enqueue``: parameter sets (complete or partial) to run first, queued only when
+    the study is new; unknown parameter names are an error."""
+    _check_enqueue(problem, enqueue)
     directions = ["minimize"] * len(problem.objectives)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -1307,6 +1316,8 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                                    sampler=optuna.samplers.RandomSampler(seed=seed))
     study_id = storage.get_study_id_from_name(study_name)
     directions = storage.get_study_directions(study_id)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)     # no log line per mirrored trial
     mirror = optuna.create_study(directions=directions,
                                  sampler=_make_sampler(sampler, len(directions), seed, problem.constraints))
     interval = _heartbeat_interval(storage)
@@ -1317,7 +1328,6 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
     if progress_bar:
         from tqdm.auto import tqdm
         bar = tqdm(total=n_trials, desc=f"study {study_name}", unit="trial", disable=None)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         while True:
             if interval:
@@ -1368,6 +1378,7 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                 if on_trial is not None:
                     on_trial(number)
     finally:
+        optuna.logging.set_verbosity(verbosity)
         if bar is not None:
             bar.close()
     return done
@@ -1466,6 +1477,7 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
     if not isinstance(study_name, str) or not study_name:
         raise SearchError(f"study_name must be a non-empty string, got {study_name!r}")
     _make_sampler(sampler, len(problem.objectives), seed, problem.constraints)   # validates the name
+    _check_enqueue(problem, enqueue)
     store = open_storage(storage, study_name, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     prepare(problem, store, study_name, enqueue)
     if workers == 1:

@@ -233,3 +233,33 @@ def test_bad_configuration_errors_before_any_trial(rec, tmp_path, change, messag
     if db.exists():   # nothing was stored
         with sqlite3.connect(db) as con:
             assert con.execute("select count(*) from trials").fetchone()[0] == 0
+
+
+def test_other_storages_journal_file_and_storage_object(rec, tmp_path):
+    space = Space(schemes=("line_y", "temporal"), threshold=IntRange(0, 2))
+    study = search.run(rec, space, "events", n_trials=4, storage=f"journal:{tmp_path}/j.log", study_name="j")
+    assert (tmp_path / "j.log").exists() and len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 4
+    study = search.run(rec, space, "events", n_trials=3, storage=optuna.storages.InMemoryStorage(),
+                       study_name="m")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert all(t.values[0] == t.user_attrs["totals"]["events"] for t in study.trials)
+
+
+def test_enqueued_reference_plans_run_first_and_are_checked(rec, tmp_path):
+    space = Space(schemes=("conventional", "line_y"), threshold=IntRange(0, 3))
+    problem = search.define(rec, space, ["sops", "error"])
+    ref = {k: ("line_y" if k.startswith("scheme.") else 2) for k in problem.distributions}
+    study = search.run(rec, space, ["sops", "error"], n_trials=6, storage=f"sqlite:///{tmp_path}/e.db",
+                       study_name="e", enqueue=[ref, {"scheme.c0": "conventional"}])
+    first, second = study.trials[0], study.trials[1]
+    assert first.params == ref
+    assert second.params["scheme.c0"] == "conventional" and set(second.params) == set(ref)
+    stats = ed.count_events(rec.quantize(), problem.config(ref).plan)
+    assert first.values[0] == pytest.approx(float(stats["sops"].mean("frame").sum()))
+    with pytest.raises(SearchError, match="outside"):
+        search.run(rec, space, ["sops", "error"], n_trials=6, storage=f"sqlite:///{tmp_path}/e2.db",
+                   study_name="e", enqueue=[{"threshold.c0": 9}])
+    with pytest.raises(SearchError, match="unknown parameter"):
+        search.run(rec, space, ["sops", "error"], n_trials=6, storage=f"sqlite:///{tmp_path}/e2.db",
+                   study_name="e", enqueue=[{"threshold.zz": 1}])
+    assert not (tmp_path / "e2.db").exists()          # refused before any storage was opened

@@ -222,3 +222,25 @@ def test_api_errors():
         count_events(q, S.Plan({"zz": S.Conventional()}, default=S.Dense()))
     with pytest.raises((TypeError, ValueError)):
         count_events(q, "conventional")
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+@pytest.mark.parametrize("bits", [4, 8, 16])
+def test_counts_of_a_reopened_quantized_recording(tmp_path, suffix, bits):
+    """Codes read back from disk (stored dtype, attrs scale / zero_point) count the same."""
+    from else_dse import open_recording
+
+    layers = [Layer("c", "t", "conv", 2, 4, kernel=3, stride=2, padding=(1, 0, 2, 1), groups=2,
+                    input_shape=(2, 9, 7)),
+              Layer("f", "u", "fc", 12, 3, input_shape=(3, 2, 2))]
+    rng = np.random.default_rng(bits)
+    arrays = {"t": rng.standard_normal((3, 2, 9, 7)).astype(np.float32),
+              "u": np.maximum(rng.standard_normal((3, 3, 2, 2)), 0).astype(np.float32)}
+    q = Recording.from_arrays(layers, arrays).quantize(bits=bits)
+    back = open_recording(q.save(tmp_path / f"q{suffix}"))
+    plan = S.Plan({"f": S.TemporalDelta(threshold=1)}, default=S.LineDelta(axis="x", threshold=1, loop="open"))
+    for scheme in (plan, S.Conventional(tau=1), S.TemporalDelta(threshold=2)):
+        a, b = count_events(q, scheme, lines=True), count_events(back, scheme, lines=True)
+        for v in ("events", "sops", "max_error", "rel_error", "line_events", "line_sops"):
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=v)
+        ref.assert_matches_reference(b, back, scheme, lines=True)

@@ -129,22 +129,26 @@ cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, 
                        int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
                        int64_t *line_ev, int64_t *line_sp, ek_err *err,
                        int32_t *tbuf) noexcept nogil:
-    """One frame (C, H, W) of codes; axis x transposes each plane into tbuf first."""
-    cdef Py_ssize_t c
+    """One frame (C, H, W) of codes; axis x transposes the planes of a chunk of
+    channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk."""
+    cdef Py_ssize_t c, c0, cb, cc, chunk = max(1, EK_BLOCK // H)
     if axis != 0:
-        for c in range(C):
-            if code_t is int8_t:
-                ek_transpose_i8(x + c * H * W, zp, H, W, tbuf + c * H * W)
-            elif code_t is uint8_t:
-                ek_transpose_u8(x + c * H * W, zp, H, W, tbuf + c * H * W)
-            elif code_t is int16_t:
-                ek_transpose_i16(x + c * H * W, zp, H, W, tbuf + c * H * W)
-            elif code_t is uint16_t:
-                ek_transpose_u16(x + c * H * W, zp, H, W, tbuf + c * H * W)
-            else:
-                ek_transpose_i32(x + c * H * W, zp, H, W, tbuf + c * H * W)
-        ek_line_frame_i32(tbuf, 0, C, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err)
+        for cb in range((C + chunk - 1) // chunk):
+            c0 = cb * chunk
+            cc = min(chunk, C - c0)
+            for c in range(c0, c0 + cc):
+                if code_t is int8_t:
+                    ek_transpose_i8(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+                elif code_t is uint8_t:
+                    ek_transpose_u8(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+                elif code_t is int16_t:
+                    ek_transpose_i16(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+                elif code_t is uint16_t:
+                    ek_transpose_u16(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+                else:
+                    ek_transpose_i32(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+            ek_line_frame_i32(tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
+                              ref, rec, xl, eb, line_ev, line_sp, err)
         return
     if code_t is int8_t:
         ek_line_frame_i8(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
@@ -246,8 +250,8 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
         raise ValueError("line outputs must have shape (frame, len(cover_line) >= 1)")
     cp = _cover_per_channel(cover_pos, C, npos)
     buf = <int32_t *>malloc((2 * s + 2) * n * sizeof(int32_t))
-    if axis != 0:
-        tbuf = <int32_t *>malloc(C * H * W * sizeof(int32_t))
+    if axis != 0:  # one chunk of transposed planes (see _line)
+        tbuf = <int32_t *>malloc(min(C, max(1, EK_BLOCK // H)) * H * W * sizeof(int32_t))
     if buf == NULL or (axis != 0 and tbuf == NULL):
         free(cp); free(buf); free(tbuf)
         raise MemoryError()

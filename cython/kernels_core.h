@@ -16,6 +16,22 @@
 #define EK_CLONES
 #endif
 
+/* Hand-written AVX2 (the 8x8 transposes of line deltas along x), chosen at run time. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define EK_X86_AVX2 1
+#include <immintrin.h>
+static inline int ek_have_avx2(void) {
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return have;
+}
+#else
+#define EK_X86_AVX2 0
+#endif
+
 /* Error accumulators of one frame: max|X - Y|, sum (X - Y)^2, sum X^2. */
 typedef struct {
     int64_t esq;
@@ -53,30 +69,39 @@ static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t a
             xl[c * (NP) + p] = (int32_t)src[c * plane + p] - zp
 
 #define CODE_T int8_t
+#define EK_LOAD8(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_i8
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
 
+#undef EK_LOAD8
 #define CODE_T uint8_t
+#define EK_LOAD8(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_u8
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
 
+#undef EK_LOAD8
 #define CODE_T int16_t
+#define EK_LOAD8(p) _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_i16
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
 
+#undef EK_LOAD8
 #define CODE_T uint16_t
+#define EK_LOAD8(p) _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_u16
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
 
+#undef EK_LOAD8
 #define CODE_T int32_t
+#define EK_LOAD8(p) _mm256_loadu_si256((const __m256i *)(p))
 #define EK_SUF(name) name##_i32
 #include "kernels_core_impl.h"
 #undef CODE_T

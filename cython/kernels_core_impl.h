@@ -248,12 +248,61 @@ static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_
 }
 
 /* Transpose one (n_rows x n_cols) plane of codes into an int32 (n_cols x n_rows)
- * buffer, in tiles, so that line deltas along x run on contiguous columns.
- * (int32 instantiation included for the int32 codes of 16-bit recordings.) */
-EK_CLONES
-static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows, ptrdiff_t n_cols,
-                                 int32_t *restrict dst) {
+ * buffer of X = code - zp, so that line deltas along x run on contiguous
+ * columns: 8x8 AVX2 tiles where the CPU has AVX2, scalar tiles otherwise.
+ * (The int32 instantiation serves the int32 codes of 16-bit recordings.) */
+#if EK_X86_AVX2
+__attribute__((target("avx2")))
+static void EK_SUF(ek_transpose_avx2)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
+                                      ptrdiff_t n_cols, int32_t *restrict dst) {
     ptrdiff_t i0, j0, i, j;
+    __m256i z = _mm256_set1_epi32(zp);
+    for (i0 = 0; i0 + 8 <= n_rows; i0 += 8) {
+        for (j0 = 0; j0 + 8 <= n_cols; j0 += 8) {
+            const CODE_T *s0 = src + i0 * n_cols + j0;
+            __m256i r0 = _mm256_sub_epi32(EK_LOAD8(s0), z);
+            __m256i r1 = _mm256_sub_epi32(EK_LOAD8(s0 + n_cols), z);
+            __m256i r2 = _mm256_sub_epi32(EK_LOAD8(s0 + 2 * n_cols), z);
+            __m256i r3 = _mm256_sub_epi32(EK_LOAD8(s0 + 3 * n_cols), z);
+            __m256i r4 = _mm256_sub_epi32(EK_LOAD8(s0 + 4 * n_cols), z);
+            __m256i r5 = _mm256_sub_epi32(EK_LOAD8(s0 + 5 * n_cols), z);
+            __m256i r6 = _mm256_sub_epi32(EK_LOAD8(s0 + 6 * n_cols), z);
+            __m256i r7 = _mm256_sub_epi32(EK_LOAD8(s0 + 7 * n_cols), z);
+            __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);
+            __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);
+            __m256i t4 = _mm256_unpacklo_epi32(r4, r5), t5 = _mm256_unpackhi_epi32(r4, r5);
+            __m256i t6 = _mm256_unpacklo_epi32(r6, r7), t7 = _mm256_unpackhi_epi32(r6, r7);
+            __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+            __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+            __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+            __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+            int32_t *d0 = dst + j0 * n_rows + i0;
+            _mm256_storeu_si256((__m256i *)(d0), _mm256_permute2x128_si256(u0, u4, 0x20));
+            _mm256_storeu_si256((__m256i *)(d0 + n_rows), _mm256_permute2x128_si256(u1, u5, 0x20));
+            _mm256_storeu_si256((__m256i *)(d0 + 2 * n_rows), _mm256_permute2x128_si256(u2, u6, 0x20));
+            _mm256_storeu_si256((__m256i *)(d0 + 3 * n_rows), _mm256_permute2x128_si256(u3, u7, 0x20));
+            _mm256_storeu_si256((__m256i *)(d0 + 4 * n_rows), _mm256_permute2x128_si256(u0, u4, 0x31));
+            _mm256_storeu_si256((__m256i *)(d0 + 5 * n_rows), _mm256_permute2x128_si256(u1, u5, 0x31));
+            _mm256_storeu_si256((__m256i *)(d0 + 6 * n_rows), _mm256_permute2x128_si256(u2, u6, 0x31));
+            _mm256_storeu_si256((__m256i *)(d0 + 7 * n_rows), _mm256_permute2x128_si256(u3, u7, 0x31));
+        }
+        for (; j0 < n_cols; j0++)
+            for (i = i0; i < i0 + 8; i++) dst[j0 * n_rows + i] = (int32_t)src[i * n_cols + j0] - zp;
+    }
+    for (; i0 < n_rows; i0++)
+        for (j = 0; j < n_cols; j++) dst[j * n_rows + i0] = (int32_t)src[i0 * n_cols + j] - zp;
+}
+#endif
+
+static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
+                                 ptrdiff_t n_cols, int32_t *restrict dst) {
+    ptrdiff_t i0, j0, i, j;
+#if EK_X86_AVX2
+    if (ek_have_avx2()) {
+        EK_SUF(ek_transpose_avx2)(src, zp, n_rows, n_cols, dst);
+        return;
+    }
+#endif
     for (i0 = 0; i0 < n_rows; i0 += 16) {
         ptrdiff_t i1 = i0 + 16 < n_rows ? i0 + 16 : n_rows;
         for (j0 = 0; j0 < n_cols; j0 += 16) {

@@ -362,3 +362,24 @@ def test_count_events_validation():
         ed.count_events(raw, ed.Conventional())
     with pytest.raises(TypeError, match="QuantizedRecording"):
         ed.count_events(X, ed.Conventional())  # type: ignore[arg-type]
+
+
+def test_many_channels_and_long_lines_lossless_by_formula():
+    # kernels process lines of many channels in chunks; k=3, s=1, p=1 needs lines 0..H
+    # (line H is bottom padding), so lossless events = nnz(X_0) + sum nnz(X_h - X_{h-1}) + nnz(X_{H-1})
+    rng = np.random.default_rng(7)
+    C, H, W = 70, 40, 24
+    layer = ed.Layer("d", "t", "depthwise", C, C, kernel=3, padding=1, groups=C, input_shape=(C, H, W))
+    X = rng.integers(-2, 3, size=(2, C, H, W)) * (rng.random((2, C, H, W)) < 0.4)
+    q = qrec([layer], {"t": X})
+
+    def expected(A):  # A: (F, C, lines, positions)
+        pad = np.zeros_like(A[:, :, :1])
+        D = np.diff(np.concatenate([pad, A, pad], axis=2), axis=2)
+        return np.count_nonzero(D.reshape(len(A), -1), axis=1)
+
+    np.testing.assert_array_equal(ed.count_events(q, ed.LineDelta())["events"].values[0], expected(X))
+    np.testing.assert_array_equal(ed.count_events(q, ed.LineDelta(axis="x"))["events"].values[0],
+                                  expected(X.transpose(0, 1, 3, 2)))
+    np.testing.assert_array_equal(ed.count_events(q, ed.LineDelta(direction="reverse"))["events"].values[0],
+                                  expected(X[:, :, ::-1]))

@@ -837,20 +837,44 @@ def fig_energy(res: Results) -> Figure | None:
 
 @_with_plotting
 def fig_state(res: Results) -> Figure | None:
-    """State memory per layer, persistent across frames vs within a frame."""
+    """State memory: totals per configuration (with the paper's >2x-below-temporal mark when a
+    temporal-delta reference is known), then per layer, persistent across frames vs within a frame."""
     configs = _chosen_configs(res, k=3)
     if not configs or "state_persistent_bytes" not in res.layers or "state_frame_bytes" not in res.layers:
         return None
-    fig, axes = plt.subplots(len(configs), 1, figsize=(12, 2.9 * len(configs) + 0.6), sharex=True,
-                             squeeze=False)
-    for ax, cfg in zip(axes[:, 0], configs):
+    totals_of = _chosen_configs(res, k=8)
+    fig, axes = plt.subplots(len(configs) + 1, 1, figsize=(12, 2.9 * len(configs) + 0.5 * len(totals_of) + 1.5),
+                             squeeze=False,
+                             gridspec_kw={"height_ratios": [0.25 * len(totals_of) + 0.6] + [2.9] * len(configs)})
+    tot = (res.layers[res.layers["config"].isin(totals_of)]
+           .groupby("config", sort=False)[["state_persistent_bytes", "state_frame_bytes"]].sum()
+           .reindex(totals_of) / 1024)
+    base = {k: res.baseline.get(f"total_{k}") for k in ("state_persistent_bytes", "state_frame_bytes")}
+    if res.is_study and all(v is not None for v in base.values()):
+        tot = pd.concat([pd.DataFrame({k: [v / 1024] for k, v in base.items()},
+                                      index=["conventional (baseline)"]), tot])
+    ax = axes[0, 0]
+    ax.barh(range(len(tot)), tot["state_persistent_bytes"], color="tab:red", label="persistent across frames")
+    ax.barh(range(len(tot)), tot["state_frame_bytes"], left=tot["state_persistent_bytes"], color="tab:blue",
+            alpha=0.7, label="within frame")
+    ax.set_yticks(range(len(tot)))
+    ax.set_yticklabels(tot.index, fontsize=8)
+    ax.invert_yaxis()
+    temporal = _temporal_state(res)
+    if temporal:
+        ax.axvline(temporal / 1024, color="tab:red", ls=":", lw=1.5, label="temporal delta: persistent")
+        ax.axvline(temporal / 1024 / PAPER_CLAIMS["state_vs_temporal"], color="tab:red", ls="--", lw=1.5,
+                   label="paper: >2x less than temporal")
+    ax.set(xlabel="state memory per network (KiB)", title="state memory per configuration")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    for ax, cfg in zip(axes[1:, 0], configs):
         d = res.layers[res.layers["config"] == cfg]
         p = d["state_persistent_bytes"].to_numpy(float) / 1024
         f = d["state_frame_bytes"].to_numpy(float) / 1024
         ax.bar(d["layer_index"], p, color="tab:red", label=f"persistent across frames ({p.sum():.0f} KiB)")
         ax.bar(d["layer_index"], f, bottom=p, color="tab:blue", alpha=0.7,
                label=f"within frame ({f.sum():.0f} KiB)")
-        ax.set(ylabel="state (KiB)", title=cfg)
+        ax.set(ylabel="state (KiB)", title=f"per layer, {cfg}")
         ax.legend(fontsize=8, loc="upper right")
         _layer_ticks(ax, list(d["layer"]))
     axes[-1, 0].set_xlabel("layer")

@@ -1087,6 +1087,8 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
             f'<img src="data:image/png;base64,{b64}" alt="{html.escape(name)} figure" data-file="{name}.png">'
             f'<figcaption>{html.escape(caption)} (<a href="{name}.png">{name}.png</a>)</figcaption></figure>')
     skipped = [n for n in FIGURES if n not in figs]
+    for name in skipped:  # a figure of an earlier report in this directory would now be stale
+        (out / f"{name}.png").unlink(missing_ok=True)
     summary = _summary_table(res)
     head = (f"{len(res.trials)} trials, objectives: "
             + ", ".join(f"{o} ({d})" for o, d in zip(res.objectives, res.directions))

@@ -263,3 +263,14 @@ def test_enqueued_reference_plans_run_first_and_are_checked(rec, tmp_path):
         search.run(rec, space, ["sops", "error"], n_trials=6, storage=f"sqlite:///{tmp_path}/e2.db",
                    study_name="e", enqueue=[{"threshold.zz": 1}])
     assert not (tmp_path / "e2.db").exists()          # refused before any storage was opened
+
+
+def test_two_worker_processes_on_an_sqlite_file(rec, tmp_path):
+    space = Space(schemes=("line_y", "line_x", "temporal"), threshold=IntRange(0, 3))
+    study = search.run(rec, space, ["sops", "error"], n_trials=14, storage=f"sqlite:///{tmp_path}/w.db",
+                       study_name="w", workers=2, seed=3)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 14
+    assert all(t.state == optuna.trial.TrialState.COMPLETE or "surplus" in t.user_attrs for t in trials)
+    assert all(t.values == [t.user_attrs["totals"]["sops"], t.user_attrs["totals"]["error"]] for t in complete)

@@ -36,12 +36,15 @@ WORKER = textwrap.dedent("""
     import else_dse as ed
     from else_dse import search
     from else_dse.search import IntRange, Space
-    url, study, nc, n, seed, out, ready, go, slow = sys.argv[1:]
+    url, study, nc, n, seed, out, ready, go, slow, marks = sys.argv[1:]
     rec = ed.open_recording(nc)
     space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 4))
     if float(slow) > 0:                       # make trials long enough to be killed mid-trial
         evaluate = search.Problem.evaluate
+        started = []
         def slow_evaluate(self, config):
+            started.append(1)                 # tell the test: a trial is being evaluated now
+            Path(marks, f"eval{len(started)}").touch()
             time.sleep(float(slow))
             return evaluate(self, config)
         search.Problem.evaluate = slow_evaluate
@@ -108,7 +111,7 @@ def test_two_workers_share_one_study_on_postgres(pg_url, rec_path, tmp_path):
     search.prepare(problem, search.open_storage(pg_url, heartbeat_interval=1), "two")
     go = tmp_path / "go"
     procs = [_worker(tmp_path, pg_url, "two", rec_path, n, seed, tmp_path / f"out{seed}",
-                     tmp_path / f"ready{seed}", go, 0) for seed in (1, 2)]
+                     tmp_path / f"ready{seed}", go, 0, tmp_path) for seed in (1, 2)]
     deadline = time.time() + 90
     while not all((tmp_path / f"ready{s}").exists() for s in (1, 2)):
         assert time.time() < deadline and all(p.poll() is None for p in procs), \
@@ -146,26 +149,30 @@ def test_two_workers_share_one_study_on_postgres(pg_url, rec_path, tmp_path):
 
 def test_killed_worker_is_resumed_without_losing_results(pg_url, rec_path, tmp_path):
     n = 12
-    proc = _worker(tmp_path, pg_url, "kill", rec_path, n, 0, "-", "-", "-", 0.4)
-    killed = None
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    proc = _worker(tmp_path, pg_url, "kill", rec_path, n, 0, "-", "-", "-", 0.5, marks)
     deadline = time.time() + 90
-    while killed is None:
+    while True:                      # wait for 3 complete trials, then kill during the next evaluation
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.time() < deadline, "the worker did not get going"
         try:
-            trials = _stored(pg_url, "kill")
-        except KeyError:           # study not created yet
-            time.sleep(0.2)
-            continue
-        running = [t for t in trials if t.state == TS.RUNNING]
-        if sum(t.state == TS.COMPLETE for t in trials) >= 3 and running:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-            killed = running[0].number
-        time.sleep(0.05)
+            n_complete = sum(t.state == TS.COMPLETE for t in _stored(pg_url, "kill"))
+        except KeyError:             # study not created yet
+            n_complete = 0
+        if n_complete >= 3:
+            break
+        time.sleep(0.1)
+    seen = len(list(marks.iterdir()))
+    while len(list(marks.iterdir())) == seen:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)           # within the 0.5 s evaluation of a running trial
+    proc.wait(timeout=30)
     trials = _stored(pg_url, "kill")
     stale = [t for t in trials if t.state == TS.RUNNING]
-    assert [t.number for t in stale] == [killed]     # the killed trial was left running
+    assert len(stale) == 1                           # the killed trial was left running
+    killed = stale[0].number
     before = {t.number for t in trials if t.state == TS.COMPLETE}
     assert 3 <= len(before) < n
 

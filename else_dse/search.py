@@ -37,10 +37,12 @@ What a trial stores (user attributes, JSON): ``config`` (bits, tau, hardware
 fields, the plan as ``{layer: scheme string}``), ``totals`` (every objective and
 every scalar total of the cost model), ``layers`` (a per-layer table: scheme,
 axis, direction, threshold, events, sops, errors and every per-layer cost
-variable) and ``constraints`` (``{name: value}``; Optuna's system attribute
-``constraints`` holds the same values). The study stores ``objectives``,
-``space``, ``recording`` and ``baseline_conventional`` (totals of conventional
-processing of every layer) as user attributes, so reports never recompute.
+variable), ``constraints`` (``{name: value}``, also in Optuna's system attributes
+``constraints:<name>``) and ``feasible``. The study stores ``objectives``,
+``search`` (the space, objectives, constraints and hardware), ``recording`` and
+``baseline_conventional`` (totals of conventional processing of every layer) as
+user attributes, so reports never recompute; :func:`trials_table` reads them into
+a DataFrame.
 
 Speed: event statistics are computed per (recording content, layer, scheme,
 threshold, bits) once per process and reused; thresholds of a layer are
@@ -55,7 +57,12 @@ of *complete* trials the study should hold: a rerun resumes a study, and several
 workers (``workers=N`` processes, or several machines calling :func:`run` on
 the same study) share the work. Running trials send heartbeats; a trial whose
 worker died is failed and retried (Optuna's ``RetryHeartbeatStaleTrialCallback``)
-so no result is lost and none is stored twice.
+so no result is lost and none is stored twice. When two workers create the last
+trials at the same moment, the one beyond ``n_trials`` is marked FAIL with the
+user attribute ``surplus`` before it runs.
+
+Config files: :func:`run_config` runs a study described by a TOML/YAML table
+(:data:`CONFIG_HELP`), as ``else-dse search CONFIG`` does.
 """
 
 from __future__ import annotations

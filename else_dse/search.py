@@ -1473,11 +1473,22 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
 
     Everything is validated first (:func:`define`). ``sampler``: ``"auto"`` (TPE for
     one objective, NSGA-II for several), ``"tpe"``, ``"nsga2"``, ``"random"`` or an
-    Optuna sampler; constraints reach the named samplers through
-    ``constraints_func``. ``workers > 1`` starts that many processes on the study
-    (worker ``i`` seeds its sampler with ``seed + i``). With one worker and a seed
-    the study is reproducible. ``enqueue``: parameter sets to evaluate first (e.g.
-    reference plans), queued when the study is new.
+    Optuna sampler; every sampler that reads trial constraints honours them.
+    ``workers > 1`` starts that many processes on the study (worker ``i`` seeds its
+    sampler with ``seed + i``; a sampler object is copied as is into every worker).
+    With one worker and a seed the study is reproducible. ``heartbeat_interval``
+    (seconds, RDB URLs): how often a running trial reports that its worker lives;
+    after ``grace_period`` (default twice that) without one it is failed and
+    retried. ``enqueue``: parameter sets to evaluate first (e.g. reference plans),
+    queued when the study is new.
+
+    >>> import numpy as np, else_dse as ed
+    >>> layer = ed.Layer("c", "x", "conv", 1, 2, kernel=3, padding=1, input_shape=(1, 6, 6))
+    >>> rec = ed.Recording.from_arrays([layer], {"x": np.random.default_rng(0).random((3, 1, 6, 6))})
+    >>> study = ed.search.run(rec, Space(schemes=("line_y", "temporal")), ["sops", "error"],
+    ...                       n_trials=4, storage=optuna.storages.InMemoryStorage())
+    >>> len(study.trials), sorted(study.trials[0].user_attrs)
+    (4, ['config', 'constraints', 'feasible', 'layers', 'totals'])
     """
     problem = define(recording, space, objectives, constraints=constraints, hardware=hardware)
     _check_run_args(n_trials, workers, sampler, storage, seed)

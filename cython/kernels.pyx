@@ -81,6 +81,61 @@ cdef extern from "kernels_core.h" nogil:
                           int64_t *line_ev, int64_t *line_sp, ek_err *err)
     void ek_transpose_i32(const int32_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
 
+    void ek_temporal_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+    void ek_temporal_thresholds_u8(const uint8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+    void ek_temporal_thresholds_i16(const int16_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+    void ek_temporal_thresholds_u16(const uint16_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+    void ek_temporal_thresholds_i32(const int32_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+    void ek_line_frame_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
+                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
+                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                     int64_t *esq_out, int64_t *xsq_out)
+    void ek_line_frame_thresholds_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
+                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
+                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                     int64_t *esq_out, int64_t *xsq_out)
+    void ek_line_frame_thresholds_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
+                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
+                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                     int64_t *esq_out, int64_t *xsq_out)
+    void ek_line_frame_thresholds_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
+                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
+                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                     int64_t *esq_out, int64_t *xsq_out)
+    void ek_line_frame_thresholds_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
+                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
+                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                     int64_t *esq_out, int64_t *xsq_out)
 
 ctypedef fused code_t:
     int8_t
@@ -165,6 +220,59 @@ cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, 
     else:
         ek_line_frame_i32(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
                           ref, rec, xl, eb, line_ev, line_sp, err)
+
+
+cdef inline void _temporal_thresholds(const code_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                      Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                      const int32_t *fan, int64_t *ev, int64_t *sp, int32_t *emax,
+                                      int64_t *esq, int64_t *xsq) noexcept nogil:
+    if code_t is int8_t:
+        ek_temporal_thresholds_i8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+    elif code_t is uint8_t:
+        ek_temporal_thresholds_u8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+    elif code_t is int16_t:
+        ek_temporal_thresholds_i16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+    elif code_t is uint16_t:
+        ek_temporal_thresholds_u16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+    else:
+        ek_temporal_thresholds_i32(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+
+
+cdef inline void _transpose(const code_t *x, int32_t zp, Py_ssize_t H, Py_ssize_t W,
+                            int32_t *dst) noexcept nogil:
+    if code_t is int8_t:
+        ek_transpose_i8(x, zp, H, W, dst)
+    elif code_t is uint8_t:
+        ek_transpose_u8(x, zp, H, W, dst)
+    elif code_t is int16_t:
+        ek_transpose_i16(x, zp, H, W, dst)
+    elif code_t is uint16_t:
+        ek_transpose_u16(x, zp, H, W, dst)
+    else:
+        ek_transpose_i32(x, zp, H, W, dst)
+
+
+cdef inline void _line_thresholds(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H,
+                                  Py_ssize_t W, int reverse, const int64_t *cover_line, Py_ssize_t L,
+                                  Py_ssize_t s, const int32_t *cp, const int32_t *thetas, Py_ssize_t T,
+                                  int closed, int32_t tau, int32_t *states, int32_t *xl, int32_t *xtl,
+                                  int32_t *eb, int64_t *ev, int64_t *sp, int32_t *emax, int64_t *esq,
+                                  int64_t *xsq) noexcept nogil:
+    if code_t is int8_t:
+        ek_line_frame_thresholds_i8(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+    elif code_t is uint8_t:
+        ek_line_frame_thresholds_u8(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+    elif code_t is int16_t:
+        ek_line_frame_thresholds_i16(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+    elif code_t is uint16_t:
+        ek_line_frame_thresholds_u16(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+    else:
+        ek_line_frame_thresholds_i32(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
 
 
 cdef inline void _err_zero(ek_err *e) noexcept nogil:
@@ -274,85 +382,66 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                      const int32_t[::1] thetas, bint closed, int tau,
                      int64_t[:, ::1] events, int64_t[:, ::1] sops,
                      int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq, int zp=0):
-    """:func:`line_delta` for many thresholds in one pass over ``X`` (each frame
-    is read once and processed for every threshold while it is in cache).
+    """:func:`line_delta` for many thresholds in one pass over ``X``: every needed
+    line is loaded once and run for every threshold while in cache.
 
     Outputs (threshold, frame): events, SOPs (without ``C_out / g``), error;
     ``x_sq`` per frame over the needed lines.
     """
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef Py_ssize_t npos = W if axis == 0 else H
-    cdef Py_ssize_t n = C * npos
+    cdef Py_ssize_t n_real = H if axis == 0 else W
     cdef Py_ssize_t L = cover_line.shape[0], T = thetas.shape[0]
-    cdef Py_ssize_t f, c, t, h, ring = s * n
+    cdef Py_ssize_t chunk = max(1, EK_BLOCK // npos)
+    cdef Py_ssize_t nc = min(C, chunk) * npos
+    cdef Py_ssize_t f, c, c0, cb, cc, t
     cdef int32_t *cp
     cdef int32_t *buf
     cdef int32_t *states
     cdef int32_t *tbuf = NULL
-    cdef int64_t *lines
-    cdef ek_err *errs
-    cdef int64_t ev, sp
+    cdef int32_t *emax
+    cdef int64_t *acc
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or T < 1:
         raise ValueError("need at least one line and one threshold")
-    cp = _cover_per_channel(cover_pos, C, npos)
-    buf = <int32_t *>malloc(2 * n * sizeof(int32_t))
-    states = <int32_t *>malloc(2 * T * ring * sizeof(int32_t))
-    lines = <int64_t *>malloc(2 * T * L * sizeof(int64_t))
-    errs = <ek_err *>malloc(T * sizeof(ek_err))
+    cp = _cover_per_channel(cover_pos, min(C, chunk), npos)
+    buf = <int32_t *>malloc(3 * nc * sizeof(int32_t))
+    states = <int32_t *>malloc(2 * T * s * nc * sizeof(int32_t))
+    emax = <int32_t *>malloc(T * sizeof(int32_t))
+    acc = <int64_t *>malloc(3 * T * sizeof(int64_t))
     if axis != 0:
-        tbuf = <int32_t *>malloc(C * H * W * sizeof(int32_t))
-    if buf == NULL or states == NULL or lines == NULL or errs == NULL or (axis != 0 and tbuf == NULL):
-        free(cp); free(buf); free(states); free(lines); free(errs); free(tbuf)
+        tbuf = <int32_t *>malloc(min(C, chunk) * H * W * sizeof(int32_t))
+    if buf == NULL or states == NULL or emax == NULL or acc == NULL or (axis != 0 and tbuf == NULL):
+        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf)
         raise MemoryError()
     try:
         with nogil:
             for f in range(F):
-                memset(lines, 0, 2 * T * L * sizeof(int64_t))
+                memset(emax, 0, T * sizeof(int32_t))
+                memset(acc, 0, 3 * T * sizeof(int64_t))
+                x_sq[f] = 0
+                if axis == 0:
+                    _line_thresholds(&X[f, 0, 0, 0], zp, C, H, W, reverse, &cover_line[0], L, s, cp,
+                                     &thetas[0], T, closed, tau, states, buf, buf + nc, buf + 2 * nc,
+                                     acc, acc + T, emax, acc + 2 * T, &x_sq[f])
+                else:  # transpose a chunk of planes (W x H each), scan their rows
+                    for cb in range((C + chunk - 1) // chunk):
+                        c0 = cb * chunk
+                        cc = min(chunk, C - c0)
+                        for c in range(c0, c0 + cc):
+                            _transpose(&X[f, c, 0, 0], zp, H, W, tbuf + (c - c0) * H * W)
+                        ek_line_frame_thresholds_i32(tbuf, 0, cc, W, H, reverse, &cover_line[0], L, s,
+                                                     cp, &thetas[0], T, closed, tau, states, buf,
+                                                     buf + nc, buf + 2 * nc, acc, acc + T, emax,
+                                                     acc + 2 * T, &x_sq[f])
                 for t in range(T):
-                    _err_zero(&errs[t])
-                if axis != 0:
-                    for c in range(C):
-                        if code_t is int8_t:
-                            ek_transpose_i8(&X[f, c, 0, 0], zp, H, W, tbuf + c * H * W)
-                        elif code_t is uint8_t:
-                            ek_transpose_u8(&X[f, c, 0, 0], zp, H, W, tbuf + c * H * W)
-                        elif code_t is int16_t:
-                            ek_transpose_i16(&X[f, c, 0, 0], zp, H, W, tbuf + c * H * W)
-                        elif code_t is uint16_t:
-                            ek_transpose_u16(&X[f, c, 0, 0], zp, H, W, tbuf + c * H * W)
-                        else:
-                            ek_transpose_i32(&X[f, c, 0, 0], zp, H, W, tbuf + c * H * W)
-                for t in range(T):
-                    if axis != 0:
-                        ek_line_frame_i32(tbuf, 0, C, W, H, reverse, &cover_line[0], L, s, cp,
-                                          thetas[t], closed, tau,
-                                          states + 2 * t * ring, states + (2 * t + 1) * ring,
-                                          buf, buf + n, lines + 2 * t * L, lines + (2 * t + 1) * L,
-                                          &errs[t])
-                    else:
-                        _line(&X[f, 0, 0, 0], zp, C, H, W, 0, reverse, &cover_line[0], L, s, cp,
-                              thetas[t], closed, tau,
-                              states + 2 * t * ring, states + (2 * t + 1) * ring,
-                              buf, buf + n, lines + 2 * t * L, lines + (2 * t + 1) * L,
-                              &errs[t], NULL)
-                for t in range(T):
-                    ev = 0
-                    sp = 0
-                    for h in range(L):
-                        ev += lines[2 * t * L + h]
-                        sp += lines[(2 * t + 1) * L + h]
-                    events[t, f] = ev
-                    sops[t, f] = sp
-                    err_max[t, f] = errs[t].emax
-                    err_sq[t, f] = errs[t].esq
-                x_sq[f] = 0  # lossless thresholds skip x^2; every lossy one has the same value
-                for t in range(T):
-                    if errs[t].xsq > x_sq[f]:
-                        x_sq[f] = errs[t].xsq
+                    events[t, f] = acc[t]
+                    sops[t, f] = acc[T + t]
+                    err_sq[t, f] = acc[2 * T + t]
+                    err_max[t, f] = emax[t]
     finally:
-        free(cp); free(buf); free(states); free(lines); free(errs); free(tbuf)
+        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf)
 
 
 # ---------------------------------------------------------------------------
@@ -393,52 +482,58 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                          int64_t[:, ::1] events, int64_t[:, ::1] sops,
                          int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq,
                          int zp=0):
-    """:func:`temporal_delta` for many thresholds in one pass (blocks of positions
-    are followed through all frames for every threshold while in cache).
-    ``fan_out`` (H*W) is the conventional fan-out per position."""
+    """:func:`temporal_delta` for many thresholds in one pass: blocks of positions
+    are followed through all frames, each block loaded once per frame and run for
+    every threshold while in cache. ``fan_out`` (H*W) is the conventional fan-out
+    per position."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2], T = thetas.shape[0]
     cdef Py_ssize_t B = EK_BLOCK
     cdef Py_ssize_t f, c, jb, j0, nb, p, t
     cdef int32_t *states
-    cdef int32_t *cnt
-    cdef ek_err e
-    cdef int64_t ev, sp, xsb
+    cdef int32_t *fan
+    cdef int32_t *emax
+    cdef int64_t *acc
+    cdef int64_t fmax = 0
     if fan_out.shape[0] != N:
         raise ValueError("fan_out length does not match the tensor")
-    states = <int32_t *>malloc(2 * T * B * sizeof(int32_t) + 1)
-    cnt = <int32_t *>malloc(B * sizeof(int32_t))
-    if states == NULL or cnt == NULL:
-        free(states); free(cnt)
+    if T < 1:
+        raise ValueError("need at least one threshold")
+    for p in range(N):
+        if fan_out[p] < 0:
+            raise ValueError("fan_out must be >= 0")
+        fmax = max(fmax, fan_out[p])
+    if fmax * B >= 2 ** 31:
+        raise OverflowError("fan-out too large for 32-bit block sums")
+    states = <int32_t *>malloc(2 * T * B * sizeof(int32_t))
+    fan = <int32_t *>malloc(N * sizeof(int32_t))
+    emax = <int32_t *>malloc(F * T * sizeof(int32_t))
+    acc = <int64_t *>calloc(3 * F * T, sizeof(int64_t))
+    if states == NULL or fan == NULL or emax == NULL or acc == NULL:
+        free(states); free(fan); free(emax); free(acc)
         raise MemoryError()
     try:
         with nogil:
+            for p in range(N):
+                fan[p] = <int32_t>fan_out[p]
+            memset(emax, 0, F * T * sizeof(int32_t))
             for c in range(C):
                 for jb in range((N + B - 1) // B):
                     j0 = jb * B
                     nb = min(B, N - j0)
                     memset(states, 0, 2 * T * B * sizeof(int32_t))
                     for f in range(F):
-                        xsb = 0  # lossless thresholds skip x^2; every lossy one has the same value
-                        for t in range(T):
-                            memset(cnt, 0, nb * sizeof(int32_t))
-                            _err_zero(&e)
-                            _temporal(&X[f, c, j0], zp, 1, nb, thetas[t], closed, tau,
-                                      states + 2 * t * B, states + (2 * t + 1) * B, cnt, &e)
-                            ev = 0
-                            sp = 0
-                            for p in range(nb):
-                                ev += cnt[p]
-                                sp += cnt[p] * fan_out[j0 + p]
-                            events[t, f] += ev
-                            sops[t, f] += sp
-                            if e.emax > err_max[t, f]:
-                                err_max[t, f] = e.emax
-                            err_sq[t, f] += e.esq
-                            if e.xsq > xsb:
-                                xsb = e.xsq
-                        x_sq[f] += xsb
+                        _temporal_thresholds(&X[f, c, j0], zp, nb, &thetas[0], T, closed, tau, states,
+                                             fan + j0, acc + f * T, acc + (F + f) * T, emax + f * T,
+                                             acc + (2 * F + f) * T, &x_sq[f])
+            for f in range(F):
+                for t in range(T):
+                    events[t, f] += acc[f * T + t]
+                    sops[t, f] += acc[(F + f) * T + t]
+                    err_sq[t, f] += acc[(2 * F + f) * T + t]
+                    if emax[f * T + t] > err_max[t, f]:
+                        err_max[t, f] = emax[f * T + t]
     finally:
-        free(states); free(cnt)
+        free(states); free(fan); free(emax); free(acc)
 
 
 # ---------------------------------------------------------------------------

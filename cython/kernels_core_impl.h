@@ -120,6 +120,77 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
     }
 }
 
+/* Temporal delta of one block of nb <= EK_BLOCK positions of one frame for T
+ * thresholds at once (event curves): X is loaded once, every threshold keeps
+ * its own state (states: 2*EK_BLOCK int32 per threshold: sender reference,
+ * consumer sum). fan: fan-out per position (int32, checked by the caller not
+ * to overflow a block sum). Adds per threshold events, SOPs, error terms. */
+EK_CLONES
+static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t nb,
+                                           const int32_t *restrict thetas, ptrdiff_t T, int closed,
+                                           int32_t tau, int32_t *restrict states,
+                                           const int32_t *restrict fan, int64_t *restrict ev_out,
+                                           int64_t *restrict sp_out, int32_t *restrict emax_out,
+                                           int64_t *restrict esq_out, int64_t *restrict xsq_out) {
+    int32_t xb[EK_BLOCK], xtb[EK_BLOCK], eb[EK_BLOCK];
+    int32_t xmax = 0;
+    ptrdiff_t p, t;
+    for (p = 0; p < nb; p++) {
+        int32_t v = (int32_t)x[p] - zp;
+        int32_t a = v < 0 ? -v : v;
+        xb[p] = v;
+        xtb[p] = a > tau ? v : 0;
+        xmax = a > xmax ? a : xmax;
+    }
+    *xsq_out += ek_sumsq(xb, nb, xmax);
+    for (t = 0; t < T; t++) {
+        int32_t theta = thetas[t], ev = 0, sp = 0, emax = 0;
+        int32_t *restrict r = states + 2 * t * EK_BLOCK;
+        int32_t *restrict y = r + EK_BLOCK;
+        if (theta == 0 && tau == 0) {
+            for (p = 0; p < nb; p++) {
+                int32_t v = xb[p];
+                int32_t nz = v != r[p];
+                r[p] = v;
+                ev += nz;
+                sp += nz ? fan[p] : 0;
+            }
+        } else if (closed) {
+            for (p = 0; p < nb; p++) {
+                int32_t d = xtb[p] - r[p];
+                int32_t nz = (d > theta) | (d < -theta);
+                int32_t rr = r[p] + (nz ? d : 0);
+                int32_t e = xb[p] - rr;
+                r[p] = rr;
+                ev += nz;
+                sp += nz ? fan[p] : 0;
+                e = e < 0 ? -e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+            }
+        } else {
+            for (p = 0; p < nb; p++) {
+                int32_t xt = xtb[p];
+                int32_t d = xt - r[p];
+                int32_t nz = (d > theta) | (d < -theta);
+                int32_t yy = y[p] + (nz ? d : 0);
+                int32_t e = xb[p] - yy;
+                y[p] = yy;
+                r[p] = xt;
+                ev += nz;
+                sp += nz ? fan[p] : 0;
+                e = e < 0 ? -e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+            }
+        }
+        ev_out[t] += ev;
+        sp_out[t] += sp;
+        if (emax > emax_out[t]) emax_out[t] = emax;
+        if (emax) esq_out[t] += ek_sumsq(eb, nb, emax);
+    }
+}
+
 /* Line delta over one chunk of C planes (n_real lines x npos positions each,
  * contiguous; plane stride n_real*npos). Line h of the scan is plane row
  * (reverse ? n_real-1-h : h) for h < n_real; lines h >= n_real are zero
@@ -244,6 +315,130 @@ static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_
         ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
         EK_SUF(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, cover_line, L, s,
                               cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err);
+    }
+}
+
+/* ek_line_chunk for T thresholds at once (event curves): each needed line is
+ * gathered once and run for every threshold while in L1. states: 2*s*C*npos
+ * int32 per threshold (sender reference ring, consumer ring). Adds per
+ * threshold events, SOPs (times cover_line), error terms; xsq once. */
+EK_CLONES
+static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
+                                             ptrdiff_t n_real, ptrdiff_t npos, int reverse,
+                                             const int64_t *restrict cover_line, ptrdiff_t L,
+                                             ptrdiff_t s, const int32_t *restrict cp,
+                                             const int32_t *restrict thetas, ptrdiff_t T, int closed,
+                                             int32_t tau, int32_t *restrict states,
+                                             int32_t *restrict xl, int32_t *restrict xtl,
+                                             int32_t *restrict eb, int64_t *restrict ev_out,
+                                             int64_t *restrict sp_out, int32_t *restrict emax_out,
+                                             int64_t *restrict esq_out, int64_t *restrict xsq_out) {
+    ptrdiff_t h, p, c, t, n = C * npos, ring = s * n;
+    memset(states, 0, (size_t)(2 * T * ring) * sizeof(int32_t));
+    for (h = 0; h < L; h++) {
+        int32_t xmax = 0;
+        if (cover_line[h] == 0) continue;
+        if (h < n_real) {
+            const CODE_T *restrict src = x + (reverse ? n_real - 1 - h : h) * npos;
+            ptrdiff_t plane = n_real * npos;
+            switch (npos) {
+            case 1: EK_GATHER(1); break;
+            case 2: EK_GATHER(2); break;
+            case 4: EK_GATHER(4); break;
+            case 8: EK_GATHER(8); break;
+            case 16: EK_GATHER(16); break;
+            default: EK_GATHER(npos); break;
+            }
+        } else {
+            memset(xl, 0, (size_t)n * sizeof(int32_t));
+        }
+        for (p = 0; p < n; p++) {
+            int32_t v = xl[p];
+            int32_t a = v < 0 ? -v : v;
+            xtl[p] = a > tau ? v : 0;
+            xmax = a > xmax ? a : xmax;
+        }
+        *xsq_out += ek_sumsq(xl, n, xmax);
+        if (!closed) {  /* open loop: the sender's reference (X of line h-s) is shared */
+            int32_t *restrict r0 = states + (h % s) * n;
+            for (p = 0; p < n; p++) {
+                int32_t xt = xtl[p];
+                xtl[p] = xt - r0[p];  /* xtl now holds D_h */
+                r0[p] = xt;
+            }
+        }
+        for (t = 0; t < T; t++) {
+            int32_t theta = thetas[t], ev = 0, spi = 0, emax = 0;
+            int32_t *restrict r = states + 2 * t * ring + (h % s) * n;
+            int32_t *restrict y = states + (1 + t) * ring + (h % s) * n;
+            if (closed && theta == 0 && tau == 0) {
+                for (p = 0; p < n; p++) {
+                    int32_t v = xl[p];
+                    int32_t nz = v != r[p];
+                    r[p] = v;
+                    ev += nz;
+                    spi += nz ? cp[p] : 0;
+                }
+            } else if (!closed && theta == 0 && tau == 0) {  /* lossless: Y = X */
+                for (p = 0; p < n; p++) {
+                    int32_t nz = xtl[p] != 0;
+                    ev += nz;
+                    spi += nz ? cp[p] : 0;
+                }
+            } else if (closed) {
+                for (p = 0; p < n; p++) {
+                    int32_t d = xtl[p] - r[p];
+                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t rr = r[p] + (nz ? d : 0);
+                    int32_t e = xl[p] - rr;
+                    r[p] = rr;
+                    ev += nz;
+                    spi += nz ? cp[p] : 0;
+                    e = e < 0 ? -e : e;
+                    eb[p] = e;
+                    emax = e > emax ? e : emax;
+                }
+            } else {
+                for (p = 0; p < n; p++) {
+                    int32_t d = xtl[p];
+                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t yy = y[p] + (nz ? d : 0);
+                    int32_t e = xl[p] - yy;
+                    y[p] = yy;
+                    ev += nz;
+                    spi += nz ? cp[p] : 0;
+                    e = e < 0 ? -e : e;
+                    eb[p] = e;
+                    emax = e > emax ? e : emax;
+                }
+            }
+            ev_out[t] += ev;
+            sp_out[t] += (int64_t)spi * cover_line[h];
+            if (emax > emax_out[t]) emax_out[t] = emax;
+            if (emax) esq_out[t] += ek_sumsq(eb, n, emax);
+        }
+    }
+}
+
+/* One frame for T thresholds, channels in L1-sized chunks (see ek_line_frame);
+ * states must hold 2*T*s*chunk*npos int32, xl/xtl/eb chunk*npos. */
+static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
+                                             ptrdiff_t n_real, ptrdiff_t npos, int reverse,
+                                             const int64_t *restrict cover_line, ptrdiff_t L,
+                                             ptrdiff_t s, const int32_t *restrict cp,
+                                             const int32_t *restrict thetas, ptrdiff_t T, int closed,
+                                             int32_t tau, int32_t *restrict states,
+                                             int32_t *restrict xl, int32_t *restrict xtl,
+                                             int32_t *restrict eb, int64_t *restrict ev_out,
+                                             int64_t *restrict sp_out, int32_t *restrict emax_out,
+                                             int64_t *restrict esq_out, int64_t *restrict xsq_out) {
+    ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
+    if (chunk < 1) chunk = 1;
+    for (c0 = 0; c0 < C; c0 += chunk) {
+        ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
+        EK_SUF(ek_line_chunk_thresholds)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse,
+                                         cover_line, L, s, cp, thetas, T, closed, tau, states, xl,
+                                         xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out);
     }
 }
 

@@ -1502,6 +1502,9 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
         work(problem, store, study_name, n_trials, sampler=sampler, seed=seed, progress_bar=progress_bar)
     else:
         spec = storage if storage is not None else f"sqlite:///{Path(f'{study_name}.db').resolve()}"
+        backend = _bulk(store)
+        if backend is not None:       # no open connection is inherited by the worker processes
+            backend.engine.dispose()
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                           else "spawn")
         procs = [ctx.Process(target=_worker_main,

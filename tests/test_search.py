@@ -151,6 +151,10 @@ def test_trials_store_cost_breakdown_and_constraints_hold_on_front(rec, tmp_path
         assert layers["sops"] == pytest.approx(stats["sops"].mean("frame").values.tolist())
         assert t.user_attrs["config"]["hardware"]["sram_per_core"] == t.params["hardware.sram_per_core"]
         json.dumps(dict(t.user_attrs))
+    table = search.trials_table(study, front=True)
+    assert sorted(table["trial"]) == sorted(t.number for t in front) and table["feasible"].all()
+    assert (table[["n_" + c for c in search.SCHEMES]].sum(axis=1) == len(rec.layers)).all()
+    assert len(search.trials_table(study)) == 40
 
 
 def test_fixed_seed_gives_the_same_best_trials(rec, tmp_path):

@@ -278,3 +278,19 @@ def test_two_worker_processes_on_an_sqlite_file(rec, tmp_path):
     assert len(complete) == 14
     assert all(t.state == optuna.trial.TrialState.COMPLETE or "surplus" in t.user_attrs for t in trials)
     assert all(t.values == [t.user_attrs["totals"]["sops"], t.user_attrs["totals"]["error"]] for t in complete)
+
+
+def test_error_budgets_total_per_layer_and_each(rec):
+    budgets = [ErrorBudget(0.01), ErrorBudget(0.01, layer="c0"), ErrorBudget(2, layer="each", metric="max_error")]
+    problem = search.define(rec, Space(schemes=("line_y", "temporal"), threshold=IntRange(0, 5)),
+                            ["sops", "error"], constraints=budgets)
+    params = {k: ("line_y" if k.startswith("scheme.") else 0) for k in problem.distributions}
+    params.update({"threshold.c0": 5, "threshold.d1": 1})
+    ev = problem.evaluate(problem.config(params))
+    stats = ed.count_events(rec.quantize(), problem.config(params).plan)
+    rel = stats["rel_error"].mean("frame")
+    expect = [float(rel.mean()) - 0.01, float(rel.sel(layer="c0")) - 0.01,
+              float(stats["max_error"].max()) - 2]
+    assert ev.constraints == pytest.approx(expect)
+    assert ev.constraints[1] > 0 and ev.constraints[2] > 0          # theta=5 breaks both
+    assert ev.user_attrs["feasible"] is False

@@ -10,8 +10,8 @@ The space: per layer, temporal delta or line delta along y or x (fc layers, wher
 line delta is undefined, stay temporal), lossless by default (threshold 0;
 ``--max-threshold`` opens a per-layer threshold). Objectives: ``sops`` per frame
 and ``state_memory`` (bytes persisting across frames, ``else_dse.estimate`` on the
-NeuronFlow template: 16-bit words). Reference plans run first and seed the
-search: temporal everywhere, line delta (y) everywhere, and line delta in the
+NeuronFlow template: 16-bit words), searched with TPE (``--sampler nsga2``
+for NSGA-II). Reference plans run first and seed the search: temporal everywhere, line delta (y) everywhere, and line delta in the
 first k layers with temporal after, for a few k.
 
     python studies/hybrid_plans.py                          # pose and detection, 150 trials each

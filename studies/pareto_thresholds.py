@@ -5,7 +5,8 @@ synaptic operations of a pose and a detection network when every layer picks its
 own line ordering (axis y or x, forward or reverse scan; or conventional) and its
 own threshold, and what does each step down cost in reconstruction error?
 
-For each network an NSGA-II study (objectives ``sops`` and ``error``: the mean
+For each network a multi-objective study (TPE by default, ``--sampler nsga2``;
+objectives ``sops`` and ``error``: the mean
 over layers of the relative error ``||X - R|| / ||X||``) searches, per layer, the
 scheme among conventional and the four line orderings and the threshold in
 0..``--max-threshold`` code steps (8-bit codes, closed loop). Uniform plans run

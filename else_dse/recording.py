@@ -194,8 +194,9 @@ class Recording:
                 ds.coords["frame_label"] = ds.coords["frame_label"].astype(str)
             ds.to_netcdf(path, engine="h5netcdf", encoding=encoding, invalid_netcdf=False)
         else:
-            if "frame_label" in ds.coords:
-                ds.coords["frame_label"] = ds.coords["frame_label"].astype(str)
+            if "frame_label" in ds.coords:  # zarr v3 has no stable string dtype: keep labels as JSON
+                ds.attrs["frame_labels"] = json.dumps([str(v) for v in ds["frame_label"].values])
+                ds = ds.drop_vars("frame_label")
             ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
         return path
 
@@ -238,6 +239,8 @@ def open_recording(path: str | Path) -> "Recording | QuantizedRecording":
         stored = ds[v].attrs.pop("stored_dtype", None)
         if stored:
             ds[v] = ds[v].astype(stored)
+    if "frame_labels" in ds.attrs:
+        ds.coords["frame_label"] = ("frame", np.asarray(json.loads(ds.attrs.pop("frame_labels")), dtype=object))
     if "frame_label" in ds.coords:
         ds.coords["frame_label"] = ds.coords["frame_label"].astype(object)
     arrays = {ds[v].attrs["tensor"]: ds[v].values for v in ds.data_vars}
@@ -282,6 +285,8 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
         if p_hi > p_lo:  # a sparse tensor can have both percentiles at 0: keep the full range
             lo, hi = p_lo, p_hi
     scale = (hi - lo) / levels
+    if not scale > 0.0:  # range below float64 resolution (subnormal values): nothing to code
+        return np.zeros(x.shape, dtype=dtype), 1.0, 0
     zero_point = int(np.rint(-lo / scale))
     codes = np.clip(np.rint(x.astype(np.float64) / scale) + zero_point, 0, levels).astype(dtype)
     return codes, float(scale), zero_point

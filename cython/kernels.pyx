@@ -136,6 +136,16 @@ cdef extern from "kernels_core.h" nogil:
                                      int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
                                      int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
                                      int64_t *esq_out, int64_t *xsq_out)
+    void ek_pair_counts_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
+                           int32_t *pair, int32_t *nzc)
+    void ek_pair_counts_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
+                           int32_t *pair, int32_t *nzc)
+    void ek_pair_counts_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
+                           int32_t *pair, int32_t *nzc)
+    void ek_pair_counts_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
+                           int32_t *pair, int32_t *nzc)
+    void ek_pair_counts_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
+                           int32_t *pair, int32_t *nzc)
 
 ctypedef fused code_t:
     int8_t
@@ -442,6 +452,31 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                     err_max[t, f] = emax[t]
     finally:
         free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf)
+
+
+def pair_counts(const code_t[:, :, ::1] X, Py_ssize_t k, int32_t[:, ::1] pair,
+                int32_t[:, ::1] nzc, int zp=0):
+    """Lossless line deltas without state. ``X`` is (frame, C, N) codes;
+    ``pair[f, j]`` += number of channels with ``X[j] != X[j - k]`` (``j >= k``),
+    ``nzc[f, j]`` += number of channels with ``X[j] != 0``."""
+    cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
+    cdef Py_ssize_t f
+    if pair.shape[0] != F or pair.shape[1] != N or nzc.shape[0] != F or nzc.shape[1] != N:
+        raise ValueError("pair and nzc must have shape (frame, N)")
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    with nogil:
+        for f in range(F):
+            if code_t is int8_t:
+                ek_pair_counts_i8(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+            elif code_t is uint8_t:
+                ek_pair_counts_u8(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+            elif code_t is int16_t:
+                ek_pair_counts_i16(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+            elif code_t is uint16_t:
+                ek_pair_counts_u16(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+            else:
+                ek_pair_counts_i32(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
 
 
 # ---------------------------------------------------------------------------

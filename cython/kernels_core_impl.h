@@ -120,6 +120,21 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
     }
 }
 
+/* Lossless line deltas without state: over one frame of C planes of N codes,
+ * pair[j] += [x_j != x_{j-k}] for j >= k (k = s*W: rows s apart; k = s:
+ * columns s apart, the caller ignores the x < s positions that pair across
+ * rows) and nzc[j] += [x_j != zp]. Codes are compared as stored. */
+EK_CLONES
+static void EK_SUF(ek_pair_counts)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t N,
+                                   ptrdiff_t k, int32_t *restrict pair, int32_t *restrict nzc) {
+    ptrdiff_t c, j;
+    for (c = 0; c < C; c++) {
+        const CODE_T *restrict xc = x + c * N;
+        for (j = 0; j < N; j++) nzc[j] += (int32_t)xc[j] != zp;
+        for (j = k; j < N; j++) pair[j] += xc[j] != xc[j - k];
+    }
+}
+
 /* Temporal delta of one block of nb <= EK_BLOCK positions of one frame for T
  * thresholds at once (event curves): X is loaded once, every threshold keeps
  * its own state (states: 2*EK_BLOCK int32 per threshold: sender reference,

@@ -25,7 +25,20 @@ of one layer for many thresholds at once. Everything follows
   schemes ``line`` is the input row ``y``. Layers with fewer lines are padded
   with zeros up to the longest layer; ``line_events.sum("line") == events``.
 - **event_curve** replaces the scheme's ``threshold`` (or, for
-  :class:`Conventional`, its ``tau``) by each of ``thresholds``.
+  :class:`Conventional`, its ``tau``) by each of ``thresholds``. Conventional
+  curves come exactly from a histogram of ``|X|`` weighted by fan-out. Line and
+  temporal delta curves need the error of every threshold, which depends on
+  the path (the reconstruction differs per threshold even in the open loop), so
+  they run all thresholds in one pass: each line (block of positions) is
+  loaded once and processed for every threshold while in cache; in the open
+  loop ``D`` is computed once and shared.
+
+Implementation: the kernels read the stored codes and subtract the zero point
+on load (``X = code - zero_point`` as :meth:`QuantizedRecording.signed`), so no
+converted copy is made. Layers reading one tensor share work: conventional and
+temporal counts per (frame, position) are computed once per tensor and scheme,
+lossless line deltas (``theta = tau = 0``, where ``R = X`` needs no state) once
+per tensor, axis and stride.
 
 >>> import numpy as np, else_dse as ed
 >>> layer = ed.Layer("c1", "x", "conv", 1, 4, kernel=3, padding=1, input_shape=(1, 4, 4))

@@ -146,6 +146,11 @@ cdef extern from "kernels_core.h" nogil:
                            int32_t *pair, int32_t *nzc)
     void ek_pair_counts_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
                            int32_t *pair, int32_t *nzc)
+    void ek_frame_diff_i8(const int8_t *cur, const int8_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
+    void ek_frame_diff_u8(const uint8_t *cur, const uint8_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
+    void ek_frame_diff_i16(const int16_t *cur, const int16_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
+    void ek_frame_diff_u16(const uint16_t *cur, const uint16_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
+    void ek_frame_diff_i32(const int32_t *cur, const int32_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
 
 ctypedef fused code_t:
     int8_t
@@ -504,7 +509,21 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
         with nogil:
             for f in range(F):
                 _err_zero(&e)
-                _temporal(&X[f, 0, 0], zp, C, N, theta, closed, tau, ref, rec, &count[f, 0], &e)
+                if theta == 0 and tau == 0 and f > 0:  # lossless: compare with the previous frame
+                    if code_t is int8_t:
+                        ek_frame_diff_i8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                    elif code_t is uint8_t:
+                        ek_frame_diff_u8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                    elif code_t is int16_t:
+                        ek_frame_diff_i16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                    elif code_t is uint16_t:
+                        ek_frame_diff_u16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                    else:
+                        ek_frame_diff_i32(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                elif theta == 0 and tau == 0:  # frame 0 against zeros
+                    _conv(&X[f, 0, 0], zp, C, N, 0, &count[f, 0], &e)
+                else:
+                    _temporal(&X[f, 0, 0], zp, C, N, theta, closed, tau, ref, rec, &count[f, 0], &e)
                 err_max[f] = e.emax
                 err_sq[f] = e.esq
                 x_sq[f] = e.xsq

@@ -135,6 +135,18 @@ static void EK_SUF(ek_pair_counts)(const CODE_T *restrict x, int32_t zp, ptrdiff
     }
 }
 
+/* Lossless temporal delta without state: cnt[j] += number of channels where
+ * frame f differs from frame f-1 (codes compared as stored). */
+EK_CLONES
+static void EK_SUF(ek_frame_diff)(const CODE_T *restrict cur, const CODE_T *restrict prev,
+                                  ptrdiff_t C, ptrdiff_t N, int32_t *restrict cnt) {
+    ptrdiff_t c, j;
+    for (c = 0; c < C; c++) {
+        const CODE_T *restrict a = cur + c * N, *restrict b = prev + c * N;
+        for (j = 0; j < N; j++) cnt[j] += a[j] != b[j];
+    }
+}
+
 /* Temporal delta of one block of nb <= EK_BLOCK positions of one frame for T
  * thresholds at once (event curves): X is loaded once, every threshold keeps
  * its own state (states: 2*EK_BLOCK int32 per threshold: sender reference,

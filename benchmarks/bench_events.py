@@ -29,7 +29,6 @@ A last table times ``event_curve`` over 16 thresholds against 16
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 import time
 from pathlib import Path

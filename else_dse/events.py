@@ -62,7 +62,7 @@ import xarray as xr
 
 from . import _kernels
 from .recording import QuantizedRecording, Recording
-from .schemes import (Conventional, Dense, LineDelta, Plan, Scheme, SchemeOrPlan, TemporalDelta,
+from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, TemporalDelta,
                       as_plan)
 from .workload import Layer
 

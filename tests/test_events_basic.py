@@ -383,3 +383,22 @@ def test_many_channels_and_long_lines_lossless_by_formula():
                                   expected(X.transpose(0, 1, 3, 2)))
     np.testing.assert_array_equal(ed.count_events(q, ed.LineDelta(direction="reverse"))["events"].values[0],
                                   expected(X[:, :, ::-1]))
+
+
+def test_stateful_line_kernel_agrees_with_the_stateless_lossless_path():
+    # count_events uses per-position pair counts for theta = tau = 0; the stateful
+    # kernel (used for theta or tau > 0) must give the same lossless counts
+    from else_dse.events import _line_geometry
+    layers, X, q = random_case(8)
+    codes = (X + 128).astype(np.uint8)
+    for layer in layers[:2]:
+        for scheme in (ed.LineDelta(), ed.LineDelta(axis="x", direction="reverse")):
+            g, cover_line, cover_pos = _line_geometry(layer, scheme)
+            F, L = X.shape[0], len(cover_line)
+            le, ls = np.zeros((F, L), np.int64), np.zeros((F, L), np.int64)
+            err = [np.zeros(F, np.int64) for _ in range(3)]
+            _kernels.line_delta(codes, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse",
+                                g.stride[0], cover_line, cover_pos, 0, True, 0, le, ls, *err, zp=128)
+            ds = ed.count_events(q.select_layers([layer.name]), scheme, lines=True)
+            np.testing.assert_array_equal(le, ds["line_events"].values[0, :, :L])
+            np.testing.assert_array_equal(ls * layer.fan_out_channels, ds["line_sops"].values[0, :, :L])

@@ -72,15 +72,6 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
             xb[p] = v;
             xmax = a > xmax ? a : xmax;
         }
-        if (theta == 0 && tau == 0) {  /* lossless: D = X_f - X_{f-1}, R = Y = X, no error */
-            for (p = 0; p < nb; p++) {
-                int32_t v = xb[p];
-                nzb[p] = v != r[p];
-                r[p] = v;
-            }
-            EK_SUF(ek_add_counts)(nzb, nb, i0, N, cnt);
-            continue;
-        }
         if (closed) {
             for (p = 0; p < nb; p++) {
                 int32_t v = xb[p];

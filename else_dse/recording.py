@@ -9,6 +9,7 @@ defines (per tensor, over all frames).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -151,11 +152,16 @@ class Recording:
                 return layer
         raise KeyError(f"no layer {name!r}; layers are {[layer.name for layer in self.layers]}")
 
+    @functools.cached_property
+    def _vars(self) -> dict[str, str]:
+        """Tensor name -> dataset variable name (variables carry the tensor name as an attribute)."""
+        return {str(da.attrs["tensor"]): str(v) for v, da in self.data.data_vars.items()}
+
     def _var(self, tensor: str) -> str:
-        for v, da in self.data.data_vars.items():
-            if da.attrs.get("tensor") == tensor:
-                return str(v)
-        raise KeyError(f"no tensor {tensor!r}; tensors are {list(self.tensors)}")
+        try:
+            return self._vars[tensor]
+        except KeyError:
+            raise KeyError(f"no tensor {tensor!r}; tensors are {list(self.tensors)}") from None
 
     def tensor(self, name: str) -> np.ndarray:
         """The recorded array ``(frame, channel, y, x)`` of tensor ``name``."""

@@ -84,58 +84,78 @@ cdef extern from "kernels_core.h" nogil:
     void ek_temporal_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
                                    Py_ssize_t T, int closed, int32_t tau, int32_t *states,
                                    const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_temporal_thresholds_u8(const uint8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
                                    Py_ssize_t T, int closed, int32_t tau, int32_t *states,
                                    const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_temporal_thresholds_i16(const int16_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
                                    Py_ssize_t T, int closed, int32_t tau, int32_t *states,
                                    const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_temporal_thresholds_u16(const uint16_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
                                    Py_ssize_t T, int closed, int32_t tau, int32_t *states,
                                    const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_temporal_thresholds_i32(const int32_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
                                    Py_ssize_t T, int closed, int32_t tau, int32_t *states,
                                    const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out)
+                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_line_frame_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                                      Py_ssize_t npos, int reverse, const int64_t *cover_line,
                                      Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
                                      const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
                                      int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
                                      int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out)
+                                     int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_line_frame_thresholds_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                                      Py_ssize_t npos, int reverse, const int64_t *cover_line,
                                      Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
                                      const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
                                      int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
                                      int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out)
+                                     int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_line_frame_thresholds_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                                      Py_ssize_t npos, int reverse, const int64_t *cover_line,
                                      Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
                                      const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
                                      int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
                                      int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out)
+                                     int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_line_frame_thresholds_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                                      Py_ssize_t npos, int reverse, const int64_t *cover_line,
                                      Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
                                      const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
                                      int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
                                      int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out)
+                                     int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_line_frame_thresholds_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                                      Py_ssize_t npos, int reverse, const int64_t *cover_line,
                                      Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
                                      const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
                                      int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
                                      int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out)
+                                     int64_t *esq_out, int64_t *xsq_out,
+                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                   int32_t *hl, int with_error)
     void ek_pair_counts_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
                            int32_t *pair, int32_t *nzc)
     void ek_pair_counts_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
@@ -240,17 +260,23 @@ cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, 
 cdef inline void _temporal_thresholds(const code_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
                                       Py_ssize_t T, int closed, int32_t tau, int32_t *states,
                                       const int32_t *fan, int64_t *ev, int64_t *sp, int32_t *emax,
-                                      int64_t *esq, int64_t *xsq) noexcept nogil:
+                                      int64_t *esq, int64_t *xsq, const int32_t *lut, int32_t amax,
+                                      int64_t *hc, int64_t *hs, int32_t *hl, int werr) noexcept nogil:
     if code_t is int8_t:
-        ek_temporal_thresholds_i8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+        ek_temporal_thresholds_i8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
+                                  lut, amax, hc, hs, hl, werr)
     elif code_t is uint8_t:
-        ek_temporal_thresholds_u8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+        ek_temporal_thresholds_u8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
+                                  lut, amax, hc, hs, hl, werr)
     elif code_t is int16_t:
-        ek_temporal_thresholds_i16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+        ek_temporal_thresholds_i16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
+                                   lut, amax, hc, hs, hl, werr)
     elif code_t is uint16_t:
-        ek_temporal_thresholds_u16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+        ek_temporal_thresholds_u16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
+                                   lut, amax, hc, hs, hl, werr)
     else:
-        ek_temporal_thresholds_i32(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq)
+        ek_temporal_thresholds_i32(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
+                                   lut, amax, hc, hs, hl, werr)
 
 
 cdef inline void _transpose(const code_t *x, int32_t zp, Py_ssize_t H, Py_ssize_t W,
@@ -272,22 +298,28 @@ cdef inline void _line_thresholds(const code_t *x, int32_t zp, Py_ssize_t C, Py_
                                   Py_ssize_t s, const int32_t *cp, const int32_t *thetas, Py_ssize_t T,
                                   int closed, int32_t tau, int32_t *states, int32_t *xl, int32_t *xtl,
                                   int32_t *eb, int64_t *ev, int64_t *sp, int32_t *emax, int64_t *esq,
-                                  int64_t *xsq) noexcept nogil:
+                                  int64_t *xsq, const int32_t *lut, int32_t amax, int64_t *hc,
+                                  int64_t *hs, int32_t *hl, int werr) noexcept nogil:
     if code_t is int8_t:
         ek_line_frame_thresholds_i8(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
+                                    lut, amax, hc, hs, hl, werr)
     elif code_t is uint8_t:
         ek_line_frame_thresholds_u8(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
+                                    lut, amax, hc, hs, hl, werr)
     elif code_t is int16_t:
         ek_line_frame_thresholds_i16(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
+                                    lut, amax, hc, hs, hl, werr)
     elif code_t is uint16_t:
         ek_line_frame_thresholds_u16(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
+                                    lut, amax, hc, hs, hl, werr)
     else:
         ek_line_frame_thresholds_i32(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq)
+                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
+                                    lut, amax, hc, hs, hl, werr)
 
 
 cdef inline void _err_zero(ek_err *e) noexcept nogil:
@@ -392,16 +424,36 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
         free(cp); free(buf); free(tbuf)
 
 
+cdef int32_t _check_lut(const int32_t[::1] lut, Py_ssize_t T, int64_t[:, ::1] hist_c,
+                        int64_t[:, ::1] hist_s, Py_ssize_t F) except -1:
+    """Validate the open-loop histogram arguments; returns amax = len(lut) - 1."""
+    cdef Py_ssize_t i
+    if lut.shape[0] < 1 or lut.shape[0] >= 2 ** 31:
+        raise ValueError("lut needs 1 .. 2**31 - 1 entries")
+    for i in range(lut.shape[0]):
+        if lut[i] < 0 or lut[i] > T:
+            raise ValueError("lut entries must be bins in [0, T]")
+    if hist_c.shape[0] != F or hist_c.shape[1] != T + 1 or hist_s.shape[0] != F or hist_s.shape[1] != T + 1:
+        raise ValueError("hist_c and hist_s must have shape (frame, T + 1)")
+    return <int32_t>(lut.shape[0] - 1)
+
+
 def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
                      const int64_t[::1] cover_line, const int64_t[::1] cover_pos,
                      const int32_t[::1] thetas, bint closed, int tau,
                      int64_t[:, ::1] events, int64_t[:, ::1] sops,
-                     int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq, int zp=0):
+                     int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq,
+                     const int32_t[::1] lut, int64_t[:, ::1] hist_c, int64_t[:, ::1] hist_s,
+                     bint with_error=True, int zp=0):
     """:func:`line_delta` for many thresholds in one pass over ``X``: every needed
     line is loaded once and run for every threshold while in cache.
 
-    Outputs (threshold, frame): events, SOPs (without ``C_out / g``), error;
-    ``x_sq`` per frame over the needed lines.
+    Closed loop: outputs (threshold, frame) events, SOPs (without ``C_out / g``).
+    Open loop: ``D`` does not depend on the threshold; ``hist_c[f, b]`` /
+    ``hist_s[f, b]`` (b in ``[0, T]``) get the count / SOP weight (without
+    ``C_out / g``) of the deltas with ``lut[min(|D|, len(lut) - 1)] == b``
+    (``events``, ``sops`` are left untouched). ``with_error``: error (threshold,
+    frame) and ``x_sq`` per frame over the needed lines; otherwise left 0.
     """
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef Py_ssize_t npos = W if axis == 0 else H
@@ -416,19 +468,25 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
     cdef int32_t *tbuf = NULL
     cdef int32_t *emax
     cdef int64_t *acc
+    cdef int32_t *hl
+    cdef int32_t amax
+    cdef int werr = 1 if with_error else 0
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or T < 1:
         raise ValueError("need at least one line and one threshold")
+    amax = _check_lut(lut, T, hist_c, hist_s, F)
     cp = _cover_per_channel(cover_pos, min(C, chunk), npos)
     buf = <int32_t *>malloc(3 * nc * sizeof(int32_t))
     states = <int32_t *>malloc(2 * T * s * nc * sizeof(int32_t))
     emax = <int32_t *>malloc(T * sizeof(int32_t))
     acc = <int64_t *>malloc(3 * T * sizeof(int64_t))
+    hl = <int32_t *>malloc(2 * (T + 1) * sizeof(int32_t))
     if axis != 0:
         tbuf = <int32_t *>malloc(min(C, chunk) * H * W * sizeof(int32_t))
-    if buf == NULL or states == NULL or emax == NULL or acc == NULL or (axis != 0 and tbuf == NULL):
-        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf)
+    if (buf == NULL or states == NULL or emax == NULL or acc == NULL or hl == NULL
+            or (axis != 0 and tbuf == NULL)):
+        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf); free(hl)
         raise MemoryError()
     try:
         with nogil:
@@ -439,7 +497,8 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                 if axis == 0:
                     _line_thresholds(&X[f, 0, 0, 0], zp, C, H, W, reverse, &cover_line[0], L, s, cp,
                                      &thetas[0], T, closed, tau, states, buf, buf + nc, buf + 2 * nc,
-                                     acc, acc + T, emax, acc + 2 * T, &x_sq[f])
+                                     acc, acc + T, emax, acc + 2 * T, &x_sq[f],
+                                     &lut[0], amax, &hist_c[f, 0], &hist_s[f, 0], hl, werr)
                 else:  # transpose a chunk of planes (W x H each), scan their rows
                     for cb in range((C + chunk - 1) // chunk):
                         c0 = cb * chunk
@@ -449,14 +508,15 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                         ek_line_frame_thresholds_i32(tbuf, 0, cc, W, H, reverse, &cover_line[0], L, s,
                                                      cp, &thetas[0], T, closed, tau, states, buf,
                                                      buf + nc, buf + 2 * nc, acc, acc + T, emax,
-                                                     acc + 2 * T, &x_sq[f])
+                                                     acc + 2 * T, &x_sq[f], &lut[0], amax,
+                                                     &hist_c[f, 0], &hist_s[f, 0], hl, werr)
                 for t in range(T):
-                    events[t, f] = acc[t]
-                    sops[t, f] = acc[T + t]
+                    events[t, f] += acc[t]
+                    sops[t, f] += acc[T + t]
                     err_sq[t, f] = acc[2 * T + t]
                     err_max[t, f] = emax[t]
     finally:
-        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf)
+        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf); free(hl)
 
 
 def pair_counts(const code_t[:, :, ::1] X, Py_ssize_t k, int32_t[:, ::1] pair,
@@ -535,11 +595,14 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                          const int32_t[::1] thetas, bint closed, int tau,
                          int64_t[:, ::1] events, int64_t[:, ::1] sops,
                          int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq,
-                         int zp=0):
+                         const int32_t[::1] lut, int64_t[:, ::1] hist_c, int64_t[:, ::1] hist_s,
+                         bint with_error=True, int zp=0):
     """:func:`temporal_delta` for many thresholds in one pass: blocks of positions
     are followed through all frames, each block loaded once per frame and run for
     every threshold while in cache. ``fan_out`` (H*W) is the conventional fan-out
-    per position."""
+    per position. Open loop: events and SOPs go to the histograms ``hist_c``,
+    ``hist_s`` (frame, T + 1) as in :func:`line_delta_curve`. ``with_error``:
+    error and ``x_sq``; otherwise left 0."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2], T = thetas.shape[0]
     cdef Py_ssize_t B = EK_BLOCK
     cdef Py_ssize_t f, c, jb, j0, nb, p, t
@@ -547,11 +610,15 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
     cdef int32_t *fan
     cdef int32_t *emax
     cdef int64_t *acc
+    cdef int32_t *hl
     cdef int64_t fmax = 0
+    cdef int32_t amax
+    cdef int werr = 1 if with_error else 0
     if fan_out.shape[0] != N:
         raise ValueError("fan_out length does not match the tensor")
     if T < 1:
         raise ValueError("need at least one threshold")
+    amax = _check_lut(lut, T, hist_c, hist_s, F)
     for p in range(N):
         if fan_out[p] < 0:
             raise ValueError("fan_out must be >= 0")
@@ -562,8 +629,9 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
     fan = <int32_t *>malloc(N * sizeof(int32_t))
     emax = <int32_t *>malloc(F * T * sizeof(int32_t))
     acc = <int64_t *>calloc(3 * F * T, sizeof(int64_t))
-    if states == NULL or fan == NULL or emax == NULL or acc == NULL:
-        free(states); free(fan); free(emax); free(acc)
+    hl = <int32_t *>malloc(2 * (T + 1) * sizeof(int32_t))
+    if states == NULL or fan == NULL or emax == NULL or acc == NULL or hl == NULL:
+        free(states); free(fan); free(emax); free(acc); free(hl)
         raise MemoryError()
     try:
         with nogil:
@@ -578,7 +646,8 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                     for f in range(F):
                         _temporal_thresholds(&X[f, c, j0], zp, nb, &thetas[0], T, closed, tau, states,
                                              fan + j0, acc + f * T, acc + (F + f) * T, emax + f * T,
-                                             acc + (2 * F + f) * T, &x_sq[f])
+                                             acc + (2 * F + f) * T, &x_sq[f], &lut[0], amax,
+                                             &hist_c[f, 0], &hist_s[f, 0], hl, werr)
             for f in range(F):
                 for t in range(T):
                     events[t, f] += acc[f * T + t]
@@ -587,7 +656,7 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                     if emax[f * T + t] > err_max[t, f]:
                         err_max[t, f] = emax[f * T + t]
     finally:
-        free(states); free(fan); free(emax); free(acc)
+        free(states); free(fan); free(emax); free(acc); free(hl)
 
 
 # ---------------------------------------------------------------------------

@@ -138,18 +138,44 @@ static void EK_SUF(ek_frame_diff)(const CODE_T *restrict cur, const CODE_T *rest
     }
 }
 
+/* Histogram of |d| over n deltas (open-loop event curves): bin = lut[min(|d|, amax)];
+ * hc[bin] += 1, hs[bin] += w[p]. bins: n int32 scratch. The bins are formed in a
+ * vectorizable pass, the scatter is scalar. */
+static inline void EK_SUF(ek_hist_add)(const int32_t *restrict d, ptrdiff_t n, const int32_t *restrict lut,
+                                       int32_t amax, const int32_t *restrict w, int32_t *restrict bins,
+                                       int32_t *restrict hc, int32_t *restrict hs) {
+    ptrdiff_t p;
+    for (p = 0; p < n; p++) {
+        int32_t a = d[p] < 0 ? -d[p] : d[p];
+        bins[p] = a < amax ? a : amax;
+    }
+    for (p = 0; p < n; p++) {
+        int32_t b = lut[bins[p]];
+        hc[b] += 1;
+        hs[b] += w[p];
+    }
+}
+
 /* Temporal delta of one block of nb <= EK_BLOCK positions of one frame for T
  * thresholds at once (event curves): X is loaded once, every threshold keeps
  * its own state (states: 2*EK_BLOCK int32 per threshold: sender reference,
  * consumer sum). fan: fan-out per position (int32, checked by the caller not
- * to overflow a block sum). Adds per threshold events, SOPs, error terms. */
+ * to overflow a block sum). Closed loop: adds per threshold events, SOPs and
+ * (with_error) error terms. Open loop: D = Xt_f - Xt_{f-1} does not depend on
+ * theta; it is computed once (the sender reference of threshold 0 is shared)
+ * and histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)]); events and SOPs
+ * of every threshold follow from the histogram, and with_error runs the
+ * consumer's recursion per threshold for the error only. hl: 2*(T+1) int32. */
 EK_CLONES
 static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t nb,
                                            const int32_t *restrict thetas, ptrdiff_t T, int closed,
                                            int32_t tau, int32_t *restrict states,
                                            const int32_t *restrict fan, int64_t *restrict ev_out,
                                            int64_t *restrict sp_out, int32_t *restrict emax_out,
-                                           int64_t *restrict esq_out, int64_t *restrict xsq_out) {
+                                           int64_t *restrict esq_out, int64_t *restrict xsq_out,
+                                           const int32_t *restrict lut, int32_t amax,
+                                           int64_t *restrict hc, int64_t *restrict hs,
+                                           int32_t *restrict hl, int with_error) {
     int32_t xb[EK_BLOCK], xtb[EK_BLOCK], eb[EK_BLOCK];
     int32_t xmax = 0;
     ptrdiff_t p, t;
@@ -160,11 +186,43 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
         xtb[p] = a > tau ? v : 0;
         xmax = a > xmax ? a : xmax;
     }
-    *xsq_out += ek_sumsq(xb, nb, xmax);
+    if (with_error) *xsq_out += ek_sumsq(xb, nb, xmax);
+    if (!closed) {
+        int32_t *restrict r0 = states;  /* shared sender reference: Xt of the previous frame */
+        for (p = 0; p < nb; p++) {
+            int32_t xt = xtb[p];
+            xtb[p] = xt - r0[p];  /* xtb now holds D */
+            r0[p] = xt;
+        }
+        memset(hl, 0, (size_t)(2 * (T + 1)) * sizeof(int32_t));
+        EK_SUF(ek_hist_add)(xtb, nb, lut, amax, fan, eb, hl, hl + T + 1);
+        for (t = 0; t <= T; t++) {
+            hc[t] += hl[t];
+            hs[t] += hl[T + 1 + t];
+        }
+        if (!with_error) return;
+        for (t = 0; t < T; t++) {
+            int32_t theta = thetas[t], emax = 0;
+            int32_t *restrict y = states + (2 * t + 1) * EK_BLOCK;
+            if (theta == 0 && tau == 0) continue;  /* lossless: Y = X */
+            for (p = 0; p < nb; p++) {
+                int32_t d = xtb[p];
+                int32_t nz = (d > theta) | (d < -theta);
+                int32_t yy = y[p] + (nz ? d : 0);
+                int32_t e = xb[p] - yy;
+                y[p] = yy;
+                e = e < 0 ? -e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+            }
+            if (emax > emax_out[t]) emax_out[t] = emax;
+            if (emax) esq_out[t] += ek_sumsq(eb, nb, emax);
+        }
+        return;
+    }
     for (t = 0; t < T; t++) {
         int32_t theta = thetas[t], ev = 0, sp = 0, emax = 0;
         int32_t *restrict r = states + 2 * t * EK_BLOCK;
-        int32_t *restrict y = r + EK_BLOCK;
         if (theta == 0 && tau == 0) {
             for (p = 0; p < nb; p++) {
                 int32_t v = xb[p];
@@ -173,28 +231,21 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
                 ev += nz;
                 sp += nz ? fan[p] : 0;
             }
-        } else if (closed) {
+        } else if (!with_error) {
+            for (p = 0; p < nb; p++) {
+                int32_t d = xtb[p] - r[p];
+                int32_t nz = (d > theta) | (d < -theta);
+                r[p] += nz ? d : 0;
+                ev += nz;
+                sp += nz ? fan[p] : 0;
+            }
+        } else {
             for (p = 0; p < nb; p++) {
                 int32_t d = xtb[p] - r[p];
                 int32_t nz = (d > theta) | (d < -theta);
                 int32_t rr = r[p] + (nz ? d : 0);
                 int32_t e = xb[p] - rr;
                 r[p] = rr;
-                ev += nz;
-                sp += nz ? fan[p] : 0;
-                e = e < 0 ? -e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        } else {
-            for (p = 0; p < nb; p++) {
-                int32_t xt = xtb[p];
-                int32_t d = xt - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
-                int32_t yy = y[p] + (nz ? d : 0);
-                int32_t e = xb[p] - yy;
-                y[p] = yy;
-                r[p] = xt;
                 ev += nz;
                 sp += nz ? fan[p] : 0;
                 e = e < 0 ? -e : e;
@@ -338,8 +389,12 @@ static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_
 
 /* ek_line_chunk for T thresholds at once (event curves): each needed line is
  * gathered once and run for every threshold while in L1. states: 2*s*C*npos
- * int32 per threshold (sender reference ring, consumer ring). Adds per
- * threshold events, SOPs (times cover_line), error terms; xsq once. */
+ * int32 per threshold (sender reference ring, consumer ring). Closed loop: adds
+ * per threshold events, SOPs (times cover_line) and (with_error) error terms.
+ * Open loop: D_h = Xt_h - Xt_{h-s} is shared by every threshold and
+ * histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)], SOP weight
+ * cp * cover_line); with_error runs the consumer's recursion per threshold for
+ * the error only. xsq once (with_error only). hl: 2*(T+1) int32 scratch. */
 EK_CLONES
 static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
                                              ptrdiff_t n_real, ptrdiff_t npos, int reverse,
@@ -350,9 +405,12 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
                                              int32_t *restrict xl, int32_t *restrict xtl,
                                              int32_t *restrict eb, int64_t *restrict ev_out,
                                              int64_t *restrict sp_out, int32_t *restrict emax_out,
-                                             int64_t *restrict esq_out, int64_t *restrict xsq_out) {
+                                             int64_t *restrict esq_out, int64_t *restrict xsq_out,
+                                             const int32_t *restrict lut, int32_t amax,
+                                             int64_t *restrict hc, int64_t *restrict hs,
+                                             int32_t *restrict hl, int with_error) {
     ptrdiff_t h, p, c, t, n = C * npos, ring = s * n;
-    memset(states, 0, (size_t)(2 * T * ring) * sizeof(int32_t));
+    memset(states, 0, (size_t)((closed ? 2 * T : T + 1) * ring) * sizeof(int32_t));
     for (h = 0; h < L; h++) {
         int32_t xmax = 0;
         if (cover_line[h] == 0) continue;
@@ -376,20 +434,44 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
             xtl[p] = a > tau ? v : 0;
             xmax = a > xmax ? a : xmax;
         }
-        *xsq_out += ek_sumsq(xl, n, xmax);
-        if (!closed) {  /* open loop: the sender's reference (X of line h-s) is shared */
+        if (with_error) *xsq_out += ek_sumsq(xl, n, xmax);
+        if (!closed) {  /* open loop: the sender's reference (Xt of line h-s) is shared */
             int32_t *restrict r0 = states + (h % s) * n;
             for (p = 0; p < n; p++) {
                 int32_t xt = xtl[p];
                 xtl[p] = xt - r0[p];  /* xtl now holds D_h */
                 r0[p] = xt;
             }
+            memset(hl, 0, (size_t)(2 * (T + 1)) * sizeof(int32_t));
+            EK_SUF(ek_hist_add)(xtl, n, lut, amax, cp, eb, hl, hl + T + 1);
+            for (t = 0; t <= T; t++) {
+                hc[t] += hl[t];
+                hs[t] += (int64_t)hl[T + 1 + t] * cover_line[h];
+            }
+            if (!with_error) continue;
+            for (t = 0; t < T; t++) {
+                int32_t theta = thetas[t], emax = 0;
+                int32_t *restrict y = states + (1 + t) * ring + (h % s) * n;
+                if (theta == 0 && tau == 0) continue;  /* lossless: Y = X */
+                for (p = 0; p < n; p++) {
+                    int32_t d = xtl[p];
+                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t yy = y[p] + (nz ? d : 0);
+                    int32_t e = xl[p] - yy;
+                    y[p] = yy;
+                    e = e < 0 ? -e : e;
+                    eb[p] = e;
+                    emax = e > emax ? e : emax;
+                }
+                if (emax > emax_out[t]) emax_out[t] = emax;
+                if (emax) esq_out[t] += ek_sumsq(eb, n, emax);
+            }
+            continue;
         }
         for (t = 0; t < T; t++) {
             int32_t theta = thetas[t], ev = 0, spi = 0, emax = 0;
             int32_t *restrict r = states + 2 * t * ring + (h % s) * n;
-            int32_t *restrict y = states + (1 + t) * ring + (h % s) * n;
-            if (closed && theta == 0 && tau == 0) {
+            if (theta == 0 && tau == 0) {
                 for (p = 0; p < n; p++) {
                     int32_t v = xl[p];
                     int32_t nz = v != r[p];
@@ -397,32 +479,21 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
                     ev += nz;
                     spi += nz ? cp[p] : 0;
                 }
-            } else if (!closed && theta == 0 && tau == 0) {  /* lossless: Y = X */
+            } else if (!with_error) {
                 for (p = 0; p < n; p++) {
-                    int32_t nz = xtl[p] != 0;
+                    int32_t d = xtl[p] - r[p];
+                    int32_t nz = (d > theta) | (d < -theta);
+                    r[p] += nz ? d : 0;
                     ev += nz;
                     spi += nz ? cp[p] : 0;
                 }
-            } else if (closed) {
+            } else {
                 for (p = 0; p < n; p++) {
                     int32_t d = xtl[p] - r[p];
                     int32_t nz = (d > theta) | (d < -theta);
                     int32_t rr = r[p] + (nz ? d : 0);
                     int32_t e = xl[p] - rr;
                     r[p] = rr;
-                    ev += nz;
-                    spi += nz ? cp[p] : 0;
-                    e = e < 0 ? -e : e;
-                    eb[p] = e;
-                    emax = e > emax ? e : emax;
-                }
-            } else {
-                for (p = 0; p < n; p++) {
-                    int32_t d = xtl[p];
-                    int32_t nz = (d > theta) | (d < -theta);
-                    int32_t yy = y[p] + (nz ? d : 0);
-                    int32_t e = xl[p] - yy;
-                    y[p] = yy;
                     ev += nz;
                     spi += nz ? cp[p] : 0;
                     e = e < 0 ? -e : e;
@@ -449,14 +520,18 @@ static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t z
                                              int32_t *restrict xl, int32_t *restrict xtl,
                                              int32_t *restrict eb, int64_t *restrict ev_out,
                                              int64_t *restrict sp_out, int32_t *restrict emax_out,
-                                             int64_t *restrict esq_out, int64_t *restrict xsq_out) {
+                                             int64_t *restrict esq_out, int64_t *restrict xsq_out,
+                                             const int32_t *restrict lut, int32_t amax,
+                                             int64_t *restrict hc, int64_t *restrict hs,
+                                             int32_t *restrict hl, int with_error) {
     ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
     if (chunk < 1) chunk = 1;
     for (c0 = 0; c0 < C; c0 += chunk) {
         ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
         EK_SUF(ek_line_chunk_thresholds)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse,
                                          cover_line, L, s, cp, thetas, T, closed, tau, states, xl,
-                                         xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out);
+                                         xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out,
+                                         lut, amax, hc, hs, hl, with_error);
     }
 }
 

@@ -26,12 +26,15 @@ of one layer for many thresholds at once. Everything follows
   with zeros up to the longest layer; ``line_events.sum("line") == events``.
 - **event_curve** replaces the scheme's ``threshold`` (or, for
   :class:`Conventional`, its ``tau``) by each of ``thresholds``. Conventional
-  curves come exactly from a histogram of ``|X|`` weighted by fan-out. Line and
-  temporal delta curves need the error of every threshold, which depends on
-  the path (the reconstruction differs per threshold even in the open loop), so
-  they run all thresholds in one pass: each line (block of positions) is
-  loaded once and processed for every threshold while in cache; in the open
-  loop ``D`` is computed once and shared.
+  curves come exactly from a histogram of ``|X|`` weighted by fan-out. In the
+  open loop ``D`` (after ``tau``) does not depend on the threshold, so events
+  and SOPs of every threshold come exactly from one histogram of ``|D|`` per
+  frame (counts and fan-out weights, then a reverse cumulative sum). The error
+  depends on the path (what the consumer accumulates differs per threshold even
+  in the open loop), so it runs the recursion per threshold in the same pass:
+  each line (block of positions) is loaded once and processed for every
+  threshold while in cache; ``error=False`` skips it (errors NaN), leaving a
+  pure histogram pass. The closed loop runs every threshold in that one pass.
 
 Implementation: the kernels read the stored codes and subtract the zero point
 on load (``X = code - zero_point`` as :meth:`QuantizedRecording.signed`), so no
@@ -429,8 +432,42 @@ def _check_thresholds(thresholds: Sequence[int]) -> np.ndarray:
     return out
 
 
+def _abs_bound(X: np.ndarray, zp: int) -> int:
+    """An upper bound of ``|X| = |code - zp|`` (from the dtype; from the data for int32)."""
+    if X.dtype in (np.uint8, np.int8, np.uint16, np.int16):
+        info = np.iinfo(X.dtype)
+        return max(abs(int(info.min) - zp), abs(int(info.max) - zp))
+    if X.size == 0:
+        return 0
+    return max(abs(int(X.min()) - zp), abs(int(X.max()) - zp))
+
+
+def _delta_lut(th: np.ndarray, X: np.ndarray, zp: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bins of the open-loop histogram of ``|D|``: ``lut[a]`` is the number of
+    thresholds below ``a`` (``|D|`` is clamped to ``len(lut) - 1``, which exceeds
+    every threshold or every possible ``|D| <= 2 max|X|``). Returns the lut and the
+    rank of each threshold among the sorted thresholds."""
+    order = np.argsort(th, kind="stable")
+    u = th[order]
+    size = min(int(u[-1]), 2 * _abs_bound(X, zp)) + 2
+    lut = np.searchsorted(u, np.arange(size), side="left").astype(np.int32)
+    rank = np.empty(len(th), np.int64)
+    rank[order] = np.arange(len(th))
+    return lut, rank
+
+
+def _from_histogram(hc: np.ndarray, hs: np.ndarray, rank: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Events and SOPs (threshold, frame) from histograms (frame, T + 1): the
+    threshold of rank k keeps the bins above k (a reverse cumulative sum)."""
+    above_c = np.cumsum(hc[:, ::-1], axis=1)[:, ::-1]   # sum over bins >= b
+    above_s = np.cumsum(hs[:, ::-1], axis=1)[:, ::-1]
+    return (np.ascontiguousarray(above_c[:, rank + 1].T),
+            np.ascontiguousarray(above_s[:, rank + 1].T))
+
+
 def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
-                thresholds: Sequence[int]) -> xr.Dataset:
+                thresholds: Sequence[int], error: bool = True) -> xr.Dataset:
     """Events, SOPs and error of one layer for many thresholds in one call.
 
     ``scheme`` is a :class:`LineDelta` or :class:`TemporalDelta` whose ``threshold``
@@ -439,6 +476,14 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     weighted by fan-out). Returns a Dataset with dims ``(threshold, frame)`` and
     variables ``events``, ``sops`` (int64), ``max_error``, ``rel_error`` (float64),
     equal to ``count_events`` with each threshold.
+
+    In the open loop ``D`` (after ``tau``) does not depend on the threshold, so
+    events and SOPs of every threshold come exactly from one histogram of ``|D|``
+    weighted by fan-out; the error of what the consumer accumulates still needs
+    the recursion per threshold, which runs in the same pass. ``error=False``
+    skips the error (``max_error`` and ``rel_error`` are NaN): a pure histogram
+    pass in the open loop (and for :class:`Conventional`), a cheaper recursion in
+    the closed loop.
     """
     qrec = _check_qrec(qrec, "event_curve")
     layer = qrec.layer(layer_name) if layer_name in {l.name for l in qrec.layers} else None
@@ -448,26 +493,39 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     if not isinstance(scheme, (LineDelta, TemporalDelta, Conventional)):
         raise ValueError(f"event_curve: scheme must be LineDelta, TemporalDelta or Conventional "
                          f"(thresholds are its tau), got {scheme!r}")
+    if not isinstance(error, (bool, np.bool_)):
+        raise TypeError(f"event_curve: error must be a bool, got {error!r}")
     scheme.check_layer(layer)
     th = _check_thresholds(thresholds)
     X, zp = _codes(qrec, layer.input, _code_arrays(qrec))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
-    if isinstance(scheme, LineDelta):
-        g, cover_line, cover_pos = _line_geometry(layer, scheme)
-        _kernels.line_delta_curve(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse",
-                                  g.stride[0], cover_line, cover_pos, th.astype(np.int32),
-                                  scheme.loop == "closed", scheme.tau, events, sops, emax, esq, xsq,
-                                  zp=zp)
-        sops *= layer.fan_out_channels
-    elif isinstance(scheme, TemporalDelta):
-        fan = _fan_out(layer).ravel()
-        _kernels.temporal_delta_curve(_flat(X), fan, th.astype(np.int32), scheme.loop == "closed",
-                                      scheme.tau, events, sops, emax, esq, xsq, zp=zp)
+    if isinstance(scheme, (LineDelta, TemporalDelta)):
+        open_loop = scheme.loop == "open"
+        if open_loop:
+            lut, rank = _delta_lut(th, X, zp)
+        else:
+            lut, rank = np.zeros(1, np.int32), np.arange(T)
+        hc, hs = np.zeros((F, T + 1), np.int64), np.zeros((F, T + 1), np.int64)
+        if isinstance(scheme, LineDelta):
+            g, cover_line, cover_pos = _line_geometry(layer, scheme)
+            _kernels.line_delta_curve(X, 0 if scheme.axis == "y" else 1,
+                                      scheme.direction == "reverse", g.stride[0], cover_line,
+                                      cover_pos, th.astype(np.int32), not open_loop, scheme.tau,
+                                      events, sops, emax, esq, xsq, lut, hc, hs,
+                                      with_error=bool(error), zp=zp)
+        else:
+            _kernels.temporal_delta_curve(_flat(X), _fan_out(layer).ravel(), th.astype(np.int32),
+                                          not open_loop, scheme.tau, events, sops, emax, esq, xsq,
+                                          lut, hc, hs, with_error=bool(error), zp=zp)
+        if open_loop:
+            events, sops = _from_histogram(hc, hs, rank)
+        if isinstance(scheme, LineDelta):
+            sops *= layer.fan_out_channels
     else:  # Conventional: thresholds are activation thresholds tau
         fan = _fan_out(layer).ravel()
-        V = int(th.max()) + 2                     # bin V-1 gathers every |X| > max(tau)
+        V = min(int(th.max()), _abs_bound(X, zp)) + 2   # bin V-1 gathers every |X| >= V-1
         hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
         _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq, zp=zp)
         v = np.arange(V)
@@ -476,15 +534,20 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
         sq = np.cumsum(hist * v * v, axis=1)                          # sum over bins <= v
         present = np.where(hist > 0, v, 0)
         running_max = np.maximum.accumulate(present, axis=1)
-        for t, tau in enumerate(th):
-            events[t] = above_events[:, tau + 1]
-            sops[t] = above_sops[:, tau + 1]
-            esq[t] = sq[:, tau]
-            emax[t] = running_max[:, tau]
+        for t, tau in enumerate(th):             # a tau >= V - 1 is above every |X|
+            events[t] = above_events[:, min(tau + 1, V - 1)]
+            sops[t] = above_sops[:, min(tau + 1, V - 1)]
+            esq[t] = sq[:, min(tau, V - 1)]
+            emax[t] = running_max[:, min(tau, V - 1)]
+    max_error = emax.astype(np.float64)
+    rel_error = _rel_error(esq, xsq[None, :])
+    if not error:
+        max_error[:] = np.nan
+        rel_error = np.full((T, F), np.nan)
     ds = xr.Dataset(
         {"events": (("threshold", "frame"), events), "sops": (("threshold", "frame"), sops),
-         "max_error": (("threshold", "frame"), emax.astype(np.float64)),
-         "rel_error": (("threshold", "frame"), _rel_error(esq, xsq[None, :]))},
+         "max_error": (("threshold", "frame"), max_error),
+         "rel_error": (("threshold", "frame"), rel_error)},
         coords={"threshold": th, "frame": qrec.data["frame"].values})
     ds.attrs.update({"layer": layer.name, "layers": json.dumps([layer.to_dict()]),
                      "scheme": repr(scheme), "bits": qrec.bits, "calibration": qrec.calibration,

@@ -256,6 +256,34 @@ def test_event_curve_equals_count_events(scheme):
     assert (np.diff(curve["events"].sum("frame").values) <= 0).all() or isinstance(scheme, ed.TemporalDelta)
 
 
+@pytest.mark.parametrize("scheme", [
+    ed.LineDelta(loop="open"), ed.LineDelta(axis="x", direction="reverse", loop="open", tau=2),
+    ed.LineDelta(loop="closed", tau=1), ed.TemporalDelta(loop="open"),
+    ed.TemporalDelta(loop="open", tau=1), ed.TemporalDelta(), ed.Conventional(),
+])
+def test_event_curve_without_error(scheme):
+    """error=False: the same events and SOPs (open loop: histogram only), NaN errors;
+    thresholds unsorted and beyond any |D| (2 * 255 for 8-bit codes)."""
+    _, _, q = random_case(7, frames=3)
+    q = q.select_layers(["a", "b"])
+    thresholds = [9, 0, 2**31 - 1, 1, 511, 510, 3]
+    full = ed.event_curve(q, "a", scheme, thresholds)
+    fast = ed.event_curve(q, "a", scheme, thresholds, error=False)
+    for var in ("events", "sops"):
+        np.testing.assert_array_equal(fast[var].values, full[var].values, err_msg=var)
+    assert np.isnan(fast["max_error"].values).all() and np.isnan(fast["rel_error"].values).all()
+    assert not np.isnan(full["max_error"].values).any()
+    big = full.sel(threshold=2**31 - 1)
+    assert (big["events"].values == 0).all() and (big["sops"].values == 0).all()
+    one = (ed.Conventional(tau=1) if isinstance(scheme, ed.Conventional)
+           else dataclasses.replace(scheme, threshold=1))
+    ds = ed.count_events(q, one).sel(layer="a")
+    np.testing.assert_array_equal(fast["events"].sel(threshold=1).values, ds["events"].values)
+    np.testing.assert_array_equal(fast["sops"].sel(threshold=1).values, ds["sops"].values)
+    with pytest.raises(TypeError, match="error must be a bool"):
+        ed.event_curve(q, "a", scheme, [0], error="no")
+
+
 def test_event_curve_validation():
     layers, _, q = random_case()
     with pytest.raises(ValueError, match="unknown layer 'nope'.*'a'"):

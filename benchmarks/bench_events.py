@@ -20,8 +20,9 @@ delta is not defined there). Times are process CPU times (the machine is
 shared; wall time under contention says more about the neighbours than about
 the code), best of ``--repeat`` runs; ``--wall`` uses wall-clock time.
 
-A last table times ``event_curve`` over 16 thresholds against 16
-``count_events`` calls restricted to the same layer.
+A last table times ``event_curve`` over 16 and 64 thresholds against as many
+``count_events`` calls on the same layer (closed and open loop, with and
+without the error; open loop without error is a pure histogram of ``|D|``).
 
     python benchmarks/bench_events.py [--frames 8] [--repeat 3] [--data data/x.nc ...]
 """
@@ -210,20 +211,59 @@ def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: 
     return rows
 
 
-def bench_curve(name: str, rec: ed.Recording, frames: int, repeat: int) -> None:
-    """event_curve over 16 thresholds vs 16 count_events calls, on the largest conv layer."""
+CURVE_SCHEMES: list[tuple[ed.schemes.Scheme, bool]] = [
+    (ed.LineDelta(), True),
+    (ed.LineDelta(), False),
+    (ed.LineDelta(loop="open"), True),
+    (ed.LineDelta(loop="open"), False),
+    (ed.LineDelta(axis="x", loop="open"), False),
+    (ed.TemporalDelta(), True),
+    (ed.TemporalDelta(loop="open"), True),
+    (ed.TemporalDelta(loop="open"), False),
+    (ed.Conventional(), True),
+]
+
+
+def bench_curve(name: str, rec: ed.Recording, frames: int, repeat: int,
+                n_thresholds: tuple[int, ...] = (16, 64)) -> list[dict]:
+    """event_curve over T thresholds vs T count_events calls, on the largest conv layer.
+
+    ``error=False`` skips the error (open loop: a pure histogram of |D|); the
+    baseline always computes it (count_events has no such switch). The curve is
+    checked against the per-threshold counts."""
     rec = rec.select_frames(range(min(frames, rec.n_frames)))
     layer = max((l for l in rec.layers if l.op != "fc"), key=lambda l: l.dense_events)
     q = rec.select_layers([layer.name]).quantize(bits=8)
-    thresholds = list(range(16))
-    print(f"\n{name}: event_curve on {layer.name} {layer.input_shape}, {q.n_frames} frames, 16 thresholds")
-    print(f"{'scheme':48s} {'event_curve s':>13s} {'16x count_events s':>18s} {'speedup':>8s}")
-    for scheme in (ed.LineDelta(), ed.LineDelta(loop="open"), ed.TemporalDelta(), ed.Conventional()):
-        t_curve = best_time(lambda: ed.event_curve(q, layer.name, scheme, thresholds), repeat)
-        make = ((lambda t: ed.Conventional(tau=t)) if isinstance(scheme, ed.Conventional)
-                else (lambda t: type(scheme)(**{**scheme.__dict__, "threshold": t})))
-        t_loop = best_time(lambda: [ed.count_events(q, make(t)) for t in thresholds], 1)
-        print(f"{str(scheme):48s} {t_curve:13.4f} {t_loop:18.4f} {t_loop / t_curve:7.1f}x")
+    rows = []
+    print(f"\n{name}: event_curve on {layer.name} {layer.input_shape}, {q.n_frames} frames "
+          f"(CPU s; baseline: one count_events per threshold, timed in the same run)")
+    print(f"{'scheme':44s} {'error':>5s} {'T':>3s} {'event_curve s':>13s} {'T x count_events s':>18s} "
+          f"{'speedup':>8s}")
+    for T in n_thresholds:
+        thresholds = list(range(T))
+        loops: dict[ed.schemes.Scheme, float] = {}
+        for scheme, error in CURVE_SCHEMES:
+            make = ((lambda t: ed.Conventional(tau=t)) if isinstance(scheme, ed.Conventional)
+                    else (lambda t: type(scheme)(**{**scheme.__dict__, "threshold": t})))
+            curve = ed.event_curve(q, layer.name, scheme, thresholds, error=error)
+            t_curve = best_time(lambda: ed.event_curve(q, layer.name, scheme, thresholds, error=error),
+                                repeat)
+            if scheme not in loops:
+                per = [ed.count_events(q, make(t)) for t in thresholds]
+                for t, ds in zip(thresholds, per):  # the curve must count the same thing
+                    for var in ("events", "sops"):
+                        if not np.array_equal(curve[var].sel(threshold=t).values,
+                                              ds[var].sel(layer=layer.name).values):
+                            raise AssertionError(f"event_curve disagrees on {var} at {t} under {scheme}")
+                loops[scheme] = best_time(lambda: [ed.count_events(q, make(t)) for t in thresholds],
+                                          max(1, repeat // 2))
+            t_loop = loops[scheme]
+            print(f"{str(scheme):44s} {str(error):>5s} {T:3d} {t_curve:13.4f} {t_loop:18.4f} "
+                  f"{t_loop / t_curve:7.1f}x")
+            rows.append({"recording": name, "layer": layer.name, "scheme": str(scheme),
+                         "error": error, "thresholds": T, "event_curve_s": t_curve,
+                         "count_events_loop_s": t_loop, "speedup": t_loop / t_curve})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--csv", help="write the table to this CSV file")
     ap.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
+    ap.add_argument("--no-curve", action="store_true", help="skip the event_curve table")
+    ap.add_argument("--no-schemes", action="store_true", help="skip the count_events table")
     args = ap.parse_args(argv)
     global CLOCK
     CLOCK = time.perf_counter if args.wall else time.process_time
@@ -250,11 +292,15 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(rec, QuantizedRecording):
             print(f"skipping {p}: already quantized")
             continue
-        rows += bench(Path(p).stem, rec, args.frames, args.repeat, args.numpy_frames)
-    if paths:
-        bench_curve(Path(paths[-1]).stem, ed.open_recording(paths[-1]), args.frames, args.repeat)
-    else:
-        bench_curve("synthetic", synthetic(), args.frames, args.repeat)
+        if not args.no_schemes:
+            rows += bench(Path(p).stem, rec, args.frames, args.repeat, args.numpy_frames)
+    if not args.no_curve:
+        if paths:  # the recording with the most frames (the curves follow frames / lines)
+            recs = {p: ed.open_recording(p) for p in paths}
+            p = max(paths, key=lambda p: min(args.frames, recs[p].n_frames))
+            bench_curve(Path(p).stem, recs[p], args.frames, args.repeat)
+        else:
+            bench_curve("synthetic", synthetic(), args.frames, args.repeat)
     if args.csv and rows:
         import csv
         with open(args.csv, "w", newline="") as fh:

@@ -30,6 +30,7 @@ cdef extern from "kernels_core.h" nogil:
         int64_t xsq
         int32_t emax
     int EK_BLOCK
+    Py_ssize_t EK_HSTRIDE(Py_ssize_t T)
     void ek_conventional_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                             ek_err *err)
     void ek_temporal_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
@@ -481,7 +482,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
     states = <int32_t *>malloc(2 * T * s * nc * sizeof(int32_t))
     emax = <int32_t *>malloc(T * sizeof(int32_t))
     acc = <int64_t *>malloc(3 * T * sizeof(int64_t))
-    hl = <int32_t *>malloc(2 * (T + 1) * sizeof(int32_t))
+    hl = <int32_t *>malloc(8 * EK_HSTRIDE(T) * sizeof(int32_t))
     if axis != 0:
         tbuf = <int32_t *>malloc(min(C, chunk) * H * W * sizeof(int32_t))
     if (buf == NULL or states == NULL or emax == NULL or acc == NULL or hl == NULL
@@ -629,7 +630,7 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
     fan = <int32_t *>malloc(N * sizeof(int32_t))
     emax = <int32_t *>malloc(F * T * sizeof(int32_t))
     acc = <int64_t *>calloc(3 * F * T, sizeof(int64_t))
-    hl = <int32_t *>malloc(2 * (T + 1) * sizeof(int32_t))
+    hl = <int32_t *>malloc(8 * EK_HSTRIDE(T) * sizeof(int32_t))
     if states == NULL or fan == NULL or emax == NULL or acc == NULL or hl == NULL:
         free(states); free(fan); free(emax); free(acc); free(hl)
         raise MemoryError()

@@ -41,6 +41,10 @@ typedef struct {
 
 #define EK_BLOCK 1024
 
+/* Stride of the sub-histograms of T+1 bins (open-loop event curves): padded to
+ * whole cache lines plus one so that the sub-histograms do not share lines. */
+#define EK_HSTRIDE(T) ((((T) + 1 + 15) / 16) * 16 + 16)
+
 /* Exact sum of squares of n int32 values with |v| <= amax: uint32 partial sums
  * over chunks short enough not to wrap, int64 otherwise. */
 static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t amax) {

@@ -139,20 +139,36 @@ static void EK_SUF(ek_frame_diff)(const CODE_T *restrict cur, const CODE_T *rest
 }
 
 /* Histogram of |d| over n deltas (open-loop event curves): bin = lut[min(|d|, amax)];
- * hc[bin] += 1, hs[bin] += w[p]. bins: n int32 scratch. The bins are formed in a
- * vectorizable pass, the scatter is scalar. */
+ * hc[bin] += 1, hs[bin] += w[p] (T+1 bins each; hl: 8*EK_HSTRIDE(T) int32 scratch). The
+ * bins are formed in a vectorizable pass; the scatter goes to 4 interleaved
+ * sub-histograms so that runs of equal bins do not serialize on one counter. */
 static inline void EK_SUF(ek_hist_add)(const int32_t *restrict d, ptrdiff_t n, const int32_t *restrict lut,
                                        int32_t amax, const int32_t *restrict w, int32_t *restrict bins,
-                                       int32_t *restrict hc, int32_t *restrict hs) {
-    ptrdiff_t p;
+                                       ptrdiff_t T, int32_t *restrict hl, int64_t *restrict hc,
+                                       int64_t *restrict hs, int64_t mult) {
+    ptrdiff_t p, b, V = T + 1, S = EK_HSTRIDE(T);
+    int32_t *restrict c0 = hl, *restrict c1 = hl + S, *restrict c2 = hl + 2 * S, *restrict c3 = hl + 3 * S;
+    int32_t *restrict s0 = hl + 4 * S, *restrict s1 = hl + 5 * S, *restrict s2 = hl + 6 * S,
+            *restrict s3 = hl + 7 * S;
+    memset(hl, 0, (size_t)(8 * S) * sizeof(int32_t));
     for (p = 0; p < n; p++) {
         int32_t a = d[p] < 0 ? -d[p] : d[p];
-        bins[p] = a < amax ? a : amax;
+        bins[p] = lut[a < amax ? a : amax];
     }
-    for (p = 0; p < n; p++) {
-        int32_t b = lut[bins[p]];
-        hc[b] += 1;
-        hs[b] += w[p];
+    for (p = 0; p + 4 <= n; p += 4) {
+        int32_t b0 = bins[p], b1 = bins[p + 1], b2 = bins[p + 2], b3 = bins[p + 3];
+        c0[b0] += 1; s0[b0] += w[p];
+        c1[b1] += 1; s1[b1] += w[p + 1];
+        c2[b2] += 1; s2[b2] += w[p + 2];
+        c3[b3] += 1; s3[b3] += w[p + 3];
+    }
+    for (; p < n; p++) {
+        c0[bins[p]] += 1;
+        s0[bins[p]] += w[p];
+    }
+    for (b = 0; b < V; b++) {
+        hc[b] += (int64_t)c0[b] + c1[b] + c2[b] + c3[b];
+        hs[b] += ((int64_t)s0[b] + s1[b] + s2[b] + s3[b]) * mult;
     }
 }
 
@@ -165,7 +181,7 @@ static inline void EK_SUF(ek_hist_add)(const int32_t *restrict d, ptrdiff_t n, c
  * theta; it is computed once (the sender reference of threshold 0 is shared)
  * and histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)]); events and SOPs
  * of every threshold follow from the histogram, and with_error runs the
- * consumer's recursion per threshold for the error only. hl: 2*(T+1) int32. */
+ * consumer's recursion per threshold for the error only. hl: 8*EK_HSTRIDE(T) int32. */
 EK_CLONES
 static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t nb,
                                            const int32_t *restrict thetas, ptrdiff_t T, int closed,
@@ -194,12 +210,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
             xtb[p] = xt - r0[p];  /* xtb now holds D */
             r0[p] = xt;
         }
-        memset(hl, 0, (size_t)(2 * (T + 1)) * sizeof(int32_t));
-        EK_SUF(ek_hist_add)(xtb, nb, lut, amax, fan, eb, hl, hl + T + 1);
-        for (t = 0; t <= T; t++) {
-            hc[t] += hl[t];
-            hs[t] += hl[T + 1 + t];
-        }
+        EK_SUF(ek_hist_add)(xtb, nb, lut, amax, fan, eb, T, hl, hc, hs, 1);
         if (!with_error) return;
         for (t = 0; t < T; t++) {
             int32_t theta = thetas[t], emax = 0;
@@ -394,7 +405,7 @@ static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_
  * Open loop: D_h = Xt_h - Xt_{h-s} is shared by every threshold and
  * histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)], SOP weight
  * cp * cover_line); with_error runs the consumer's recursion per threshold for
- * the error only. xsq once (with_error only). hl: 2*(T+1) int32 scratch. */
+ * the error only. xsq once (with_error only). hl: 8*EK_HSTRIDE(T) int32 scratch. */
 EK_CLONES
 static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
                                              ptrdiff_t n_real, ptrdiff_t npos, int reverse,
@@ -442,12 +453,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
                 xtl[p] = xt - r0[p];  /* xtl now holds D_h */
                 r0[p] = xt;
             }
-            memset(hl, 0, (size_t)(2 * (T + 1)) * sizeof(int32_t));
-            EK_SUF(ek_hist_add)(xtl, n, lut, amax, cp, eb, hl, hl + T + 1);
-            for (t = 0; t <= T; t++) {
-                hc[t] += hl[t];
-                hs[t] += (int64_t)hl[T + 1 + t] * cover_line[h];
-            }
+            EK_SUF(ek_hist_add)(xtl, n, lut, amax, cp, eb, T, hl, hc, hs, cover_line[h]);
             if (!with_error) continue;
             for (t = 0; t < T; t++) {
                 int32_t theta = thetas[t], emax = 0;

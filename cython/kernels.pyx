@@ -158,15 +158,15 @@ cdef extern from "kernels_core.h" nogil:
                                    const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
                                    int32_t *hl, int with_error)
     void ek_pair_counts_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           int32_t *pair, int32_t *nzc)
+                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
     void ek_pair_counts_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           int32_t *pair, int32_t *nzc)
+                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
     void ek_pair_counts_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           int32_t *pair, int32_t *nzc)
+                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
     void ek_pair_counts_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           int32_t *pair, int32_t *nzc)
+                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
     void ek_pair_counts_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           int32_t *pair, int32_t *nzc)
+                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
     void ek_frame_diff_i8(const int8_t *cur, const int8_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
     void ek_frame_diff_u8(const uint8_t *cur, const uint8_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
     void ek_frame_diff_i16(const int16_t *cur, const int16_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
@@ -521,28 +521,140 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
 
 
 def pair_counts(const code_t[:, :, ::1] X, Py_ssize_t k, int32_t[:, ::1] pair,
-                int32_t[:, ::1] nzc, int zp=0):
+                int32_t[:, ::1] nzc, Py_ssize_t nz_lo=-1, Py_ssize_t nz_hi=0, int zp=0):
     """Lossless line deltas without state. ``X`` is (frame, C, N) codes;
     ``pair[f, j]`` += number of channels with ``X[j] != X[j - k]`` (``j >= k``),
-    ``nzc[f, j]`` += number of channels with ``X[j] != 0``."""
+    ``nzc[f, j]`` += number of channels with ``X[j] != 0`` for ``j < nz_lo`` or
+    ``j >= nz_hi`` (default: every j; other entries are left as they are)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t f
     if pair.shape[0] != F or pair.shape[1] != N or nzc.shape[0] != F or nzc.shape[1] != N:
         raise ValueError("pair and nzc must have shape (frame, N)")
     if k < 1:
         raise ValueError("k must be >= 1")
+    if nz_lo < 0:
+        nz_lo = N
     with nogil:
         for f in range(F):
             if code_t is int8_t:
-                ek_pair_counts_i8(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+                ek_pair_counts_i8(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
             elif code_t is uint8_t:
-                ek_pair_counts_u8(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+                ek_pair_counts_u8(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
             elif code_t is int16_t:
-                ek_pair_counts_i16(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+                ek_pair_counts_i16(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
             elif code_t is uint16_t:
-                ek_pair_counts_u16(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+                ek_pair_counts_u16(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
             else:
-                ek_pair_counts_i32(&X[f, 0, 0], zp, C, N, k, &pair[f, 0], &nzc[f, 0])
+                ek_pair_counts_i32(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
+
+
+def line_rows(const int32_t[:, :, ::1] pair, const int32_t[:, :, ::1] nzc, int axis, int s,
+              bint reverse, const int64_t[::1] cover_line, const int64_t[::1] cover_pos,
+              int64_t fan_channels, int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
+              int64_t[::1] events, int64_t[::1] sops):
+    """Per-line events and SOPs of a lossless line delta from :func:`pair_counts`
+    (``pair``, ``nzc`` shaped (frame, H, W) in row-major position order; ``axis``
+    1 scans columns). Scan line h (row ``n-1-h`` of a reverse scan) sends
+    ``X_h`` for h < s, ``X_h - X_{h-s}`` for s <= h < n (the pair of rows r-s, r
+    belongs to scan line r forward and to scan line n-1-r+s reverse) and
+    ``-X_{h-s}`` for h >= n; lines with zero cover are not sent. SOPs are
+    ``sum count * cover_pos * cover_line * fan_channels``. ``events`` and ``sops``
+    (per frame) are the sums over lines."""
+    cdef Py_ssize_t F = pair.shape[0], H = pair.shape[1], W = pair.shape[2]
+    cdef Py_ssize_t n = H if axis == 0 else W, npos = W if axis == 0 else H
+    cdef Py_ssize_t L = cover_line.shape[0]
+    cdef Py_ssize_t f, h, r, p, src
+    cdef int64_t ev, sp, cnt, ev_tot, sp_tot
+    cdef const int32_t *row
+    cdef bint use_pair
+    if nzc.shape[0] != F or nzc.shape[1] != H or nzc.shape[2] != W:
+        raise ValueError("pair and nzc must have the same shape")
+    if cover_pos.shape[0] != npos:
+        raise ValueError("cover_pos length does not match the tensor")
+    if s < 1:
+        raise ValueError("stride must be >= 1")
+    if (line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[0] != F
+            or line_sops.shape[1] != L or events.shape[0] != F or sops.shape[0] != F):
+        raise ValueError("outputs must have shape (frame, len(cover_line)) and (frame,)")
+    with nogil:
+        for f in range(F):
+            ev_tot = 0
+            sp_tot = 0
+            for h in range(L):
+                if cover_line[h] == 0:
+                    line_events[f, h] = 0
+                    line_sops[f, h] = 0
+                    continue
+                if h < s:                       # D_h = X_h
+                    use_pair = False
+                    src = h
+                elif h < n:                     # D_h = X_h - X_{h-s}
+                    use_pair = True
+                    src = h
+                else:                           # bottom padding: D_h = -X_{h-s}
+                    use_pair = False
+                    src = h - s
+                if src >= n:                    # references a line beyond the tensor: nothing
+                    line_events[f, h] = 0
+                    line_sops[f, h] = 0
+                    continue
+                if reverse:                     # scan line src is row n-1-src; its pair sits at row n-1-src+s
+                    r = n - 1 - src + s if use_pair else n - 1 - src
+                else:
+                    r = src
+                ev = 0
+                sp = 0
+                if axis == 0:
+                    row = &pair[f, r, 0] if use_pair else &nzc[f, r, 0]
+                    for p in range(W):
+                        cnt = row[p]
+                        ev += cnt
+                        sp += cnt * cover_pos[p]
+                else:
+                    for p in range(H):
+                        cnt = pair[f, p, r] if use_pair else nzc[f, p, r]
+                        ev += cnt
+                        sp += cnt * cover_pos[p]
+                sp *= cover_line[h] * fan_channels
+                line_events[f, h] = ev
+                line_sops[f, h] = sp
+                ev_tot += ev
+                sp_tot += sp
+            events[f] = ev_tot
+            sops[f] = sp_tot
+
+
+def position_lines(const int32_t[:, :, ::1] count, const int64_t[:, ::1] fan,
+                   int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
+                   int64_t[::1] events, int64_t[::1] sops):
+    """Per-row events and SOPs from per-position counts (frame, H, W) and the
+    fan-out (H, W): ``line_events[f, y] = sum_x count``, ``line_sops[f, y] =
+    sum_x count * fan``; ``events``, ``sops`` their sums per frame."""
+    cdef Py_ssize_t F = count.shape[0], H = count.shape[1], W = count.shape[2]
+    cdef Py_ssize_t f, y, x
+    cdef int64_t ev, sp, ev_tot, sp_tot, c
+    if fan.shape[0] != H or fan.shape[1] != W:
+        raise ValueError("fan must have shape (H, W)")
+    if (line_events.shape[0] != F or line_events.shape[1] != H or line_sops.shape[0] != F
+            or line_sops.shape[1] != H or events.shape[0] != F or sops.shape[0] != F):
+        raise ValueError("outputs must have shape (frame, H) and (frame,)")
+    with nogil:
+        for f in range(F):
+            ev_tot = 0
+            sp_tot = 0
+            for y in range(H):
+                ev = 0
+                sp = 0
+                for x in range(W):
+                    c = count[f, y, x]
+                    ev += c
+                    sp += c * fan[y, x]
+                line_events[f, y] = ev
+                line_sops[f, y] = sp
+                ev_tot += ev
+                sp_tot += sp
+            events[f] = ev_tot
+            sops[f] = sp_tot
 
 
 # ---------------------------------------------------------------------------

@@ -14,6 +14,47 @@ static inline void EK_SUF(ek_add_counts)(const int32_t *restrict nzb, ptrdiff_t 
     }
 }
 
+/* Per-position counts over channels in 8-bit accumulators: for positions
+ * j in [j_lo, j_hi) of a frame of C planes of N codes, cnt[j] += number of
+ * channels c with a[c, j] != b[c, j], where b is `other` (same layout) or,
+ * when other is NULL, the constant code zp. Positions are taken in tiles of
+ * EK_TILE and channels in runs of 255 so that the uint8 counters cannot wrap;
+ * the compare-and-add runs on whole vectors of codes as stored. */
+#ifndef EK_TILE
+#define EK_TILE 4096
+#endif
+EK_CLONES
+static void EK_SUF(ek_count_ne)(const CODE_T *restrict a, const CODE_T *restrict other, int32_t zp,
+                                ptrdiff_t C, ptrdiff_t N, ptrdiff_t j_lo, ptrdiff_t j_hi,
+                                int32_t *restrict cnt) {
+    uint8_t acc[EK_TILE];
+    ptrdiff_t j0, c0, c, j;
+    const CODE_T z = (CODE_T)zp;
+    if (!other && (int32_t)z != zp) {  /* zp is no code: every code differs from it */
+        for (j = j_lo; j < j_hi; j++) cnt[j] += (int32_t)C;
+        return;
+    }
+    for (j0 = j_lo; j0 < j_hi; j0 += EK_TILE) {
+        ptrdiff_t nb = j_hi - j0 < EK_TILE ? j_hi - j0 : EK_TILE;
+        for (c0 = 0; c0 < C; c0 += 255) {
+            ptrdiff_t c1 = C - c0 < 255 ? C : c0 + 255;
+            memset(acc, 0, (size_t)nb);
+            if (other) {
+                for (c = c0; c < c1; c++) {
+                    const CODE_T *restrict ac = a + c * N + j0, *restrict bc = other + c * N + j0;
+                    for (j = 0; j < nb; j++) acc[j] += ac[j] != bc[j];
+                }
+            } else {
+                for (c = c0; c < c1; c++) {
+                    const CODE_T *restrict ac = a + c * N + j0;
+                    for (j = 0; j < nb; j++) acc[j] += ac[j] != z;
+                }
+            }
+            for (j = 0; j < nb; j++) cnt[j0 + j] += acc[j];
+        }
+    }
+}
+
 /* In every function X = code - zp is formed on load (zp = 0 for signed codes). */
 
 /* Conventional over one frame of C*N contiguous codes (C planes of N positions).
@@ -24,11 +65,7 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
     int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
     ptrdiff_t n = C * N, i0, p, nb;
     if (tau == 0) {  /* lossless: events are the codes != zp, no error */
-        ptrdiff_t c, j;
-        for (c = 0; c < C; c++) {
-            const CODE_T *restrict xc = x + c * N;
-            for (j = 0; j < N; j++) cnt[j] += (int32_t)xc[j] != zp;
-        }
+        EK_SUF(ek_count_ne)(x, NULL, zp, C, N, 0, N, cnt);
         return;
     }
     for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
@@ -114,28 +151,26 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
 /* Lossless line deltas without state: over one frame of C planes of N codes,
  * pair[j] += [x_j != x_{j-k}] for j >= k (k = s*W: rows s apart; k = s:
  * columns s apart, the caller ignores the x < s positions that pair across
- * rows) and nzc[j] += [x_j != zp]. Codes are compared as stored. */
-EK_CLONES
+ * rows) and nzc[j] += [x_j != zp] for j < nz_lo or j >= nz_hi (the lines
+ * without a reference and the lines the bottom padding references; other
+ * entries of nzc are left as they are). Codes are compared as stored: with a
+ * lossless delta X_h != X_{h-s} iff the codes differ (the zero point cancels).
+ * The range j in [k, N) is read as the plane shifted by k against itself. */
 static void EK_SUF(ek_pair_counts)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t N,
-                                   ptrdiff_t k, int32_t *restrict pair, int32_t *restrict nzc) {
-    ptrdiff_t c, j;
-    for (c = 0; c < C; c++) {
-        const CODE_T *restrict xc = x + c * N;
-        for (j = 0; j < N; j++) nzc[j] += (int32_t)xc[j] != zp;
-        for (j = k; j < N; j++) pair[j] += xc[j] != xc[j - k];
-    }
+                                   ptrdiff_t k, ptrdiff_t nz_lo, ptrdiff_t nz_hi,
+                                   int32_t *restrict pair, int32_t *restrict nzc) {
+    if (k < N) EK_SUF(ek_count_ne)(x + k, x, zp, C, N, 0, N - k, pair + k);
+    if (nz_lo > N) nz_lo = N;
+    if (nz_hi < nz_lo) nz_hi = nz_lo;
+    if (nz_lo > 0) EK_SUF(ek_count_ne)(x, NULL, zp, C, N, 0, nz_lo, nzc);
+    if (nz_hi < N) EK_SUF(ek_count_ne)(x, NULL, zp, C, N, nz_hi, N, nzc);
 }
 
 /* Lossless temporal delta without state: cnt[j] += number of channels where
  * frame f differs from frame f-1 (codes compared as stored). */
-EK_CLONES
 static void EK_SUF(ek_frame_diff)(const CODE_T *restrict cur, const CODE_T *restrict prev,
                                   ptrdiff_t C, ptrdiff_t N, int32_t *restrict cnt) {
-    ptrdiff_t c, j;
-    for (c = 0; c < C; c++) {
-        const CODE_T *restrict a = cur + c * N, *restrict b = prev + c * N;
-        for (j = 0; j < N; j++) cnt[j] += a[j] != b[j];
-    }
+    EK_SUF(ek_count_ne)(cur, prev, 0, C, N, 0, N, cnt);
 }
 
 /* Histogram of |d| over n deltas (open-loop event curves): bin = lut[min(|d|, amax)];

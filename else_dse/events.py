@@ -226,70 +226,48 @@ def _position_counts(kernel: Any, X: np.ndarray, zp: int, *args: Any) -> tuple[n
 
 def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     count, emax, esq, xsq = res
-    fan = _fan_out(layer)                                   # (H, W), includes C_out / g
-    line_events = count.sum(axis=2, dtype=np.int64)         # (F, H)
-    line_sops = np.einsum("fyx,yx->fy", count.astype(np.int64), fan)
-    return _Counts(line_events.sum(axis=1), line_sops.sum(axis=1), emax.astype(np.float64),
-                   esq, xsq, line_events, line_sops)
+    F, H = count.shape[0], count.shape[1]
+    line_events, line_sops = np.empty((F, H), np.int64), np.empty((F, H), np.int64)
+    events, sops = np.empty(F, np.int64), np.empty(F, np.int64)
+    _kernels.position_lines(count, _fan_out(layer), line_events, line_sops, events, sops)
+    return _Counts(events, sops, emax.astype(np.float64), esq, xsq, line_events, line_sops)
 
 
-def _lossless_line_counts(X: np.ndarray, zp: int, scheme: LineDelta, s: int,
-                          cover_line: np.ndarray, cover_pos: np.ndarray,
-                          cache: _TensorCache, tensor: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-line events and SOPs (without ``C_out / g``) of a lossless line delta.
-
-    With ``theta = tau = 0`` the reference is the input itself (``R = X`` in both
-    loops), so ``D_h = X_h - X_{h-s}`` needs no state: the kernel counts, per
-    position, the channels where two lines ``s`` apart differ (``pair``) and the
-    non-zeros (``nzc``, for lines with no reference and bottom-padding lines).
-    """
-    def run() -> tuple[np.ndarray, np.ndarray]:
-        F, C, H, W = X.shape
-        pair = np.zeros((F, H * W), np.int32)
-        nzc = np.zeros((F, H * W), np.int32)
-        _kernels.pair_counts(_flat(X), s * W if scheme.axis == "y" else s, pair, nzc, zp=zp)
-        pair, nzc = pair.reshape(F, H, W), nzc.reshape(F, H, W)
-        if scheme.axis == "x":  # lines are columns; pair[:, x] for x < s pairs across rows: unused
-            pair, nzc = pair.transpose(0, 2, 1), nzc.transpose(0, 2, 1)
-        return pair, nzc
-
-    pair, nzc = cache.get((tensor, "pairs", scheme.axis, s), run)
-    F, n, npos = nzc.shape
-    cp = cover_pos.astype(np.float64)  # exact: the sums stay far below 2**53
-    rows = {  # per row: events and sum of cover_pos over the counted positions
-        "pair": (pair.sum(axis=2, dtype=np.int64), np.rint(pair @ cp).astype(np.int64)),
-        "nz": (nzc.sum(axis=2, dtype=np.int64), np.rint(nzc @ cp).astype(np.int64)),
-    }
-    L = len(cover_line)
-    line_events = np.zeros((F, L), np.int64)
-    line_sops = np.zeros((F, L), np.int64)
-    for out, k in ((line_events, 0), (line_sops, 1)):
-        pr, nz = rows["pair"][k], rows["nz"][k]
-        if scheme.direction == "reverse":  # scan line h is row n-1-h; pair (r-s, r) is line n-1-r+s
-            nz = nz[:, ::-1]
-            pr = np.concatenate([np.zeros_like(pr[:, :s]), pr[:, s:][:, ::-1]], axis=1)
-        m = min(s, n)
-        out[:, :m] = nz[:, :m]                    # D_h = X_h for h < s
-        if n > s:
-            out[:, s:n] = pr[:, s:n]              # D_h = X_h - X_{h-s}
-        if L > n:                                 # bottom padding: D_h = -X_{h-s}
-            src = np.arange(n, L) - s
-            ok = (src >= 0) & (src < n)
-            out[:, n:][:, ok] = nz[:, src[ok]]
-        out[:, cover_line == 0] = 0               # lines no row reads are not sent
-    line_sops *= cover_line[None, :]
-    return line_events, line_sops
+def _pair_counts(X: np.ndarray, zp: int, axis: str, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-position counts of a lossless line delta along ``axis`` with reference
+    distance ``s`` (shared by the layers reading one tensor with that axis and
+    stride): ``pair`` counts the channels where two lines ``s`` apart differ
+    (codes compared as stored), ``nzc`` the non-zeros of the lines without a
+    reference and of the lines the bottom padding references (the first and last
+    ``s`` lines; every position for axis x, where lines are columns)."""
+    F, C, H, W = X.shape
+    N = H * W
+    pair = np.zeros((F, N), np.int32)
+    nzc = np.zeros((F, N), np.int32)
+    if axis == "y":
+        _kernels.pair_counts(_flat(X), s * W, pair, nzc, nz_lo=s * W, nz_hi=max(0, N - s * W), zp=zp)
+    else:  # pair[:, x] for x < s pairs across rows: unused
+        _kernels.pair_counts(_flat(X), s, pair, nzc, zp=zp)
+    return pair.reshape(F, H, W), nzc.reshape(F, H, W)
 
 
 def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
                 cache: _TensorCache) -> _Counts:
     g, cover_line, cover_pos = _line_geometry(layer, scheme)
     s = g.stride[0]
+    F, L = X.shape[0], len(cover_line)
     if scheme.threshold == 0 and scheme.tau == 0:
-        le, ls = _lossless_line_counts(X, zp, scheme, s, cover_line, cover_pos, cache, layer.input)
-        ls = ls * layer.fan_out_channels
-        zeros = np.zeros(len(le), np.int64)
-        return _Counts(le.sum(axis=1), ls.sum(axis=1), np.zeros(len(le)), zeros, zeros, le, ls)
+        # With theta = tau = 0 the reference is the input itself (R = X in both
+        # loops), so D_h = X_h - X_{h-s} needs no state.
+        pair, nzc = cache.get((layer.input, "pairs", scheme.axis, s),
+                              lambda: _pair_counts(X, zp, scheme.axis, s))
+        le, ls = np.empty((F, L), np.int64), np.empty((F, L), np.int64)
+        ev, sp = np.empty(F, np.int64), np.empty(F, np.int64)
+        _kernels.line_rows(pair, nzc, 0 if scheme.axis == "y" else 1, s,
+                           scheme.direction == "reverse", cover_line, cover_pos,
+                           layer.fan_out_channels, le, ls, ev, sp)
+        zeros = np.zeros(F, np.int64)
+        return _Counts(ev, sp, np.zeros(F), zeros, zeros, le, ls)
     key = (layer.input, "line_delta", scheme, s, cover_line.tobytes(), cover_pos.tobytes())
 
     def run() -> tuple[np.ndarray, ...]:

@@ -430,3 +430,39 @@ def test_stateful_line_kernel_agrees_with_the_stateless_lossless_path():
             ds = ed.count_events(q.select_layers([layer.name]), scheme, lines=True)
             np.testing.assert_array_equal(le, ds["line_events"].values[0, :, :L])
             np.testing.assert_array_equal(ls * layer.fan_out_channels, ds["line_sops"].values[0, :, :L])
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_lossless_counts_over_more_channels_than_an_8bit_counter_holds(bits):
+    # the lossless kernels count per position in uint8 counters over runs of 255
+    # channels and tiles of 4096 positions: 300 channels that nearly all differ
+    # everywhere, lines longer than a tile
+    rng = np.random.default_rng(11)
+    C, H, W = 300, 3, 1400
+    layer = ed.Layer("d", "t", "depthwise", C, C, kernel=(2, 3), stride=(2, 1), padding=(1, 0, 1, 1),
+                     groups=C, input_shape=(C, H, W))
+    X = rng.integers(-100, 101, size=(2, C, H, W))
+    q = qrec([layer], {"t": X}, bits=bits)
+    assert ed.count_events(q, ed.Conventional())["events"].values[0].tolist() == \
+        np.count_nonzero(X.reshape(2, -1), axis=1).tolist()
+    temporal = ed.count_events(q, ed.TemporalDelta(), lines=True)
+    D = np.diff(np.concatenate([np.zeros_like(X[:1]), X]), axis=0)
+    np.testing.assert_array_equal(temporal["line_events"].values[0, :, :H],
+                                  np.count_nonzero(D, axis=(1, 3)))
+    np.testing.assert_array_equal(temporal["sops"].values[0],
+                                  (np.count_nonzero(D, axis=1) * layer.fan_out()).sum(axis=(1, 2)))
+    from else_dse.events import _line_geometry
+    codes = np.ascontiguousarray((X + 2 ** (bits - 1)).astype(np.uint8 if bits <= 8 else np.uint16))
+    for scheme in (ed.LineDelta(), ed.LineDelta(axis="x"), ed.LineDelta(direction="reverse"),
+                   ed.LineDelta(axis="x", direction="reverse")):
+        g, cover_line, cover_pos = _line_geometry(layer, scheme)
+        L = len(cover_line)
+        le, ls = np.zeros((2, L), np.int64), np.zeros((2, L), np.int64)
+        err = [np.zeros(2, np.int64) for _ in range(3)]
+        _kernels.line_delta(codes, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse",
+                            g.stride[0], cover_line, cover_pos, 0, True, 0, le, ls, *err,
+                            zp=2 ** (bits - 1))
+        ds = ed.count_events(q, scheme, lines=True)
+        assert le.max() > 255
+        np.testing.assert_array_equal(le, ds["line_events"].values[0, :, :L], err_msg=str(scheme))
+        np.testing.assert_array_equal(ls * layer.fan_out_channels, ds["line_sops"].values[0, :, :L])

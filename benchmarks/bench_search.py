@@ -1,6 +1,6 @@
 """Benchmark: a multi-objective Optuna study over per-layer thresholds and line orderings.
 
-The target of issue 5: a 500-trial NSGA-II study over the per-layer scheme
+The target: a 500-trial NSGA-II study over the per-layer scheme
 (conventional, line delta y/x forward/reverse, temporal) and threshold (0..4) of
 every layer of the shipped pose network, plus two hardware fields (cores, SRAM
 per core), objectives energy and error under the Fits constraint, stored in an

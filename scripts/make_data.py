@@ -50,7 +50,7 @@ class Job:
 JOBS = (
     Job("blazeface_carphone", "blazeface", "clip", start=0, count=16),
     # Frame counts fit data/ into its 60 MB budget at exact 8-bit codes (posedet 4.2 MB and
-    # landmark 6.1 MB per frame); the issue asked for 8 frames of each, which needs ~104 MB.
+    # landmark 6.1 MB per frame); the target was 8 frames of each, which needs ~104 MB.
     Job("posedet_carphone", "posedet", "clip", start=0, count=4),
     Job("poselandmark_carphone", "poselandmark", "clip", start=0, count=3),
     Job("poselandmark_stills", "poselandmark", "stills"),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Validate the ``loihi2`` template against measured Loihi 2 silicon (issue 7).
+"""Validate the ``loihi2`` template against measured Loihi 2 silicon.
 
 Workload: PilotNet LIF from lava-dl 0.6.0 (``data/pilotnet_lif.nc``, made by
 ``scripts/make_pilotnet.py``): the real input spikes of every synaptic layer,
@@ -37,8 +37,8 @@ fields (not fitted):
   frame rate is reported only to show that compute is not the bottleneck.
 
 Measured numbers: lava-dl ``tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb``
-and ``pilotnet_sdnn/benchmark.ipynb`` outputs (Oheo Gulch board, Lava profiler),
-as quoted in issue 7.
+and ``pilotnet_sdnn/benchmark.ipynb`` outputs (Oheo Gulch board, Lava profiler);
+see data/README.lava.md.
 
     python studies/validate_loihi2.py [--data data/pilotnet_lif.nc] [--out reports/validate_loihi2]
                                       [--update-readme]
@@ -62,7 +62,7 @@ from else_dse.hardware import Hardware, load_template
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "pilotnet_lif.nc"
 
-#: measured on Loihi 2 (issue 7; lava-dl benchmark notebooks)
+#: measured on Loihi 2 (lava-dl benchmark notebooks, Oheo Gulch board, Lava profiler)
 MEASURED: dict[str, dict[str, float]] = {
     "lif_2023-01-10": {"fps": 408.91, "p_dynamic_mw": 447.2, "p_static_mw": 232.1,
                        "e_dynamic_mj": 1.094, "e_total_mj": 1.661},

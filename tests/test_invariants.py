@@ -15,26 +15,16 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import reference as ref
 from else_dse import Layer
+from else_dse import schemes as S
+from else_dse.events import count_events
 from else_dse.recording import open_recording
 from reference import codes_st, layers_st, make_qrec
-
-try:  # the kernels land while these tests are written; skip cleanly until then
-    from else_dse import schemes as S
-    from else_dse.events import count_events
-except ImportError as exc:  # pragma: no cover - only before the kernel helper commits
-    S = None
-    count_events = None
-    _why = f"else_dse.events not importable yet: {exc}"
-else:
-    _why = ""
-
-needs_kernels = pytest.mark.skipif(count_events is None, reason=_why or "kernels present")
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DATA = Path(__file__).resolve().parent.parent / "data"
 NAMED = ["blazeface_carphone.nc", "posedet_carphone.nc", "poselandmark_carphone.nc",
          "poselandmark_stills.nc"]
-# the four named recordings (skipped while absent) and whatever else data/ ships
+# the four named recordings (each must exist) and whatever else data/ ships
 SHIPPED = sorted(set(NAMED) | {p.name for p in DATA.glob("*.nc")})
 
 
@@ -260,7 +250,6 @@ def _counts(q, scheme, lines=False):
     return count_events(q, scheme, lines=lines).isel(layer=0)
 
 
-@needs_kernels
 @SETTINGS
 @given(case(), scan_st, st.sampled_from(["closed", "open"]), st.integers(0, 3))
 def test_kernels_theta0_lossless_and_bounded(c, scan, loop, tau):
@@ -277,7 +266,6 @@ def test_kernels_theta0_lossless_and_bounded(c, scan, loop, tau):
     assert not t["max_error"].values.any()
 
 
-@needs_kernels
 @SETTINGS
 @given(case(), scan_st, st.integers(0, 8), st.integers(0, 3))
 def test_kernels_closed_loop_error_bound(c, scan, theta, tau):
@@ -291,7 +279,6 @@ def test_kernels_closed_loop_error_bound(c, scan, theta, tau):
     assert (got["max_error"].values <= theta).all()
 
 
-@needs_kernels
 @SETTINGS
 @given(case(), st.sampled_from(["forward", "reverse"]), st.integers(0, 3),
        st.sampled_from(["closed", "open"]), st.integers(0, 1))
@@ -311,7 +298,6 @@ def test_kernels_axis_x_is_swapped_axis_y(c, direction, theta, loop, tau):
         assert not a[v].values[:, n:].any() and not b[v].values[:, n:].any()
 
 
-@needs_kernels
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case(max_frames=2, max_hw=5), scan_st, st.integers(0, 3),
        st.sampled_from(["closed", "open"]), st.integers(0, 1))
@@ -333,7 +319,6 @@ def test_kernels_sops_equal_all_ones_convolution(c, scan, theta, loop, tau):
     np.testing.assert_array_equal(got["sops"].values, _sops_by_convolution(r.event_map, layer, "y", "forward", False))
 
 
-@needs_kernels
 @SETTINGS
 @given(case(ops=("conv", "depthwise", "fc"), max_frames=4), st.integers(0, 2), st.data())
 def test_kernels_frame_order(c, tau, data):
@@ -346,7 +331,6 @@ def test_kernels_frame_order(c, tau, data):
         np.testing.assert_array_equal(a[v].values[perm], b[v].values)
 
 
-@needs_kernels
 def test_kernels_temporal_depends_on_frame_order():
     layer = Layer("c", "t", "conv", 1, 2, kernel=2, input_shape=(1, 3, 3))
     A = np.arange(9).reshape(1, 1, 3, 3) - 4
@@ -368,8 +352,7 @@ def _shipped_frames(name):
 
 def _shipped(name):
     path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not shipped yet (made by scripts of the data helper)")
+    assert path.exists(), f"{path} is missing: the shipped recordings are part of the repository (see data/README.md)"
     return _shipped_frames(name)
 
 
@@ -383,7 +366,6 @@ def _shipped_plans(q):
             + [S.Plan(fc, default=s) for s in line])
 
 
-@needs_kernels
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_kernels_equal_reference_every_layer(name):
     """Every layer, every scheme kind / axis / direction / loop, 8 bits; temporal delta on
@@ -396,7 +378,6 @@ def test_shipped_kernels_equal_reference_every_layer(name):
         ref.assert_matches_reference(ds, q, scheme)
 
 
-@needs_kernels
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_invariants(name):
     q2 = _shipped(name).quantize(bits=6)

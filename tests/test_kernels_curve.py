@@ -118,8 +118,7 @@ def test_event_curve_on_shipped_layers(name):
     from else_dse import open_recording
 
     path = Path(__file__).resolve().parent.parent / "data" / name
-    if not path.exists():
-        pytest.skip(f"{path} not shipped yet")
+    assert path.exists(), f"{path} is missing: the shipped recordings are part of the repository (see data/README.md)"
     rec = open_recording(path)
     convs = [layer for layer in rec.layers if layer.op != "fc"]
     picked = [convs[0], convs[len(convs) // 2], convs[-1]]

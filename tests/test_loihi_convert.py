@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -12,7 +13,6 @@ from else_dse import open_recording
 from else_dse.record.lava import LavaFormatError, lif_recording, net_layers, read_net, spikes_to_frames
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-h5py = pytest.importorskip("h5py")
 
 
 @pytest.fixture(scope="module")

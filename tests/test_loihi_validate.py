@@ -18,7 +18,6 @@ import pytest
 import else_dse as ed
 
 ROOT = Path(__file__).resolve().parents[1]
-pytest.importorskip("h5py")
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,17 @@ invalid object exists.
 Units: energies in pJ, times in ns, power in mW, memory in bytes, widths in
 bits, clock in Hz (0 = asynchronous; the model uses the ``t_*`` times directly).
 
+Time convention: ``t_sop`` is the time of one synaptic operation on ONE lane; a
+core runs ``lanes`` SOPs in parallel, so ``S`` SOPs keep it busy
+``S * t_sop / lanes``. A chip that does one SOP per cycle in each of 8 lanes at
+250 MHz has ``t_sop = 4.0`` (one cycle) and ``lanes = 8``, not ``t_sop = 0.5``.
+``t_neuron_update`` and ``t_hop`` are per core (not divided by ``lanes``).
+
 Shipped templates live in ``else_dse/templates/<name>.toml``: a ``[hardware]``
 table with the values and a ``[sources]`` table mapping each field to
 ``"<tag>: <citation or reasoning>"`` with tag ``P`` (primary source), ``S``
-(secondary), ``D`` (derived by arithmetic) or ``A`` (modelling assumption).
+(secondary), ``D`` (derived by arithmetic from published numbers; the text shows
+the arithmetic and its result, ``... = <value>``) or ``A`` (modelling assumption).
 
 >>> hw = load_template("neuronflow")
 >>> hw.n_cores, hw.execution
@@ -77,7 +84,7 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "neuron_words": ("count", "-", "state words one neuron keeps (1 = its potential)"),
     "event_bits": ("count", "bit", "bits of one event message (address + payload)"),
     "buffer_events": ("int0", "-", "input event buffer depth per core, in events"),
-    "lanes": ("count", "-", "synaptic operations a core performs in parallel"),
+    "lanes": ("count", "-", "synaptic operations a core performs in parallel (S SOPs take S*t_sop/lanes)"),
     "e_sop": ("energy", "pJ", "energy per synaptic operation (weight fetch + accumulate)"),
     "e_neuron_update": ("energy", "pJ", "energy per neuron update (activation, delta, fire decision)"),
     "e_event_out": ("energy", "pJ", "energy to generate and inject one event"),
@@ -86,7 +93,8 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "e_barrier": ("energy", "pJ", "energy per used core per barrier (one barrier per step/frame)"),
     "p_static_core": ("power", "mW", "static (leakage) power per used core"),
     "p_static_chip": ("power", "mW", "static power of the chip outside the cores (uncore, I/O)"),
-    "t_sop": ("time", "ns", "time per synaptic operation per lane"),
+    "t_sop": ("time", "ns", "time of one synaptic operation on one lane (a core's S SOPs take "
+                            "S*t_sop/lanes)"),
     "t_neuron_update": ("time", "ns", "time per neuron update"),
     "t_hop": ("time", "ns", "time per event per hop, serialized at the receiving core"),
     "t_barrier": ("time", "ns", "time of one barrier (one per step/frame)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import pytest
@@ -39,6 +40,7 @@ def test_template_values_match_hardware_md():
     assert (lo.n_cores, lo.neurons_per_core, lo.e_sop, lo.e_neuron_update, lo.t_sop, lo.clock_hz) == \
         (128, 8192, 11.8, 40.5, 3.5, 0.0)
     assert (se.lanes, se.e_sop, se.e_event_out, se.e_hop) == (8, 2.8, 1.1, 2.0)
+    assert (se.e_neuron_update, se.e_sram_bit, lo.e_sram_bit) == (10.2, 0.18, 0.38)
     assert lo.execution == "timestep" and nf.execution == "event" and se.execution == "event"
     assert lo.source("e_sop").startswith("P:") and nf.source("mesh_x").startswith("A:")
 
@@ -151,3 +153,36 @@ def test_fields_table_matches_the_dataclass():
     assert names == set(FIELDS)
     for name, (kind, unit, meaning) in FIELDS.items():
         assert unit and meaning, name
+
+
+def test_t_sop_is_per_lane_one_cycle_on_clocked_templates():
+    """t_sop is one SOP on one lane (the model divides by lanes): one clock cycle on the
+    clocked templates, so SENeCA's 8 NPEs at 250 MHz have t_sop = 4 ns, not 4/8."""
+    for name in ("neuronflow", "seneca"):
+        hw = ed.load_template(name)
+        assert hw.t_sop * 1e-9 * hw.clock_hz == pytest.approx(1.0), name
+    se, nf, lo = (ed.load_template(n) for n in ("seneca", "neuronflow", "loihi2"))
+    assert (se.t_sop, se.lanes, nf.t_sop, nf.lanes, lo.t_sop, lo.lanes) == (4.0, 8, 2.0, 1, 3.5, 1)
+    for name in SHIPPED:
+        assert "per lane" in ed.load_template(name).source("t_sop") or ed.load_template(name).lanes == 1
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e\d+)?")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_derived_sources_show_arithmetic_that_yields_the_value(name):
+    """A 'D' source shows its arithmetic and, after an '=', the field's value."""
+    hw = ed.load_template(name)
+    for field, text in hw.sources:
+        if not text.startswith("D:"):
+            continue
+        assert "=" in text, (name, field, text)
+        results = [float(x) for x in _NUMBER.findall(text.split("=", 1)[1])]
+        assert float(getattr(hw, field)) in results, (name, field, getattr(hw, field), text)
+
+
+def test_no_d_source_leans_on_an_unstated_derivation():
+    for name in SHIPPED:
+        for field, text in ed.load_template(name).sources:
+            assert "not itemized" not in text and "hardware.md table" not in text, (name, field, text)

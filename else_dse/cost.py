@@ -554,7 +554,10 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     ``total_latency_sequential_s``, ``total_latency_pipelined_s``, ``total_step_s``,
     ``throughput_fps``, ``peak_mem_per_core_bytes``, ``total_state_persistent_bytes``,
     ``total_state_frame_bytes``, ``total_weight_bytes``, ``total_cores``, ``fits``.
-    ``attrs["overflow"]`` says which layer overflows which limit by how much.
+    ``attrs["overflow"]`` is a human-readable description of why the mapping does
+    not fit -- which layer overflows which limit (``neurons_per_core``,
+    ``sram_per_core``, ``n_cores``) by how much, ``"; "``-separated -- and ``""``
+    exactly when ``fits`` is true.
     """
     if not isinstance(hardware, Hardware):
         raise CostError(f"hardware must be an else_dse.Hardware, got {type(hardware).__name__}")
@@ -641,6 +644,9 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     fits = bool(m["fits"].all() and fits_cores)
     overflow = []
     for i in np.flatnonzero(~m["fits"]):
+        if m["overflow_neurons"][i] <= 0 and m["overflow_sram_bytes"][i] <= 0:   # rounding at the limit
+            overflow.append(f"layer {geom.names[i]!r}: no tiling fits neurons_per_core={hw.neurons_per_core} "
+                            f"and sram_per_core={hw.sram_per_core} (at the limit)")
         if m["overflow_neurons"][i] > 0:
             overflow.append(f"layer {geom.names[i]!r}: one output row of one channel needs {int(st.cols[i])} "
                             f"neurons, over neurons_per_core={hw.neurons_per_core} by "

@@ -48,7 +48,7 @@ def find_networks(data_dir: Path) -> list[Path]:
     missing = [name for name in SHIPPED if not (data_dir / f"{name}.nc").exists()]
     if missing:
         print(f"note: shipped recordings not found in {data_dir}: {', '.join(missing)} "
-              "(made by the data helper's scripts/make_data.py)", file=sys.stderr)
+              "(made by scripts/make_data.py)", file=sys.stderr)
     if not found:
         found = sorted(p for p in data_dir.glob("*.nc"))
         if found:

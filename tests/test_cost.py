@@ -450,3 +450,28 @@ def test_estimate_of_count_events_output():
     assert float(r["state_frame_bytes"][0]) == (w1["sender"] + w1["consumer"]) * 2
     assert float(r["state_persistent_bytes"][1]) == (8 * 64 + 8 * 64) * 2
     assert bool(r["fits"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(npc=st.integers(1, 64), sram=st.integers(16, 400), n_cores=st.integers(1, 4),
+       kinds=st.lists(KIND_CHOICES, min_size=4, max_size=4))
+def test_overflow_text_is_empty_exactly_when_the_mapping_fits(npc, sram, n_cores, kinds):
+    hw = toy(neurons_per_core=npc, sram_per_core=sram, n_cores=n_cores, mesh_x=2, mesh_y=2)
+    r = ed.estimate(_net_stats(kinds, np.ones((4, 2), np.int64), np.ones((4, 2), np.int64)), hw)
+    msg = r.attrs["overflow"]
+    assert isinstance(msg, str) and (msg == "") == bool(r["fits"])
+    for name in r["layer"].values[~r["layer_fits"].values]:      # every overflowing layer is named
+        assert f"layer {str(name)!r}:" in msg
+    if int(r["total_cores"]) > n_cores:
+        assert f"over n_cores={n_cores} by {int(r['total_cores']) - n_cores}" in msg
+
+
+def test_seneca_sop_time_is_per_lane():
+    """SENeCA: one SOP per NPE per 4 ns cycle, 8 NPEs -> a core's S SOPs take S * 4 ns / 8."""
+    hw = ed.load_template("seneca").replace(t_neuron_update=0.0, t_hop=0.0)
+    layer = ed.Layer("a", "x", "conv", 2, 3, kernel=3, padding=1, input_shape=(2, 4, 4))
+    r = ed.estimate(make_stats([layer], ["conventional"], events=[[10, 30]], sops=[[800, 1600]]), hw)
+    assert int(r["cores"].item()) == 1 and float(r["busiest_core_share"].item()) == 1.0
+    assert float(r["busy_s"].item()) == pytest.approx(1200 * 4e-9 / 8, rel=1e-12)   # 0.6 us, not 75 ns
+    # 8 lanes at 250 MHz: 2 SOPs per ns per core
+    assert hw.lanes / hw.t_sop == pytest.approx(2.0)

@@ -33,8 +33,9 @@ cdef extern from "kernels_core.h" nogil:
     Py_ssize_t EK_HSTRIDE(Py_ssize_t T)
     void ek_conventional_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                             ek_err *err)
-    void ek_temporal_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
-                        int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_temporal_i8(const int8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+                        ek_err *err)
     void ek_line_frame_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
@@ -43,8 +44,9 @@ cdef extern from "kernels_core.h" nogil:
     void ek_transpose_i8(const int8_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                             ek_err *err)
-    void ek_temporal_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
-                        int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_temporal_u8(const uint8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+                        ek_err *err)
     void ek_line_frame_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
@@ -53,8 +55,9 @@ cdef extern from "kernels_core.h" nogil:
     void ek_transpose_u8(const uint8_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                             ek_err *err)
-    void ek_temporal_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
-                        int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_temporal_i16(const int16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+                        ek_err *err)
     void ek_line_frame_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
@@ -63,8 +66,9 @@ cdef extern from "kernels_core.h" nogil:
     void ek_transpose_i16(const int16_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                             ek_err *err)
-    void ek_temporal_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
-                        int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_temporal_u16(const uint16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+                        ek_err *err)
     void ek_line_frame_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
@@ -73,8 +77,9 @@ cdef extern from "kernels_core.h" nogil:
     void ek_transpose_u16(const uint16_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                             ek_err *err)
-    void ek_temporal_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
-                        int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt, ek_err *err)
+    void ek_temporal_i32(const int32_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+                        ek_err *err)
     void ek_line_frame_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
@@ -173,6 +178,24 @@ cdef extern from "kernels_core.h" nogil:
     void ek_frame_diff_u16(const uint16_t *cur, const uint16_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
     void ek_frame_diff_i32(const int32_t *cur, const int32_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
 
+cdef extern from "kernels_core.h" nogil:
+    void ek_temporal16_i8(const int8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
+                         ek_err *err)
+    void ek_temporal16_u8(const uint8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
+                         ek_err *err)
+    void ek_temporal16_i16(const int16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
+                         ek_err *err)
+    void ek_temporal16_u16(const uint16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
+                         ek_err *err)
+    void ek_temporal16_i32(const int32_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
+                         ek_err *err)
+
+
 ctypedef fused code_t:
     int8_t
     uint8_t
@@ -199,19 +222,34 @@ cdef inline void _conv(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, 
         ek_conventional_i32(x, zp, C, N, tau, cnt, err)
 
 
-cdef inline void _temporal(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t theta, int closed,
-                           int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+cdef inline void _temporal(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                           int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
                            ek_err *err) noexcept nogil:
     if code_t is int8_t:
-        ek_temporal_i8(x, zp, C, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
     elif code_t is uint8_t:
-        ek_temporal_u8(x, zp, C, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
     elif code_t is int16_t:
-        ek_temporal_i16(x, zp, C, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
     elif code_t is uint16_t:
-        ek_temporal_u16(x, zp, C, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
     else:
-        ek_temporal_i32(x, zp, C, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+
+
+cdef inline void _temporal16(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                             int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
+                             int32_t *cnt, ek_err *err) noexcept nogil:
+    if code_t is int8_t:
+        ek_temporal16_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+    elif code_t is uint8_t:
+        ek_temporal16_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+    elif code_t is int16_t:
+        ek_temporal16_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+    elif code_t is uint16_t:
+        ek_temporal16_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+    else:
+        ek_temporal16_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
 
 
 cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int axis,
@@ -665,24 +703,29 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
                    int32_t[:, ::1] count, int64_t[::1] err_max, int64_t[::1] err_sq,
                    int64_t[::1] x_sq, int zp=0):
     """Deltas over frames (frame 0 against zeros). ``X`` is (frame, C, H*W);
-    ``count[f, j]`` += number of channels with ``Dt != 0`` at position ``j``."""
+    ``count[f, j]`` += number of channels with ``Dt != 0`` at position ``j``.
+    Lossless (theta = tau = 0): frames compared as stored, no state. Otherwise
+    ranges of TBLOCK elements are run through all frames with their state in
+    cache; 8-bit codes (``|X| <= 255``) on 16-bit state when no value can
+    leave int16."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
-    cdef Py_ssize_t f
-    cdef int32_t *ref
-    cdef int32_t *rec
+    cdef Py_ssize_t f, ib, i0, nb, n = C * N
+    cdef Py_ssize_t TB = 4 * EK_BLOCK
+    cdef int32_t *ref = NULL
+    cdef int16_t *ref16 = NULL
+    cdef ek_err *errs = NULL
+    cdef bint lossless = theta == 0 and tau == 0
+    cdef bint narrow = False
     cdef ek_err e
     if count.shape[0] != F or count.shape[1] != N:
         raise ValueError("count must have shape (frame, H*W)")
-    ref = <int32_t *>calloc(C * N + 1, sizeof(int32_t))
-    rec = <int32_t *>calloc(C * N + 1, sizeof(int32_t))
-    if ref == NULL or rec == NULL:
-        free(ref); free(rec)
-        raise MemoryError()
-    try:
+    if theta < 0 or tau < 0:
+        raise ValueError("theta and tau must be >= 0")
+    if lossless:
         with nogil:
             for f in range(F):
                 _err_zero(&e)
-                if theta == 0 and tau == 0 and f > 0:  # lossless: compare with the previous frame
+                if f > 0:  # compare with the previous frame
                     if code_t is int8_t:
                         ek_frame_diff_i8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
                     elif code_t is uint8_t:
@@ -693,15 +736,44 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
                         ek_frame_diff_u16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
                     else:
                         ek_frame_diff_i32(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                elif theta == 0 and tau == 0:  # frame 0 against zeros
+                else:  # frame 0 against zeros
                     _conv(&X[f, 0, 0], zp, C, N, 0, &count[f, 0], &e)
+                err_max[f] = 0
+                err_sq[f] = 0
+                x_sq[f] = 0
+        return
+    if (code_t is int8_t or code_t is uint8_t) and 0 <= zp <= 255:
+        # |X| <= 255; closed: |R| <= 255 + theta; open: |Y| <= 255 + F * theta; +510 margin
+        narrow = theta <= 16000 and (closed or 255 + F * <int64_t>theta + 510 < 32767)
+    errs = <ek_err *>calloc(F, sizeof(ek_err))
+    if narrow:
+        ref16 = <int16_t *>malloc(2 * TB * sizeof(int16_t))
+    else:
+        ref = <int32_t *>malloc(2 * TB * sizeof(int32_t))
+    if errs == NULL or (narrow and ref16 == NULL) or (not narrow and ref == NULL):
+        free(errs); free(ref); free(ref16)
+        raise MemoryError()
+    try:
+        with nogil:
+            for ib in range((n + TB - 1) // TB):
+                i0 = ib * TB
+                nb = min(TB, n - i0)
+                if narrow:
+                    memset(ref16, 0, 2 * TB * sizeof(int16_t))
+                    for f in range(F):
+                        _temporal16(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, ref16,
+                                    ref16 + TB, &count[f, 0], &errs[f])
                 else:
-                    _temporal(&X[f, 0, 0], zp, C, N, theta, closed, tau, ref, rec, &count[f, 0], &e)
-                err_max[f] = e.emax
-                err_sq[f] = e.esq
-                x_sq[f] = e.xsq
+                    memset(ref, 0, 2 * TB * sizeof(int32_t))
+                    for f in range(F):
+                        _temporal(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, ref,
+                                  ref + TB, &count[f, 0], &errs[f])
+            for f in range(F):
+                err_max[f] = errs[f].emax
+                err_sq[f] = errs[f].esq
+                x_sq[f] = errs[f].xsq
     finally:
-        free(ref); free(rec)
+        free(errs); free(ref); free(ref16)
 
 
 def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,

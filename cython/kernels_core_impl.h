@@ -89,19 +89,23 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
     }
 }
 
-/* Temporal delta over one frame of C*N contiguous codes against the state of
- * the previous frame (ref: sender reference, rec: consumer's sum, used in the
- * open loop only; both C*N). cnt[j] += number of channels with Dt != 0 at j. */
+/* Temporal delta over n contiguous codes of one frame (planes of N positions;
+ * x[0] is element `off` of the frame) against the state of the previous frame
+ * (ref: sender reference, rec: consumer's sum, used in the open loop only; both
+ * n). cnt (the frame's N counters) [j] += number of channels with Dt != 0 at j.
+ * The caller runs a range of positions through all frames while its state is
+ * in cache. */
 EK_CLONES
-static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t N, int32_t theta,
-                                int closed, int32_t tau, int32_t *restrict ref,
-                                int32_t *restrict rec, int32_t *restrict cnt, ek_err *restrict err) {
+static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
+                                ptrdiff_t N, int32_t theta, int closed, int32_t tau,
+                                int32_t *restrict ref, int32_t *restrict rec, int32_t *restrict cnt,
+                                ek_err *restrict err) {
     int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
-    ptrdiff_t n = C * N, i0, p, nb;
+    ptrdiff_t i0, p, nb;
     for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
         int32_t xmax = 0, emax = 0;
         int32_t *restrict r = ref + i0;
-        int32_t *restrict y = rec + i0;
+        int32_t *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
         nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
         for (p = 0; p < nb; p++) {
             int32_t v = (int32_t)x[i0 + p] - zp;
@@ -141,10 +145,88 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
                 emax = e > emax ? e : emax;
             }
         }
-        EK_SUF(ek_add_counts)(nzb, nb, i0, N, cnt);
+        EK_SUF(ek_add_counts)(nzb, nb, off + i0, N, cnt);
         err->xsq += ek_sumsq(xb, nb, xmax);
         err->esq += ek_sumsq(eb, nb, emax);
         if (emax > err->emax) err->emax = emax;
+    }
+}
+
+/* ek_temporal with 16-bit state and lanes, for codes whose |X| <= 255 (8-bit
+ * codes): twice as many lanes per vector and half the state traffic. The
+ * caller guarantees that no value can leave int16: closed loop |R| <= 255 +
+ * theta; open loop |Y| <= 255 + frames * theta (|Xt - Y| grows by at most
+ * theta per frame); deltas and errors add at most 510. */
+EK_CLONES
+static void EK_SUF(ek_temporal16)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
+                                  ptrdiff_t N, int32_t theta32, int closed, int32_t tau32,
+                                  int16_t *restrict ref, int16_t *restrict rec, int32_t *restrict cnt,
+                                  ek_err *restrict err) {
+    int16_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
+    const int16_t theta = (int16_t)theta32, tau = (int16_t)tau32, z = (int16_t)zp;
+    ptrdiff_t i0, p, nb;
+    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
+        int16_t emax = 0;
+        int32_t xsq = 0;
+        int16_t *restrict r = ref + i0;
+        int16_t *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
+        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
+        for (p = 0; p < nb; p++) xb[p] = (int16_t)((int16_t)x[i0 + p] - z);
+        if (closed) {
+            for (p = 0; p < nb; p++) {
+                int16_t v = xb[p];
+                int16_t a = v < 0 ? (int16_t)-v : v;
+                int16_t xt = a > tau ? v : 0;
+                int16_t d = (int16_t)(xt - r[p]);
+                int16_t nz = (int16_t)((d > theta) | (d < -theta));
+                int16_t rr = (int16_t)(r[p] + (nz ? d : 0));
+                int16_t e = (int16_t)(v - rr);
+                r[p] = rr;
+                nzb[p] = nz;
+                e = e < 0 ? (int16_t)-e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+            }
+        } else {
+            for (p = 0; p < nb; p++) {
+                int16_t v = xb[p];
+                int16_t a = v < 0 ? (int16_t)-v : v;
+                int16_t xt = a > tau ? v : 0;
+                int16_t d = (int16_t)(xt - r[p]);
+                int16_t nz = (int16_t)((d > theta) | (d < -theta));
+                int16_t yy = (int16_t)(y[p] + (nz ? d : 0));
+                int16_t e = (int16_t)(v - yy);
+                y[p] = yy;
+                r[p] = xt;
+                nzb[p] = nz;
+                e = e < 0 ? (int16_t)-e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+            }
+        }
+        {   /* per-position counts */
+            ptrdiff_t q = 0, j = (off + i0) % N;
+            while (q < nb) {
+                ptrdiff_t run = N - j < nb - q ? N - j : nb - q, u;
+                for (u = 0; u < run; u++) cnt[j + u] += nzb[q + u];
+                q += run;
+                j = 0;
+            }
+        }
+        for (p = 0; p < nb; p++) xsq += (int32_t)xb[p] * xb[p];   /* <= 1024 * 255^2 */
+        err->xsq += xsq;
+        if (emax) {
+            if ((int64_t)emax * emax * nb < 2147483647LL) {
+                int32_t esq = 0;
+                for (p = 0; p < nb; p++) esq += (int32_t)eb[p] * eb[p];
+                err->esq += esq;
+            } else {
+                int64_t esq = 0;
+                for (p = 0; p < nb; p++) esq += (int64_t)eb[p] * eb[p];
+                err->esq += esq;
+            }
+            if (emax > err->emax) err->emax = emax;
+        }
     }
 }
 

@@ -107,6 +107,12 @@ class Results:
     baseline: dict[str, float]
     datasets: dict[str, xr.Dataset] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    #: what ``baseline`` is (legend and title text)
+    reference: str = "conventional baseline"
+    #: why there is no feasible conventional reference ("" when there is one or none was stored)
+    baseline_unfit: str = ""
+    #: per-layer table of the conventional reference (empty when unknown)
+    baseline_layers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def is_study(self) -> bool:
@@ -299,6 +305,7 @@ def _totals(layers: pd.DataFrame, ds: xr.Dataset | None = None) -> dict[str, flo
 def _from_datasets(datasets: dict[str, tuple[xr.Dataset, ...]], title: str | None) -> Results:
     layer_frames, config_rows, curve_frames = [], [], []
     baseline: dict[str, float] = {}
+    base_layers: pd.DataFrame | None = None
     task = None
     for name, parts in datasets.items():
         merged: pd.DataFrame | None = None
@@ -328,6 +335,8 @@ def _from_datasets(datasets: dict[str, tuple[xr.Dataset, ...]], title: str | Non
         if schemes == {"conventional"} or (not schemes and name.lower().startswith("conventional")):
             for k, v in totals.items():
                 baseline.setdefault(k, v)
+            if base_layers is None:
+                base_layers = merged
         if schemes == {"temporal_delta"}:
             for k, v in totals.items():
                 if "state" in k:
@@ -337,7 +346,8 @@ def _from_datasets(datasets: dict[str, tuple[xr.Dataset, ...]], title: str | Non
     notes = (f"network task: {task}",) if task else ()
     flat = {(n if len(p) == 1 else f"{n} #{j}"): d for n, p in datasets.items() for j, d in enumerate(p)}
     return Results(title or "else-dse results", pd.DataFrame(), (), (), layers, pd.DataFrame(config_rows),
-                   curves, baseline, flat, notes)
+                   curves, baseline, flat, notes,
+                   baseline_layers=base_layers if base_layers is not None else pd.DataFrame())
 
 
 def _curve_rows(name: str, ds: xr.Dataset) -> pd.DataFrame:
@@ -462,8 +472,67 @@ def _from_study(study: optuna.Study, title: str | None) -> Results:
         totals = {k[5:]: v for k, v in r.items() if k.startswith("attr_") and isinstance(v, (int, float))
                   and not isinstance(v, bool) and not pd.isna(v)}
         config_rows.append({"config": f"trial {int(r['trial'])}", "trial": int(r["trial"]), **totals})
+    reference, unfit = "conventional baseline", ""
+    stored = study.user_attrs.get("baseline_conventional")
+    stored = stored if isinstance(stored, Mapping) else {}
+    base_layers = (_layer_table(study.user_attrs["baseline_conventional_layers"])
+                   if _is_layer_table(study.user_attrs.get("baseline_conventional_layers")) else pd.DataFrame())
+    if stored and not _stored_baseline_feasible(study, stored):
+        why = (f"the conventional baseline on the {stored.get('hardware') or 'template'} hardware does not "
+               f"meet the study's constraints" + (f" ({stored['overflow']})" if stored.get("overflow") else ""))
+        temporal = {k: v for k, v in baseline.items() if k.startswith("temporal:")}
+        ref = _conventional_trial(trials_df, layers, objectives)
+        if ref is not None:
+            number, totals = ref
+            baseline = {**totals, **temporal}
+            reference = f"conventional (trial {number})"
+            notes.append(f"{why}; reductions are against the best feasible conventional trial, trial {number}")
+            if base_layers.empty:
+                base_layers = layers[layers["trial"] == number]
+        else:
+            baseline, unfit = temporal, why
+            notes.append(f"{why}, and no feasible conventional trial exists: no reduction is shown")
+    if base_layers.empty and not layers.empty:  # older studies: a conventional trial's layers, if any
+        ref = _conventional_trial(trials_df, layers, objectives, feasible=False)
+        if ref is not None:
+            base_layers = layers[layers["trial"] == ref[0]]
     return Results(title or f"study {study.study_name}", trials_df, objectives, directions, layers,
-                   pd.DataFrame(config_rows), pd.DataFrame(), baseline, {}, tuple(notes))
+                   pd.DataFrame(config_rows), pd.DataFrame(), baseline, {}, tuple(notes),
+                   reference=reference, baseline_unfit=unfit, baseline_layers=base_layers)
+
+
+def _stored_baseline_feasible(study: optuna.Study, stored: Mapping[str, Any]) -> bool:
+    """Whether the stored conventional baseline meets the study's constraints (``feasible``,
+    else -- studies written before it was stored -- whether it fits when ``fits`` is a constraint)."""
+    if isinstance(stored.get("feasible"), bool):
+        return bool(stored["feasible"])
+    search = study.user_attrs.get("search")
+    constraints = search.get("constraints") or [] if isinstance(search, Mapping) else []
+    return "fits" not in constraints or bool(stored.get("fits", True))
+
+
+def _conventional_trial(trials: pd.DataFrame, layers: pd.DataFrame, objectives: Sequence[str],
+                        feasible: bool = True) -> tuple[int, dict[str, float]] | None:
+    """The best complete trial with conventional processing (tau 0) in every layer -- feasible
+    unless ``feasible=False`` -- by its objectives in order; ``(number, totals)`` or None."""
+    if layers.empty or "scheme" not in layers or "trial" not in layers:
+        return None
+    conv = layers["scheme"].astype(str).eq("conventional")
+    if "tau" in layers:
+        conv &= pd.to_numeric(layers["tau"], errors="coerce").fillna(0).eq(0)
+    numbers = set(conv.groupby(layers["trial"]).all().loc[lambda x: x].index)
+    cand = trials[trials["trial"].isin(numbers) & (trials["state"] == "COMPLETE")]
+    if feasible:
+        cand = cand[cand["feasible"]]
+    cand = cand.dropna(subset=list(objectives))
+    if cand.empty:
+        return None
+    row = cand.sort_values(list(objectives)).iloc[0]
+    totals = {k.split(".")[-1]: float(v) for k, v in row.items() if k.startswith("attr_totals.")
+              and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+              and not pd.isna(v)}
+    totals.update({o: float(row[o]) for o in objectives})
+    return int(row["trial"]), totals
 
 
 def _study_baseline(study: optuna.Study) -> dict[str, float]:
@@ -471,7 +540,7 @@ def _study_baseline(study: optuna.Study) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in study.user_attrs.items():
         low = key.lower()
-        if not isinstance(value, Mapping):
+        if not isinstance(value, Mapping) or _is_layer_table(value):
             continue
         flat: dict[str, Any] = {}
         _flatten("", value, flat)
@@ -530,7 +599,7 @@ def _mark_claims(ax: Axes, res: Results, metric: str, scale: float, orient: str 
     low = metric.lower()
     base = _baseline_value(res, metric)
     if base is not None and base > 0:
-        line(base * scale, color="black", ls="--", lw=1.2, label="conventional baseline")
+        line(base * scale, color="black", ls="--", lw=1.2, label=res.reference)
         if "sop" in low or "event" in low:
             task = next((n.split(": ")[1] for n in res.notes if n.startswith("network task")), None)
             tasks = [task] if task else ["detection", "pose"]
@@ -557,6 +626,46 @@ def _pareto_pair(res: Results) -> list[tuple[str, str]]:
     objs = list(res.objectives)
     pairs = [(objs[i], objs[j]) for i in range(len(objs)) for j in range(i + 1, len(objs))]
     return [(a, b) if _x_rank(a) <= _x_rank(b) else (b, a) for a, b in pairs][:3]
+
+
+_SHORT = {"sops": "SOPs", "events": "events", "energy": "energy", "latency": "latency",
+          "state_memory": "state memory", "frame_memory": "frame memory", "cores": "cores"}
+
+
+def _at(metric: str, value: float) -> str:
+    """``rel. error 0.12``, ``latency 1.2 ms``: an objective value in words, for titles."""
+    low = metric.lower()
+    if low == "error" or "rel_error" in low:
+        return f"rel. error {value:.2g}"
+    if "max_error" in low:
+        return f"max error {value:g} code steps"
+    label, scale = _unit(metric)
+    unit = label[label.rfind("(") + 1:-1] if label.endswith(")") else ""
+    name = _SHORT.get(low, metric.replace("_", " "))
+    return f"{name} {value * scale:.3g}" + (f" {unit}" if unit and "million" not in unit
+                                            and "thousand" not in unit else "")
+
+
+def _best_text(res: Results, front: pd.DataFrame, xm: str, ym: str, base: float | None) -> str:
+    """Title text: the best reduction of ``ym`` on the front vs the reference, and at what ``xm``
+    (with the lossless reduction when ``xm`` is an error); says so when the baseline does not fit."""
+    if "error" in ym.lower():
+        return ""
+    if not base:
+        return ": conventional baseline does not fit" if res.baseline_unfit else ""
+    front = front[front[ym] > 0]
+    if front.empty:
+        return ""
+    best = front.loc[front[ym].idxmin()]
+    low = ym.lower()
+    verb = "fewer" if any(k in low for k in ("sops", "events", "cores")) else "lower"
+    text = f": best {base / best[ym]:.2f}x {verb} {_SHORT.get(low, ym.replace('_', ' '))} at {_at(xm, best[xm])}"
+    if "error" in xm.lower():
+        lossless = front[front[xm] <= 0]
+        text += (f"; lossless {base / lossless[ym].min():.2f}x" if len(lossless) else "; no lossless trial")
+    if res.reference != "conventional baseline":
+        text += f" (vs {res.reference})"
+    return text
 
 
 def _category_param(trials: pd.DataFrame) -> str | None:
@@ -623,14 +732,11 @@ def fig_pareto(res: Results) -> Figure | None:
             _mark_claims(ax, res, ym, sy)
             bx = _baseline_value(res, xm)
             by = _baseline_value(res, ym)
-            if bx is not None and by is not None:
+            if bx is not None and by is not None:  # one legend entry when the dashed line has it
+                drawn = res.reference in ax.get_legend_handles_labels()[1]
                 ax.scatter([bx * sx], [by * sy], marker="*", s=250, c="black", zorder=5,
-                           label="conventional")
-            title = f"{ym} vs {xm}"
-            if by and len(pair_front) and "error" not in ym.lower():
-                best = pair_front[ym].min()
-                if best > 0:
-                    title += f": best {by / best:.2f}x lower than conventional"
+                           label=None if drawn else res.reference)
+            title = f"{ym} vs {xm}" + _best_text(res, pair_front, xm, ym, by)
             ax.set(xlabel=_label(xm), ylabel=_label(ym), title=title)
             ax.set_ylim(bottom=0)
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
@@ -683,6 +789,7 @@ def _chosen_configs(res: Results, k: int = 4) -> list[str]:
         return have[:k]
     mask = pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)
     front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
+    front = front.drop_duplicates(list(res.objectives))  # one trial per distinct result
     idx = np.unique(np.linspace(0, len(front) - 1, min(k, len(front))).round().astype(int))
     return [f"trial {int(n)}" for n in front.iloc[idx]["trial"]]
 
@@ -695,30 +802,131 @@ def _layer_ticks(ax: Axes, names: Sequence[str]) -> None:
     ax.set_xticklabels([names[i] for i in ticks], rotation=75, ha="right", fontsize=7)
 
 
+def _scheme_name(row: Mapping[str, Any]) -> str:
+    """The search's name of a layer's scheme: ``line_y``, ``line_x_reverse``, ``temporal``, ..."""
+    choice = row.get("choice")
+    if isinstance(choice, str) and choice:
+        return choice
+    kind = str(row.get("scheme", "?"))
+    if kind == "line_delta":
+        reverse = str(row.get("direction", "forward")) == "reverse"
+        return f"line_{row.get('axis') or 'y'}" + ("_reverse" if reverse else "")
+    return {"temporal_delta": "temporal"}.get(kind, kind)
+
+
+def scheme_label(layers: pd.DataFrame) -> str:
+    """What a configuration does, from its per-layer rows: ``line_x θ=2``, ``conventional``,
+    ``temporal θ=0–3``, or for mixed plans the scheme counts (``mixed: 20 line_y, 17 temporal; θ=0–2``)."""
+    if layers.empty:
+        return "?"
+    names = pd.Series([_scheme_name(r) for r in layers.to_dict("records")], index=layers.index)
+    thr = pd.to_numeric(layers["threshold"], errors="coerce").fillna(0).astype(int) if "threshold" in layers \
+        else pd.Series(0, index=layers.index)
+    thresholded = ~names.isin(["conventional", "dense"])
+    ths = sorted(set(thr[thresholded]))
+    theta = "" if not ths else f" θ={ths[0]}" if len(ths) == 1 else f" θ={ths[0]}–{ths[-1]}"
+    counts = names.value_counts()
+    if len(counts) == 1:
+        text = f"{counts.index[0]}{theta}"
+    else:
+        text = "mixed: " + ", ".join(f"{n} {k}" for k, n in counts.items()) + (f";{theta}" if theta else "")
+    if "tau" in layers:
+        taus = sorted(set(pd.to_numeric(layers["tau"], errors="coerce").fillna(0).astype(int)))
+        if taus != [0]:
+            text += f" τ={taus[0]}" if len(taus) == 1 else f" τ={taus[0]}–{taus[-1]}"
+    return text
+
+
+def _trial_label(res: Results, number: int) -> str:
+    """A study trial's scheme and threshold: the drawn ``scheme``/``threshold`` of a shared space
+    (``line_x θ=2``), else :func:`scheme_label` of its per-layer rows."""
+    row = res.trials[res.trials["trial"] == number]
+    if "param_scheme" in row and len(row) and isinstance(row["param_scheme"].iloc[0], str):
+        name = row["param_scheme"].iloc[0]
+        th = row["param_threshold"].iloc[0] if "param_threshold" in row else None
+        return name if name in ("conventional", "dense") or th is None or pd.isna(th) else f"{name} θ={int(th)}"
+    return scheme_label(res.layers[res.layers["trial"] == number])
+
+
+def _config_labels(res: Results, configs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for cfg in configs:
+        if res.is_study:
+            out[cfg] = f"{_trial_label(res, int(cfg.split()[1]))} ({cfg})"
+        else:
+            text = scheme_label(res.layers[res.layers["config"] == cfg])
+            out[cfg] = text if text not in out.values() else f"{text} ({cfg})"
+    return out
+
+
+def _layer_configs(res: Results, k: int = 4) -> list[str]:
+    """The configurations of the per-layer figure: :func:`_chosen_configs`, plus for a study one
+    trial of every other scheme of a uniform plan (the middle of that scheme's own front), up to 7;
+    conventional ones are left to the conventional reference line when there is one."""
+    configs = _chosen_configs(res, k)
+    if not res.is_study or res.layers.empty:
+        return configs
+    done = res.trials[(res.trials["state"] == "COMPLETE") & res.trials["feasible"]].dropna(
+        subset=list(res.objectives))
+    have = set(res.layers["trial"])
+    done = done[done["trial"].isin(have)]
+    scheme = {int(n): _trial_label(res, int(n)).split(" ")[0] for n in done["trial"]}
+    shown = {scheme.get(int(c.split()[1])) for c in configs}
+    for name in sorted(set(scheme.values()) - shown - {"mixed:", "conventional"}):
+        if len(configs) >= 7:
+            break
+        sub = done[done["trial"].map(scheme) == name]
+        front = sub[pareto_mask(sub[list(res.objectives)].to_numpy(), res.directions)]
+        front = front.drop_duplicates(list(res.objectives)).sort_values(res.objectives[0])
+        configs.append(f"trial {int(front.iloc[len(front) // 2]['trial'])}")
+    if not res.baseline_layers.empty:
+        kept = [c for c in configs if scheme.get(int(c.split()[1])) != "conventional"]
+        configs = kept or configs
+    return configs
+
+
 @_with_plotting
 def fig_layers(res: Results) -> Figure | None:
-    """Events and SOPs per layer for each scheme (log scale), dense as reference."""
-    configs = _chosen_configs(res)
+    """Events and SOPs per layer for each scheme (log scale), labelled with scheme and threshold;
+    the conventional reference (black) and dense (dotted grey) for comparison."""
+    configs = _layer_configs(res)
     if not configs or not {"events", "sops"} & set(res.layers.columns):
         return None
     df = res.layers[res.layers["config"].isin(configs)]
+    labels = _config_labels(res, configs)
+    base = res.baseline_layers
+    if not res.is_study and not base.empty:  # the conventional dataset is the black reference line
+        configs = [c for c in configs if c not in set(base["config"])] or configs
     metrics = [m for m in ("events", "sops") if m in df]
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(12, 3.8 * len(metrics)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(12, 3.8 * len(metrics) + 0.4), sharex=True,
+                             squeeze=False)
     names = list(df[df["config"] == configs[0]]["layer"])
+    palette = dict(zip(configs, sns.color_palette("deep", len(configs))))
     for ax, m in zip(axes[:, 0], metrics):
         _, scale = _unit(m)
-        sns.lineplot(data=df.assign(v=df[m].astype(float) * scale), x="layer_index", y="v", hue="config",
-                     hue_order=configs, marker="o", ms=4, ax=ax, estimator=None, errorbar=None)
+        for cfg in configs:
+            d = df[df["config"] == cfg]
+            ax.plot(d["layer_index"], d[m].astype(float) * scale, marker="o", ms=3.5, lw=1.4,
+                    color=palette[cfg], label=labels[cfg])
+        if m in base:
+            ax.plot(base["layer_index"], base[m].astype(float) * scale, color="black", lw=1.8,
+                    label="conventional (zero skipping)" if res.reference == "conventional baseline"
+                    else res.reference)
         dense = {"events": "dense_events", "sops": "dense_macs"}[m]
-        if dense in df:
-            ref = df[df["config"] == configs[0]]
+        ref = df[df["config"] == configs[0]]
+        if dense in ref:
             ax.plot(ref["layer_index"], ref[dense].astype(float) * scale, color="grey", ls=":", lw=1.5,
                     label="dense")
         ax.set_yscale("log")
-        ax.set(ylabel=_label(m), xlabel="layer", title=f"{m} per layer (frame average)")
-        ax.legend(fontsize=8, ncol=2)
+        ax.set(ylabel=_label(m), xlabel="layer", title=f"{m} per layer and scheme (frame average)")
+    legend: dict[str, Any] = {}
+    for ax in axes[:, 0]:
+        for h, t in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(t, h)
+    handles, texts = list(legend.values()), list(legend)
+    fig.legend(handles, texts, fontsize=8, loc="upper center", ncol=min(4, len(texts)), frameon=False)
     _layer_ticks(axes[-1, 0], names)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 * math.ceil(len(texts) / 4) / (3.8 * len(metrics) + 0.4)))
     return fig
 
 
@@ -852,7 +1060,7 @@ def fig_state(res: Results) -> Figure | None:
     base = {k: res.baseline.get(f"total_{k}") for k in ("state_persistent_bytes", "state_frame_bytes")}
     if res.is_study and all(v is not None for v in base.values()):
         tot = pd.concat([pd.DataFrame({k: [v / 1024] for k, v in base.items()},
-                                      index=["conventional (baseline)"]), tot])
+                                      index=[res.reference]), tot])
     ax = axes[0, 0]
     ax.barh(range(len(tot)), tot["state_persistent_bytes"], color="tab:red", label="persistent across frames")
     ax.barh(range(len(tot)), tot["state_frame_bytes"], left=tot["state_persistent_bytes"], color="tab:blue",
@@ -920,8 +1128,9 @@ FIGURES: dict[str, tuple[Callable[[Results], Figure | None], str]] = {
                "shaded: the ELSE paper's claimed range of reduction of event-triggered computations "
                "(3.14–6.49x detection, 2.43–5.75x pose); red: temporal-delta state and the paper's "
                ">2x state claim, when the objective is state memory."),
-    "layers": (fig_layers, "Events and synaptic operations per layer for each scheme "
-               "(frame averages, log scale; dotted grey: dense)."),
+    "layers": (fig_layers, "Events and synaptic operations per layer for each scheme, labelled with "
+               "its scheme and threshold θ (code steps) (frame averages, log scale; black: conventional "
+               "zero skipping; dotted grey: dense)."),
     "thresholds": (fig_thresholds, "Suppression threshold vs computations and reconstruction error."),
     "energy": (fig_energy, "Energy per frame by component (left) and by layer (right)."),
     "state": (fig_state, "State memory per layer: persistent across frames (red) vs within a frame (blue)."),
@@ -1101,7 +1310,7 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
         f"<h1>{html.escape(res.title)}</h1>",
         f"<p>{html.escape(head)}. Written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC "
         "by else-dse.</p>",
-        f"<p class=note>Reference (conventional baseline): {html.escape(base)}.</p>",
+        f"<p class=note>Reference ({html.escape(res.reference)}): {html.escape(base)}.</p>",
         *(f"<p class=note>{html.escape(n)}</p>" for n in res.notes),
         "<h2>summary</h2>" + ("<p>Pareto-optimal feasible trials (the first of each distinct result):</p>"
                               if res.is_study else ""),

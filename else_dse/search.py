@@ -40,8 +40,10 @@ axis, direction, threshold, events, sops, errors and every per-layer cost
 variable), ``constraints`` (``{name: value}``, also in Optuna's system attributes
 ``constraints:<name>``) and ``feasible``. The study stores ``objectives``,
 ``search`` (the space, objectives, constraints and hardware), ``recording`` and
-``baseline_conventional`` (totals of conventional processing of every layer) as
-user attributes, so reports never recompute; :func:`trials_table` reads them into
+``baseline_conventional`` (totals of conventional processing of every layer on the
+template hardware, with ``fits`` and ``feasible``: the template may be too small for
+it when hardware fields are searched) and ``baseline_conventional_layers`` (its
+per-layer table) as user attributes, so reports never recompute; :func:`trials_table` reads them into
 a DataFrame.
 
 Speed: event statistics are computed per (recording content, layer, scheme,
@@ -99,7 +101,7 @@ __all__ = [
     "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
     "Evaluation", "SearchError", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
     "define", "run", "run_config", "work", "prepare", "plan_stats", "open_storage", "content_hash",
-    "space_from_dict", "make_scheme", "clear_cache", "CONFIG_HELP", "trials_table",
+    "space_from_dict", "make_scheme", "scheme_choice", "clear_cache", "CONFIG_HELP", "trials_table",
 ]
 
 
@@ -225,6 +227,15 @@ LINE_ORDERINGS = ("line_y", "line_y_reverse", "line_x", "line_x_reverse")
 _ALIASES = {"line_y_forward": "line_y", "line_x_forward": "line_x", "temporal_delta": "temporal",
             "line_delta": "line_y", "else": "line_y"}
 _THRESHOLDED = {"line_y", "line_y_reverse", "line_x", "line_x_reverse", "temporal"}
+
+
+def scheme_choice(name: str) -> str | None:
+    """The :data:`SCHEMES` name of ``name`` or one of its aliases (``line_y_forward``,
+    ``temporal_delta``, ``else``...), case and ``-``/``_`` insensitive; None when unknown.
+    The one table of scheme names shared by configs and the command line."""
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    return key if key in SCHEMES else None
 
 
 def make_scheme(choice: str, threshold: int = 0, tau: int = 0, loop: str = "closed") -> Scheme:
@@ -462,14 +473,28 @@ class Problem:
             out[layer.name] = (sorted(int(v) for v in _values(dom)) if dom is not None else [], tau)
         return out
 
-    def baseline(self) -> dict[str, Any]:
-        """Totals of conventional processing (tau=0) of every layer, at the first bits value."""
+    def baseline_evaluation(self) -> Evaluation:
+        """Conventional processing (tau=0) of every layer, at the first bits value, on the
+        hardware given to :func:`define` (the template, before any searched hardware field),
+        evaluated like a trial: totals, per-layer table and this problem's constraints."""
         bits = int(_values(self.space.bits)[0])  # type: ignore[arg-type]
         choices = tuple((layer.name, "conventional", 0) for layer in self.recording.layers)
         cfg = Config(bits, 0, Plan({}, default=Conventional()), self.hardware, choices)
         stats = plan_stats(self.recording, cfg.plan, bits, self.space.calibration, content=self.content)
         cost = estimate(stats, self.hardware) if self.hardware is not None else None
-        return _totals(stats, cost)
+        return _evaluation(self, cfg, stats, cost)
+
+    def baseline(self, evaluation: Evaluation | None = None) -> dict[str, Any]:
+        """Totals of :meth:`baseline_evaluation`, with ``fits`` (the mapping fits the hardware it
+        was estimated on; True without hardware), ``feasible`` (it meets every constraint of the
+        problem: a report must not compare trials against an infeasible baseline) and
+        ``hardware`` (the name of that hardware; ``""`` without)."""
+        ev = evaluation if evaluation is not None else self.baseline_evaluation()
+        out = dict(ev.user_attrs["totals"])
+        out["fits"] = bool(out.get("fits", True))
+        out["feasible"] = bool(ev.user_attrs["feasible"])
+        out["hardware"] = "" if self.hardware is None else str(self.hardware.name)
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {"space": self.space.describe(), "objectives": list(self.objectives),
@@ -1147,7 +1172,9 @@ def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: 
         study.set_user_attr("search", desc)
         study.set_user_attr("objectives", list(problem.objectives))
         study.set_user_attr("recording", _recording_info(problem.recording, problem.content))
-        study.set_user_attr("baseline_conventional", problem.baseline())
+        base = problem.baseline_evaluation()
+        study.set_user_attr("baseline_conventional", problem.baseline(base))
+        study.set_user_attr("baseline_conventional_layers", base.user_attrs["layers"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(problem.objectives))

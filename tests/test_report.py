@@ -229,3 +229,120 @@ def test_report_one_and_three_objectives(tmp_path: Path, objectives: tuple[str, 
         assert report._pareto_pair(res) == [("latency", "energy"), ("state_memory", "energy"),
                                             ("latency", "state_memory")]
         assert "hardware.png" in png_files_in_html(html)
+
+
+# ---- the conventional reference: feasible, labelled; per-scheme layer lines; titles with their error
+
+def searched_study(tmp_path: Path, schemes: tuple[str, ...], objectives: tuple[str, ...],
+                   enqueue: tuple[dict, ...] = (), constraints: bool = True) -> optuna.Study:
+    """A study of else_dse.search on the small recording (what the search stores, for real)."""
+    from else_dse import search
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    tiny = ed.load_template("neuronflow").replace(name="tiny", n_cores=2, mesh_x=2, mesh_y=1)
+    space = search.Space(schemes=schemes, threshold=search.IntRange(0, 3), shared=True,
+                         hardware={"hardware.n_cores": search.IntRange(2, 256, 2)})
+    return search.run(small_recording(), space, list(objectives), hardware=tiny,
+                      constraints=[search.Fits()] if constraints else [], n_trials=12,
+                      storage=f"sqlite:///{tmp_path}/s.db", study_name="s", seed=0, enqueue=list(enqueue))
+
+
+def _titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes]
+
+
+def _legend(fig) -> list[str]:
+    texts = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    return texts + [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_infeasible_baseline_is_replaced_by_the_best_feasible_conventional_trial(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    conv = {"scheme": "conventional", "threshold": 0, "hardware.n_cores": 256}
+    study = searched_study(tmp_path, ("conventional", "line_y"), ("energy", "latency"), enqueue=(conv,))
+    stored = study.user_attrs["baseline_conventional"]
+    assert stored["fits"] is False and stored["feasible"] is False     # 2 cores cannot hold it
+    trial0 = study.trials[0]
+    assert trial0.user_attrs["feasible"] and trial0.params["scheme"] == "conventional"
+    res = report.collect(study)
+    assert res.reference == "conventional (trial 0)" and not res.baseline_unfit
+    # the reference is the feasible trial's totals, not the template's infeasible estimate
+    assert res.baseline["total_energy_pj"] == pytest.approx(trial0.user_attrs["totals"]["total_energy_pj"])
+    assert res.baseline["energy"] == pytest.approx(trial0.values[0])
+    assert any("does not meet the study's constraints" in n and "trial 0" in n for n in res.notes)
+    fig = report.fig_pareto(res)
+    feasible = [t for t in study.trials if t.user_attrs.get("feasible")]
+    best = min(t.values[0] for t in feasible)      # energy (objective 0) is on y, latency on x
+    title = _titles(fig)[0]
+    assert f"best {trial0.values[0] / best:.2f}x lower energy at latency" in title
+    assert "(vs conventional (trial 0))" in title
+    assert "conventional (trial 0)" in _legend(fig)
+    plt.close(fig)
+    table = report._summary_table(res)
+    reduction = [c for c in table if c.endswith("_reduction_vs_conventional")]
+    assert reduction and table[reduction[0]].max() == pytest.approx(trial0.values[0] / min(
+        t.values[0] for t in feasible))
+
+
+def test_no_feasible_conventional_trial_means_no_reduction(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    study = searched_study(tmp_path, ("line_y", "line_x"), ("energy", "latency"))
+    res = report.collect(study)
+    assert res.baseline_unfit and "970" not in res.baseline_unfit and "cores" in res.baseline_unfit
+    assert not any(k for k in res.baseline if not k.startswith("temporal:"))
+    fig = report.fig_pareto(res)
+    assert _titles(fig)[0].endswith(": conventional baseline does not fit")
+    assert "conventional baseline" not in _legend(fig)
+    plt.close(fig)
+    assert not any(c.endswith("_reduction_vs_conventional") for c in report._summary_table(res))
+    # without the Fits constraint the same baseline is a valid reference
+    study = searched_study(tmp_path / "free", ("line_y", "line_x"), ("energy", "latency"), constraints=False)
+    res = report.collect(study)
+    assert res.reference == "conventional baseline" and res.baseline["total_sops"] > 0
+
+
+def test_layers_figure_labels_scheme_and_threshold_and_draws_conventional(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    lossless = {"scheme": "line_y", "threshold": 0, "hardware.n_cores": 256}
+    study = searched_study(tmp_path, ("conventional", "line_y", "line_x"), ("sops", "error"),
+                           enqueue=(lossless,), constraints=False)
+    res = report.collect(study)
+    # the study stores the conventional baseline per layer
+    assert list(res.baseline_layers["layer"]) == [layer.name for layer in small_recording().layers]
+    assert res.baseline_layers["sops"].sum() == pytest.approx(res.baseline["sops"])
+    fig = report.fig_layers(res)
+    legend = _legend(fig)
+    assert "conventional (zero skipping)" in legend and "dense" in legend
+    lines = [t for t in legend if "(trial " in t]
+    assert lines and all(re.fullmatch(r"line_[yx] θ=\d \(trial \d+\)", t) for t in lines), lines
+    # each scheme of the study has a line (conventional as the black reference)
+    assert {t.split()[0] for t in lines} == {"line_y", "line_x"}
+    # the black line is the stored conventional per-layer SOPs
+    sops_ax = fig.axes[1]
+    black = [ln for ln in sops_ax.get_lines() if ln.get_label() == "conventional (zero skipping)"][0]
+    np.testing.assert_allclose(black.get_ydata(), res.baseline_layers["sops"].to_numpy(float) * 1e-6)
+    plt.close(fig)
+    # the Pareto title says at what error the best reduction comes, and the lossless one
+    fig = report.fig_pareto(res)
+    title = _titles(fig)[0]
+    front = [t for t in study.best_trials]
+    best = min(front, key=lambda t: t.values[0])
+    base = res.baseline["sops"]
+    assert f"best {base / best.values[0]:.2f}x fewer SOPs at rel. error {best.values[1]:.2g}" in title
+    lossless_sops = min(t.values[0] for t in study.trials if t.values and t.values[1] == 0)
+    assert f"; lossless {base / lossless_sops:.2f}x" in title
+    plt.close(fig)
+
+
+def test_scheme_label_of_uniform_and_mixed_plans() -> None:
+    rows = pd.DataFrame({"layer": ["a", "b", "c"], "scheme": ["line_delta", "line_delta", "conventional"],
+                         "axis": ["x", "x", ""], "direction": ["reverse", "reverse", ""],
+                         "threshold": [2, 2, 0], "tau": [0, 0, 0]})
+    assert report.scheme_label(rows.iloc[:2]) == "line_x_reverse θ=2"
+    assert report.scheme_label(rows.iloc[2:]) == "conventional"
+    assert report.scheme_label(rows) == "mixed: 2 line_x_reverse, 1 conventional; θ=2"
+    assert report.scheme_label(rows.assign(threshold=[1, 3, 0], tau=1)) == \
+        "mixed: 2 line_x_reverse, 1 conventional; θ=1–3 τ=1"

@@ -294,3 +294,25 @@ def test_error_budgets_total_per_layer_and_each(rec):
     assert ev.constraints == pytest.approx(expect)
     assert ev.constraints[1] > 0 and ev.constraints[2] > 0          # theta=5 breaks both
     assert ev.user_attrs["feasible"] is False
+
+
+def test_baseline_stores_whether_it_fits_and_its_layers(rec, tmp_path):
+    # a chip of 2 cores cannot hold conventional processing of the network
+    tiny = ed.load_template("neuronflow").replace(n_cores=2, mesh_x=2, mesh_y=1)
+    space = Space(schemes=("conventional", "line_y"), threshold=0,
+                  hardware={"hardware.n_cores": IntRange(2, 256, 2)})
+    problem = search.define(rec, space, ["energy", "sops"], hardware=tiny, constraints=[Fits()])
+    base = problem.baseline()
+    assert base["fits"] is False and base["feasible"] is False and base["hardware"] == tiny.name
+    assert "cores" in base["overflow"]
+    # without the Fits constraint the same baseline is feasible (nothing forbids overflowing)
+    free = search.define(rec, space, ["energy", "sops"], hardware=tiny)
+    assert free.baseline()["feasible"] is True and free.baseline()["fits"] is False
+    study = search.run(rec, space, ["energy", "sops"], hardware=tiny, constraints=[Fits()], n_trials=2,
+                       storage=f"sqlite:///{tmp_path}/b.db", study_name="b", seed=0)
+    stored = study.user_attrs["baseline_conventional"]
+    assert stored["feasible"] is False
+    layers = study.user_attrs["baseline_conventional_layers"]
+    assert layers["layer"] == [layer.name for layer in rec.layers]
+    assert set(layers["scheme"]) == {"conventional"}
+    assert sum(layers["sops"]) == pytest.approx(stored["sops"])

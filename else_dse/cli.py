@@ -40,15 +40,32 @@ _KIND_ALIASES = {
     "temporal_delta": "temporal_delta", "temporal": "temporal_delta", "delta": "temporal_delta",
     "sigma_delta": "temporal_delta",
 }
+def _kind_of(head: str) -> tuple[str, dict[str, str]] | None:
+    """``(kind, preset options)`` of a scheme head: a command-line kind (:data:`_KIND_ALIASES`) or
+    a config scheme name (``line_y``, ``line_x_reverse``, ``temporal``...: ``else_dse.search.SCHEMES``,
+    the same names as ``[space] schemes`` of a study config); None when unknown."""
+    key = head.strip().lower().replace("-", "_")
+    if key in _KIND_ALIASES:
+        return _KIND_ALIASES[key], {}
+    from .search import SCHEMES, scheme_choice
+
+    choice = scheme_choice(key)
+    if choice is None:
+        return None
+    kind, axis, direction = SCHEMES[choice]
+    return kind, ({"axis": axis, "direction": direction} if kind == "line_delta" else {})
+
+
 _BARE = {"y": "axis", "x": "axis", "forward": "direction", "reverse": "direction",
          "closed": "loop", "open": "loop"}
 
 SCHEME_HELP = """\
 A scheme is KIND[:OPTIONS] with KIND one of dense, conventional, line_delta (alias
-else), temporal_delta (alias temporal) and OPTIONS comma- or colon-separated
-key=value pairs or bare values (y|x = axis, forward|reverse = direction,
-closed|open = loop, an integer = threshold):
-  line_delta:y:1    line_delta:axis=x,threshold=2,loop=open    temporal:threshold=1,tau=1
+else), temporal_delta (alias temporal), or a study config's scheme name line_y,
+line_x, line_y_reverse, line_x_reverse (line delta with that axis and direction),
+and OPTIONS comma- or colon-separated key=value pairs or bare values (y|x = axis,
+forward|reverse = direction, closed|open = loop, an integer = threshold):
+  line_delta:y:1    line_x:2    line_delta:axis=x,threshold=2,loop=open    temporal:threshold=1,tau=1
 Prefix LAYER= to set one layer of a per-layer plan (repeat --scheme; the
 scheme without a prefix is the default for the other layers):
   --scheme conv0=line_delta:y --scheme temporal:1"""
@@ -68,10 +85,12 @@ def parse_scheme(text: str, **overrides: Any) -> Any:
     LineDelta(axis='x', direction='forward', threshold=2, loop='closed', tau=0)
     """
     head, _, rest = text.strip().partition(":")
-    kind = _KIND_ALIASES.get(head.strip().lower().replace("-", "_"))
-    if kind is None:
+    found = _kind_of(head)
+    if found is None:
         raise UsageError(f"unknown scheme {head!r} in {text!r}; kinds are dense, conventional, "
-                         "line_delta (else), temporal_delta (temporal)")
+                         "line_delta (else), temporal_delta (temporal), or line_y, line_x, "
+                         "line_y_reverse, line_x_reverse")
+    kind, preset = found
     cls = _scheme_classes()[kind]
     allowed = [f.name for f in dataclasses.fields(cls)]
     kw: dict[str, Any] = {}
@@ -85,8 +104,15 @@ def parse_scheme(text: str, **overrides: Any) -> Any:
             key, value = _BARE[tok.lower()], tok.lower()
         else:
             raise UsageError(f"scheme {text!r}: cannot read option {tok!r}")
+        if key in preset and value != preset[key]:
+            raise UsageError(f"scheme {text!r}: {head} means {key}={preset[key]}, not {key}={value}")
         kw[key] = value
-    kw.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in {k: v for k, v in overrides.items() if v is not None}.items():
+        if key in preset and value != preset[key]:
+            raise UsageError(f"scheme {text!r}: {head} means {key}={preset[key]}; --{key} {value} "
+                             "contradicts it")
+        kw[key] = value
+    kw = {**preset, **kw}
     for key in list(kw):
         if key not in allowed:
             raise UsageError(f"scheme {text!r}: {kind} has no option {key!r}; "
@@ -110,7 +136,7 @@ def parse_plan(texts: Sequence[str], **overrides: Any) -> Any:
     default, per_layer = None, {}
     for text in texts:
         m = re.match(r"^\s*([^=:]+?)\s*=\s*([A-Za-z_-]+(?::.*)?)$", text)
-        if m and m.group(2).split(":")[0].lower().replace("-", "_") in _KIND_ALIASES:
+        if m and _kind_of(m.group(2).split(":")[0]) is not None:
             per_layer[m.group(1)] = parse_scheme(m.group(2))
         elif default is None:
             default = parse_scheme(text, **overrides)
@@ -314,6 +340,24 @@ _COST_COLUMNS = ("events", "sops", "energy_pj", "latency_s", "cores", "weight_by
                  "state_persistent_bytes", "state_frame_bytes", "layer_fits")
 
 
+def _print_overflow(cost: Any, hw: Any, out: Any) -> None:
+    """When the mapping does not fit: which layer overflows which limit by how much, one a line
+    (``estimate``'s ``attrs["overflow"]``; the per-layer overflow variables when it is empty)."""
+    if "fits" not in cost or bool(cost["fits"].values):
+        return
+    lines = [t.strip() for t in str(cost.attrs.get("overflow", "")).split(";") if t.strip()]
+    if not lines:
+        names = [str(n) for n in cost["layer"].values]
+        for v, limit in (("overflow_neurons", "neurons_per_core"), ("overflow_sram_bytes", "sram_per_core")):
+            if v in cost:
+                lines += [f"layer {n!r}: over {limit} by {x:.0f}" for n, x in zip(names, cost[v].values) if x > 0]
+        if "total_cores" in cost and float(cost["total_cores"]) > hw.n_cores:
+            lines.append(f"the mapping needs {float(cost['total_cores']):.0f} cores, over "
+                         f"n_cores={hw.n_cores} by {float(cost['total_cores']) - hw.n_cores:.0f}")
+    print(f"does not fit on {hw.name}:" + "".join(f"\n  {t}" for t in lines or ["(no detail given)"]),
+          file=out)
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     import xarray as xr
 
@@ -347,6 +391,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         totals = {v: cost[v].values.item() for v, da in cost.data_vars.items() if da.ndim == 0}
         print("totals: " + ", ".join(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
                                      for k, v in totals.items()))
+    _print_overflow(cost, hw, sys.stderr if args.quiet else sys.stdout)
     _save(cost, table, args.output)
     return 0
 
@@ -593,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write report.html (self-contained, figures embedded), the figures as PNG and the "
                     "trials / per-layer results as CSV and NetCDF, from a stored study or from "
                     "statistics / cost NetCDF files.",
-        epilog="examples:\n  else-dse report reports/quick/study.db -o reports/quick\n"
+        epilog="examples:\n  else-dse report reports/quick/quick-blazeface.db -o reports/quick\n"
                "  else-dse report postgresql://user@localhost/dse --study pose -o out\n"
                "  else-dse report conventional.nc line_delta.nc cost.nc -o out")
     p.add_argument("source", nargs="+", help="a storage URL or .db file, or NetCDF results files")

@@ -18,7 +18,7 @@ from else_dse import cli
 from test_report import small_recording
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "data" / "blazeface_carphone.nc"   # contract name (data helper)
+SHIPPED = ROOT / "data" / "blazeface_carphone.nc"   # the shipped detection recording
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,62 @@ def test_stats_cost_report_end_to_end(recording: Path, tmp_path: Path,
     configs = pd.read_csv(tmp_path / "rep" / "configs.csv")
     assert len(configs) == 1 and configs["total_energy_pj"].iloc[0] == pytest.approx(
         float(ref["total_energy_pj"]))
+
+
+def test_cost_says_which_layer_overflows_which_limit(recording: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    tiny = ed.load_template("neuronflow").replace(name="tiny", n_cores=2, mesh_x=2, mesh_y=1,
+                                                  sram_per_core=256)
+    tiny_toml = tmp_path / "tiny.toml"
+    tiny.to_toml(tiny_toml)
+    stats = ed.count_events(ed.open_recording(recording).quantize(8), ed.Conventional())
+    expected = ed.estimate(stats, tiny)
+    assert not bool(expected["fits"])
+    status, out, err = run(["cost", recording, "--template", tiny_toml], capsys)
+    assert status == 0, err
+    assert "does not fit on tiny:" in out
+    detail = [t.strip() for t in expected.attrs["overflow"].split(";")]
+    assert detail and all(t in out for t in detail)
+    assert any("n_cores=2" in t for t in detail)                 # the core limit, and by how much
+    # quiet: the table is not printed, the overflow still is (stderr)
+    status, out, err = run(["cost", recording, "--template", tiny_toml, "-q"], capsys)
+    assert status == 0 and out == "" and "does not fit on tiny:" in err
+    # a mapping that fits says nothing of the kind
+    big = ed.load_template("neuronflow").replace(name="big", n_cores=1 << 16, mesh_x=256, mesh_y=256)
+    big.to_toml(tmp_path / "big.toml")
+    status, out, err = run(["cost", recording, "--template", tmp_path / "big.toml"], capsys)
+    assert status == 0 and "does not fit" not in out + err
+
+
+def test_config_scheme_names_work_on_the_command_line(recording: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # the names of a study config ([space] schemes) mean the same on the command line
+    from else_dse import search
+
+    for name in search.SCHEMES:
+        expected = search.make_scheme(name, threshold=2 if name not in ("conventional", "dense") else 0)
+        text = name if name in ("conventional", "dense") else f"{name}:2"
+        assert cli.parse_scheme(text) == expected
+    assert cli.parse_scheme("line_x", threshold=3) == ed.LineDelta(axis="x", threshold=3)
+    assert cli.parse_plan(["c0=line_x_reverse", "line_y:1"]) == ed.Plan(
+        {"c0": ed.LineDelta(axis="x", direction="reverse")}, default=ed.LineDelta(axis="y", threshold=1))
+    for bad in ("line_x:axis=y", "line_y_reverse:forward"):
+        with pytest.raises(cli.UsageError, match="means"):
+            cli.parse_scheme(bad)
+    status, _, err = run(["stats", recording, "--scheme", "line_x:1", "--axis", "y"], capsys)
+    assert status == 2 and "contradicts" in err and len(err.strip().splitlines()) == 1
+    status, out, err = run(["stats", recording, "--scheme", "line_x:1", "-q"], capsys)
+    assert status == 0, err
+
+
+def test_help_examples_name_files_the_commands_write(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / "studies" / "quick.toml").read_text())
+    status, out, _ = run(["report", "--help"], capsys)
+    assert status == 0
+    # `else-dse search studies/quick.toml --report reports/quick` stores the study as <report>/<name>.db
+    assert f"reports/quick/{cfg['study']['name']}.db" in out
 
 
 def write_config(path: Path, recording: Path, trials: int = 6, extra: str = "") -> Path:

@@ -19,6 +19,16 @@ first k layers with temporal after, for a few k.
 
 Writes under ``reports/hybrid_plans/``: ``study.db``, ``<task>_front.csv``,
 ``<task>_references.csv``, ``summary.csv`` and ``<task>/report.html``.
+
+Conventions (bytes of the whole network, ``else_dse.estimate``): *persistent* state
+is kept across frames (temporal delta's references and accumulators; line delta
+keeps none); *within-frame* state lives only while a frame is processed (line
+delta's line buffers, every layer's per-frame buffers); *total* state is their sum,
+the memory a chip must provide. Reductions are "all-temporal plan / this plan"
+(> 1: less state); a persistent reduction is ``inf`` when a plan keeps no
+persistent state at all (line delta everywhere), so the total reduction is the
+one that compares every plan. "Within 10 % SOPs": plans whose SOPs per frame are
+at most 1.1x those of the all-temporal plan.
 """
 
 from __future__ import annotations
@@ -95,39 +105,59 @@ def main(argv: list[str] | None = None) -> int:
         table = search.trials_table(study).set_index("trial")
         temporal_state = float(table.loc[0, "state_memory"])
         temporal_sops = float(table.loc[0, "sops"])
-        cols = ["sops", "state_memory", "total.total_state_frame_bytes", "error", "n_temporal", "n_line_y",
-                "n_line_x"]
+        frame = "total.total_state_frame_bytes"
+        temporal_total = temporal_state + float(table.loc[0, frame])
+        cols = ["sops", "state_memory", frame, "total_state", "error", "n_temporal", "n_line_y", "n_line_x"]
+        derived = ["persistent_state_reduction_vs_temporal", "total_state_reduction_vs_temporal",
+                   "sops_vs_temporal"]
+        table["total_state"] = table["state_memory"] + table[frame]
         cols = [c for c in cols if c in table.columns]
         references = table.loc[range(len(refs)), cols].copy()
         references.insert(0, "plan", [r for r, _ in refs])
         front = search.trials_table(study, front=True)
+        front["total_state"] = front["state_memory"] + front[frame]
         for df in (references, front):
-            df["state_reduction_vs_temporal"] = temporal_state / df["state_memory"]
+            df["persistent_state_reduction_vs_temporal"] = temporal_state / df["state_memory"]
+            df["total_state_reduction_vs_temporal"] = temporal_total / df["total_state"]
             df["sops_vs_temporal"] = df["sops"] / temporal_sops
         references.to_csv(out / f"{task}_references.csv", index=False)
-        front[["trial"] + cols + ["state_reduction_vs_temporal", "sops_vs_temporal"]].to_csv(
-            out / f"{task}_front.csv", index=False)
+        front[["trial"] + cols + derived].to_csv(out / f"{task}_front.csv", index=False)
         if not args.no_report:
             ed.report.write(study, out / task, title=f"Hybrid temporal/ELSE plans: {task} ({name})")
         pd.set_option("display.width", 200)
         fmt = lambda v: f"{v:.4g}"  # noqa: E731
-        print(f"\n{task} ({name}): references (state in bytes persisting across frames, SOPs per frame)")
+        print(f"\n{task} ({name}): references (SOPs per frame; state_memory: persistent bytes, "
+              f"{frame}: within-frame bytes, total_state: their sum)")
         print(references.to_string(index=False, float_format=fmt))
-        print(f"\n{task}: Pareto front ({len(front)} trials)")
-        print(front[["trial"] + cols + ["state_reduction_vs_temporal", "sops_vs_temporal"]]
-              .to_string(index=False, float_format=fmt))
-        # the best state reduction at no more SOPs than all-temporal + 10 % (inf: no persistent
-        # state at all, line delta in every layer)
-        near = front[front["sops"] <= 1.1 * temporal_sops]
+        print(f"\n{task}: Pareto front of SOPs vs persistent state ({len(front)} trials)")
+        print(front[["trial"] + cols + derived].to_string(index=False, float_format=fmt))
+        # the best state reductions at no more SOPs than all-temporal + 10 %, over every trial
+        # (the plan of least total state need not be on the SOPs-vs-persistent front)
+        table["persistent_state_reduction_vs_temporal"] = temporal_state / table["state_memory"]  # x/0: inf
+        table["total_state_reduction_vs_temporal"] = temporal_total / table["total_state"]
+        near = table[(table["sops"] <= 1.1 * temporal_sops) & table["feasible"]]
+
+        def best(col: str, how: str) -> float:
+            return float(getattr(near[col], how)()) if len(near) else np.nan
+
         summary.append({"task": task, "network": name, "frames": rec.n_frames, "trials": args.trials,
-                        "front_size": len(front), "temporal_state_bytes": temporal_state,
-                        "temporal_sops": temporal_sops,
-                        "min_state_bytes_within_10pct_sops": float(near["state_memory"].min())
-                        if len(near) else np.nan,
-                        "best_state_reduction_within_10pct_sops": float(near["state_reduction_vs_temporal"].max())
-                        if len(near) else np.nan,
+                        "front_size": len(front), "temporal_sops": temporal_sops,
+                        "temporal_persistent_state_bytes": temporal_state,
+                        "temporal_total_state_bytes": temporal_total,
+                        "min_persistent_state_bytes_within_10pct_sops": best("state_memory", "min"),
+                        "best_persistent_state_reduction_within_10pct_sops":
+                            best("persistent_state_reduction_vs_temporal", "max"),
+                        "min_total_state_bytes_within_10pct_sops": best("total_state", "min"),
+                        "best_total_state_reduction_within_10pct_sops":
+                            best("total_state_reduction_vs_temporal", "max"),
                         "paper_claim": "> 2x"})
     pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
+    print("\nconventions: persistent state is kept across frames, within-frame state only while a "
+          "frame is processed,\ntotal = persistent + within-frame (bytes, whole network); reductions "
+          "are all-temporal / plan (> 1: less);\na persistent reduction is inf for plans with no "
+          "persistent state (line delta everywhere);\n'within 10pct sops': SOPs <= 1.1x the "
+          "all-temporal plan's. The paper's claim (> 2x less state memory than temporal\nsuppression "
+          "alone) is compared here with both the persistent and the total reduction.")
     print("\nsummary")
     print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"\nwrote {out}", file=sys.stderr)

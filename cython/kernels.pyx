@@ -487,12 +487,12 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
     """:func:`line_delta` for many thresholds in one pass over ``X``: every needed
     line is loaded once and run for every threshold while in cache.
 
-    Closed loop: outputs (threshold, frame) events, SOPs (without ``C_out / g``).
-    Open loop: ``D`` does not depend on the threshold; ``hist_c[f, b]`` /
-    ``hist_s[f, b]`` (b in ``[0, T]``) get the count / SOP weight (without
-    ``C_out / g``) of the deltas with ``lut[min(|D|, len(lut) - 1)] == b``
-    (``events``, ``sops`` are left untouched). ``with_error``: error (threshold,
-    frame) and ``x_sq`` per frame over the needed lines; otherwise left 0.
+    Outputs (threshold, frame) events, SOPs (without ``C_out / g``), except in
+    the open loop without the error: ``D`` does not depend on the threshold and
+    ``hist_c[f, b]`` / ``hist_s[f, b]`` (b in ``[0, T]``) get the count / SOP
+    weight (without ``C_out / g``) of the deltas with ``lut[min(|D|, len(lut) - 1)]
+    == b`` (``events``, ``sops`` are left untouched). ``with_error``: error
+    (threshold, frame) and ``x_sq`` per frame over the needed lines; otherwise left 0.
     """
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef Py_ssize_t npos = W if axis == 0 else H
@@ -785,9 +785,9 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
     """:func:`temporal_delta` for many thresholds in one pass: blocks of positions
     are followed through all frames, each block loaded once per frame and run for
     every threshold while in cache. ``fan_out`` (H*W) is the conventional fan-out
-    per position. Open loop: events and SOPs go to the histograms ``hist_c``,
-    ``hist_s`` (frame, T + 1) as in :func:`line_delta_curve`. ``with_error``:
-    error and ``x_sq``; otherwise left 0."""
+    per position. Open loop without the error: events and SOPs go to the
+    histograms ``hist_c``, ``hist_s`` (frame, T + 1) as in
+    :func:`line_delta_curve`. ``with_error``: error and ``x_sq``; otherwise left 0."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2], T = thetas.shape[0]
     cdef Py_ssize_t B = EK_BLOCK
     cdef Py_ssize_t f, c, jb, j0, nb, p, t

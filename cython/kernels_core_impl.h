@@ -295,10 +295,12 @@ static inline void EK_SUF(ek_hist_add)(const int32_t *restrict d, ptrdiff_t n, c
  * consumer sum). fan: fan-out per position (int32, checked by the caller not
  * to overflow a block sum). Closed loop: adds per threshold events, SOPs and
  * (with_error) error terms. Open loop: D = Xt_f - Xt_{f-1} does not depend on
- * theta; it is computed once (the sender reference of threshold 0 is shared)
- * and histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)]); events and SOPs
- * of every threshold follow from the histogram, and with_error runs the
- * consumer's recursion per threshold for the error only. hl: 8*EK_HSTRIDE(T) int32. */
+ * theta; it is computed once (the sender reference of threshold 0 is shared).
+ * with_error runs the consumer's recursion per threshold for the error and
+ * counts events and SOPs on the way (cheaper than a scalar histogram when the
+ * recursion runs anyway); without it D is only histogrammed (hc, hs: T+1 bins,
+ * bin lut[min(|D|, amax)]) and events and SOPs of every threshold follow from
+ * the histogram. hl: 8*EK_HSTRIDE(T) int32. */
 EK_CLONES
 static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t nb,
                                            const int32_t *restrict thetas, ptrdiff_t T, int closed,
@@ -327,22 +329,35 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
             xtb[p] = xt - r0[p];  /* xtb now holds D */
             r0[p] = xt;
         }
-        EK_SUF(ek_hist_add)(xtb, nb, lut, amax, fan, eb, T, hl, hc, hs, 1);
-        if (!with_error) return;
-        for (t = 0; t < T; t++) {
-            int32_t theta = thetas[t], emax = 0;
+        if (!with_error) {  /* events and SOPs of every threshold from the histogram */
+            EK_SUF(ek_hist_add)(xtb, nb, lut, amax, fan, eb, T, hl, hc, hs, 1);
+            return;
+        }
+        for (t = 0; t < T; t++) {  /* the error needs the recursion; count on the way */
+            int32_t theta = thetas[t], ev = 0, sp = 0, emax = 0;
             int32_t *restrict y = states + (2 * t + 1) * EK_BLOCK;
-            if (theta == 0 && tau == 0) continue;  /* lossless: Y = X */
-            for (p = 0; p < nb; p++) {
-                int32_t d = xtb[p];
-                int32_t nz = (d > theta) | (d < -theta);
-                int32_t yy = y[p] + (nz ? d : 0);
-                int32_t e = xb[p] - yy;
-                y[p] = yy;
-                e = e < 0 ? -e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
+            if (theta == 0 && tau == 0) {  /* lossless: Y = X */
+                for (p = 0; p < nb; p++) {
+                    int32_t nz = xtb[p] != 0;
+                    ev += nz;
+                    sp += nz ? fan[p] : 0;
+                }
+            } else {
+                for (p = 0; p < nb; p++) {
+                    int32_t d = xtb[p];
+                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t yy = y[p] + (nz ? d : 0);
+                    int32_t e = xb[p] - yy;
+                    y[p] = yy;
+                    ev += nz;
+                    sp += nz ? fan[p] : 0;
+                    e = e < 0 ? -e : e;
+                    eb[p] = e;
+                    emax = e > emax ? e : emax;
+                }
             }
+            ev_out[t] += ev;
+            sp_out[t] += sp;
             if (emax > emax_out[t]) emax_out[t] = emax;
             if (emax) esq_out[t] += ek_sumsq(eb, nb, emax);
         }
@@ -519,10 +534,10 @@ static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_
  * gathered once and run for every threshold while in L1. states: 2*s*C*npos
  * int32 per threshold (sender reference ring, consumer ring). Closed loop: adds
  * per threshold events, SOPs (times cover_line) and (with_error) error terms.
- * Open loop: D_h = Xt_h - Xt_{h-s} is shared by every threshold and
- * histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)], SOP weight
- * cp * cover_line); with_error runs the consumer's recursion per threshold for
- * the error only. xsq once (with_error only). hl: 8*EK_HSTRIDE(T) int32 scratch. */
+ * Open loop: D_h = Xt_h - Xt_{h-s} is shared by every threshold; with_error
+ * runs the consumer's recursion per threshold and counts on the way, without it
+ * D is only histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)], SOP weight
+ * cp * cover_line), as in ek_temporal_thresholds. xsq once (with_error only). hl: 8*EK_HSTRIDE(T) int32 scratch. */
 EK_CLONES
 static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
                                              ptrdiff_t n_real, ptrdiff_t npos, int reverse,
@@ -570,22 +585,35 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
                 xtl[p] = xt - r0[p];  /* xtl now holds D_h */
                 r0[p] = xt;
             }
-            EK_SUF(ek_hist_add)(xtl, n, lut, amax, cp, eb, T, hl, hc, hs, cover_line[h]);
-            if (!with_error) continue;
-            for (t = 0; t < T; t++) {
-                int32_t theta = thetas[t], emax = 0;
+            if (!with_error) {  /* events and SOPs of every threshold from the histogram */
+                EK_SUF(ek_hist_add)(xtl, n, lut, amax, cp, eb, T, hl, hc, hs, cover_line[h]);
+                continue;
+            }
+            for (t = 0; t < T; t++) {  /* the error needs the recursion; count on the way */
+                int32_t theta = thetas[t], ev = 0, spi = 0, emax = 0;
                 int32_t *restrict y = states + (1 + t) * ring + (h % s) * n;
-                if (theta == 0 && tau == 0) continue;  /* lossless: Y = X */
-                for (p = 0; p < n; p++) {
-                    int32_t d = xtl[p];
-                    int32_t nz = (d > theta) | (d < -theta);
-                    int32_t yy = y[p] + (nz ? d : 0);
-                    int32_t e = xl[p] - yy;
-                    y[p] = yy;
-                    e = e < 0 ? -e : e;
-                    eb[p] = e;
-                    emax = e > emax ? e : emax;
+                if (theta == 0 && tau == 0) {  /* lossless: Y = X */
+                    for (p = 0; p < n; p++) {
+                        int32_t nz = xtl[p] != 0;
+                        ev += nz;
+                        spi += nz ? cp[p] : 0;
+                    }
+                } else {
+                    for (p = 0; p < n; p++) {
+                        int32_t d = xtl[p];
+                        int32_t nz = (d > theta) | (d < -theta);
+                        int32_t yy = y[p] + (nz ? d : 0);
+                        int32_t e = xl[p] - yy;
+                        y[p] = yy;
+                        ev += nz;
+                        spi += nz ? cp[p] : 0;
+                        e = e < 0 ? -e : e;
+                        eb[p] = e;
+                        emax = e > emax ? e : emax;
+                    }
                 }
+                ev_out[t] += ev;
+                sp_out[t] += (int64_t)spi * cover_line[h];
                 if (emax > emax_out[t]) emax_out[t] = emax;
                 if (emax) esq_out[t] += ek_sumsq(eb, n, emax);
             }

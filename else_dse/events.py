@@ -26,15 +26,15 @@ of one layer for many thresholds at once. Everything follows
   with zeros up to the longest layer; ``line_events.sum("line") == events``.
 - **event_curve** replaces the scheme's ``threshold`` (or, for
   :class:`Conventional`, its ``tau``) by each of ``thresholds``. Conventional
-  curves come exactly from a histogram of ``|X|`` weighted by fan-out. In the
-  open loop ``D`` (after ``tau``) does not depend on the threshold, so events
-  and SOPs of every threshold come exactly from one histogram of ``|D|`` per
-  frame (counts and fan-out weights, then a reverse cumulative sum). The error
-  depends on the path (what the consumer accumulates differs per threshold even
-  in the open loop), so it runs the recursion per threshold in the same pass:
-  each line (block of positions) is loaded once and processed for every
-  threshold while in cache; ``error=False`` skips it (errors NaN), leaving a
-  pure histogram pass. The closed loop runs every threshold in that one pass.
+  curves come exactly from a histogram of ``|X|`` weighted by fan-out. Line and
+  temporal delta curves run every threshold in one pass: each line (block of
+  positions) is loaded once and processed for every threshold while in cache.
+  In the open loop ``D`` (after ``tau``) does not depend on the threshold and is
+  computed once. Its error (what the consumer accumulates differs per threshold
+  even in the open loop) needs the recursion per threshold, which counts events
+  and SOPs on the way; ``error=False`` skips the error (NaN) and then events and
+  SOPs of every threshold come exactly from one histogram of ``|D|`` per frame
+  (counts and fan-out weights, then a reverse cumulative sum).
 
 Implementation: the kernels read the stored codes and subtract the zero point
 on load (``X = code - zero_point`` as :meth:`QuantizedRecording.signed`), so no
@@ -455,13 +455,13 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     variables ``events``, ``sops`` (int64), ``max_error``, ``rel_error`` (float64),
     equal to ``count_events`` with each threshold.
 
-    In the open loop ``D`` (after ``tau``) does not depend on the threshold, so
-    events and SOPs of every threshold come exactly from one histogram of ``|D|``
-    weighted by fan-out; the error of what the consumer accumulates still needs
-    the recursion per threshold, which runs in the same pass. ``error=False``
-    skips the error (``max_error`` and ``rel_error`` are NaN): a pure histogram
-    pass in the open loop (and for :class:`Conventional`), a cheaper recursion in
-    the closed loop.
+    In the open loop ``D`` (after ``tau``) does not depend on the threshold. The
+    error of what the consumer accumulates still needs the recursion per
+    threshold; it runs in the same pass and counts events and SOPs on the way.
+    ``error=False`` skips the error (``max_error`` and ``rel_error`` are NaN): in
+    the open loop events and SOPs of every threshold then come exactly from one
+    histogram of ``|D|`` weighted by fan-out (a pure histogram pass); the closed
+    loop runs a cheaper recursion; :class:`Conventional` is a histogram either way.
     """
     qrec = _check_qrec(qrec, "event_curve")
     layer = qrec.layer(layer_name) if layer_name in {l.name for l in qrec.layers} else None
@@ -481,7 +481,7 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     xsq = np.zeros(F, np.int64)
     if isinstance(scheme, (LineDelta, TemporalDelta)):
         open_loop = scheme.loop == "open"
-        if open_loop:
+        if open_loop and not error:
             lut, rank = _delta_lut(th, X, zp)
         else:
             lut, rank = np.zeros(1, np.int32), np.arange(T)
@@ -497,7 +497,7 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
             _kernels.temporal_delta_curve(_flat(X), _fan_out(layer).ravel(), th.astype(np.int32),
                                           not open_loop, scheme.tau, events, sops, emax, esq, xsq,
                                           lut, hc, hs, with_error=bool(error), zp=zp)
-        if open_loop:
+        if open_loop and not error:
             events, sops = _from_histogram(hc, hs, rank)
         if isinstance(scheme, LineDelta):
             sops *= layer.fan_out_channels

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import else_dse as ed
 from else_dse import _kernels
@@ -466,3 +467,27 @@ def test_lossless_counts_over_more_channels_than_an_8bit_counter_holds(bits):
         assert le.max() > 255
         np.testing.assert_array_equal(le, ds["line_events"].values[0, :, :L], err_msg=str(scheme))
         np.testing.assert_array_equal(ls * layer.fan_out_channels, ds["line_sops"].values[0, :, :L])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_open_loop_histogram_equals_the_recursion(data):
+    """event_curve(error=False) in the open loop (events and SOPs from one
+    histogram of |D|) equals the per-threshold recursion (error=True), which
+    tests/test_kernels_curve.py holds to the numpy reference."""
+    from reference import codes_st, layers_st, make_qrec
+    layer = data.draw(layers_st(ops=("conv", "depthwise")))
+    bits = data.draw(st.sampled_from([4, 8, 16]))
+    n = data.draw(st.integers(1, 3))
+    X = data.draw(codes_st((n,) + layer.input_shape, bits=min(bits, 9)))
+    q = make_qrec([layer], {"t": X}, bits)
+    loop_tau = dict(loop="open", tau=data.draw(st.sampled_from([0, 0, 1, 3])))
+    scheme = data.draw(st.one_of(
+        st.builds(ed.LineDelta, axis=st.sampled_from(["y", "x"]),
+                  direction=st.sampled_from(["forward", "reverse"]), **{k: st.just(v) for k, v in loop_tau.items()}),
+        st.just(ed.TemporalDelta(**loop_tau))))
+    ths = data.draw(st.lists(st.integers(0, 1100), min_size=1, max_size=8, unique=True))
+    full = ed.event_curve(q, "l", scheme, ths)
+    fast = ed.event_curve(q, "l", scheme, ths, error=False)
+    for var in ("events", "sops"):
+        np.testing.assert_array_equal(fast[var].values, full[var].values, err_msg=var)

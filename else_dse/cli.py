@@ -153,7 +153,7 @@ def parse_plan(texts: Sequence[str], **overrides: Any) -> Any:
         raise UsageError(f"plan: {exc}") from None
 
 
-# ---- helpers --------------------------------------------------------------------------
+# ---- files and tables ---------------------------------------------------------------------
 
 def _existing(path: str, what: str) -> Path:
     p = Path(path)

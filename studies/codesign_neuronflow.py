@@ -130,6 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     print(references.to_string(index=False, float_format=fmt))
     print(f"\nfeasible Pareto front ({len(front)} trials):")
     print(front[["trial"] + cols].to_string(index=False, float_format=fmt))
+    base = study.user_attrs.get("baseline_conventional", {})
+    conv = references[(references["plan"] == "conventional") & references["feasible"]]
+    if not base.get("fits", True):
+        print(f"\nconventional processing does not fit the template as is ({base.get('overflow', '')}); "
+              "the reference is the conventional plan on the most cores (trial 0)")
+    if len(conv) and len(front):
+        c = conv.iloc[0]
+        e, lat = front.loc[front["energy"].idxmin()], front.loc[front["latency"].idxmin()]
+        print(f"best energy {c['energy'] / e['energy']:.2f}x lower than conventional (trial 0) at latency "
+              f"{e['latency'] * 1e3:.3g} ms; best latency {c['latency'] / lat['latency']:.2f}x lower at "
+              f"energy {lat['energy'] * 1e-6:.3g} µJ per frame")
     if not args.no_report:
         ed.report.write(study, out / "report", title=f"Co-design on NeuronFlow: {args.network}")
     print(f"\nwrote {out}", file=sys.stderr)

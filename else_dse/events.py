@@ -427,7 +427,9 @@ def _delta_lut(th: np.ndarray, X: np.ndarray, zp: int) -> tuple[np.ndarray, np.n
     rank of each threshold among the sorted thresholds."""
     order = np.argsort(th, kind="stable")
     u = th[order]
-    size = min(int(u[-1]), 2 * _abs_bound(X, zp)) + 2
+    # at least 1024 entries where |D| can reach them: a lut that clamps most |D|
+    # to one entry measured slower (gathers of one address) than one indexed by |D|
+    size = min(max(int(u[-1]), 1023), 2 * _abs_bound(X, zp)) + 2
     lut = np.searchsorted(u, np.arange(size), side="left").astype(np.int32)
     rank = np.empty(len(th), np.int64)
     rank[order] = np.arange(len(th))

@@ -716,6 +716,7 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
     cdef ek_err *errs = NULL
     cdef bint lossless = theta == 0 and tau == 0
     cdef bint narrow = False
+    cdef int64_t xb
     cdef ek_err e
     if count.shape[0] != F or count.shape[1] != N:
         raise ValueError("count must have shape (frame, H*W)")
@@ -742,9 +743,12 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
                 err_sq[f] = 0
                 x_sq[f] = 0
         return
-    if (code_t is int8_t or code_t is uint8_t) and 0 <= zp <= 255:
-        # |X| <= 255; closed: |R| <= 255 + theta; open: |Y| <= 255 + F * theta; +510 margin
-        narrow = theta <= 16000 and (closed or 255 + F * <int64_t>theta + 510 < 32767)
+    if (code_t is int8_t or code_t is uint8_t) and -1024 <= zp <= 1024:
+        # b = max|X| from the code range; closed: |R| <= b + theta, |d|, |e| <= 2b + theta;
+        # open: |Y| <= b + F * theta, |e| <= 2b + F * theta; tau and theta must fit int16
+        xb = max(abs(-128 - zp), abs(127 - zp)) if code_t is int8_t else max(abs(zp), abs(255 - zp))
+        narrow = (theta <= 16000 and tau <= 16000
+                  and 2 * xb + (1 if closed else F) * <int64_t>theta < 32000)
     errs = <ek_err *>calloc(F, sizeof(ek_err))
     if narrow:
         ref16 = <int16_t *>malloc(2 * TB * sizeof(int16_t))

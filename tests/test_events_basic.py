@@ -491,3 +491,25 @@ def test_open_loop_histogram_equals_the_recursion(data):
     fast = ed.event_curve(q, "l", scheme, ths, error=False)
     for var in ("events", "sops"):
         np.testing.assert_array_equal(fast[var].values, full[var].values, err_msg=var)
+
+
+@pytest.mark.parametrize("theta,tau,loop", [
+    (3, 0, "closed"), (3, 2, "open"), (200, 0, "open"),      # 16-bit state (8-bit codes)
+    (12000, 0, "open"), (20000, 0, "closed"), (1, 40000, "closed"),  # bounds exceeded: 32-bit state
+])
+def test_temporal_lossy_state_width(theta, tau, loop):
+    """Lossy temporal deltas on 8-bit codes run on 16-bit state when no value can
+    leave int16 (open loop: |Y| grows by theta per frame); both paths equal the
+    reference, also across a range of positions longer than one block."""
+    import reference as ref
+    rng = np.random.default_rng(3)
+    layer = ed.Layer("c", "t", "conv", 5, 4, kernel=3, stride=2, padding=1, input_shape=(5, 41, 57))
+    X = rng.integers(-128, 128, size=(4, 5, 41, 57)) * (rng.random((4, 5, 41, 57)) < 0.7)
+    q = qrec([layer], {"t": X})
+    scheme = ed.TemporalDelta(threshold=theta, loop=loop, tau=tau)
+    got = ed.count_events(q, scheme).sel(layer="c")
+    want = ref.reference_for(X, layer, scheme)
+    np.testing.assert_array_equal(got["events"].values, want.events)
+    np.testing.assert_array_equal(got["sops"].values, want.sops)
+    np.testing.assert_array_equal(got["max_error"].values, want.max_error)
+    np.testing.assert_allclose(got["rel_error"].values, want.rel_error, rtol=1e-12)

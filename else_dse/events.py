@@ -152,8 +152,9 @@ def _scan_geometry(layer: Layer, axis: str, direction: str) -> tuple[Layer, np.n
     return g, cover_line, cover_pos
 
 
-def _code_arrays(qrec: QuantizedRecording) -> dict[str, tuple[Any, int]]:
-    """``{tensor: (variable, zero_point)}`` of the stored codes, read once.
+def _code_arrays(qrec: QuantizedRecording, only: str | None = None) -> dict[str, tuple[Any, int]]:
+    """``{tensor: (variable, zero_point)}`` of the stored codes, read once (of
+    tensor ``only`` alone if given).
 
     The kernels form ``X = code - zero_point`` (``QuantizedRecording.signed``) on
     load, so the codes are used as stored (uint8 / uint16) without a converted copy.
@@ -161,8 +162,10 @@ def _code_arrays(qrec: QuantizedRecording) -> dict[str, tuple[Any, int]]:
     out: dict[str, tuple[Any, int]] = {}
     for var in qrec.data.variables.values():
         tensor = var.attrs.get("tensor")
-        if tensor is not None and "zero_point" in var.attrs:
+        if tensor is not None and "zero_point" in var.attrs and (only is None or str(tensor) == only):
             out[str(tensor)] = (var, int(var.attrs["zero_point"]))
+            if only is not None:
+                break
     return out
 
 
@@ -477,7 +480,7 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
         raise TypeError(f"event_curve: error must be a bool, got {error!r}")
     scheme.check_layer(layer)
     th = _check_thresholds(thresholds)
-    X, zp = _codes(qrec, layer.input, _code_arrays(qrec))
+    X, zp = _codes(qrec, layer.input, _code_arrays(qrec, layer.input))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
@@ -529,7 +532,7 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
          "max_error": (("threshold", "frame"), max_error),
          "rel_error": (("threshold", "frame"), rel_error)},
         coords={"threshold": th, "frame": qrec.data["frame"].values})
-    ds.attrs.update({"layer": layer.name, "layers": json.dumps([layer.to_dict()]),
+    ds.attrs.update({"layer": layer.name, "layers": _layers_json((layer,)),
                      "scheme": repr(scheme), "bits": qrec.bits, "calibration": qrec.calibration,
                      "threshold_of": "tau" if isinstance(scheme, Conventional) else "threshold"})
     return ds

@@ -17,7 +17,7 @@ from scipy import signal
 
 from else_dse.workload import GeometryError, Layer, cover, extended_rows, needed_lines, output_size
 
-from reference import all_ones_conv_sops
+from reference import all_ones_conv_sops, layers_st
 
 SETTINGS = settings(max_examples=80, deadline=None)
 
@@ -38,30 +38,8 @@ def axis_geometry(draw):
     return n, k, s, p_lo, p_hi, d
 
 
-@st.composite
-def conv_layers(draw, max_hw=7, ops=("conv", "depthwise")):
-    op = draw(st.sampled_from(ops))
-    C = draw(st.integers(1, 4))
-    H = draw(st.integers(1, max_hw))
-    W = draw(st.integers(1, max_hw))
-    if op == "fc":
-        c_out = draw(st.integers(1, 5))
-        return Layer("fc", "t", "fc", C * H * W, c_out, input_shape=(C, H, W))
-    if op == "depthwise":
-        g = C
-    else:
-        g = draw(st.sampled_from([x for x in range(1, C + 1) if C % x == 0]))
-    c_out = g * draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    t, b, l, r = (draw(st.integers(0, 4)) for _ in range(4))
-    if H + t + b < dh * (kh - 1) + 1:
-        b += dh * (kh - 1) + 1 - (H + t + b)
-    if W + l + r < dw * (kw - 1) + 1:
-        r += dw * (kw - 1) + 1 - (W + l + r)
-    return Layer("l", "t", op, C, c_out, kernel=(kh, kw), stride=(sh, sw), padding=(t, b, l, r),
-                 dilation=(dh, dw), groups=g, input_shape=(C, H, W))
+def conv_layers(max_hw=7, ops=("conv", "depthwise")):
+    return layers_st(max_hw=max_hw, ops=ops)
 
 
 # ---- brute force definitions ------------------------------------------------

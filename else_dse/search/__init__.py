@@ -1,0 +1,92 @@
+"""Design-space exploration with Optuna: search spaces, objectives, constraints, studies.
+
+A :class:`Space` says which parts of a configuration are free and over what
+range: the scheme and threshold of each layer (line delta along y or x, forward
+or reverse, temporal delta, conventional), the quantization bits, the
+activation threshold ``tau`` and any hardware field by name
+(``"hardware.n_cores"``). :func:`define` checks a space, objectives and
+constraints against a recording and a hardware template *before any trial
+runs* and returns a :class:`Problem`; :func:`run` runs an Optuna study of it::
+
+    import else_dse as ed
+    from else_dse.search import Space, IntRange, Fits, ErrorBudget
+    rec = ed.open_recording("data/poselandmark_carphone.nc")
+    space = Space(schemes=("conventional", "line_y", "line_x", "temporal"),
+                  threshold=IntRange(0, 4),
+                  hardware={"hardware.n_cores": IntRange(64, 196)})
+    study = ed.search.run(rec, space, ["energy", "error"], hardware="neuronflow",
+                          constraints=[Fits(), ErrorBudget(0.05)], n_trials=200,
+                          storage="sqlite:///pose.db", study_name="pose")
+
+Objectives (all minimized; :data:`OBJECTIVES`): ``energy`` (pJ per frame),
+``latency`` (s per frame), ``sops`` and ``events`` (per frame, summed over
+layers), ``state_memory`` (bytes of state kept across frames), ``frame_memory``
+(bytes of state within a frame), ``cores`` (cores used), ``error`` (relative
+reconstruction error ``||X - R|| / ||X||``, mean over layers and frames) and
+``max_error`` (largest ``|X - R|`` in code steps). The first five of the
+cost model need ``hardware``.
+
+Constraints (feasible when every value is <= 0): :class:`Fits` (the mapping fits
+the hardware) and :class:`ErrorBudget` (total error, one layer's, or every
+layer's). Each trial sets them with ``Trial.set_constraint`` (Optuna >= 5, which
+deprecates ``constraints_func``; with older Optuna the samplers get a
+``constraints_func``), so TPE and NSGA-II honour them and ``study.best_trials``
+holds feasible trials only.
+
+What a trial stores (user attributes, JSON): ``config`` (bits, tau, hardware
+fields, the plan as ``{layer: scheme string}``), ``totals`` (every objective and
+every scalar total of the cost model), ``layers`` (a per-layer table: scheme,
+axis, direction, threshold, events, sops, errors and every per-layer cost
+variable), ``constraints`` (``{name: value}``, also in Optuna's system attributes
+``constraints:<name>``) and ``feasible``. The study stores ``objectives``,
+``search`` (the space, objectives, constraints and hardware), ``recording`` and
+``baseline_conventional`` (totals of conventional processing of every layer on the
+template hardware, with ``fits`` and ``feasible``: the template may be too small for
+it when hardware fields are searched) and ``baseline_conventional_layers`` (its
+per-layer table) as user attributes, so reports never recompute; :func:`trials_table` reads them into
+a DataFrame.
+
+Speed: event statistics are computed per (recording content, layer, scheme,
+threshold, bits) once per process and reused; thresholds of a layer are
+computed all at once with :func:`else_dse.event_curve`. Samplers run against an
+in-memory mirror of the study and each trial is written to the storage in a few
+statements, so the storage costs little even with hundreds of parameters.
+
+Storage and workers: ``storage=None`` is an SQLite file ``<study_name>.db`` in
+the working directory; any Optuna RDB URL (``postgresql://...``) works, as does
+``"journal:<path>"`` or an ``optuna.storages`` object. ``n_trials`` is the number
+of *complete* trials the study should hold: a rerun resumes a study, and several
+workers (``workers=N`` processes, or several machines calling :func:`run` on
+the same study) share the work. Running trials send heartbeats; a trial whose
+worker died is failed and retried (Optuna's ``RetryHeartbeatStaleTrialCallback``)
+so no result is lost and none is stored twice. When two workers create the last
+trials at the same moment, the one beyond ``n_trials`` is marked FAIL with the
+user attribute ``surplus`` before it runs.
+
+Config files: :func:`run_config` runs a study described by a TOML/YAML table
+(:data:`CONFIG_HELP`), as ``else-dse search CONFIG`` does.
+"""
+
+from __future__ import annotations
+
+import optuna  # noqa: F401 - the namespace of the run() example below, as in the single module
+
+from .config_file import CONFIG_HELP, run_config, space_from_dict
+from .evaluate import Evaluation, clear_cache, content_hash, plan_stats
+from .objectives import OBJECTIVES, Constraint, ErrorBudget, Fits
+from .problem import Config, Problem, define
+from .runner import SAMPLERS, prepare, run, trials_table, work
+from .space import (LINE_ORDERINGS, SCHEMES, Choice, Domain, FloatRange, IntRange, SearchError, Space,
+                    make_scheme, scheme_choice)
+from .storage import open_storage
+
+__all__ = [
+    "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
+    "Evaluation", "SearchError", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
+    "define", "run", "run_config", "work", "prepare", "plan_stats", "open_storage", "content_hash",
+    "space_from_dict", "make_scheme", "scheme_choice", "clear_cache", "CONFIG_HELP", "trials_table",
+]
+
+# doctest.testmod(else_dse.search) collects only objects defined in this module; the examples
+# of the submodules' public functions are listed here so that it still runs them
+__test__ = {"run": run}

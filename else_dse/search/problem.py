@@ -1,0 +1,375 @@
+"""A validated search problem (:func:`define`) and the configuration of one trial."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import optuna
+from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
+                                  IntDistribution)
+
+from ..cost import estimate
+from ..hardware import FIELDS as HARDWARE_FIELDS
+from ..hardware import Hardware, HardwareError, load_template
+from ..recording import QuantizedRecording, Recording
+from ..schemes import Conventional, Plan, Scheme
+from .evaluate import Evaluation, _evaluation, content_hash, plan_stats
+from .objectives import _ERROR_METRICS, OBJECTIVES, Constraint, ErrorBudget, Fits
+from .space import (_THRESHOLDED, SCHEMES, Domain, FloatRange, SearchError, Space, _apply_hardware,
+                    _choice_name, _corner, _distribution, _hw_field, _norm_choice, _scheme_ok, _values,
+                    _with_tau, make_scheme)
+
+
+# ---- problem: validated bundle ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """One point of the space: quantization, the plan and the hardware."""
+
+    bits: int
+    tau: int
+    plan: Plan
+    hardware: Hardware | None
+    choices: tuple[tuple[str, str, int], ...]   # (layer, scheme choice, threshold) of every layer
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"bits": self.bits, "tau": self.tau,
+                               "plan": {n: f"{c}:{t}" if c in _THRESHOLDED else c for n, c, t in self.choices}}
+        if self.hardware is not None:
+            out["hardware"] = self.hardware.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validated search problem: recording, space, objectives, constraints and hardware.
+
+    Build it with :func:`define`. ``distributions`` are the Optuna parameters.
+    """
+
+    recording: Recording
+    space: Space
+    objectives: tuple[str, ...]
+    constraints: tuple[Constraint, ...]
+    hardware: Hardware | None
+    distributions: Mapping[str, BaseDistribution]
+    free: tuple[str, ...]                                    # free layers
+    layer_choices: Mapping[str, tuple[str, ...]]             # free layer -> scheme choices
+    layer_thresholds: Mapping[str, Domain]                   # free layer -> threshold domain
+    fixed_schemes: Mapping[str, Scheme]                      # every non-free layer -> scheme
+    content: str                                             # recording content hash
+
+    # ---- parameters -> configuration
+    def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+        """Draw every free parameter from ``trial``; returns ``{name: value}``."""
+        out: dict[str, Any] = {}
+        for name, dist in self.distributions.items():
+            if isinstance(dist, IntDistribution):
+                out[name] = trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+            elif isinstance(dist, FloatDistribution):
+                out[name] = trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+            else:
+                out[name] = trial.suggest_categorical(name, dist.choices)  # type: ignore[arg-type]
+        return out
+
+    def config(self, params: Mapping[str, Any]) -> Config:
+        """The configuration of a parameter set (missing parameters: error naming them)."""
+        missing = [n for n in self.distributions if n not in params]
+        if missing:
+            raise SearchError(f"parameters {missing} are missing; the space has {list(self.distributions)}")
+        sp = self.space
+        bits = int(params.get("bits", sp.bits))  # type: ignore[arg-type]
+        tau = int(params.get("tau", sp.tau))  # type: ignore[arg-type]
+        schemes: dict[str, Scheme] = {}
+        choices = []
+        for layer in self.recording.layers:
+            n = layer.name
+            if n in self.layer_choices:
+                key_s, key_t = ("scheme", "threshold") if sp.shared else (f"scheme.{n}", f"threshold.{n}")
+                opts = self.layer_choices[n]
+                choice = str(params.get(key_s, opts[0]))
+                thr = int(params.get(key_t, _values(self.layer_thresholds[n])[0]))
+                if choice not in _THRESHOLDED:
+                    thr = 0
+                schemes[n] = make_scheme(choice, thr, tau, sp.loop)
+                choices.append((n, choice, thr))
+            else:
+                s = _with_tau(self.fixed_schemes[n], tau)
+                schemes[n] = s
+                choices.append((n, _choice_name(s), int(getattr(s, "threshold", 0))))
+        hw = self.hardware
+        if hw is not None and sp.hardware:
+            changes = {}
+            for k in sp.hardware:
+                f = _hw_field(k)
+                changes[f] = params.get(f"hardware.{f}", sp.hardware[k])
+            hw = _apply_hardware(hw, changes, sp.grow_mesh, sp.derive)
+        return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw, tuple(choices))
+
+    # ---- evaluation
+    def evaluate(self, config: Config) -> Evaluation:
+        """Statistics (cached), cost, objectives, constraints and the stored breakdown."""
+        stats = plan_stats(self.recording, config.plan, config.bits, self.space.calibration,
+                           content=self.content, levels=self._levels)
+        cost = estimate(stats, config.hardware) if config.hardware is not None else None
+        return _evaluation(self, config, stats, cost)
+
+    @functools.cached_property
+    def _levels(self) -> dict[str, tuple[list[int], list[int]]]:
+        """Per layer, every (threshold, tau) the space can ask for: one curve computes all."""
+        tau = sorted(int(v) for v in _values(self.space.tau))
+        out = {}
+        for layer in self.recording.layers:
+            dom = self.layer_thresholds.get(layer.name)
+            out[layer.name] = (sorted(int(v) for v in _values(dom)) if dom is not None else [], tau)
+        return out
+
+    def baseline_evaluation(self) -> Evaluation:
+        """Conventional processing (tau=0) of every layer, at the first bits value, on the
+        hardware given to :func:`define` (the template, before any searched hardware field),
+        evaluated like a trial: totals, per-layer table and this problem's constraints."""
+        bits = int(_values(self.space.bits)[0])  # type: ignore[arg-type]
+        choices = tuple((layer.name, "conventional", 0) for layer in self.recording.layers)
+        cfg = Config(bits, 0, Plan({}, default=Conventional()), self.hardware, choices)
+        stats = plan_stats(self.recording, cfg.plan, bits, self.space.calibration, content=self.content)
+        cost = estimate(stats, self.hardware) if self.hardware is not None else None
+        return _evaluation(self, cfg, stats, cost)
+
+    def baseline(self, evaluation: Evaluation | None = None) -> dict[str, Any]:
+        """Totals of :meth:`baseline_evaluation`, with ``fits`` (the mapping fits the hardware it
+        was estimated on; True without hardware), ``feasible`` (it meets every constraint of the
+        problem: a report must not compare trials against an infeasible baseline) and
+        ``hardware`` (the name of that hardware; ``""`` without)."""
+        ev = evaluation if evaluation is not None else self.baseline_evaluation()
+        out = dict(ev.user_attrs["totals"])
+        out["fits"] = bool(out.get("fits", True))
+        out["feasible"] = bool(ev.user_attrs["feasible"])
+        out["hardware"] = "" if self.hardware is None else str(self.hardware.name)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"space": self.space.describe(), "objectives": list(self.objectives),
+                "constraints": [c.name for c in self.constraints],
+                "parameters": list(self.distributions),
+                "hardware": None if self.hardware is None else self.hardware.to_dict()}
+
+
+def define(recording: Recording, space: Space, objectives: str | Sequence[str], *,
+           constraints: Sequence[Constraint] = (), hardware: Hardware | str | None = None) -> Problem:
+    """Check everything against the recording and hardware, before any trial runs.
+
+    Raises :class:`SearchError` naming the bad layer, field, objective or range and
+    what is allowed.
+    """
+    if not isinstance(recording, Recording):
+        raise SearchError(f"recording must be an else_dse.Recording, got {type(recording).__name__}")
+    if not isinstance(space, Space):
+        raise SearchError(f"space must be an else_dse.search.Space, got {type(space).__name__}")
+    names = [layer.name for layer in recording.layers]
+    ops = {layer.name: layer.op for layer in recording.layers}
+
+    # objectives
+    objs = (objectives,) if isinstance(objectives, str) else tuple(objectives)
+    if not objs:
+        raise SearchError(f"give at least one objective; allowed are {sorted(OBJECTIVES)}")
+    for o in objs:
+        if o not in OBJECTIVES:
+            raise SearchError(f"unknown objective {o!r}; allowed are {sorted(OBJECTIVES)}")
+    if len(set(objs)) != len(objs):
+        raise SearchError(f"objectives repeat: {list(objs)}")
+
+    # hardware
+    if isinstance(hardware, str):
+        try:
+            hardware = load_template(hardware)
+        except HardwareError as exc:
+            raise SearchError(str(exc)) from None
+    if hardware is not None and not isinstance(hardware, Hardware):
+        raise SearchError(f"hardware must be an else_dse.Hardware, a template name or None, "
+                          f"got {type(hardware).__name__}")
+    need_hw = [o for o in objs if OBJECTIVES[o][1]]
+    if hardware is None and (need_hw or space.hardware or any(isinstance(c, Fits) for c in constraints)):
+        what = need_hw or (["hardware fields"] if space.hardware else ["the Fits constraint"])
+        raise SearchError(f"{', '.join(what)} need hardware=; pass an else_dse.Hardware or a template "
+                          f"name such as 'neuronflow'")
+
+    # constraints
+    cons = tuple(constraints)
+    for c in cons:
+        if isinstance(c, ErrorBudget):
+            if c.metric not in _ERROR_METRICS:
+                raise SearchError(f"ErrorBudget.metric must be one of {_ERROR_METRICS}, got {c.metric!r}")
+            if isinstance(c.limit, bool) or not isinstance(c.limit, (int, float)) or not c.limit >= 0:
+                raise SearchError(f"ErrorBudget.limit must be a number >= 0, got {c.limit!r}")
+            if c.layer is not None and c.layer != "each" and c.layer not in names:
+                raise SearchError(f"ErrorBudget: unknown layer {c.layer!r}; allowed are None (total), "
+                                  f"'each' or a layer name {names}")
+        elif not isinstance(c, Fits):
+            raise SearchError(f"unknown constraint {c!r}; allowed are Fits() and ErrorBudget(limit, layer, metric)")
+    if len({c.name for c in cons}) != len(cons):
+        raise SearchError(f"constraints repeat: {[c.name for c in cons]}")
+
+    dists: dict[str, BaseDistribution] = {}
+
+    # quantization and tau
+    if isinstance(recording, QuantizedRecording):
+        if _values(space.bits) != [recording.bits] or not isinstance(space.bits, (int, np.integer)):
+            raise SearchError(f"space.bits: the recording is already quantized at {recording.bits} bits; "
+                              f"set bits={recording.bits} or pass the float recording")
+    d = _distribution("space.bits", space.bits, integer=True, minimum=2)
+    if any(not 2 <= int(v) <= 16 for v in _values(space.bits) if not isinstance(space.bits, FloatRange)):
+        raise SearchError(f"space.bits: quantization bits must lie in 2..16, got {space.bits!r}")
+    if d is not None:
+        dists["bits"] = d
+    if space.calibration not in ("max", "percentile"):
+        raise SearchError(f"space.calibration must be 'max' or 'percentile', got {space.calibration!r}")
+    if space.loop not in ("closed", "open"):
+        raise SearchError(f"space.loop must be 'closed' or 'open', got {space.loop!r}")
+    d = _distribution("space.tau", space.tau, integer=True, minimum=0)
+    if d is not None:
+        dists["tau"] = d
+
+    # layers and schemes
+    if not isinstance(space.fixed, (Plan, Scheme)):
+        raise SearchError(f"space.fixed must be a scheme or a Plan, got {space.fixed!r}")
+    if isinstance(space.fixed, Plan):
+        unknown = [n for n in space.fixed.schemes if n not in names]
+        if unknown:
+            raise SearchError(f"space.fixed: unknown layer(s) {unknown}; allowed are {names}")
+    if space.layers is not None:
+        if isinstance(space.layers, str):
+            raise SearchError(f"space.layers must be a sequence of layer names, got the string {space.layers!r}")
+        unknown = [n for n in space.layers if n not in names]
+        if unknown:
+            raise SearchError(f"space.layers: unknown layer(s) {unknown}; allowed are {names}")
+        if not space.layers:
+            raise SearchError("space.layers is empty; give layer names or None for every layer")
+    per_layer_schemes = isinstance(space.schemes, Mapping)
+    if per_layer_schemes:
+        unknown = [n for n in space.schemes if n not in names]  # type: ignore[union-attr]
+        if unknown:
+            raise SearchError(f"space.schemes: unknown layer(s) {unknown}; allowed are {names}")
+        if space.shared:
+            raise SearchError("space.shared=True draws one scheme for all layers; give schemes as a tuple")
+    if isinstance(space.schemes, str):
+        raise SearchError(f"space.schemes must be a tuple of names, got the string {space.schemes!r}; "
+                          f"allowed names are {sorted(SCHEMES)}")
+    per_layer_thr = isinstance(space.threshold, Mapping)
+    if per_layer_thr:
+        unknown = [n for n in space.threshold if n not in names]  # type: ignore[union-attr]
+        if unknown:
+            raise SearchError(f"space.threshold: unknown layer(s) {unknown}; allowed are {names}")
+        if space.shared:
+            raise SearchError("space.shared=True draws one threshold for all layers; give one domain")
+        for n, dom in space.threshold.items():  # type: ignore[union-attr]
+            _distribution(f"space.threshold[{n!r}]", dom, integer=True, minimum=0)
+
+    def choices_of(n: str) -> tuple[str, ...]:
+        raw = space.schemes.get(n) if per_layer_schemes else space.schemes  # type: ignore[union-attr]
+        if raw is None:
+            return ()
+        if isinstance(raw, str):
+            raw = (raw,)
+        out = tuple(_norm_choice(f"space.schemes[{n!r}]" if per_layer_schemes else "space.schemes", c)
+                    for c in raw)
+        if not out:
+            raise SearchError(f"space.schemes{f'[{n!r}]' if per_layer_schemes else ''} is empty; "
+                              f"allowed are {sorted(SCHEMES)}")
+        if len(set(out)) != len(out):
+            raise SearchError(f"space.schemes has repeated choices {list(out)}")
+        return out
+
+    candidates = list(space.layers) if space.layers is not None else (
+        [n for n in names if n in space.schemes] if per_layer_schemes else names)  # type: ignore[operator]
+    explicit = space.layers is not None or per_layer_schemes
+    free: list[str] = []
+    layer_choices: dict[str, tuple[str, ...]] = {}
+    layer_thr: dict[str, Domain] = {}
+    for n in candidates:
+        opts = choices_of(n)
+        if not opts:
+            if space.layers is not None:
+                raise SearchError(f"space.schemes has no choices for layer {n!r}")
+            continue
+        ok = tuple(c for c in opts if _scheme_ok(c, ops[n]))
+        if space.shared and ok != opts or not ok:
+            if explicit and (not ok or space.shared):
+                bad = [c for c in opts if c not in ok]
+                raise SearchError(f"layer {n!r}: scheme(s) {bad} do not apply to an {ops[n]} layer "
+                                  f"(line delta is not defined for fc); allowed there are "
+                                  f"{[c for c in SCHEMES if _scheme_ok(c, ops[n])]}")
+            continue
+        free.append(n)
+        layer_choices[n] = ok
+        thr = space.threshold.get(n, 0) if per_layer_thr else space.threshold  # type: ignore[union-attr]
+        layer_thr[n] = thr
+    if not free:
+        raise SearchError(f"no layer is free: schemes {space.schemes!r} apply to none of the layers "
+                          f"{names} (line delta is not defined for fc layers)")
+
+    thresholded = any(c in _THRESHOLDED for n in free for c in layer_choices[n])
+    if space.shared:
+        opts = layer_choices[free[0]]
+        if len(opts) > 1:
+            dists["scheme"] = CategoricalDistribution(opts)
+        d = _distribution("space.threshold", space.threshold, integer=True, minimum=0)  # type: ignore[arg-type]
+        if d is not None and thresholded:
+            dists["threshold"] = d
+    else:
+        for n in free:
+            if len(layer_choices[n]) > 1:
+                dists[f"scheme.{n}"] = CategoricalDistribution(layer_choices[n])
+        for n in free:
+            where = f"space.threshold[{n!r}]" if per_layer_thr else "space.threshold"
+            d = _distribution(where, layer_thr[n], integer=True, minimum=0)
+            if d is not None and any(c in _THRESHOLDED for c in layer_choices[n]):
+                dists[f"threshold.{n}"] = d
+    if not thresholded:
+        d = _distribution("space.threshold", space.threshold if not per_layer_thr else 0, integer=True,  # type: ignore[arg-type]
+                          minimum=0)
+        if d is not None:
+            raise SearchError(f"space.threshold is a range but none of the schemes {space.schemes!r} "
+                              f"takes a threshold; allowed schemes with one are {sorted(_THRESHOLDED)}")
+
+    fixed_plan = space.fixed if isinstance(space.fixed, Plan) else Plan({}, default=space.fixed)
+    fixed = {}
+    for layer in recording.layers:
+        if layer.name in layer_choices:
+            continue
+        s = fixed_plan.scheme_for(layer.name)
+        try:
+            s.check_layer(layer)
+        except ValueError as exc:
+            raise SearchError(f"space.fixed: {exc}") from None
+        fixed[layer.name] = s
+
+    # hardware fields
+    hw_fields = {}
+    for k, dom in space.hardware.items():
+        f = _hw_field(str(k))
+        if f not in HARDWARE_FIELDS or f == "name":
+            raise SearchError(f"space.hardware: unknown field {k!r}; allowed are "
+                              f"{sorted('hardware.' + x for x in HARDWARE_FIELDS if x != 'name')}")
+        if f in hw_fields:
+            raise SearchError(f"space.hardware: field {f!r} given twice")
+        kind = HARDWARE_FIELDS[f][0]
+        d = _distribution(f"space.hardware[{k!r}]", dom, integer=kind in ("count", "int0"),
+                          minimum=1 if kind == "count" else 0 if kind != "execution" else None)
+        hw_fields[f] = dom
+        if d is not None:
+            dists[f"hardware.{f}"] = d
+    if hardware is not None and hw_fields:
+        # every corner of the hardware box must be a valid Hardware
+        lows = {f: _corner(dom, 0) for f, dom in hw_fields.items()}
+        highs = {f: _corner(dom, -1) for f, dom in hw_fields.items()}
+        for corner in (lows, highs):
+            try:
+                _apply_hardware(hardware, corner, space.grow_mesh, space.derive)
+            except HardwareError as exc:
+                raise SearchError(f"space.hardware: {corner} gives an invalid hardware: {exc}") from None
+
+    return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
+                   fixed, content_hash(recording))

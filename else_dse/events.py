@@ -55,6 +55,7 @@ per tensor, axis and stride.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -289,12 +290,16 @@ def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
 
 
 def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: int) -> _Counts:
-    if isinstance(scheme, Dense):
+    if isinstance(scheme, Dense) and scheme.tau == 0:
         return _dense(layer, F)
     X, zp = cache.codes(layer.input)
-    if isinstance(scheme, Conventional):
+    if isinstance(scheme, (Conventional, Dense)):
         res = cache.get((layer.input, "conventional", scheme.tau),
                         lambda: _position_counts(_kernels.conventional, X, zp, scheme.tau))
+        if isinstance(scheme, Dense):  # everything is sent; the error is that of the threshold
+            dense = _dense(layer, F)
+            return dataclasses.replace(dense, max_error=res[1].astype(np.float64), err_sq=res[2],
+                                       x_sq=res[3])
         return _from_position_counts(layer, res)
     if isinstance(scheme, TemporalDelta):
         res = cache.get((layer.input, "temporal_delta", scheme),

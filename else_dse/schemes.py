@@ -56,12 +56,20 @@ class Scheme:
 
 @dataclass(frozen=True)
 class Dense(Scheme):
-    """Every input element is an event; SOPs equal the dense MACs; no error."""
+    """Every input element is an event; SOPs equal the dense MACs.
 
+    ``tau`` (activation threshold) zeroes ``|X| <= tau`` in what is sent; every
+    element is still sent, so only the error changes (that of ``Conventional(tau)``).
+    """
+
+    tau: int = 0
     kind = "dense"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tau", _check_int("Dense", "tau", self.tau))
+
     def __str__(self) -> str:
-        return "Dense()"
+        return f"Dense(tau={self.tau})" if self.tau else "Dense()"
 
 
 @dataclass(frozen=True)

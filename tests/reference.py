@@ -84,9 +84,15 @@ def _check(X: np.ndarray, layer: Layer) -> np.ndarray:
     return X.astype(np.int64)
 
 
-def dense(X: np.ndarray, layer: Layer) -> Counts:
-    """Every input element is an event; SOPs are the dense MACs; no error."""
+def dense(X: np.ndarray, layer: Layer, tau: int = 0) -> Counts:
+    """Every input element is an event; SOPs are the dense MACs; the error is that of
+    the activation threshold ``tau`` (what is sent is X with |X| <= tau zeroed)."""
     X = _check(X, layer)
+    if tau:
+        thresholded = conventional(X, layer, tau)
+        full = dense(X, layer)
+        return Counts(full.events, full.sops, thresholded.max_error, thresholded.rel_error,
+                      full.line_events, full.line_sops, full.event_map)
     n, c, h, w = X.shape
     fan = layer.fan_out()  # (H, W)
     line_events = np.full((n, h), c * w, dtype=np.int64)
@@ -216,7 +222,7 @@ def reference_for(X: np.ndarray, layer: Layer, scheme: Any) -> Counts:
     """Dispatch on a scheme object of ``else_dse.schemes`` (by its public fields)."""
     kind = scheme.kind
     if kind == "dense":
-        return dense(X, layer)
+        return dense(X, layer, tau=scheme.tau)
     if kind == "conventional":
         return conventional(X, layer, tau=scheme.tau)
     if kind == "line_delta":

@@ -342,7 +342,9 @@ def test_scheme_strings_kinds_and_hashing():
     assert str(ed.Conventional(tau=3)) == "Conventional(tau=3)"
     assert [s.kind for s in (ed.Dense(), ed.Conventional(), ed.LineDelta(), ed.TemporalDelta())] == [
         "dense", "conventional", "line_delta", "temporal_delta"]
-    assert not hasattr(ed.Dense(), "tau")
+    assert ed.Dense().tau == 0 and str(ed.Dense(tau=2)) == "Dense(tau=2)"
+    with pytest.raises(ValueError, match=r"Dense: tau must be an int >= 0"):
+        ed.Dense(tau=-1)
     assert len({ed.LineDelta(), ed.LineDelta(), ed.LineDelta(threshold=np.int64(0)), ed.Dense()}) == 2
     p1 = ed.Plan({"a": ed.LineDelta(), "b": ed.TemporalDelta()}, default=ed.Dense())
     p2 = ed.Plan({"b": ed.TemporalDelta(), "a": ed.LineDelta()}, default=ed.Dense())

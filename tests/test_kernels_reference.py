@@ -30,7 +30,7 @@ taus = st.sampled_from([0, 0, 1, 2, 4, 30])
 def scheme_st(op: str):
     loops = st.sampled_from(["closed", "open"])
     options = [
-        st.just(S.Dense()),
+        st.builds(S.Dense, tau=taus),
         st.builds(S.Conventional, tau=taus),
         st.builds(S.TemporalDelta, threshold=thresholds, loop=loops, tau=taus),
     ]

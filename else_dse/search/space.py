@@ -152,7 +152,7 @@ def make_scheme(choice: str, threshold: int = 0, tau: int = 0, loop: str = "clos
     """The scheme object of a choice name (:data:`SCHEMES`)."""
     kind, axis, direction = SCHEMES[choice]
     if kind == "dense":
-        return Dense()
+        return Dense(tau=tau)
     if kind == "conventional":
         return Conventional(tau=tau)
     if kind == "temporal_delta":
@@ -233,7 +233,7 @@ def _choice_name(s: Scheme) -> str:
 
 
 def _with_tau(s: Scheme, tau: int) -> Scheme:
-    return s if isinstance(s, Dense) else dataclasses.replace(s, tau=tau)  # type: ignore[type-var]
+    return dataclasses.replace(s, tau=tau)  # type: ignore[type-var]
 
 
 def _norm_choice(where: str, c: Any) -> str:

@@ -292,6 +292,17 @@ def test_record_stills(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert list(rec.data["frame_label"].values) == ["still:astronaut", "still:coffee"]
     status, out_text, err = run(["stats", out, "--scheme", "line_delta:y", "-q"], capsys)
     assert status == 0, err
+    packed = tmp_path / "face8.nc"
+    status, _, err = run(["record", find_model(), "still:astronaut", "still:coffee", "--value-range", "-1", "1",
+                          "--no-progress", "--pack-bits", "8", "-o", packed], capsys)
+    assert status == 0, err
+    assert packed.stat().st_size < out.stat().st_size / 2
+    full, small = rec.quantize(8), ed.open_recording(packed).quantize(8)
+    for t in full.tensors:  # the packed file keeps exactly the 8-bit codes of the floats
+        np.testing.assert_array_equal(small.tensor(t), full.tensor(t))
+    status, _, err = run(["record", find_model(), "still:astronaut", "--pack-bits", "8", "-o",
+                          tmp_path / "x.zarr"], capsys)
+    assert status == 2 and "--pack-bits" in err
 
 
 def test_console_script_exit_status(tmp_path: Path) -> None:

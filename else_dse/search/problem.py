@@ -157,6 +157,13 @@ class Problem:
                 "hardware": None if self.hardware is None else self.hardware.to_dict()}
 
 
+
+def _check_layer_names(field: str, given: Any, names: Sequence[str]) -> None:
+    """Raise if ``given`` (layer names, or a mapping keyed by them) names a layer not in ``names``."""
+    unknown = [n for n in given if n not in names]
+    if unknown:
+        raise SearchError(f"{field}: unknown layer(s) {unknown}; allowed are {names}")
+
 def define(recording: Recording, space: Space, objectives: str | Sequence[str], *,
            constraints: Sequence[Constraint] = (), hardware: Hardware | str | None = None) -> Problem:
     """Check everything against the recording and hardware, before any trial runs.
@@ -236,22 +243,16 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     if not isinstance(space.fixed, (Plan, Scheme)):
         raise SearchError(f"space.fixed must be a scheme or a Plan, got {space.fixed!r}")
     if isinstance(space.fixed, Plan):
-        unknown = [n for n in space.fixed.schemes if n not in names]
-        if unknown:
-            raise SearchError(f"space.fixed: unknown layer(s) {unknown}; allowed are {names}")
+        _check_layer_names("space.fixed", space.fixed.schemes, names)
     if space.layers is not None:
         if isinstance(space.layers, str):
             raise SearchError(f"space.layers must be a sequence of layer names, got the string {space.layers!r}")
-        unknown = [n for n in space.layers if n not in names]
-        if unknown:
-            raise SearchError(f"space.layers: unknown layer(s) {unknown}; allowed are {names}")
+        _check_layer_names("space.layers", space.layers, names)
         if not space.layers:
             raise SearchError("space.layers is empty; give layer names or None for every layer")
     per_layer_schemes = isinstance(space.schemes, Mapping)
     if per_layer_schemes:
-        unknown = [n for n in space.schemes if n not in names]  # type: ignore[union-attr]
-        if unknown:
-            raise SearchError(f"space.schemes: unknown layer(s) {unknown}; allowed are {names}")
+        _check_layer_names("space.schemes", space.schemes, names)
         if space.shared:
             raise SearchError("space.shared=True draws one scheme for all layers; give schemes as a tuple")
     if isinstance(space.schemes, str):
@@ -259,9 +260,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
                           f"allowed names are {sorted(SCHEMES)}")
     per_layer_thr = isinstance(space.threshold, Mapping)
     if per_layer_thr:
-        unknown = [n for n in space.threshold if n not in names]  # type: ignore[union-attr]
-        if unknown:
-            raise SearchError(f"space.threshold: unknown layer(s) {unknown}; allowed are {names}")
+        _check_layer_names("space.threshold", space.threshold, names)
         if space.shared:
             raise SearchError("space.shared=True draws one threshold for all layers; give one domain")
         for n, dom in space.threshold.items():  # type: ignore[union-attr]

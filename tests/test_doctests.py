@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["workload", "recording", "schemes", "events", "hardware", "cost", "search", "cli"]
+MODULES = ["workload", "recording", "schemes", "events", "hardware", "cost", "search", "cli", "tasks.fidelity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

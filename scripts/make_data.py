@@ -49,7 +49,7 @@ class Job:
 
 JOBS = (
     Job("blazeface_carphone", "blazeface", "clip", start=0, count=16),
-    # Frame counts fit data/ into its 60 MB budget at exact 8-bit codes (posedet 4.2 MB and
+    # Frame counts fit data/ into its (then) 60 MB budget at exact 8-bit codes (posedet 4.2 MB and
     # landmark 6.1 MB per frame); the target was 8 frames of each, which needs ~104 MB.
     Job("posedet_carphone", "posedet", "clip", start=0, count=4),
     Job("poselandmark_carphone", "poselandmark", "clip", start=0, count=3),
@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             make(dataclasses.replace(job, count=counts.get(job.name, job.count)), args.out, args.bits)
     models = args.out / "models"
     models.mkdir(exist_ok=True)
-    src = _pkg_dir("mediapipe") / "modules" / MODELS["blazeface"][0]
-    shutil.copyfile(src, models / src.name)
+    for rel, _ in MODELS.values():  # unmodified copies, so record and replay run offline
+        src = _pkg_dir("mediapipe") / "modules" / rel
+        shutil.copyfile(src, models / src.name)
     shutil.copyfile(Path(metadata.distribution("mediapipe").locate_file(
         f"mediapipe-{metadata.version('mediapipe')}.dist-info/LICENSE")), models / "LICENSE-mediapipe.txt")
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())

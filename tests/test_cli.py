@@ -15,10 +15,12 @@ import xarray as xr
 import else_dse as ed
 from else_dse import cli
 
+from shipped import shipped_model
 from test_report import small_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "blazeface_carphone.nc"   # the shipped detection recording
+FACE_MODEL = shipped_model("face_detection_short_range.tflite")
 
 
 @pytest.fixture(scope="module")
@@ -268,23 +270,11 @@ def test_runtime_failure_gives_status_1(recording: Path, monkeypatch: pytest.Mon
         cli.main(["--debug", "stats", str(recording)])
 
 
-def find_model() -> Path | None:
-    candidates = [ROOT / "data" / "models" / "face_detection_short_range.tflite"]
-    import importlib.util
-
-    spec = importlib.util.find_spec("mediapipe")  # only its bundled model files are used, never imported
-    if spec is not None and spec.submodule_search_locations:
-        candidates.append(Path(list(spec.submodule_search_locations)[0]) / "modules" / "face_detection" /
-                          "face_detection_short_range.tflite")
-    return next((p for p in candidates if p.exists()), None)
-
-
-@pytest.mark.skipif(find_model() is None, reason="no face_detection_short_range.tflite (data/models or mediapipe)")
 def test_record_stills(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("ai_edge_litert", reason="recording TFLite needs ai-edge-litert")
     pytest.importorskip("skimage", reason="stills need scikit-image")
     out = tmp_path / "face.nc"
-    status, _, err = run(["record", find_model(), "still:astronaut", "still:coffee", "--value-range", "-1", "1",
+    status, _, err = run(["record", FACE_MODEL, "still:astronaut", "still:coffee", "--value-range", "-1", "1",
                           "--no-progress", "-o", out], capsys)
     assert status == 0, err
     rec = ed.open_recording(out)
@@ -293,14 +283,14 @@ def test_record_stills(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     status, out_text, err = run(["stats", out, "--scheme", "line_delta:y", "-q"], capsys)
     assert status == 0, err
     packed = tmp_path / "face8.nc"
-    status, _, err = run(["record", find_model(), "still:astronaut", "still:coffee", "--value-range", "-1", "1",
+    status, _, err = run(["record", FACE_MODEL, "still:astronaut", "still:coffee", "--value-range", "-1", "1",
                           "--no-progress", "--pack-bits", "8", "-o", packed], capsys)
     assert status == 0, err
     assert packed.stat().st_size < out.stat().st_size / 2
     full, small = rec.quantize(8), ed.open_recording(packed).quantize(8)
     for t in full.tensors:  # the packed file keeps exactly the 8-bit codes of the floats
         np.testing.assert_array_equal(small.tensor(t), full.tensor(t))
-    status, _, err = run(["record", find_model(), "still:astronaut", "--pack-bits", "8", "-o",
+    status, _, err = run(["record", FACE_MODEL, "still:astronaut", "--pack-bits", "8", "-o",
                           tmp_path / "x.zarr"], capsys)
     assert status == 2 and "--pack-bits" in err
 

@@ -17,9 +17,9 @@ from else_dse.record import RecorderError, record, tf_same_padding  # noqa: E402
 from else_dse.record.media import still  # noqa: E402
 from else_dse.record.tflite import record_tflite  # noqa: E402
 from else_dse.workload import output_size  # noqa: E402
+from shipped import shipped_model  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "data" / "models" / "face_detection_short_range.tflite"
+MODEL = shipped_model("face_detection_short_range.tflite")
 SYNAPTIC = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 
 
@@ -184,12 +184,11 @@ def test_progress_bar_over_a_generator(capfd):
     assert "frame" in capfd.readouterr().err
 
 
-_MP = importlib.util.find_spec("mediapipe")
+_MP = importlib.util.find_spec("mediapipe")  # models not shipped in data/models come from its wheel
 
 
-@pytest.mark.skipif(_MP is None, reason="mediapipe==0.10.21 (model files only) is not installed")
 def test_pad_folding_on_the_pose_detector():
-    path = Path(list(_MP.submodule_search_locations)[0]) / "modules" / "pose_detection" / "pose_detection.tflite"
+    path = shipped_model("pose_detection.tflite")
     frame = [still("astronaut")]
     folded = record_tflite(path, frame, value_range=(-1.0, 1.0), progress_bar=False)
     plain = record_tflite(path, frame, value_range=(-1.0, 1.0), progress_bar=False, fold_pad=False)

@@ -32,59 +32,59 @@ cdef extern from "kernels_core.h" nogil:
     int EK_BLOCK
     Py_ssize_t EK_HSTRIDE(Py_ssize_t T)
     void ek_conventional_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err)
+                            ek_err *err, int32_t *out)
     void ek_temporal_i8(const int8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                         int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err)
+                        ek_err *err, int32_t *out)
     void ek_line_frame_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
                           int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose_i8(const int8_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err)
+                            ek_err *err, int32_t *out)
     void ek_temporal_u8(const uint8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                         int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err)
+                        ek_err *err, int32_t *out)
     void ek_line_frame_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
                           int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose_u8(const uint8_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err)
+                            ek_err *err, int32_t *out)
     void ek_temporal_i16(const int16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                         int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err)
+                        ek_err *err, int32_t *out)
     void ek_line_frame_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
                           int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose_i16(const int16_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err)
+                            ek_err *err, int32_t *out)
     void ek_temporal_u16(const uint16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                         int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err)
+                        ek_err *err, int32_t *out)
     void ek_line_frame_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
                           int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose_u16(const uint16_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
     void ek_conventional_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err)
+                            ek_err *err, int32_t *out)
     void ek_temporal_i32(const int32_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                         int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err)
+                        ek_err *err, int32_t *out)
     void ek_line_frame_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
                           int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                           const int32_t *cp, int32_t theta, int closed, int32_t tau,
                           int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err)
+                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose_i32(const int32_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
 
     void ek_temporal_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
@@ -181,19 +181,19 @@ cdef extern from "kernels_core.h" nogil:
 cdef extern from "kernels_core.h" nogil:
     void ek_temporal16_i8(const int8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                          int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err)
+                         ek_err *err, int32_t *out)
     void ek_temporal16_u8(const uint8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                          int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err)
+                         ek_err *err, int32_t *out)
     void ek_temporal16_i16(const int16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                          int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err)
+                         ek_err *err, int32_t *out)
     void ek_temporal16_u16(const uint16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                          int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err)
+                         ek_err *err, int32_t *out)
     void ek_temporal16_i32(const int32_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                          int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err)
+                         ek_err *err, int32_t *out)
 
 
 ctypedef fused code_t:
@@ -209,47 +209,47 @@ cdef inline int32_t _iabs(int32_t v) noexcept nogil:
 
 
 cdef inline void _conv(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                       ek_err *err) noexcept nogil:
+                       ek_err *err, int32_t *out) noexcept nogil:
     if code_t is int8_t:
-        ek_conventional_i8(x, zp, C, N, tau, cnt, err)
+        ek_conventional_i8(x, zp, C, N, tau, cnt, err, out)
     elif code_t is uint8_t:
-        ek_conventional_u8(x, zp, C, N, tau, cnt, err)
+        ek_conventional_u8(x, zp, C, N, tau, cnt, err, out)
     elif code_t is int16_t:
-        ek_conventional_i16(x, zp, C, N, tau, cnt, err)
+        ek_conventional_i16(x, zp, C, N, tau, cnt, err, out)
     elif code_t is uint16_t:
-        ek_conventional_u16(x, zp, C, N, tau, cnt, err)
+        ek_conventional_u16(x, zp, C, N, tau, cnt, err, out)
     else:
-        ek_conventional_i32(x, zp, C, N, tau, cnt, err)
+        ek_conventional_i32(x, zp, C, N, tau, cnt, err, out)
 
 
 cdef inline void _temporal(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                            int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                           ek_err *err) noexcept nogil:
+                           ek_err *err, int32_t *out) noexcept nogil:
     if code_t is int8_t:
-        ek_temporal_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     elif code_t is uint8_t:
-        ek_temporal_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     elif code_t is int16_t:
-        ek_temporal_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     elif code_t is uint16_t:
-        ek_temporal_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     else:
-        ek_temporal_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 
 
 cdef inline void _temporal16(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                              int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
-                             int32_t *cnt, ek_err *err) noexcept nogil:
+                             int32_t *cnt, ek_err *err, int32_t *out) noexcept nogil:
     if code_t is int8_t:
-        ek_temporal16_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal16_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     elif code_t is uint8_t:
-        ek_temporal16_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal16_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     elif code_t is int16_t:
-        ek_temporal16_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal16_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     elif code_t is uint16_t:
-        ek_temporal16_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal16_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
     else:
-        ek_temporal16_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err)
+        ek_temporal16_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 
 
 cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int axis,
@@ -257,43 +257,39 @@ cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, 
                        const int32_t *cp, int32_t theta, int closed, int32_t tau,
                        int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
                        int64_t *line_ev, int64_t *line_sp, ek_err *err,
-                       int32_t *tbuf) noexcept nogil:
+                       int32_t *tbuf, int32_t *out, int32_t *obuf) noexcept nogil:
     """One frame (C, H, W) of codes; axis x transposes the planes of a chunk of
-    channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk."""
+    channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk.
+    ``out`` (C, H, W) int32 or NULL: the reconstruction; axis x writes it
+    transposed into obuf (the size of tbuf) and transposes it back."""
     cdef Py_ssize_t c, c0, cb, cc, chunk = max(1, EK_BLOCK // H)
     if axis != 0:
         for cb in range((C + chunk - 1) // chunk):
             c0 = cb * chunk
             cc = min(chunk, C - c0)
             for c in range(c0, c0 + cc):
-                if code_t is int8_t:
-                    ek_transpose_i8(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
-                elif code_t is uint8_t:
-                    ek_transpose_u8(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
-                elif code_t is int16_t:
-                    ek_transpose_i16(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
-                elif code_t is uint16_t:
-                    ek_transpose_u16(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
-                else:
-                    ek_transpose_i32(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+                _transpose(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
             ek_line_frame_i32(tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
-                              ref, rec, xl, eb, line_ev, line_sp, err)
+                              ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL)
+            if out != NULL:
+                for c in range(c0, c0 + cc):
+                    ek_transpose_i32(obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)
         return
     if code_t is int8_t:
         ek_line_frame_i8(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                         ref, rec, xl, eb, line_ev, line_sp, err)
+                         ref, rec, xl, eb, line_ev, line_sp, err, out)
     elif code_t is uint8_t:
         ek_line_frame_u8(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                         ref, rec, xl, eb, line_ev, line_sp, err)
+                         ref, rec, xl, eb, line_ev, line_sp, err, out)
     elif code_t is int16_t:
         ek_line_frame_i16(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err)
+                          ref, rec, xl, eb, line_ev, line_sp, err, out)
     elif code_t is uint16_t:
         ek_line_frame_u16(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err)
+                          ref, rec, xl, eb, line_ev, line_sp, err, out)
     else:
         ek_line_frame_i32(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err)
+                          ref, rec, xl, eb, line_ev, line_sp, err, out)
 
 
 cdef inline void _temporal_thresholds(const code_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
@@ -372,21 +368,31 @@ cdef inline void _err_zero(ek_err *e) noexcept nogil:
 # ---------------------------------------------------------------------------
 
 def conventional(const code_t[:, :, ::1] X, int tau, int32_t[:, ::1] count,
-                 int64_t[::1] err_max, int64_t[::1] err_sq, int64_t[::1] x_sq, int zp=0):
+                 int64_t[::1] err_max, int64_t[::1] err_sq, int64_t[::1] x_sq, int zp=0,
+                 int32_t[:, :, ::1] recon=None):
     """``X`` is (frame, C, H*W). ``count[f, j]`` += number of channels with
-    ``|X| > tau`` at position ``j``; error of the activation threshold per frame."""
+    ``|X| > tau`` at position ``j``; error of the activation threshold per frame.
+    ``recon`` (frame, C, H*W) int32, optional: receives ``X`` with ``|X| <= tau`` zeroed."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t f
     cdef ek_err e
+    cdef bint want = recon is not None
     if count.shape[0] != F or count.shape[1] != N:
         raise ValueError("count must have shape (frame, H*W)")
+    _check_recon3(recon, F, C, N)
     with nogil:
         for f in range(F):
             _err_zero(&e)
-            _conv(&X[f, 0, 0], zp, C, N, tau, &count[f, 0], &e)
+            _conv(&X[f, 0, 0], zp, C, N, tau, &count[f, 0], &e, &recon[f, 0, 0] if want else NULL)
             err_max[f] = e.emax
             err_sq[f] = e.esq
             x_sq[f] = e.xsq
+
+
+cdef int _check_recon3(int32_t[:, :, ::1] recon, Py_ssize_t F, Py_ssize_t C, Py_ssize_t N) except -1:
+    if recon is not None and (recon.shape[0] != F or recon.shape[1] != C or recon.shape[2] != N):
+        raise ValueError("recon must have the shape of X, (frame, C, H*W)")
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -419,7 +425,8 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
                const int64_t[::1] cover_line, const int64_t[::1] cover_pos,
                int theta, bint closed, int tau,
                int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
-               int64_t[::1] err_max, int64_t[::1] err_sq, int64_t[::1] x_sq, int zp=0):
+               int64_t[::1] err_max, int64_t[::1] err_sq, int64_t[::1] x_sq, int zp=0,
+               int32_t[:, :, :, ::1] recon=None):
     """Line deltas along ``axis`` (0: y, 1: x) with reference distance ``s``.
 
     ``cover_line`` (length L) is the extended cover of the scan lines in scan
@@ -428,24 +435,31 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     ``cover_pos`` is the conventional cover along the other axis.
     Outputs per (frame, line): events and ``sum [Dt != 0] * cover_line * cover_pos``
     (not yet multiplied by ``C_out / g``); error over the needed lines.
+    ``recon`` (the shape of X) int32, optional: receives what the consumer holds
+    for every real line (closed loop ``R``, open loop ``Y``; ``X`` on the lines no
+    output row reads, which are not sent).
     """
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef Py_ssize_t npos = W if axis == 0 else H
     cdef Py_ssize_t n = C * npos
     cdef Py_ssize_t L = cover_line.shape[0]
-    cdef Py_ssize_t f
+    cdef Py_ssize_t f, tsize = 0
     cdef int32_t *cp
     cdef int32_t *buf
     cdef int32_t *tbuf = NULL
+    cdef bint want = recon is not None
     cdef ek_err e
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
         raise ValueError("line outputs must have shape (frame, len(cover_line) >= 1)")
+    if want and (recon.shape[0] != F or recon.shape[1] != C or recon.shape[2] != H or recon.shape[3] != W):
+        raise ValueError("recon must have the shape of X, (frame, C, H, W)")
     cp = _cover_per_channel(cover_pos, C, npos)
     buf = <int32_t *>malloc((2 * s + 2) * n * sizeof(int32_t))
-    if axis != 0:  # one chunk of transposed planes (see _line)
-        tbuf = <int32_t *>malloc(min(C, max(1, EK_BLOCK // H)) * H * W * sizeof(int32_t))
+    if axis != 0:  # one chunk of transposed planes (see _line), twice with recon
+        tsize = min(C, max(1, EK_BLOCK // H)) * H * W
+        tbuf = <int32_t *>malloc((2 if want else 1) * tsize * sizeof(int32_t))
     if buf == NULL or (axis != 0 and tbuf == NULL):
         free(cp); free(buf); free(tbuf)
         raise MemoryError()
@@ -455,7 +469,8 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
                 _err_zero(&e)
                 _line(&X[f, 0, 0, 0], zp, C, H, W, axis, reverse, &cover_line[0], L, s, cp,
                       theta, closed, tau, buf + 2 * n, buf + (2 + s) * n, buf, buf + n,
-                      &line_events[f, 0], &line_sops[f, 0], &e, tbuf)
+                      &line_events[f, 0], &line_sops[f, 0], &e, tbuf,
+                      &recon[f, 0, 0, 0] if want else NULL, tbuf + tsize if want else NULL)
                 err_max[f] = e.emax
                 err_sq[f] = e.esq
                 x_sq[f] = e.xsq
@@ -699,15 +714,67 @@ def position_lines(const int32_t[:, :, ::1] count, const int64_t[:, ::1] fan,
 # Temporal delta
 # ---------------------------------------------------------------------------
 
+cdef bint _narrow_state(code_t *kind, int zp, int theta, int tau, bint closed, Py_ssize_t F,
+                        int64_t m) noexcept:
+    """Whether 16-bit state and lanes hold every value of a temporal delta of 8-bit
+    codes. With b = max|X| from the code range and m = max|state| given:
+    closed |R| <= max(m, b + theta); open |Y| <= 2m + b + F*theta; deltas and errors
+    add at most 2b. tau and theta must fit int16."""
+    cdef int64_t xb
+    if not (code_t is int8_t or code_t is uint8_t) or not -1024 <= zp <= 1024:
+        return False
+    xb = max(abs(-128 - zp), abs(127 - zp)) if code_t is int8_t else max(abs(zp), abs(255 - zp))
+    return (theta <= 16000 and tau <= 16000
+            and 2 * xb + 2 * m + (1 if closed else F) * <int64_t>theta < 32000)
+
+
+cdef int64_t _state_bound(int32_t[:, ::1] state) noexcept nogil:
+    cdef Py_ssize_t k, i
+    cdef int64_t m = 0
+    for k in range(2):
+        for i in range(state.shape[1]):
+            m = max(m, <int64_t>_iabs(state[k, i]))
+    return m
+
+
+cdef void _state_load(int32_t[:, ::1] state, Py_ssize_t i0, Py_ssize_t nb, int32_t *ref,
+                      int16_t *ref16, Py_ssize_t TB) noexcept nogil:
+    """Block [i0, i0 + nb) of the state (or zeros) into ref / ref16 (R at 0, Y at TB)."""
+    cdef Py_ssize_t k, p
+    for k in range(2):
+        for p in range(nb):
+            if ref16 != NULL:
+                ref16[k * TB + p] = <int16_t>(state[k, i0 + p] if state is not None else 0)
+            else:
+                ref[k * TB + p] = state[k, i0 + p] if state is not None else 0
+
+
+cdef void _state_store(int32_t[:, ::1] state, Py_ssize_t i0, Py_ssize_t nb, const int32_t *ref,
+                       const int16_t *ref16, Py_ssize_t TB, bint closed) noexcept nogil:
+    """ref / ref16 back into the state; in the closed loop Y = R."""
+    cdef Py_ssize_t k, p, src
+    for k in range(2):
+        src = 0 if closed else k * TB
+        for p in range(nb):
+            state[k, i0 + p] = ref16[src + p] if ref16 != NULL else ref[src + p]
+
+
 def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
                    int32_t[:, ::1] count, int64_t[::1] err_max, int64_t[::1] err_sq,
-                   int64_t[::1] x_sq, int zp=0):
-    """Deltas over frames (frame 0 against zeros). ``X`` is (frame, C, H*W);
-    ``count[f, j]`` += number of channels with ``Dt != 0`` at position ``j``.
-    Lossless (theta = tau = 0): frames compared as stored, no state. Otherwise
-    ranges of TBLOCK elements are run through all frames with their state in
-    cache; 8-bit codes (``|X| <= 255``) on 16-bit state when no value can
-    leave int16."""
+                   int64_t[::1] x_sq, int zp=0, int32_t[:, :, ::1] recon=None,
+                   int32_t[:, ::1] state=None):
+    """Deltas over frames (frame 0 against zeros, or against ``state``). ``X`` is
+    (frame, C, H*W); ``count[f, j]`` += number of channels with ``Dt != 0`` at
+    position ``j``. Ranges of TBLOCK elements are run through all frames with
+    their state in cache; 8-bit codes (``|X| <= 255``) on 16-bit state when no
+    value can leave int16. Lossless (theta = tau = 0) without recon or state:
+    frames compared as stored, no state.
+
+    ``state`` (2, C*H*W) int32, optional: the sender's reference ``R`` and the
+    consumer's sum ``Y`` before frame 0 (zeros: the start of a stream); it is
+    overwritten with the state after the last frame (closed loop: ``Y = R``), so
+    frames run in chunks give the results of one pass. ``recon`` (frame, C, H*W)
+    int32, optional: what the consumer holds after each frame (``R``; open loop ``Y``)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t f, ib, i0, nb, n = C * N
     cdef Py_ssize_t TB = 4 * EK_BLOCK
@@ -715,40 +782,22 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
     cdef int16_t *ref16 = NULL
     cdef ek_err *errs = NULL
     cdef bint lossless = theta == 0 and tau == 0
-    cdef bint narrow = False
-    cdef int64_t xb
-    cdef ek_err e
+    cdef bint want = recon is not None
+    cdef bint narrow
+    cdef int64_t m = 0
     if count.shape[0] != F or count.shape[1] != N:
         raise ValueError("count must have shape (frame, H*W)")
     if theta < 0 or tau < 0:
         raise ValueError("theta and tau must be >= 0")
-    if lossless:
-        with nogil:
-            for f in range(F):
-                _err_zero(&e)
-                if f > 0:  # compare with the previous frame
-                    if code_t is int8_t:
-                        ek_frame_diff_i8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                    elif code_t is uint8_t:
-                        ek_frame_diff_u8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                    elif code_t is int16_t:
-                        ek_frame_diff_i16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                    elif code_t is uint16_t:
-                        ek_frame_diff_u16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                    else:
-                        ek_frame_diff_i32(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                else:  # frame 0 against zeros
-                    _conv(&X[f, 0, 0], zp, C, N, 0, &count[f, 0], &e)
-                err_max[f] = 0
-                err_sq[f] = 0
-                x_sq[f] = 0
+    _check_recon3(recon, F, C, N)
+    if state is not None:
+        if state.shape[0] != 2 or state.shape[1] != n:
+            raise ValueError("state must have shape (2, C*H*W)")
+        m = _state_bound(state)
+    elif lossless and not want:
+        _temporal_lossless(X, count, err_max, err_sq, x_sq, zp)
         return
-    if (code_t is int8_t or code_t is uint8_t) and -1024 <= zp <= 1024:
-        # b = max|X| from the code range; closed: |R| <= b + theta, |d|, |e| <= 2b + theta;
-        # open: |Y| <= b + F * theta, |e| <= 2b + F * theta; tau and theta must fit int16
-        xb = max(abs(-128 - zp), abs(127 - zp)) if code_t is int8_t else max(abs(zp), abs(255 - zp))
-        narrow = (theta <= 16000 and tau <= 16000
-                  and 2 * xb + (1 if closed else F) * <int64_t>theta < 32000)
+    narrow = _narrow_state(<code_t *>NULL, zp, theta, tau, closed, F, m)
     errs = <ek_err *>calloc(F, sizeof(ek_err))
     if narrow:
         ref16 = <int16_t *>malloc(2 * TB * sizeof(int16_t))
@@ -762,22 +811,52 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
             for ib in range((n + TB - 1) // TB):
                 i0 = ib * TB
                 nb = min(TB, n - i0)
-                if narrow:
-                    memset(ref16, 0, 2 * TB * sizeof(int16_t))
-                    for f in range(F):
+                _state_load(state, i0, nb, ref, ref16, TB)
+                for f in range(F):
+                    if narrow:
                         _temporal16(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, ref16,
-                                    ref16 + TB, &count[f, 0], &errs[f])
-                else:
-                    memset(ref, 0, 2 * TB * sizeof(int32_t))
-                    for f in range(F):
+                                    ref16 + TB, &count[f, 0], &errs[f],
+                                    &recon[f, 0, 0] + i0 if want else NULL)
+                    else:
                         _temporal(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, ref,
-                                  ref + TB, &count[f, 0], &errs[f])
-            for f in range(F):
-                err_max[f] = errs[f].emax
-                err_sq[f] = errs[f].esq
-                x_sq[f] = errs[f].xsq
+                                  ref + TB, &count[f, 0], &errs[f],
+                                  &recon[f, 0, 0] + i0 if want else NULL)
+                if state is not None:
+                    _state_store(state, i0, nb, ref, ref16, TB, closed)
+            for f in range(F):  # lossless: no error (as without state)
+                err_max[f] = 0 if lossless else errs[f].emax
+                err_sq[f] = 0 if lossless else errs[f].esq
+                x_sq[f] = 0 if lossless else errs[f].xsq
     finally:
         free(errs); free(ref); free(ref16)
+
+
+cdef int _temporal_lossless(const code_t[:, :, ::1] X, int32_t[:, ::1] count, int64_t[::1] err_max,
+                           int64_t[::1] err_sq, int64_t[::1] x_sq, int zp) except -1:
+    """Lossless temporal delta of a whole stream: frames compared as stored, no state."""
+    cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
+    cdef Py_ssize_t f
+    cdef ek_err e
+    with nogil:
+        for f in range(F):
+            _err_zero(&e)
+            if f > 0:  # compare with the previous frame
+                if code_t is int8_t:
+                    ek_frame_diff_i8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                elif code_t is uint8_t:
+                    ek_frame_diff_u8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                elif code_t is int16_t:
+                    ek_frame_diff_i16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                elif code_t is uint16_t:
+                    ek_frame_diff_u16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+                else:
+                    ek_frame_diff_i32(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
+            else:  # frame 0 against zeros
+                _conv(&X[f, 0, 0], zp, C, N, 0, &count[f, 0], &e, NULL)
+            err_max[f] = 0
+            err_sq[f] = 0
+            x_sq[f] = 0
+    return 0
 
 
 def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,

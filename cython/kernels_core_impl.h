@@ -58,14 +58,17 @@ static void EK_SUF(ek_count_ne)(const CODE_T *restrict a, const CODE_T *restrict
 /* In every function X = code - zp is formed on load (zp = 0 for signed codes). */
 
 /* Conventional over one frame of C*N contiguous codes (C planes of N positions).
- * cnt[j] += number of channels with |x| > tau at j; error of tau into err. */
+ * cnt[j] += number of channels with |x| > tau at j; error of tau into err.
+ * out (C*N, or NULL): the reconstruction, X with |X| <= tau zeroed. */
 EK_CLONES
 static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t N, int32_t tau,
-                                    int32_t *restrict cnt, ek_err *restrict err) {
+                                    int32_t *restrict cnt, ek_err *restrict err, int32_t *restrict out) {
     int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
     ptrdiff_t n = C * N, i0, p, nb;
     if (tau == 0) {  /* lossless: events are the codes != zp, no error */
         EK_SUF(ek_count_ne)(x, NULL, zp, C, N, 0, N, cnt);
+        if (out)
+            for (p = 0; p < n; p++) out[p] = (int32_t)x[p] - zp;
         return;
     }
     for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
@@ -86,6 +89,8 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
         err->xsq += ek_sumsq(xb, nb, xmax);
         err->esq += ek_sumsq(eb, nb, emax);
         if (emax > err->emax) err->emax = emax;
+        if (out)
+            for (p = 0; p < nb; p++) out[i0 + p] = nzb[p] ? xb[p] : 0;
     }
 }
 
@@ -93,13 +98,14 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
  * x[0] is element `off` of the frame) against the state of the previous frame
  * (ref: sender reference, rec: consumer's sum, used in the open loop only; both
  * n). cnt (the frame's N counters) [j] += number of channels with Dt != 0 at j.
+ * out (n, or NULL): the reconstruction of this frame (closed loop R, open loop Y).
  * The caller runs a range of positions through all frames while its state is
  * in cache. */
 EK_CLONES
 static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
                                 ptrdiff_t N, int32_t theta, int closed, int32_t tau,
                                 int32_t *restrict ref, int32_t *restrict rec, int32_t *restrict cnt,
-                                ek_err *restrict err) {
+                                ek_err *restrict err, int32_t *restrict out) {
     int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
     ptrdiff_t i0, p, nb;
     for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
@@ -149,6 +155,8 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
         err->xsq += ek_sumsq(xb, nb, xmax);
         err->esq += ek_sumsq(eb, nb, emax);
         if (emax > err->emax) err->emax = emax;
+        if (out)
+            memcpy(out + i0, closed ? r : y, (size_t)nb * sizeof(int32_t));
     }
 }
 
@@ -161,7 +169,7 @@ EK_CLONES
 static void EK_SUF(ek_temporal16)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
                                   ptrdiff_t N, int32_t theta32, int closed, int32_t tau32,
                                   int16_t *restrict ref, int16_t *restrict rec, int32_t *restrict cnt,
-                                  ek_err *restrict err) {
+                                  ek_err *restrict err, int32_t *restrict out) {
     int16_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
     const int16_t theta = (int16_t)theta32, tau = (int16_t)tau32, z = (int16_t)zp;
     ptrdiff_t i0, p, nb;
@@ -226,6 +234,10 @@ static void EK_SUF(ek_temporal16)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 err->esq += esq;
             }
             if (emax > err->emax) err->emax = emax;
+        }
+        if (out) {
+            const int16_t *restrict st = closed ? r : y;
+            for (p = 0; p < nb; p++) out[i0 + p] = st[p];
         }
     }
 }
@@ -411,7 +423,9 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
  * cp: cover across the scan repeated per channel (C*npos); ref/rec: s*C*npos
  * ring buffers; xl, eb: C*npos scratch.
  * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h].
- * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped. */
+ * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped.
+ * out (or NULL; int32, the layout of x): the reconstruction of the real lines,
+ * R (closed loop) or Y (open loop) on needed lines, X on lines no row reads. */
 EK_CLONES
 static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                                   ptrdiff_t npos, int reverse,
@@ -420,15 +434,23 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                                   int32_t *restrict ref, int32_t *restrict rec,
                                   int32_t *restrict xl, int32_t *restrict eb,
                                   int64_t *restrict line_ev, int64_t *restrict line_sp,
-                                  ek_err *restrict err) {
-    ptrdiff_t h, p, c, n = C * npos;
+                                  ek_err *restrict err, int32_t *restrict out) {
+    ptrdiff_t h, p, c, n = C * npos, plane = n_real * npos;
     int lossless = theta == 0 && tau == 0;
     memset(ref, 0, (size_t)(s * n) * sizeof(int32_t));
     if (!closed) memset(rec, 0, (size_t)(s * n) * sizeof(int32_t));
     for (h = 0; h < L; h++) {
         int32_t xmax = 0, emax = 0, ev = 0, spi = 0;
         int32_t *restrict r, *restrict y;
-        if (cover_line[h] == 0) continue;
+        if (cover_line[h] == 0) {
+            if (out && h < n_real) {  /* not sent, not read: the reconstruction keeps X */
+                ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
+                for (c = 0; c < C; c++)
+                    for (p = 0; p < npos; p++)
+                        out[c * plane + row + p] = (int32_t)x[c * plane + row + p] - zp;
+            }
+            continue;
+        }
         if (h < n_real) {
             const CODE_T *restrict src = x + (reverse ? n_real - 1 - h : h) * npos;
             ptrdiff_t plane = n_real * npos;
@@ -507,12 +529,19 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
             err->esq += ek_sumsq(eb, n, emax);
             if (emax > err->emax) err->emax = emax;
         }
+        if (out && h < n_real) {  /* what the consumer holds for line h */
+            const int32_t *restrict st = closed || lossless ? r : y;
+            ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
+            for (c = 0; c < C; c++)
+                memcpy(out + c * plane + row, st + c * npos, (size_t)npos * sizeof(int32_t));
+        }
     }
 }
 
 /* One frame of C planes: channels are processed in chunks of about EK_BLOCK
  * positions per line so that the ring buffers and scratch stay in L1. The
- * buffers passed must hold s*C*npos (ref, rec) and C*npos (cp, xl, eb). */
+ * buffers passed must hold s*C*npos (ref, rec) and C*npos (cp, xl, eb); out
+ * (or NULL) C*n_real*npos. */
 static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                                   ptrdiff_t npos, int reverse,
                                   const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
@@ -520,13 +549,14 @@ static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                                   int32_t *restrict ref, int32_t *restrict rec,
                                   int32_t *restrict xl, int32_t *restrict eb,
                                   int64_t *restrict line_ev, int64_t *restrict line_sp,
-                                  ek_err *restrict err) {
+                                  ek_err *restrict err, int32_t *restrict out) {
     ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
     if (chunk < 1) chunk = 1;
     for (c0 = 0; c0 < C; c0 += chunk) {
         ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
         EK_SUF(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, cover_line, L, s,
-                              cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err);
+                              cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err,
+                              out ? out + c0 * n_real * npos : NULL);
     }
 }
 

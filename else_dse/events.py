@@ -24,6 +24,15 @@ of one layer for many thresholds at once. Everything follows
   where lines ``>= H`` are bottom padding (in scan order). For the other
   schemes ``line`` is the input row ``y``. Layers with fewer lines are padded
   with zeros up to the longest layer; ``line_events.sum("line") == events``.
+- **Reconstruction** (:func:`reconstruct`): what the consumer layer computes
+  on, from the same kernels through a mode that also writes it. Conventional
+  and dense: ``X`` with ``|X| <= tau`` zeroed. Line delta: ``R`` (closed loop)
+  or ``Y`` (open loop) on every needed line of the tensor; the lines no output
+  row reads are not sent and keep ``X``; bottom-padding lines (where the
+  receiver holds ``|R| <= theta``) are not part of the tensor. Temporal delta:
+  ``R`` or ``Y`` after each frame, the state carried in and out
+  (:class:`TemporalState`) so frames run one by one or in chunks give the
+  results of one pass.
 - **event_curve** replaces the scheme's ``threshold`` (or, for
   :class:`Conventional`, its ``tau``) by each of ``thresholds``. Conventional
   curves come exactly from a histogram of ``|X|`` weighted by fan-out. Line and
@@ -70,7 +79,7 @@ from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, Temp
                       as_plan)
 from .workload import Layer
 
-__all__ = ["count_events", "event_curve", "layers_of"]
+__all__ = ["count_events", "event_curve", "layers_of", "reconstruct", "Reconstruction", "TemporalState"]
 
 _PROGRESS_MIN_LAYERS = 8
 
@@ -219,12 +228,14 @@ def _dense(layer: Layer, F: int) -> _Counts:
                    np.tile(c * fan.sum(axis=1), (F, 1)).astype(np.int64))
 
 
-def _position_counts(kernel: Any, X: np.ndarray, zp: int, *args: Any) -> tuple[np.ndarray, ...]:
-    """Run a per-position kernel (conventional / temporal) -> count (F, H, W) and errors."""
+def _position_counts(kernel: Any, X: np.ndarray, zp: int, *args: Any,
+                     **recon: Any) -> tuple[np.ndarray, ...]:
+    """Run a per-position kernel (conventional / temporal) -> count (F, H, W) and errors
+    (``recon``: the kernel's optional reconstruction / state arguments)."""
     F, C, H, W = X.shape
     count = np.zeros((F, H * W), np.int32)
     emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
-    kernel(_flat(X), *args, count, emax, esq, xsq, zp=zp)
+    kernel(_flat(X), *args, count, emax, esq, xsq, zp=zp, **recon)
     return count.reshape(F, H, W), emax, esq, xsq
 
 
@@ -541,3 +552,125 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
                      "scheme": repr(scheme), "bits": qrec.bits, "calibration": qrec.calibration,
                      "threshold_of": "tau" if isinstance(scheme, Conventional) else "threshold"})
     return ds
+
+
+# ---- reconstruction: what the consumer computes on ---------------------------------
+
+_KERNEL_CODES = (np.uint8, np.uint16, np.int8, np.int16, np.int32)
+
+
+@dataclass(frozen=True)
+class TemporalState:
+    """Where a temporal-delta stream stands after some frames: the sender's
+    reference ``R`` and the consumer's sum ``Y`` (equal in the closed loop), signed
+    codes ``(C, H, W)`` int32, read-only. :meth:`start` is a stream's beginning."""
+
+    sender: np.ndarray
+    receiver: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("sender", "receiver"):
+            a = np.array(getattr(self, name), dtype=np.int32, order="C")
+            if a.ndim != 3:
+                raise ValueError(f"TemporalState: {name} must be (C, H, W), got shape {a.shape}")
+            a.flags.writeable = False
+            object.__setattr__(self, name, a)
+        if self.sender.shape != self.receiver.shape:
+            raise ValueError(f"TemporalState: sender {self.sender.shape} and receiver "
+                             f"{self.receiver.shape} differ in shape")
+
+    @classmethod
+    def start(cls, shape: tuple[int, int, int]) -> "TemporalState":
+        """The state before the first frame: zeros."""
+        return cls(np.zeros(shape, np.int32), np.zeros(shape, np.int32))
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Result of :func:`reconstruct`: ``values`` (frame, C, H, W) int32 signed codes
+    the consumer computes on; the kernels' ``events`` and ``sops`` (frame,) int64;
+    ``state`` after the last frame (temporal delta only, else None)."""
+
+    values: np.ndarray
+    events: np.ndarray
+    sops: np.ndarray
+    state: TemporalState | None = None
+
+
+def _kernel_codes(codes: Any, layer: Layer, zero_point: int) -> tuple[np.ndarray, int]:
+    a = np.asarray(codes)
+    if a.ndim != 4 or a.shape[1:] != layer.input_shape:
+        raise ValueError(f"reconstruct: layer {layer.name!r}: codes must be (frame, C, H, W) with "
+                         f"(C, H, W) = {layer.input_shape}, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"reconstruct: layer {layer.name!r}: codes must be integers, got {a.dtype}")
+    if a.dtype in _KERNEL_CODES:
+        return np.ascontiguousarray(a), int(zero_point)
+    X = a.astype(np.int64) - int(zero_point)
+    if X.size and (X.min() < -2**31 or X.max() >= 2**31):
+        raise ValueError(f"reconstruct: layer {layer.name!r}: codes - zero_point leave int32")
+    return np.ascontiguousarray(X, dtype=np.int32), 0
+
+
+def _state_array(state: TemporalState | None, layer: Layer) -> np.ndarray:
+    """The kernel's (2, C*H*W) state, a fresh copy (the kernel overwrites it)."""
+    n = int(np.prod(layer.input_shape))
+    if state is None:
+        return np.zeros((2, n), np.int32)
+    if not isinstance(state, TemporalState):
+        raise TypeError(f"reconstruct: state must be a TemporalState, got {type(state).__name__}")
+    if state.sender.shape != layer.input_shape:
+        raise ValueError(f"reconstruct: layer {layer.name!r}: state has shape {state.sender.shape}, "
+                         f"the layer input {layer.input_shape}")
+    return np.stack([state.sender.ravel(), state.receiver.ravel()])
+
+
+def reconstruct(codes: np.ndarray, layer: Layer, scheme: Scheme, *, zero_point: int = 0,
+                state: TemporalState | None = None) -> Reconstruction:
+    """What ``layer`` computes on when its input ``codes`` (frame, C, H, W) are sent
+    under ``scheme``, with the events and SOPs the same kernels count.
+
+    Signed codes are ``X = codes - zero_point``; ``values`` are signed codes too
+    (dequantize with the tensor's scale). ``state`` (temporal delta only) is where
+    the stream stands before frame 0 (default: its start); the result's ``state``
+    continues it, so frames run one by one give the results of one pass. See the
+    module docstring for what each scheme reconstructs.
+
+    >>> import numpy as np, else_dse as ed
+    >>> layer = ed.Layer("c", "x", "conv", 1, 1, input_shape=(1, 1, 3))
+    >>> r = reconstruct(np.array([[[[5, 1, -3]]]]), layer, ed.Conventional(tau=1))
+    >>> r.values.ravel().tolist(), r.events.tolist()
+    ([5, 0, -3], [2])
+    """
+    if not isinstance(scheme, Scheme):
+        raise TypeError(f"reconstruct: scheme must be Dense, Conventional, LineDelta or TemporalDelta, "
+                        f"got {scheme!r}")
+    scheme.check_layer(layer)
+    if state is not None and not isinstance(scheme, TemporalDelta):
+        raise ValueError(f"reconstruct: layer {layer.name!r}: state is for TemporalDelta, not {scheme}")
+    X, zp = _kernel_codes(codes, layer, zero_point)
+    values = np.empty(X.shape, np.int32)
+    if isinstance(scheme, LineDelta):
+        g, cover_line, cover_pos = _line_geometry(layer, scheme)
+        F, L = X.shape[0], len(cover_line)
+        le, ls = np.zeros((F, L), np.int64), np.zeros((F, L), np.int64)
+        err = [np.zeros(F, np.int64) for _ in range(3)]
+        _kernels.line_delta(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse",
+                            g.stride[0], cover_line, cover_pos, scheme.threshold,
+                            scheme.loop == "closed", scheme.tau, le, ls, *err, zp=zp, recon=values)
+        return Reconstruction(values, le.sum(axis=1), ls.sum(axis=1) * layer.fan_out_channels)
+    flat = _flat(values)
+    if isinstance(scheme, TemporalDelta):
+        if (state is not None and scheme.loop == "closed"
+                and not np.array_equal(state.sender, state.receiver)):
+            raise ValueError(f"reconstruct: layer {layer.name!r}: in the closed loop the state's "
+                             f"sender and receiver are equal (Y = R); got different arrays")
+        st = _state_array(state, layer)
+        res = _position_counts(_kernels.temporal_delta, X, zp, scheme.threshold,
+                               scheme.loop == "closed", scheme.tau, recon=flat, state=st)
+        new = TemporalState(st[0].reshape(layer.input_shape), st[1].reshape(layer.input_shape))
+    else:
+        res = _position_counts(_kernels.conventional, X, zp, scheme.tau, recon=flat)
+        new = None
+    counts = _dense(layer, X.shape[0]) if isinstance(scheme, Dense) else _from_position_counts(layer, res)
+    return Reconstruction(values, counts.events, counts.sops, new)

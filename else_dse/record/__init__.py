@@ -1,5 +1,7 @@
 """Recorders: run a real TFLite or ONNX network on frames and record the input
-tensor of every convolution, depthwise convolution and fully connected layer.
+tensor of every convolution, depthwise convolution and fully connected layer;
+:func:`open_segments` runs the same network cut at every such layer's input,
+so each layer can be fed an array of the caller's choice.
 
 >>> from else_dse.record import record, media            # doctest: +SKIP
 >>> rec = record("data/models/face_detection_short_range.tflite",
@@ -14,8 +16,10 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..recording import Recording
 from ._common import RecorderError, tf_same_padding
 from .media import Preprocess
+from .segments import SegmentedModel, SegmentError, SegmentRun, open_segments
 
-__all__ = ["record", "RecorderError", "Preprocess", "tf_same_padding"]
+__all__ = ["record", "RecorderError", "Preprocess", "tf_same_padding", "open_segments", "SegmentedModel",
+           "SegmentRun", "SegmentError"]
 
 SUFFIXES = (".tflite", ".onnx")
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .media import Preprocess
 
-__all__ = ["RecorderError", "model_frames", "provenance", "progress", "tf_same_padding"]
+__all__ = ["RecorderError", "check_float_frame", "model_frames", "provenance", "progress", "tf_same_padding"]
 
 
 class RecorderError(ValueError):
@@ -50,15 +50,25 @@ def model_frames(frames: Iterable[Any], height: int, width: int, channels: int,
             except ValueError as exc:
                 raise RecorderError(f"frame {i}: {exc}") from None
         elif np.issubdtype(a.dtype, np.floating):
-            if a.shape != (height, width, channels):
-                raise RecorderError(f"frame {i}: float frame of shape {a.shape}; the model input needs "
-                                    f"(height, width, channels) = {(height, width, channels)} "
-                                    "(or pass a uint8 image to have it cropped and resized)")
-            if not np.isfinite(a).all():
-                raise RecorderError(f"frame {i}: non-finite values")
-            yield a.astype(np.float32)
+            yield check_float_frame(a, (height, width, channels), f"frame {i}",
+                                    " (or pass a uint8 image to have it cropped and resized)")
         else:
             raise RecorderError(f"frame {i}: dtype {a.dtype}; frames must be uint8 images or float arrays")
+
+
+def check_float_frame(a: Any, hwc: tuple[int, int, int], what: str, hint: str = "") -> np.ndarray:
+    """``a`` as a float32 model input of shape ``hwc``; a one-line :class:`RecorderError` otherwise."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise RecorderError(f"{what}: dtype {a.dtype}; a prepared frame is a float array of shape "
+                            f"(height, width, channels) = {hwc} (uint8 images: prepare them with "
+                            "else_dse.record.media.Preprocess)")
+    if a.shape != hwc:
+        raise RecorderError(f"{what}: float frame of shape {a.shape}; the model input needs "
+                            f"(height, width, channels) = {hwc}{hint}")
+    if not np.isfinite(a).all():
+        raise RecorderError(f"{what}: non-finite values")
+    return a.astype(np.float32)
 
 
 def progress(it: Iterable[Any], total: int | None, desc: str, enabled: bool) -> Iterable[Any]:

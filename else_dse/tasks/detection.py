@@ -137,26 +137,41 @@ def iou(a: Detection, b: Detection) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _weighted(top: Detection, group: list[Detection]) -> Detection:
-    wsum = sum(d.score for d in group)
-    corners = [sum(getattr(d, c) * d.score for d in group) / wsum for c in ("xmin", "ymin", "xmax", "ymax")]
-    kps = tuple((sum(d.keypoints[k][0] * d.score for d in group) / wsum,
-                 sum(d.keypoints[k][1] * d.score for d in group) / wsum) for k in range(len(top.keypoints)))
-    return Detection(*corners, top.score, kps)
+def _ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one box ``(4,)`` with each of ``boxes (n, 4)``, corners (xmin, ymin, xmax, ymax); as :func:`iou`."""
+    iw = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0])
+    ih = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1])
+    inter = np.where((iw > 0) & (ih > 0), iw * ih, 0.0)
+    area = lambda b: np.maximum(b[..., 2] - b[..., 0], 0) * np.maximum(b[..., 3] - b[..., 1], 0)  # noqa: E731
+    union = area(box) + area(boxes) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def weighted_nms(detections: list[Detection], min_suppression_threshold: float) -> list[Detection]:
     """MediaPipe's weighted non-maximum suppression (see the module docstring), highest score first."""
-    remaining = sorted(detections, key=lambda d: -d.score)
+    if not detections:
+        return []
+    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
+    dets = [detections[i] for i in order]
+    boxes = np.array([[d.xmin, d.ymin, d.xmax, d.ymax] for d in dets], dtype=np.float64)
+    sc = np.array([d.score for d in dets], dtype=np.float64)
+    n_kp = len(dets[0].keypoints)
+    kps = np.array([d.keypoints for d in dets], dtype=np.float64).reshape(len(dets), n_kp, 2)
+    remaining = np.arange(len(dets))
     out: list[Detection] = []
-    while remaining:
-        top = remaining[0]
-        group = [d for d in remaining if iou(d, top) > min_suppression_threshold]
-        rest = [d for d in remaining if iou(d, top) <= min_suppression_threshold]
-        out.append(_weighted(top, group) if group else top)
-        if len(rest) == len(remaining):
+    while remaining.size:
+        top = dets[remaining[0]]
+        near = _ious(boxes[remaining[0]], boxes[remaining]) > min_suppression_threshold
+        group = remaining[near]
+        if group.size:
+            w = sc[group]
+            corners = (boxes[group] * w[:, None]).sum(axis=0) / w.sum()
+            mean_kp = (kps[group] * w[:, None, None]).sum(axis=0) / w.sum()
+            top = Detection(*(float(v) for v in corners), top.score, tuple((float(x), float(y)) for x, y in mean_kp))
+        out.append(top)
+        if not group.size:  # nothing removed (a zero-area top box): MediaPipe stops here
             break
-        remaining = rest
+        remaining = remaining[~near]
     return out
 
 

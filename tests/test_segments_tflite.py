@@ -58,8 +58,8 @@ def test_unchanged_run_is_bit_exact(name, stills):
 
 def _op_names(model):
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return [names[max(model.operatorCodes[op.opcodeIndex].builtinCode,
-                      model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)] for op in model.subgraphs[0].operators]
+    codes = [model.operatorCodes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    return [names[max(oc.builtinCode, oc.deprecatedBuiltinCode)] for oc in codes]
 
 
 def check_by_hand(seg, x, run, fed, reconstruction):

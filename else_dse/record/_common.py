@@ -12,11 +12,16 @@ import numpy as np
 
 from .media import Preprocess
 
-__all__ = ["RecorderError", "check_float_frame", "model_frames", "provenance", "progress", "tf_same_padding"]
+__all__ = ["RecorderError", "SegmentError", "check_float_frame", "model_frames", "provenance", "progress",
+           "tf_same_padding"]
 
 
 class RecorderError(ValueError):
     """A model or frame the recorder cannot handle; the message names the layer or frame."""
+
+
+class SegmentError(RecorderError):
+    """A frame, a consumer's array or a cut the segmented runner cannot take; the message names it."""
 
 
 def tf_same_padding(n: int, k: int, s: int, d: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Hashable, Mapping, Sequence
 
-from ._common import RecorderError
+from ._common import SegmentError
 
 __all__ = ["Cut", "PlannedOp", "Segment", "Consume", "CutPlan", "plan_cuts"]
 
@@ -37,7 +37,8 @@ Tid = Hashable  # a tensor id: an int (TFLite index), a str (ONNX name) or a tup
 class Cut:
     """Layer ``layer`` (network order) at op ``op``: it records ``read``; its op reads ``slot`` at input 0.
 
-    ``pad_op`` is the index of a folded ``PAD`` op (``read`` -> ``slot``), else ``None``.
+    ``pad_op`` is the index of a folded ``PAD`` op (``read`` -> ``slot``), else ``None``; ``name``
+    the layer's name (for messages).
     """
 
     layer: int
@@ -45,6 +46,7 @@ class Cut:
     read: Tid
     slot: Tid
     pad_op: int | None = None
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def _rewire(ops: Sequence[PlannedOp], cuts: Sequence[Cut], outputs: Sequence[Tid
         cut = by_op.get(j)
         if cut is not None:
             if op.inputs[0] != cut.slot:
-                raise RecorderError(f"op {j}: input 0 is {op.inputs[0]!r}, not the layer's tensor {cut.slot!r}")
+                raise SegmentError(f"op {j}: input 0 is {op.inputs[0]!r}, not the layer's tensor {cut.slot!r}")
             ins[0] = ("fed", cut.layer) if cut.pad_op is None else ("pad", cut.layer)
             if cut.pad_op is not None:  # this layer's own copy of the folded PAD, just before it
                 pad = ops[cut.pad_op]
@@ -145,7 +147,7 @@ def _schedule(nodes: list[tuple[tuple, PlannedOp | Consume]], available: set) ->
         missing = [t for t in reads if t not in available and t not in writer]
         if missing:
             where = f"layer {node.layer}" if isinstance(node, Consume) else f"op {node.source}"
-            raise RecorderError(f"cannot cut: {where} reads tensor {missing[0]!r}, which no op computes")
+            raise SegmentError(f"cannot cut: {where} reads tensor {missing[0]!r}, which no op computes")
         deps.append({writer[t] for t in reads if t in writer})
     users: list[list[int]] = [[] for _ in nodes]
     for n, d in enumerate(deps):
@@ -163,7 +165,7 @@ def _schedule(nodes: list[tuple[tuple, PlannedOp | Consume]], available: set) ->
             if not left[m]:
                 heapq.heappush(heap, (nodes[m][0], m))
     if len(order) != len(nodes):
-        raise RecorderError("cannot cut: the rewired graph has a cycle")
+        raise SegmentError("cannot cut: the rewired graph has a cycle")
     return order
 
 
@@ -227,18 +229,18 @@ def plan_cuts(ops: Sequence[PlannedOp], cuts: Sequence[Cut], *, inputs: Sequence
     """Plan segments and consume steps for ``ops`` (network order) cut at every layer of ``cuts``.
 
     ``inputs``/``outputs`` are the model's; ``constants`` the tensors holding weights and other
-    constants. Raises :class:`RecorderError` when a cut cannot be made (a layer reading a constant,
+    constants. Raises :class:`SegmentError` when a cut cannot be made (a layer reading a constant,
     a model output computed from constants only, a tensor nothing computes).
     """
     keyed, outs, layer_recon = _rewire(ops, cuts, outputs, reconstruction)
     const, const_producer = _constant_producers(keyed, constants)
     for c in cuts:
         if c.read in const:
-            raise RecorderError(f"cannot cut layer {c.layer} (op {c.op}): its input {c.read!r} is computed "
+            raise SegmentError(f"cannot cut layer {c.name or c.layer!r} (op {c.op}): its input {c.read!r} is computed "
                                 "from constants only; there is no activation to feed")
     bad = [t for t in outs if t in const]
     if bad:
-        raise RecorderError(f"cannot cut: model output {bad[0]!r} is computed from constants only")
+        raise SegmentError(f"cannot cut: model output {bad[0]!r} is computed from constants only")
     producer_key = {t: key for key, op in keyed for t in op.writes}
     nodes: list[tuple[tuple, PlannedOp | Consume]] = [(k, op) for k, op in keyed if not set(op.writes) & const
                                                       or not op.writes]

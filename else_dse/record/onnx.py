@@ -1,8 +1,11 @@
 """Record the inputs of every 2-D Conv, Gemm and MatMul (fully connected) node of an ONNX model.
 
-The model runs in onnxruntime with ``ORT_ENABLE_BASIC`` and every recorded
-tensor (each layer's input and output) appended to ``graph.output``, so it is
-computed as it is, not fused away. Geometry comes from the node attributes and
+The model runs in onnxruntime without graph optimizations (``ORT_DISABLE_ALL``,
+one thread, :func:`session_options`), so every node is computed as written,
+nothing fused or folded, and every recorded tensor (each layer's input and
+output) is appended to ``graph.output``. The cut model of
+:mod:`else_dse.record.onnx_segments` runs with the same options, which makes
+its unchanged runs bit for bit those of the whole model. Geometry comes from the node attributes and
 the shapes the runtime produced on the first frame:
 
 * ``pads`` (ONNX order ``top, left, bottom, right``) -> ``(top, bottom, left, right)``;
@@ -29,9 +32,34 @@ from ..workload import GeometryError, Layer
 from ._common import RecorderError, model_frames, progress, provenance, tf_same_padding
 from .media import Preprocess
 
-__all__ = ["record_onnx"]
+__all__ = ["record_onnx", "session_options", "model_input"]
 
 _UNHANDLED = ("ConvTranspose", "ConvInteger", "QLinearConv", "QLinearMatMul", "MatMulInteger", "LSTM", "GRU", "RNN")
+
+
+def session_options() -> Any:
+    """onnxruntime options of every ONNX run here: no graph optimization, one thread, no profiling."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return so
+
+
+def model_input(path: Path, graph: Any) -> tuple[str, list[int | None], tuple[int, int, int]]:
+    """The single NCHW input of ``graph``: its name, declared shape and ``(H, W, C)``."""
+    init_names = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in init_names]
+    if len(inputs) != 1:
+        raise RecorderError(f"{path}: the recorder needs a model with one input, got {[i.name for i in inputs]}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    in_shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    if len(in_shape) != 4 or any(v is None for v in in_shape[1:]):
+        raise RecorderError(f"{path}: the model input must be NCHW with fixed C, H, W, got {in_shape}")
+    _, c, h, w = (int(v) if v is not None else 1 for v in in_shape)
+    return inputs[0].name, in_shape, (h, w, c)
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -44,20 +72,26 @@ def _attrs(node: Any) -> dict[str, Any]:
     return out
 
 
-def _constants(graph: Any) -> dict[str, tuple[int, ...]]:
-    """Shapes of initializers and Constant-node outputs (weights)."""
-    shapes = {init.name: tuple(int(d) for d in init.dims) for init in graph.initializer}
+def _constants(graph: Any, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the weights: initializers, Constant-node outputs, and tensors that nodes compute from
+    those alone (e.g. ``ConstantOfShape``, ``Cast`` or ``DequantizeLinear`` of weights; shape as run)."""
+    out = {init.name: tuple(int(d) for d in init.dims) for init in graph.initializer}
+    const = set(out)
     for node in graph.node:
         if node.op_type == "Constant":
+            const.update(node.output)
             for a in node.attribute:
                 if a.name == "value":
-                    shapes[node.output[0]] = tuple(int(d) for d in a.t.dims)
-    return shapes
+                    out[node.output[0]] = tuple(int(d) for d in a.t.dims)
+        elif node.output and all(t in const for t in node.input if t):
+            const.update(node.output)
+            out.update({t: tuple(shapes[t]) for t in node.output if t in shapes})
+    return out
 
 
 def _parse(graph: Any, shapes: Mapping[str, tuple[int, ...]]) -> tuple[list[tuple[Layer, str, dict]], list[str]]:
     """Layers from nodes; ``shapes`` are runtime shapes of the node inputs/outputs."""
-    consts = _constants(graph)
+    consts = _constants(graph, shapes)
     layers: list[tuple[Layer, str, dict]] = []
     unhandled: list[str] = []
     for index, node in enumerate(graph.node):
@@ -72,6 +106,9 @@ def _parse(graph: Any, shapes: Mapping[str, tuple[int, ...]]) -> tuple[list[tupl
         x, w, y = node.input[0], node.input[1], node.output[0]
         name = f"{'fc' if op != 'Conv' else 'conv'}_{len(layers):02d}"
         info: dict[str, Any] = {"onnx_op": op, "node_index": index, "node_name": node.name, "output_tensor": y}
+        if x not in shapes:  # an initializer: no activation to record
+            unhandled.append(f"{label} (its input {x!r} is a constant)")
+            continue
         xs = shapes[x]
         try:
             if op == "Conv":
@@ -146,15 +183,7 @@ def record_onnx(model_path: str | Path, frames: Iterable[Any], *,
     model = onnx.load(str(path))
     graph = model.graph
     init_names = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in init_names]
-    if len(inputs) != 1:
-        raise RecorderError(f"{path}: the recorder needs a model with one input, got {[i.name for i in inputs]}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    in_shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if len(in_shape) != 4 or any(v is None for v in in_shape[1:]):
-        raise RecorderError(f"{path}: the model input must be NCHW with fixed C, H, W, got {in_shape}")
-    in_name = inputs[0].name
-    _, c, h, w = (int(v) if v is not None else 1 for v in in_shape)
+    in_name, in_shape, (h, w, c) = model_input(path, graph)
 
     # every input/output of a candidate node becomes a graph output (types from shape inference)
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -163,18 +192,14 @@ def record_onnx(model_path: str | Path, frames: Iterable[Any], *,
     wanted: list[str] = []
     for node in graph.node:
         if node.op_type in ("Conv", "Gemm", "MatMul"):
-            for t in (node.input[0], node.output[0]):
+            for t in (node.input[0], node.input[1], node.output[0]):  # input, weights (if computed), output
                 if t not in init_names and t != in_name and t not in wanted:
                     wanted.append(t)
     existing = {o.name for o in graph.output}
     for t in wanted:
         if t not in existing:
             graph.output.append(onnx.helper.make_tensor_value_info(t, elem.get(t, onnx.TensorProto.FLOAT), None))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
     out_names = [o.name for o in sess.get_outputs()]
 
     parsed: list[tuple[Layer, str, dict]] | None = None

@@ -23,17 +23,13 @@ from typing import Any, Callable, Hashable, Literal, Mapping
 import numpy as np
 
 from ..workload import Layer
-from ._common import RecorderError, check_float_frame
+from ._common import SegmentError, check_float_frame
 from .cut import Consume, CutPlan, Segment
 
 __all__ = ["open_segments", "SegmentedModel", "SegmentRun", "SegmentError", "Consumer"]
 
 Consumer = Callable[[int, Layer, np.ndarray], np.ndarray]
 MODES = ("exact", "reconstruction")
-
-
-class SegmentError(RecorderError):
-    """A frame, a consumer's array or a cut the segmented runner cannot take; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,10 @@ class SegmentedModel:
         if nonsynaptic not in MODES:
             raise SegmentError(f"nonsynaptic must be one of {MODES}, got {nonsynaptic!r}")
         if nonsynaptic not in self._plans:
-            plan = self._plan(nonsynaptic == "reconstruction")
+            try:
+                plan = self._plan(nonsynaptic == "reconstruction")
+            except SegmentError as exc:
+                raise SegmentError(f"{self.path}: {exc}") from None
             self._prepare(nonsynaptic == "reconstruction", plan)
             self._plans[nonsynaptic] = plan
         return self._plans[nonsynaptic]

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..workload import Layer
 from .cut import Cut, CutPlan, PlannedOp, Segment, plan_cuts
-from .segments import SegmentError, SegmentedModel
+from ._common import SegmentError
+from .segments import SegmentedModel
 from .tflite import _schema, _tensor_name, _to_chw, parse_tflite
 
 __all__ = ["TFLiteSegments"]
@@ -58,7 +59,7 @@ class TFLiteSegments(SegmentedModel):
         for i, tl in enumerate(parsed):
             slot = self._ops[tl.info["op_index"]].inputs[0]
             pad_op = writer[slot] if slot != tl.read_index else None
-            self._cuts.append(Cut(i, tl.info["op_index"], tl.read_index, slot, pad_op))
+            self._cuts.append(Cut(i, tl.info["op_index"], tl.read_index, slot, pad_op, name=tl.layer.name))
         self._constants = {t for t, tensor in enumerate(g.tensors) if self._has_data(tensor)}
         self._input = model_input["index"]
         self._outputs = tuple(int(t) for t in g.outputs)

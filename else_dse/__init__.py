@@ -9,7 +9,7 @@ The pipeline, one module per stage::
 
 from .workload import GeometryError, Layer
 from .recording import QuantizedRecording, Recording, RecordingError, open_recording
-from .schemes import Conventional, Dense, LineDelta, Plan, TemporalDelta
+from .schemes import Conventional, Dense, LineDelta, Plan, Scheme, TemporalDelta
 from .events import count_events, event_curve, layers_of
 from .hardware import Hardware, HardwareError, load_template
 from .cost import CostError, estimate
@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GeometryError", "Layer",
     "QuantizedRecording", "Recording", "RecordingError", "open_recording",
-    "Dense", "Conventional", "LineDelta", "TemporalDelta", "Plan",
+    "Scheme", "Dense", "Conventional", "LineDelta", "TemporalDelta", "Plan",
     "count_events", "event_curve", "layers_of",
     "Hardware", "HardwareError", "load_template", "CostError", "estimate",
     "search", "report",

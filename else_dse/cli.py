@@ -16,7 +16,6 @@ file, bad scheme, unknown template, bad config): one line on stderr, no tracebac
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import sys
 import time
@@ -34,99 +33,37 @@ class UsageError(ValueError):
 
 # ---- schemes from the command line ---------------------------------------------------
 
-_KIND_ALIASES = {
-    "dense": "dense", "conventional": "conventional", "conv": "conventional", "zero_skip": "conventional",
-    "line_delta": "line_delta", "line": "line_delta", "else": "line_delta", "linedelta": "line_delta",
-    "temporal_delta": "temporal_delta", "temporal": "temporal_delta", "delta": "temporal_delta",
-    "sigma_delta": "temporal_delta",
-}
-def _kind_of(head: str) -> tuple[str, dict[str, str]] | None:
-    """``(kind, preset options)`` of a scheme head: a command-line kind (:data:`_KIND_ALIASES`) or
-    a config scheme name (``line_y``, ``line_x_reverse``, ``temporal``...: ``else_dse.search.SCHEMES``,
-    the same names as ``[space] schemes`` of a study config); None when unknown."""
-    key = head.strip().lower().replace("-", "_")
-    if key in _KIND_ALIASES:
-        return _KIND_ALIASES[key], {}
-    from .search import SCHEMES, scheme_choice
+def _scheme_help() -> str:
+    from .schemes import SCHEME_HELP
 
-    choice = scheme_choice(key)
-    if choice is None:
-        return None
-    kind, axis, direction = SCHEMES[choice]
-    return kind, ({"axis": axis, "direction": direction} if kind == "line_delta" else {})
-
-
-_BARE = {"y": "axis", "x": "axis", "forward": "direction", "reverse": "direction",
-         "closed": "loop", "open": "loop"}
-
-SCHEME_HELP = """\
-A scheme is KIND[:OPTIONS] with KIND one of dense, conventional, line_delta (alias
-else), temporal_delta (alias temporal), or a study config's scheme name line_y,
-line_x, line_y_reverse, line_x_reverse (line delta with that axis and direction),
-and OPTIONS comma- or colon-separated key=value pairs or bare values (y|x = axis,
-forward|reverse = direction, closed|open = loop, an integer = threshold):
-  line_delta:y:1    line_x:2    line_delta:axis=x,threshold=2,loop=open    temporal:threshold=1,tau=1
+    return SCHEME_HELP + """
 Prefix LAYER= to set one layer of a per-layer plan (repeat --scheme; the
 scheme without a prefix is the default for the other layers):
   --scheme conv0=line_delta:y --scheme temporal:1"""
 
 
-def _scheme_classes() -> dict[str, type]:
-    from . import schemes
-
-    return {"dense": schemes.Dense, "conventional": schemes.Conventional,
-            "line_delta": schemes.LineDelta, "temporal_delta": schemes.TemporalDelta}
-
-
 def parse_scheme(text: str, **overrides: Any) -> Any:
-    """A scheme from ``KIND[:OPTIONS]`` (see :data:`SCHEME_HELP`); ``overrides`` (not None) win.
+    """``else_dse.Scheme.parse(text, **overrides)`` with a :class:`UsageError` on bad input.
 
     >>> parse_scheme("line_delta:x:2")
     LineDelta(axis='x', direction='forward', threshold=2, loop='closed', tau=0)
     """
-    head, _, rest = text.strip().partition(":")
-    found = _kind_of(head)
-    if found is None:
-        raise UsageError(f"unknown scheme {head!r} in {text!r}; kinds are dense, conventional, "
-                         "line_delta (else), temporal_delta (temporal), or line_y, line_x, "
-                         "line_y_reverse, line_x_reverse")
-    kind, preset = found
-    cls = _scheme_classes()[kind]
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    kw: dict[str, Any] = {}
-    for tok in filter(None, (t.strip() for t in re.split(r"[,:]", rest))):
-        if "=" in tok:
-            key, _, value = tok.partition("=")
-            key, value = key.strip(), value.strip()
-        elif tok.lstrip("-").isdigit():
-            key, value = "threshold", tok
-        elif tok.lower() in _BARE:
-            key, value = _BARE[tok.lower()], tok.lower()
-        else:
-            raise UsageError(f"scheme {text!r}: cannot read option {tok!r}")
-        if key in preset and value != preset[key]:
-            raise UsageError(f"scheme {text!r}: {head} means {key}={preset[key]}, not {key}={value}")
-        kw[key] = value
-    for key, value in {k: v for k, v in overrides.items() if v is not None}.items():
-        if key in preset and value != preset[key]:
-            raise UsageError(f"scheme {text!r}: {head} means {key}={preset[key]}; --{key} {value} "
-                             "contradicts it")
-        kw[key] = value
-    kw = {**preset, **kw}
-    for key in list(kw):
-        if key not in allowed:
-            raise UsageError(f"scheme {text!r}: {kind} has no option {key!r}; "
-                             f"options are {allowed or 'none'}")
-        if key in ("threshold", "tau"):
-            try:
-                kw[key] = int(kw[key])
-            except ValueError:
-                raise UsageError(f"scheme {text!r}: {key} must be an integer >= 0 (code steps), "
-                                 f"got {kw[key]!r}") from None
+    from .schemes import Scheme
+
     try:
-        return cls(**kw)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"scheme {text!r}: {exc}") from None
+        return Scheme.parse(text, **overrides)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _is_scheme(text: str) -> bool:
+    from .schemes import Scheme
+
+    try:
+        Scheme.parse(text.split(":")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def parse_plan(texts: Sequence[str], **overrides: Any) -> Any:
@@ -136,7 +73,7 @@ def parse_plan(texts: Sequence[str], **overrides: Any) -> Any:
     default, per_layer = None, {}
     for text in texts:
         m = re.match(r"^\s*([^=:]+?)\s*=\s*([A-Za-z_-]+(?::.*)?)$", text)
-        if m and _kind_of(m.group(2).split(":")[0]) is not None:
+        if m and _is_scheme(m.group(2)):
             per_layer[m.group(1)] = parse_scheme(m.group(2))
         elif default is None:
             default = parse_scheme(text, **overrides)
@@ -516,7 +453,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _add_scheme_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scheme", SCHEME_HELP)
+    g = p.add_argument_group("scheme", _scheme_help())
     g.add_argument("--scheme", action="append", metavar="SCHEME",
                    help="scheme or LAYER=SCHEME (repeatable); default conventional")
     g.add_argument("--axis", choices=("y", "x"), help="line delta axis (overrides the scheme string)")

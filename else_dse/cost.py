@@ -99,6 +99,7 @@ import numpy as np
 import xarray as xr
 
 from .hardware import EXECUTIONS, Hardware
+from .schemes import KINDS
 from .workload import Layer
 
 __all__ = [
@@ -115,7 +116,6 @@ __all__ = [
     "state_words",
 ]
 
-KINDS = ("dense", "conventional", "line_delta", "temporal_delta")
 SCHEDULES = ("sequential", "pipelined", "step")
 COMPONENTS = ("synaptic", "neuron", "events", "memory", "barrier", "static")
 _DENSE, _CONV, _LINE, _TEMPORAL = range(4)

@@ -11,24 +11,63 @@ a scheme to each layer by name, with a default for the others.
 >>> plan = ed.Plan({"conv1": ed.LineDelta()}, default=ed.TemporalDelta(threshold=1))
 >>> plan.scheme_for("conv2").kind
 'temporal_delta'
+
+Every scheme has a name (:attr:`Scheme.name`: ``conventional``, ``dense``,
+``line_y``, ``line_y_reverse``, ``line_x``, ``line_x_reverse``, ``temporal``)
+and :meth:`Scheme.parse` reads ``NAME[:OPTIONS]`` with the aliases below: this
+module is the one table of scheme names that the command line, study configs,
+the search, labels and reports use.
+
+>>> ed.Scheme.parse("line_x_reverse:2")
+LineDelta(axis='x', direction='reverse', threshold=2, loop='closed', tau=0)
+>>> ed.Scheme.parse("else:x:threshold=1").name, ed.TemporalDelta().name
+('line_x', 'temporal')
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, ClassVar, Iterator, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
 from .workload import Layer
 
 __all__ = ["Scheme", "Dense", "Conventional", "LineDelta", "TemporalDelta", "Plan",
-           "AXES", "DIRECTIONS", "LOOPS", "KINDS"]
+           "AXES", "DIRECTIONS", "LOOPS", "KINDS", "NAMES", "LINE_ORDERINGS", "SCHEME_HELP"]
 
 AXES = ("y", "x")
 DIRECTIONS = ("forward", "reverse")
 LOOPS = ("closed", "open")
 KINDS = ("dense", "conventional", "line_delta", "temporal_delta")
+#: the scheme names (:attr:`Scheme.name`); a search space chooses among them per layer
+NAMES = ("conventional", "dense", "line_y", "line_y_reverse", "line_x", "line_x_reverse", "temporal")
+#: the four line orderings of ELSE (axis y/x, forward/reverse)
+LINE_ORDERINGS = ("line_y", "line_y_reverse", "line_x", "line_x_reverse")
+#: name or alias -> (kind, preset fields); names are read case- and ``-``/``_``-insensitively
+_TABLE: dict[str, tuple[str, dict[str, str]]] = {
+    "dense": ("dense", {}),
+    "conventional": ("conventional", {}), "conv": ("conventional", {}), "zero_skip": ("conventional", {}),
+    "line_delta": ("line_delta", {}), "line": ("line_delta", {}), "else": ("line_delta", {}),
+    "linedelta": ("line_delta", {}),
+    "temporal_delta": ("temporal_delta", {}), "temporal": ("temporal_delta", {}),
+    "delta": ("temporal_delta", {}), "sigma_delta": ("temporal_delta", {}),
+    **{f"line_{a}{sfx}": ("line_delta", {"axis": a, "direction": d})
+       for a in AXES for d, sfxs in (("forward", ("", "_forward")), ("reverse", ("_reverse",))) for sfx in sfxs},
+}
+_BARE = {"y": "axis", "x": "axis", "forward": "direction", "reverse": "direction",
+         "closed": "loop", "open": "loop"}
+
+SCHEME_HELP = """\
+A scheme is NAME[:OPTIONS] with NAME one of dense, conventional (alias conv),
+line_delta (alias else), temporal_delta (alias temporal), or line_y, line_x,
+line_y_reverse, line_x_reverse (line delta with that axis and direction), and
+OPTIONS comma- or colon-separated key=value pairs or bare values (y|x = axis,
+forward|reverse = direction, closed|open = loop, an integer = threshold):
+  line_delta:y:1    line_x:2    line_delta:axis=x,threshold=2,loop=open    temporal:threshold=1,tau=1"""
 
 
 def _check_int(owner: str, name: str, value: Any) -> int:
@@ -46,12 +85,88 @@ def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -
 
 
 class Scheme:
-    """Base of the schemes; ``kind`` names the scheme in datasets and reports."""
+    """Base of the schemes; ``kind`` names the scheme class in datasets, :attr:`name` the scheme."""
 
-    kind: str = ""
+    kind: ClassVar[str] = ""
+    #: whether the scheme has a delta ``threshold``
+    thresholded: ClassVar[bool] = False
 
     def check_layer(self, layer: Layer) -> None:
         """Raise ``ValueError`` naming the layer if the scheme cannot run on it."""
+
+    @property
+    def name(self) -> str:
+        """The scheme's name (one of :data:`NAMES`; thresholds and tau are not part of it)."""
+        return self.kind
+
+    def adjusted(self, **changes: Any) -> "Scheme":
+        """A copy with the given fields (``threshold``, ``tau``, ``loop``...) replaced; fields
+        this scheme does not have are ignored (a conventional scheme takes no threshold)."""
+        own = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if k in own})  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``kind``, ``axis``, ``direction``, ``threshold``, ``tau``, ``loop`` (``""`` / 0 where the
+        scheme has no such field): the structured form stored with search trials."""
+        out: dict[str, Any] = {"kind": self.kind, "axis": "", "direction": "", "threshold": 0, "tau": 0,
+                               "loop": ""}
+        out.update(dataclasses.asdict(self))  # type: ignore[call-overload]
+        return out
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "Scheme":
+        """The scheme of a :meth:`to_dict` mapping (other keys, and empty values of fields the
+        kind does not have, are ignored)."""
+        kind = d.get("kind")
+        if kind not in _CLASSES:
+            raise ValueError(f"scheme kind must be one of {KINDS}, got {kind!r}")
+        cls = _CLASSES[kind]
+        kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}  # type: ignore[arg-type]
+        return cls(**{k: int(v) if k in ("threshold", "tau") else v for k, v in kw.items()})
+
+    @staticmethod
+    def parse(text: str, **fields: Any) -> "Scheme":
+        """A scheme from ``NAME[:OPTIONS]`` (:data:`SCHEME_HELP`); ``fields`` that are not None
+        (``threshold=2``...) override the options. ``ValueError`` naming what is wrong.
+
+        >>> Scheme.parse("temporal:1,tau=2")
+        TemporalDelta(threshold=1, loop='closed', tau=2)
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"a scheme is a string NAME[:OPTIONS], got {text!r}")
+        return _parse(text, tuple((k, v) for k, v in fields.items() if v is not None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str, fields: tuple[tuple[str, Any], ...]) -> Scheme:
+    """:meth:`Scheme.parse` (cached: schemes are immutable)."""
+    head, _, rest = text.strip().partition(":")
+    found = _TABLE.get(head.strip().lower().replace("-", "_"))
+    if found is None:
+        raise ValueError(f"unknown scheme {head!r} in {text!r}; names are {', '.join(NAMES)} "
+                         "(aliases conv, line_delta, else, temporal_delta)")
+    kind, preset = found
+    cls = _CLASSES[kind]
+    allowed = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    options = [_option(text, tok) for tok in filter(None, (t.strip() for t in re.split(r"[,:]", rest)))]
+    kw: dict[str, Any] = dict(preset)
+    for key, value, given in options + [(k, v, True) for k, v in fields]:
+        if key in preset and str(value) != preset[key]:
+            raise ValueError(f"scheme {text!r}: {head} means {key}={preset[key]}"
+                             + (f"; {key}={value} contradicts it" if given else f", not {key}={value}"))
+        if key not in allowed:
+            raise ValueError(f"scheme {text!r}: {kind} has no option {key!r}; options are "
+                             f"{allowed or 'none'}")
+        if key in ("threshold", "tau") and isinstance(value, str):
+            if not value.lstrip("-").isdigit():
+                raise ValueError(f"scheme {text!r}: {key} must be an integer >= 0 (code steps), "
+                                 f"got {value!r}")
+            value = int(value)
+        kw[key] = value
+    try:
+        return cls(**kw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"scheme {text!r}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -63,7 +178,7 @@ class Dense(Scheme):
     """
 
     tau: int = 0
-    kind = "dense"
+    kind: ClassVar[str] = "dense"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tau", _check_int("Dense", "tau", self.tau))
@@ -77,7 +192,7 @@ class Conventional(Scheme):
     """Zero skipping: events are the non-zero codes after the activation threshold ``tau``."""
 
     tau: int = 0
-    kind = "conventional"
+    kind: ClassVar[str] = "conventional"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tau", _check_int("Conventional", "tau", self.tau))
@@ -100,7 +215,8 @@ class LineDelta(Scheme):
     threshold: int = 0
     loop: Literal["closed", "open"] = "closed"
     tau: int = 0
-    kind = "line_delta"
+    kind: ClassVar[str] = "line_delta"
+    thresholded: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_choice("LineDelta", "axis", self.axis, AXES)
@@ -115,6 +231,10 @@ class LineDelta(Scheme):
                 f"layer {layer.name!r}: line delta is not defined for a fully connected (fc) layer; "
                 f"use Dense, Conventional or TemporalDelta there")
 
+    @property
+    def name(self) -> str:
+        return f"line_{self.axis}" + ("_reverse" if self.direction == "reverse" else "")
+
     def __str__(self) -> str:
         return (f"LineDelta({self.axis}, {self.direction}, theta={self.threshold}, "
                 f"{self.loop}, tau={self.tau})")
@@ -127,15 +247,36 @@ class TemporalDelta(Scheme):
     threshold: int = 0
     loop: Literal["closed", "open"] = "closed"
     tau: int = 0
-    kind = "temporal_delta"
+    kind: ClassVar[str] = "temporal_delta"
+    thresholded: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         _check_choice("TemporalDelta", "loop", self.loop, LOOPS)
         object.__setattr__(self, "threshold", _check_int("TemporalDelta", "threshold", self.threshold))
         object.__setattr__(self, "tau", _check_int("TemporalDelta", "tau", self.tau))
 
+    @property
+    def name(self) -> str:
+        return "temporal"
+
     def __str__(self) -> str:
         return f"TemporalDelta(theta={self.threshold}, {self.loop}, tau={self.tau})"
+
+
+def _option(text: str, tok: str) -> tuple[str, str, bool]:
+    """``(field, value, False)`` of one option token of a scheme string."""
+    if "=" in tok:
+        key, _, value = (x.strip() for x in tok.partition("="))
+        return key, value, False
+    if tok.lstrip("-").isdigit():
+        return "threshold", tok, False
+    if tok.lower() in _BARE:
+        return _BARE[tok.lower()], tok.lower(), False
+    raise ValueError(f"scheme {text!r}: cannot read option {tok!r}")
+
+
+_CLASSES: dict[str, type] = {"dense": Dense, "conventional": Conventional, "line_delta": LineDelta,
+                              "temporal_delta": TemporalDelta}
 
 
 class _FrozenMap(Mapping[str, Scheme]):
@@ -175,7 +316,7 @@ class Plan:
 
     schemes: Mapping[str, Scheme] = field(default_factory=dict)
     default: Scheme = field(default_factory=lambda: Conventional())
-    kind = "plan"
+    kind: ClassVar[str] = "plan"
 
     def __post_init__(self) -> None:
         if not isinstance(self.schemes, Mapping):

@@ -130,7 +130,7 @@ def test_config_scheme_names_work_on_the_command_line(recording: Path,
     from else_dse import search
 
     for name in search.SCHEMES:
-        expected = search.make_scheme(name, threshold=2 if name not in ("conventional", "dense") else 0)
+        expected = ed.Scheme.parse(name).adjusted(threshold=2)
         text = name if name in ("conventional", "dense") else f"{name}:2"
         assert cli.parse_scheme(text) == expected
     assert cli.parse_scheme("line_x", threshold=3) == ed.LineDelta(axis="x", threshold=3)

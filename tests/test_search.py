@@ -64,8 +64,10 @@ def test_space_proposes_only_valid_configurations(rec):
         cfg = problem.config(params)
         schemes = cfg.plan.resolve(rec.layers)                        # raises on an invalid plan
         assert 2 <= cfg.bits <= 16 and cfg.bits in (4, 6, 8) and 0 <= cfg.tau <= 2
-        for layer, s, (name, choice, thr) in zip(rec.layers, schemes, cfg.choices):
-            assert name == layer.name and s.kind == search.SCHEMES[choice][0]
+        assert list(cfg.plan.schemes) == [layer.name for layer in rec.layers]      # every layer named
+        for layer, s in zip(rec.layers, schemes):
+            choice = s.name
+            assert choice in search.SCHEMES and ed.Scheme.parse(choice).kind == s.kind
             if isinstance(s, (ed.LineDelta, ed.TemporalDelta)):
                 assert s.threshold in (1, 3, 5, 7) and s.tau == cfg.tau and s.loop == "closed"
             if layer.op == "fc":

@@ -6,7 +6,10 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from ..schemes import NAMES, Scheme
 from .results import Results
+
+_THRESHOLDED = tuple(n for n in NAMES if Scheme.parse(n).thresholded)   # names with a delta threshold
 
 
 # (substring of a metric name, axis label, scale factor applied to stored values)
@@ -87,11 +90,11 @@ def _scheme_name(row: Mapping[str, Any]) -> str:
     choice = row.get("choice")
     if isinstance(choice, str) and choice:
         return choice
-    kind = str(row.get("scheme", "?"))
-    if kind == "line_delta":
-        reverse = str(row.get("direction", "forward")) == "reverse"
-        return f"line_{row.get('axis') or 'y'}" + ("_reverse" if reverse else "")
-    return {"temporal_delta": "temporal"}.get(kind, kind)
+    fields = {k: row[k] for k in ("axis", "direction", "loop") if isinstance(row.get(k), str) and row[k]}
+    try:
+        return Scheme.from_dict({"kind": row.get("scheme"), **fields}).name
+    except (ValueError, TypeError):
+        return str(row.get("scheme", "?"))
 
 
 def scheme_label(layers: pd.DataFrame) -> str:
@@ -102,7 +105,7 @@ def scheme_label(layers: pd.DataFrame) -> str:
     names = pd.Series([_scheme_name(r) for r in layers.to_dict("records")], index=layers.index)
     thr = pd.to_numeric(layers["threshold"], errors="coerce").fillna(0).astype(int) if "threshold" in layers \
         else pd.Series(0, index=layers.index)
-    thresholded = ~names.isin(["conventional", "dense"])
+    thresholded = names.isin(_THRESHOLDED)
     ths = sorted(set(thr[thresholded]))
     theta = "" if not ths else f" θ={ths[0]}" if len(ths) == 1 else f" θ={ths[0]}–{ths[-1]}"
     counts = names.value_counts()
@@ -124,7 +127,7 @@ def _trial_label(res: Results, number: int) -> str:
     if "param_scheme" in row and len(row) and isinstance(row["param_scheme"].iloc[0], str):
         name = row["param_scheme"].iloc[0]
         th = row["param_threshold"].iloc[0] if "param_threshold" in row else None
-        return name if name in ("conventional", "dense") or th is None or pd.isna(th) else f"{name} θ={int(th)}"
+        return name if name not in _THRESHOLDED or th is None or pd.isna(th) else f"{name} θ={int(th)}"
     return scheme_label(res.layers[res.layers["trial"] == number])
 
 

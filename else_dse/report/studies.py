@@ -29,10 +29,8 @@ def _objective_names(study: optuna.Study) -> tuple[str, ...]:
 
 
 def _feasible(t: optuna.trial.FrozenTrial) -> bool:
-    cons = t.system_attrs.get("constraints")  # Optuna's constraints_func
-    named = [v for k, v in t.system_attrs.items() if k.startswith("constraints:")]  # Trial.set_constraint
-    if cons is not None or named:
-        return all(float(c) <= 0 for c in [*(cons or []), *named])
+    if t.constraints:                       # Optuna's constraint values (Trial.set_constraint)
+        return all(float(c) <= 0 for c in t.constraints.values())
     for key in ("feasible", "fits"):
         if key in t.user_attrs and isinstance(t.user_attrs[key], (bool, int, np.bool_)):
             return bool(t.user_attrs[key])

@@ -1,8 +1,9 @@
 """Design-space exploration with Optuna: search spaces, objectives, constraints, studies.
 
 A :class:`Space` says which parts of a configuration are free and over what
-range: the scheme and threshold of each layer (line delta along y or x, forward
-or reverse, temporal delta, conventional), the quantization bits, the
+range: the scheme and threshold of each layer (by name, :data:`else_dse.schemes.NAMES`
+as :data:`SCHEMES`: line delta along y or x, forward or reverse, temporal delta,
+conventional), the quantization bits, the
 activation threshold ``tau`` and any hardware field by name
 (``"hardware.n_cores"``). :func:`define` checks a space, objectives and
 constraints against a recording and a hardware template *before any trial
@@ -34,10 +35,11 @@ deprecates ``constraints_func``; with older Optuna the samplers get a
 holds feasible trials only.
 
 What a trial stores (user attributes, JSON): ``config`` (bits, tau, hardware
-fields, the plan as ``{layer: scheme string}``), ``totals`` (every objective and
-every scalar total of the cost model), ``layers`` (a per-layer table: scheme,
-axis, direction, threshold, events, sops, errors and every per-layer cost
-variable), ``constraints`` (``{name: value}``, also in Optuna's system attributes
+fields, the plan as ``{layer: {kind, axis, direction, threshold, tau, loop}}``,
+:meth:`else_dse.Scheme.to_dict`), ``totals`` (every objective and
+every scalar total of the cost model), ``layers`` (a per-layer table: choice
+(the scheme's name), scheme (kind), axis, direction, loop, threshold, tau,
+events, sops, errors and every per-layer cost variable), ``constraints`` (``{name: value}``, also in Optuna's system attributes
 ``constraints:<name>``) and ``feasible``. The study stores ``objectives``,
 ``search`` (the space, objectives, constraints and hardware), ``recording`` and
 ``baseline_conventional`` (totals of conventional processing of every layer on the
@@ -76,15 +78,16 @@ from .evaluate import Evaluation, clear_cache, content_hash, plan_stats
 from .objectives import OBJECTIVES, Constraint, ErrorBudget, Fits
 from .problem import Config, Problem, define
 from .runner import SAMPLERS, prepare, run, trials_table, work
-from .space import (LINE_ORDERINGS, SCHEMES, Choice, Domain, FloatRange, IntRange, SearchError, Space,
-                    make_scheme, scheme_choice)
+from ..schemes import LINE_ORDERINGS
+from ..schemes import NAMES as SCHEMES
+from .space import Choice, Domain, FloatRange, IntRange, SearchError, Space
 from .storage import open_storage
 
 __all__ = [
     "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
     "Evaluation", "SearchError", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
     "define", "run", "run_config", "work", "prepare", "plan_stats", "open_storage", "content_hash",
-    "space_from_dict", "make_scheme", "scheme_choice", "clear_cache", "CONFIG_HELP", "trials_table",
+    "space_from_dict", "clear_cache", "CONFIG_HELP", "trials_table",
 ]
 
 # doctest.testmod(else_dse.search) collects only objects defined in this module; the examples

@@ -10,7 +10,8 @@ import optuna
 
 from .objectives import Constraint, ErrorBudget, Fits
 from .runner import run
-from .space import Choice, Domain, FloatRange, IntRange, SearchError, Space, _norm_choice, make_scheme
+from ..schemes import Scheme
+from .space import Choice, Domain, FloatRange, IntRange, SearchError, Space, _choice
 
 
 # ---- configuration files (the CLI's ``else-dse search CONFIG``) ------------------------------
@@ -117,7 +118,7 @@ def space_from_dict(d: Mapping[str, Any]) -> Space:
     if "hardware" in d:
         kw["hardware"] = {k: _parse_domain(f"space.hardware.{k}", v) for k, v in d["hardware"].items()}
     if "fixed" in d:
-        kw["fixed"] = make_scheme(_norm_choice("space.fixed", d["fixed"]))
+        kw["fixed"] = Scheme.parse(_choice("space.fixed", d["fixed"]))
     return Space(**kw)
 
 

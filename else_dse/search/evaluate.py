@@ -267,10 +267,11 @@ def _evaluation(problem: Problem, config: Config, stats: xr.Dataset, cost: xr.Da
         cons[c.name] = float(v)
     layers: dict[str, Any] = {
         "layer": names,
-        "choice": [ch for _, ch, _ in config.choices],
+        "choice": [config.plan.scheme_for(n).name for n in names],
         "scheme": [str(s) for s in st["scheme"]],
         "axis": [str(s) for s in st["axis"]],
         "direction": [str(s) for s in st["direction"]],
+        "loop": [str(s) for s in st["loop"]],
         "threshold": _jsonable(st["threshold"]),
         "tau": _jsonable(st["tau"]),
         "events": _jsonable(st["events"].mean(axis=1)),

@@ -18,26 +18,26 @@ from ..recording import QuantizedRecording, Recording
 from ..schemes import Conventional, Plan, Scheme
 from .evaluate import Evaluation, _evaluation, content_hash, plan_stats
 from .objectives import _ERROR_METRICS, OBJECTIVES, Constraint, ErrorBudget, Fits
-from .space import (_THRESHOLDED, SCHEMES, Domain, FloatRange, SearchError, Space, _apply_hardware,
-                    _choice_name, _corner, _distribution, _hw_field, _norm_choice, _scheme_ok, _values,
-                    _with_tau, make_scheme)
+from ..schemes import NAMES
+from .space import (Domain, FloatRange, SearchError, Space, _apply_hardware, _choice, _corner,
+                    _distribution, _hw_field, _scheme_ok, _values)
 
 
 # ---- problem: validated bundle ------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Config:
-    """One point of the space: quantization, the plan and the hardware."""
+    """One point of the space: quantization, the plan (naming every layer) and the hardware."""
 
     bits: int
     tau: int
     plan: Plan
     hardware: Hardware | None
-    choices: tuple[tuple[str, str, int], ...]   # (layer, scheme choice, threshold) of every layer
 
     def describe(self) -> dict[str, Any]:
+        """JSON-able: bits, tau, the plan as ``{layer: Scheme.to_dict()}`` and the hardware."""
         out: dict[str, Any] = {"bits": self.bits, "tau": self.tau,
-                               "plan": {n: f"{c}:{t}" if c in _THRESHOLDED else c for n, c, t in self.choices}}
+                               "plan": {n: s.to_dict() for n, s in self.plan.schemes.items()}}
         if self.hardware is not None:
             out["hardware"] = self.hardware.to_dict()
         return out
@@ -84,22 +84,15 @@ class Problem:
         bits = int(params.get("bits", sp.bits))  # type: ignore[arg-type]
         tau = int(params.get("tau", sp.tau))  # type: ignore[arg-type]
         schemes: dict[str, Scheme] = {}
-        choices = []
         for layer in self.recording.layers:
             n = layer.name
             if n in self.layer_choices:
                 key_s, key_t = ("scheme", "threshold") if sp.shared else (f"scheme.{n}", f"threshold.{n}")
-                opts = self.layer_choices[n]
-                choice = str(params.get(key_s, opts[0]))
+                choice = str(params.get(key_s, self.layer_choices[n][0]))
                 thr = int(params.get(key_t, _values(self.layer_thresholds[n])[0]))
-                if choice not in _THRESHOLDED:
-                    thr = 0
-                schemes[n] = make_scheme(choice, thr, tau, sp.loop)
-                choices.append((n, choice, thr))
+                schemes[n] = Scheme.parse(choice).adjusted(threshold=thr, tau=tau, loop=sp.loop)
             else:
-                s = _with_tau(self.fixed_schemes[n], tau)
-                schemes[n] = s
-                choices.append((n, _choice_name(s), int(getattr(s, "threshold", 0))))
+                schemes[n] = self.fixed_schemes[n].adjusted(tau=tau)
         hw = self.hardware
         if hw is not None and sp.hardware:
             changes = {}
@@ -107,7 +100,7 @@ class Problem:
                 f = _hw_field(k)
                 changes[f] = params.get(f"hardware.{f}", sp.hardware[k])
             hw = _apply_hardware(hw, changes, sp.grow_mesh, sp.derive)
-        return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw, tuple(choices))
+        return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw)
 
     # ---- evaluation
     def evaluate(self, config: Config) -> Evaluation:
@@ -132,8 +125,8 @@ class Problem:
         hardware given to :func:`define` (the template, before any searched hardware field),
         evaluated like a trial: totals, per-layer table and this problem's constraints."""
         bits = int(_values(self.space.bits)[0])  # type: ignore[arg-type]
-        choices = tuple((layer.name, "conventional", 0) for layer in self.recording.layers)
-        cfg = Config(bits, 0, Plan({}, default=Conventional()), self.hardware, choices)
+        cfg = Config(bits, 0, Plan({layer.name: Conventional() for layer in self.recording.layers}),
+                     self.hardware)
         stats = plan_stats(self.recording, cfg.plan, bits, self.space.calibration, content=self.content)
         cost = estimate(stats, self.hardware) if self.hardware is not None else None
         return _evaluation(self, cfg, stats, cost)
@@ -257,7 +250,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             raise SearchError("space.shared=True draws one scheme for all layers; give schemes as a tuple")
     if isinstance(space.schemes, str):
         raise SearchError(f"space.schemes must be a tuple of names, got the string {space.schemes!r}; "
-                          f"allowed names are {sorted(SCHEMES)}")
+                          f"allowed names are {list(NAMES)}")
     per_layer_thr = isinstance(space.threshold, Mapping)
     if per_layer_thr:
         _check_layer_names("space.threshold", space.threshold, names)
@@ -272,11 +265,11 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             return ()
         if isinstance(raw, str):
             raw = (raw,)
-        out = tuple(_norm_choice(f"space.schemes[{n!r}]" if per_layer_schemes else "space.schemes", c)
+        out = tuple(_choice(f"space.schemes[{n!r}]" if per_layer_schemes else "space.schemes", c)
                     for c in raw)
         if not out:
             raise SearchError(f"space.schemes{f'[{n!r}]' if per_layer_schemes else ''} is empty; "
-                              f"allowed are {sorted(SCHEMES)}")
+                              f"allowed are {list(NAMES)}")
         if len(set(out)) != len(out):
             raise SearchError(f"space.schemes has repeated choices {list(out)}")
         return out
@@ -299,7 +292,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
                 bad = [c for c in opts if c not in ok]
                 raise SearchError(f"layer {n!r}: scheme(s) {bad} do not apply to an {ops[n]} layer "
                                   f"(line delta is not defined for fc); allowed there are "
-                                  f"{[c for c in SCHEMES if _scheme_ok(c, ops[n])]}")
+                                  f"{[c for c in NAMES if _scheme_ok(c, ops[n])]}")
             continue
         free.append(n)
         layer_choices[n] = ok
@@ -309,7 +302,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         raise SearchError(f"no layer is free: schemes {space.schemes!r} apply to none of the layers "
                           f"{names} (line delta is not defined for fc layers)")
 
-    thresholded = any(c in _THRESHOLDED for n in free for c in layer_choices[n])
+    thresholded = any(Scheme.parse(c).thresholded for n in free for c in layer_choices[n])
     if space.shared:
         opts = layer_choices[free[0]]
         if len(opts) > 1:
@@ -324,14 +317,15 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         for n in free:
             where = f"space.threshold[{n!r}]" if per_layer_thr else "space.threshold"
             d = _distribution(where, layer_thr[n], integer=True, minimum=0)
-            if d is not None and any(c in _THRESHOLDED for c in layer_choices[n]):
+            if d is not None and any(Scheme.parse(c).thresholded for c in layer_choices[n]):
                 dists[f"threshold.{n}"] = d
     if not thresholded:
         d = _distribution("space.threshold", space.threshold if not per_layer_thr else 0, integer=True,  # type: ignore[arg-type]
                           minimum=0)
         if d is not None:
             raise SearchError(f"space.threshold is a range but none of the schemes {space.schemes!r} "
-                              f"takes a threshold; allowed schemes with one are {sorted(_THRESHOLDED)}")
+                              f"takes a threshold; allowed schemes with one are "
+                              f"{[c for c in NAMES if Scheme.parse(c).thresholded]}")
 
     fixed_plan = space.fixed if isinstance(space.fixed, Plan) else Plan({}, default=space.fixed)
     fixed = {}

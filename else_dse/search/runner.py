@@ -20,7 +20,8 @@ from ..hardware import Hardware
 from ..recording import Recording
 from .objectives import Constraint
 from .problem import Problem, define
-from .space import SCHEMES, SearchError, Space
+from ..schemes import NAMES, Scheme
+from .space import SearchError, Space
 from .storage import (_SET_CONSTRAINT, _bulk, _finish, _heartbeat_interval, _state_counts,
                       _trial_number, _write, open_storage)
 
@@ -429,10 +430,10 @@ def trials_table(study: optuna.Study, *, front: bool = False) -> "Any":
         for k, v in t.params.items():
             if k.startswith("hardware.") or k in ("scheme", "threshold"):
                 row[k] = v
-        plan = cfg.get("plan", {})
-        choices = [str(v).split(":")[0] for v in plan.values()]
-        thresholds = [int(str(v).split(":")[1]) for v in plan.values() if ":" in str(v)]
-        for c in SCHEMES:
+        plan = [Scheme.from_dict(v) for v in cfg.get("plan", {}).values()]
+        choices = [s.name for s in plan]
+        thresholds = [s.threshold for s in plan if s.thresholded]  # type: ignore[attr-defined]
+        for c in NAMES:
             row[f"n_{c}"] = choices.count(c)
         row["mean_threshold"] = float(np.mean(thresholds)) if thresholds else 0.0
         for k, v in t.user_attrs.get("totals", {}).items():

@@ -12,7 +12,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
                                   IntDistribution)
 
 from ..hardware import Hardware
-from ..schemes import Conventional, Dense, LineDelta, Plan, Scheme, TemporalDelta
+from ..schemes import LINE_ORDERINGS, NAMES, Conventional, Plan, Scheme
 
 
 class SearchError(ValueError):
@@ -122,46 +122,18 @@ def _values(dom: Domain) -> list[Any]:
 
 # ---- schemes by name ---------------------------------------------------------------------
 
-#: per-layer scheme choices: name -> (kind, axis, direction)
-SCHEMES: dict[str, tuple[str, str, str]] = {
-    "conventional": ("conventional", "", ""),
-    "dense": ("dense", "", ""),
-    "line_y": ("line_delta", "y", "forward"),
-    "line_y_reverse": ("line_delta", "y", "reverse"),
-    "line_x": ("line_delta", "x", "forward"),
-    "line_x_reverse": ("line_delta", "x", "reverse"),
-    "temporal": ("temporal_delta", "", ""),
-}
-#: the four line orderings of ELSE (axis y/x, forward/reverse)
-LINE_ORDERINGS = ("line_y", "line_y_reverse", "line_x", "line_x_reverse")
-_ALIASES = {"line_y_forward": "line_y", "line_x_forward": "line_x", "temporal_delta": "temporal",
-            "line_delta": "line_y", "else": "line_y"}
-_THRESHOLDED = {"line_y", "line_y_reverse", "line_x", "line_x_reverse", "temporal"}
-
-
-def scheme_choice(name: str) -> str | None:
-    """The :data:`SCHEMES` name of ``name`` or one of its aliases (``line_y_forward``,
-    ``temporal_delta``, ``else``...), case and ``-``/``_`` insensitive; None when unknown.
-    The one table of scheme names shared by configs and the command line."""
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    return key if key in SCHEMES else None
-
-
-def make_scheme(choice: str, threshold: int = 0, tau: int = 0, loop: str = "closed") -> Scheme:
-    """The scheme object of a choice name (:data:`SCHEMES`)."""
-    kind, axis, direction = SCHEMES[choice]
-    if kind == "dense":
-        return Dense(tau=tau)
-    if kind == "conventional":
-        return Conventional(tau=tau)
-    if kind == "temporal_delta":
-        return TemporalDelta(threshold=threshold, loop=loop, tau=tau)  # type: ignore[arg-type]
-    return LineDelta(axis=axis, direction=direction, threshold=threshold, loop=loop, tau=tau)  # type: ignore[arg-type]
+def _choice(where: str, c: Any) -> str:
+    """The :attr:`~else_dse.Scheme.name` of a scheme choice given by name or alias."""
+    if not isinstance(c, str) or ":" in c:
+        raise SearchError(f"{where}: a scheme choice is a name, got {c!r}; allowed are {list(NAMES)}")
+    try:
+        return Scheme.parse(c).name
+    except ValueError:
+        raise SearchError(f"{where}: unknown scheme {c!r}; allowed are {list(NAMES)}") from None
 
 
 def _scheme_ok(choice: str, op: str) -> bool:
-    return not (SCHEMES[choice][0] == "line_delta" and op == "fc")
+    return not (Scheme.parse(choice).kind == "line_delta" and op == "fc")
 
 
 # ---- the space -------------------------------------------------------------------------
@@ -173,7 +145,7 @@ class Space:
     ``layers``: the layers whose scheme and threshold are searched (``None``: every
     layer at least one of ``schemes`` applies to -- line deltas do not apply to fc
     layers); the other layers use ``fixed``. ``schemes``: the choices for each free
-    layer (names of :data:`SCHEMES`), or ``{layer: choices}`` per layer.
+    layer (names of :data:`else_dse.schemes.NAMES`), or ``{layer: choices}`` per layer.
     ``threshold``: the delta threshold in code steps (int, :class:`IntRange` or
     :class:`Choice`, or ``{layer: domain}``). ``shared=True`` draws one scheme and one
     threshold for all free layers instead of one per layer. ``bits``, ``tau``:
@@ -224,23 +196,6 @@ class Space:
 
 def _hw_field(name: str) -> str:
     return name[len("hardware."):] if name.startswith("hardware.") else name
-
-
-def _choice_name(s: Scheme) -> str:
-    if isinstance(s, LineDelta):
-        return f"line_{s.axis}" + ("_reverse" if s.direction == "reverse" else "")
-    return {"dense": "dense", "conventional": "conventional", "temporal_delta": "temporal"}[s.kind]
-
-
-def _with_tau(s: Scheme, tau: int) -> Scheme:
-    return dataclasses.replace(s, tau=tau)  # type: ignore[type-var]
-
-
-def _norm_choice(where: str, c: Any) -> str:
-    c = _ALIASES.get(c, c) if isinstance(c, str) else c
-    if c not in SCHEMES:
-        raise SearchError(f"{where}: unknown scheme {c!r}; allowed are {sorted(SCHEMES)}")
-    return c
 
 
 def _apply_hardware(hw: Hardware, changes: Mapping[str, Any], grow_mesh: bool,

@@ -85,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline naive trial (count_events + estimate): {t_naive * 1e3:.0f} ms "
           f"-> {args.trials} trials would take {t_naive * args.trials:.0f} s")
 
-    search.clear_cache()
     with tempfile.TemporaryDirectory() as d:
         storage = args.storage or f"sqlite:///{d}/bench.db"
         t0 = time.perf_counter()

@@ -79,7 +79,7 @@ from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, Temp
                       as_plan)
 from .workload import Layer
 
-__all__ = ["count_events", "event_curve", "layers_of", "reconstruct", "Reconstruction", "TemporalState"]
+__all__ = ["count_events", "event_curve", "layers_of", "stats_dataset", "LayerStats", "reconstruct", "Reconstruction", "TemporalState"]
 
 _PROGRESS_MIN_LAYERS = 8
 
@@ -353,49 +353,74 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         results.append(_count_layer(i, layer, scheme, cache, F))
         cache.done(i, layer.input)
 
+    rows = [LayerStats(r.events, r.sops, r.max_error, _rel_error(r.err_sq, r.x_sq),
+                       r.line_events if lines else None, r.line_sops if lines else None) for r in results]
+    return stats_dataset(qrec, scheme_or_plan, rows)
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-frame statistics of one layer under one scheme: int64 ``events`` and ``sops``,
+    float64 ``max_error`` and ``rel_error`` (shape ``(F,)``); optionally ``line_events`` and
+    ``line_sops`` (``(F, n_lines)``, every layer or none)."""
+
+    events: np.ndarray
+    sops: np.ndarray
+    max_error: np.ndarray
+    rel_error: np.ndarray
+    line_events: np.ndarray | None = None
+    line_sops: np.ndarray | None = None
+
+
+def stats_dataset(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
+                  rows: Sequence[LayerStats]) -> xr.Dataset:
+    """The ``(layer, frame)`` Dataset of :func:`count_events` from per-layer results.
+
+    ``rows`` are the statistics of ``qrec.layers`` in order, under the schemes
+    ``scheme_or_plan`` gives them; the coordinates (scheme, axis, direction, loop,
+    threshold, tau, op) and attributes come from those schemes. The one place that
+    assembles statistics: ``count_events``, the search's cache and the studies use it.
+    """
+    qrec = _check_qrec(qrec, "stats_dataset")
+    layers = qrec.layers
+    schemes = as_plan(scheme_or_plan).resolve(layers)
+    if len(rows) != len(layers):
+        raise ValueError(f"stats_dataset: {len(rows)} rows for {len(layers)} layers")
+    F = qrec.n_frames
     names = [layer.name for layer in layers]
-    frame_coords: dict[str, Any] = {"frame": qrec.data["frame"].values}
+    coords: dict[str, Any] = {"layer": names, "frame": qrec.data["frame"].values}
     if "frame_label" in qrec.data.coords:
-        frame_coords["frame_label"] = ("frame", qrec.data["frame_label"].values)
-    coords = {
-        "layer": names,
-        **frame_coords,
-        "scheme": ("layer", [s.kind for s in schemes]),
-        "axis": ("layer", [getattr(s, "axis", "") if isinstance(s, LineDelta) else "" for s in schemes]),
-        "direction": ("layer", [s.direction if isinstance(s, LineDelta) else "" for s in schemes]),
-        "loop": ("layer", [getattr(s, "loop", "") for s in schemes]),
-        "threshold": ("layer", np.array([getattr(s, "threshold", 0) for s in schemes], np.int64)),
-        "tau": ("layer", np.array([getattr(s, "tau", 0) for s in schemes], np.int64)),
+        coords["frame_label"] = ("frame", qrec.data["frame_label"].values)
+    fields = [s.to_dict() for s in schemes]
+    coords.update({
+        "scheme": ("layer", [f["kind"] for f in fields]),
+        **{c: ("layer", [f[c] for f in fields]) for c in ("axis", "direction", "loop")},
+        **{c: ("layer", np.array([f[c] for f in fields], np.int64)) for c in ("threshold", "tau")},
         "op": ("layer", [layer.op for layer in layers]),
-    }
-    stack = lambda attr: np.stack([getattr(r, attr) for r in results])  # noqa: E731
+    })
+    stack = lambda attr, dtype: np.stack([getattr(r, attr) for r in rows]).astype(dtype)  # noqa: E731
+    LF = ("layer", "frame")
     data = {
-        "events": (("layer", "frame"), stack("events").astype(np.int64)),
-        "sops": (("layer", "frame"), stack("sops").astype(np.int64)),
-        "dense_events": (("layer", "frame"),
-                         np.repeat(np.array([[l.dense_events] for l in layers], np.int64), F, axis=1)),
-        "dense_macs": (("layer", "frame"),
-                       np.repeat(np.array([[_dense_macs(l)] for l in layers], np.int64), F, axis=1)),
-        "max_error": (("layer", "frame"), stack("max_error").astype(np.float64)),
-        "rel_error": (("layer", "frame"), _rel_error(stack("err_sq"), stack("x_sq"))),
+        "events": (LF, stack("events", np.int64)),
+        "sops": (LF, stack("sops", np.int64)),
+        "dense_events": (LF, np.repeat(np.array([[l.dense_events] for l in layers], np.int64), F, axis=1)),
+        "dense_macs": (LF, np.repeat(np.array([[_dense_macs(l)] for l in layers], np.int64), F, axis=1)),
+        "max_error": (LF, stack("max_error", np.float64)),
+        "rel_error": (LF, stack("rel_error", np.float64)),
     }
-    if lines:
-        n = max(r.line_events.shape[1] for r in results)
+    if rows and rows[0].line_events is not None:
+        n = max(r.line_events.shape[1] for r in rows)  # type: ignore[union-attr]
         le = np.zeros((len(layers), F, n), np.int64)
         ls = np.zeros((len(layers), F, n), np.int64)
-        for j, r in enumerate(results):
-            le[j, :, : r.line_events.shape[1]] = r.line_events
-            ls[j, :, : r.line_sops.shape[1]] = r.line_sops
+        for j, r in enumerate(rows):
+            le[j, :, : r.line_events.shape[1]] = r.line_events  # type: ignore[union-attr]
+            ls[j, :, : r.line_sops.shape[1]] = r.line_sops  # type: ignore[union-attr]
         data["line_events"] = (("layer", "frame", "line"), le)
         data["line_sops"] = (("layer", "frame", "line"), ls)
         coords["line"] = np.arange(n)
     ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update({
-        "layers": _layers_json(tuple(layers)),
-        "plan": repr(scheme_or_plan),
-        "bits": qrec.bits,
-        "calibration": qrec.calibration,
-    })
+    ds.attrs.update({"layers": _layers_json(tuple(layers)), "plan": repr(scheme_or_plan),
+                     "bits": qrec.bits, "calibration": qrec.calibration})
     return ds
 
 

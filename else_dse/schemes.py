@@ -108,10 +108,7 @@ class Scheme:
     def to_dict(self) -> dict[str, Any]:
         """``kind``, ``axis``, ``direction``, ``threshold``, ``tau``, ``loop`` (``""`` / 0 where the
         scheme has no such field): the structured form stored with search trials."""
-        out: dict[str, Any] = {"kind": self.kind, "axis": "", "direction": "", "threshold": 0, "tau": 0,
-                               "loop": ""}
-        out.update(dataclasses.asdict(self))  # type: ignore[call-overload]
-        return out
+        return dict(_fields_of(self))
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Scheme":
@@ -135,6 +132,15 @@ class Scheme:
         if not isinstance(text, str):
             raise ValueError(f"a scheme is a string NAME[:OPTIONS], got {text!r}")
         return _parse(text, tuple((k, v) for k, v in fields.items() if v is not None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fields_of(scheme: Scheme) -> dict[str, Any]:
+    """:meth:`Scheme.to_dict` (cached; callers get a copy)."""
+    out: dict[str, Any] = {"kind": scheme.kind, "axis": "", "direction": "", "threshold": 0, "tau": 0,
+                           "loop": ""}
+    out.update({f.name: getattr(scheme, f.name) for f in dataclasses.fields(scheme)})  # type: ignore[arg-type]
+    return out
 
 
 @functools.lru_cache(maxsize=4096)

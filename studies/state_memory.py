@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 import else_dse as ed
+from else_dse.events import LayerStats, stats_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("blazeface_carphone", "posedet_carphone", "poselandmark_carphone", "poselandmark_stills")
@@ -57,19 +58,16 @@ def find_networks(data_dir: Path) -> list[Path]:
     return found
 
 
-def plan_stats(temporal: xr.Dataset, line: xr.Dataset, k: int) -> xr.Dataset:
-    """Stats of the plan 'line delta in the first k line-capable layers, temporal after'."""
+def plan_stats(q: ed.QuantizedRecording, temporal: xr.Dataset, line: xr.Dataset, k: int) -> xr.Dataset:
+    """Stats of the plan 'line delta in the first k line-capable layers, temporal after', from the
+    rows of the two countings (``else_dse.events.stats_dataset`` assembles them)."""
     capable = np.asarray(line["scheme"].values) == "line_delta"
     use_line = capable & (np.cumsum(capable) <= k)
-    mask = xr.DataArray(use_line, dims="layer")
-    out = temporal.copy()
-    for var in ("events", "sops"):
-        out[var] = xr.where(mask, line[var], temporal[var])
-    for coord in ("scheme", "axis", "direction"):
-        if coord in temporal.coords:
-            out = out.assign_coords({coord: ("layer", np.where(use_line, line[coord].values,
-                                                                temporal[coord].values))})
-    return out
+    names = [layer.name for layer in q.layers]
+    plan = ed.Plan({n: ed.LineDelta(axis="y") for n, u in zip(names, use_line) if u}, default=ed.TemporalDelta())
+    rows = [LayerStats(*((line if u else temporal)[v].values[i] for v in ("events", "sops", "max_error", "rel_error")))
+            for i, u in enumerate(use_line)]
+    return stats_dataset(q, plan, rows)
 
 
 def study(path: Path, hw: ed.Hardware, frames: int | None, ks: list[int] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -86,7 +84,7 @@ def study(path: Path, hw: ed.Hardware, frames: int | None, ks: list[int] | None)
     rows = []
     base = None
     for k in ks:
-        r = ed.estimate(plan_stats(temporal, line, k), hw)
+        r = ed.estimate(plan_stats(q, temporal, line, k), hw)
         row = {
             "network": path.stem, "frames": rec.n_frames, "layers": len(rec.layers), "k": k,
             "persistent_bytes": float(r["total_state_persistent_bytes"]),

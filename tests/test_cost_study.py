@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 import pytest
 
 import else_dse as ed
@@ -40,13 +41,14 @@ def test_plan_stats_mix_rows_of_the_two_countings(study, recording):
     q = ed.open_recording(recording).quantize(bits=8)
     temporal = ed.count_events(q, ed.TemporalDelta())
     line = ed.count_events(q, ed.Plan({"c1": ed.LineDelta(), "c2": ed.LineDelta()}, default=ed.TemporalDelta()))
-    k1 = study.plan_stats(temporal, line, 1)
+    k1 = study.plan_stats(q, temporal, line, 1)
     assert list(k1["scheme"].values) == ["line_delta", "temporal_delta", "temporal_delta"]
     np.testing.assert_array_equal(k1["sops"].values[0], line["sops"].values[0])
     np.testing.assert_array_equal(k1["sops"].values[1:], temporal["sops"].values[1:])
     direct = ed.count_events(q, ed.Plan({"c1": ed.LineDelta()}, default=ed.TemporalDelta()))
     np.testing.assert_array_equal(k1["events"].values, direct["events"].values)
-    assert study.plan_stats(temporal, line, 0)["scheme"].values.tolist() == ["temporal_delta"] * 3
+    xr.testing.assert_identical(k1, direct)        # coordinates (threshold, tau, loop...) and attrs too
+    assert study.plan_stats(q, temporal, line, 0)["scheme"].values.tolist() == ["temporal_delta"] * 3
 
 
 def test_table_reports_reductions_against_all_temporal(study, recording):

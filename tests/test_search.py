@@ -103,7 +103,7 @@ def test_plan_stats_equal_count_events_for_random_plans(rec):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
     for _ in range(12):
         cfg = problem.config(problem.suggest(study.ask()))
-        cached = search.plan_stats(rec, cfg.plan, cfg.bits, content=problem.content, levels=problem._levels)
+        cached = problem.cache.stats(cfg.plan, cfg.bits)
         direct = ed.count_events(rec.quantize(bits=cfg.bits), cfg.plan)
         xr.testing.assert_identical(cached, direct)
 
@@ -113,10 +113,21 @@ def test_cache_is_keyed_on_content_not_identity(rec):
     assert search.content_hash(rec) == search.content_hash(synthetic())
     assert search.content_hash(rec) != search.content_hash(other)
     plan = ed.Plan({"c0": ed.LineDelta(threshold=1)})
-    a = search.plan_stats(rec, plan)
-    b = search.plan_stats(other, plan)
+    a = search.StatsCache(rec).stats(plan)
+    b = search.StatsCache(other).stats(plan)
     xr.testing.assert_identical(b, ed.count_events(other.quantize(), plan))
     assert not a["events"].equals(b["events"])
+
+
+def test_cache_is_bounded_and_owned_by_the_problem(rec):
+    cache = search.StatsCache(rec, max_rows=5, levels={"c0": ([0, 1, 2, 3], [])})
+    for t in range(4):
+        plan = ed.Plan({"c0": ed.LineDelta(threshold=t)}, default=ed.Conventional())
+        xr.testing.assert_identical(cache.stats(plan), ed.count_events(rec.quantize(), plan))
+    assert len(cache._rows) <= 5
+    p1 = search.define(rec, Space(schemes=("line_y",)), "sops")
+    p2 = search.define(rec, Space(schemes=("line_y",)), "sops")
+    assert p1.cache is not p2.cache and p1.content == p2.content
 
 
 # ---- trials store their breakdown; constraints hold on the front --------------------------------

@@ -48,9 +48,9 @@ it when hardware fields are searched) and ``baseline_conventional_layers`` (its
 per-layer table) as user attributes, so reports never recompute; :func:`trials_table` reads them into
 a DataFrame.
 
-Speed: event statistics are computed per (recording content, layer, scheme,
-threshold, bits) once per process and reused; thresholds of a layer are
-computed all at once with :func:`else_dse.event_curve`. Samplers run against an
+Speed: event statistics are computed per (recording content, bits, layer,
+scheme) once and kept in the problem's bounded :class:`StatsCache`; thresholds
+of a layer are computed all at once with :func:`else_dse.event_curve`. Samplers run against an
 in-memory mirror of the study and each trial is written to the storage in a few
 statements, so the storage costs little even with hundreds of parameters.
 
@@ -74,20 +74,20 @@ from __future__ import annotations
 import optuna  # noqa: F401 - the namespace of the run() example below, as in the single module
 
 from .config_file import CONFIG_HELP, run_config, space_from_dict
-from .evaluate import Evaluation, clear_cache, content_hash, plan_stats
+from .evaluate import Evaluation, StatsCache, content_hash, evaluation
 from .objectives import OBJECTIVES, Constraint, ErrorBudget, Fits
-from .problem import Config, Problem, define
+from .problem import Problem, define
 from .runner import SAMPLERS, prepare, run, trials_table, work
 from ..schemes import LINE_ORDERINGS
 from ..schemes import NAMES as SCHEMES
-from .space import Choice, Domain, FloatRange, IntRange, SearchError, Space
+from .space import Choice, Config, Domain, FloatRange, IntRange, SearchError, Space
 from .storage import open_storage
 
 __all__ = [
     "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
     "Evaluation", "SearchError", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
-    "define", "run", "run_config", "work", "prepare", "plan_stats", "open_storage", "content_hash",
-    "space_from_dict", "clear_cache", "CONFIG_HELP", "trials_table",
+    "define", "run", "run_config", "work", "prepare", "StatsCache", "evaluation", "open_storage",
+    "content_hash", "space_from_dict", "CONFIG_HELP", "trials_table",
 ]
 
 # doctest.testmod(else_dse.search) collects only objects defined in this module; the examples

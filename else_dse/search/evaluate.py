@@ -1,24 +1,22 @@
-"""Event statistics cached per (recording content, layer, scheme, level) and trial evaluation."""
+"""Event statistics cached per (recording content, bits, layer, scheme) and trial evaluation."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
-from ..events import count_events, event_curve
+from ..events import LayerStats, count_events, event_curve, stats_dataset
 from ..recording import QuantizedRecording, Recording
-from ..schemes import Conventional, Dense, LineDelta, Plan, Scheme, TemporalDelta
-from .objectives import OBJECTIVES, Fits
-
-if TYPE_CHECKING:
-    from .problem import Config, Problem
+from ..schemes import Dense, Plan, Scheme, as_plan
+from .objectives import OBJECTIVES, Constraint, Fits
+from .space import Config
 
 
 @dataclass(frozen=True)
@@ -32,19 +30,11 @@ class Evaluation:
 
 # ---- statistics with a content-keyed cache ---------------------------------------------------
 
-_HASHES: dict[int, tuple[Any, str]] = {}
-_QRECS: dict[tuple[str, int, str], QuantizedRecording] = {}
-_ROWS: dict[tuple, tuple[np.ndarray, ...]] = {}
-_LOCK = threading.Lock()
-_CURVE_VARS = ("events", "sops", "max_error", "rel_error")
+_ROW_VARS = ("events", "sops", "max_error", "rel_error")
 
 
 def content_hash(recording: Recording) -> str:
-    """A hash of the recording's geometry, codes or values and quantization (cached per object)."""
-    key = id(recording)
-    hit = _HASHES.get(key)
-    if hit is not None and hit[0]() is recording:
-        return hit[1]
+    """A hash of the recording's geometry, codes or values and quantization."""
     h = hashlib.blake2b(digest_size=16)
     h.update(recording.data.attrs.get("layers", "").encode())
     for v in sorted(recording.data.data_vars):
@@ -54,145 +44,111 @@ def content_hash(recording: Recording) -> str:
                  f"{da.attrs.get('zero_point')}".encode())
         h.update(a.data)
     h.update(f"bits={recording.data.attrs.get('bits')}|{recording.data.attrs.get('calibration')}".encode())
-    digest = h.hexdigest()
-    import weakref
-    try:
-        _HASHES[key] = (weakref.ref(recording), digest)
-    except TypeError:
-        pass
-    return digest
+    return h.hexdigest()
 
 
-def _quantized(rec: Recording, bits: int, calibration: str, content: str) -> QuantizedRecording:
-    if isinstance(rec, QuantizedRecording):
-        return rec
-    key = (content, bits, calibration)
-    q = _QRECS.get(key)
-    if q is None:
-        q = rec.quantize(bits=bits, calibration=calibration)  # type: ignore[arg-type]
-        with _LOCK:
-            if len(_QRECS) >= 8:
-                _QRECS.pop(next(iter(_QRECS)))
-            _QRECS[key] = q
-    return q
+class _Bounded(OrderedDict):
+    """A least-recently-used mapping of at most ``size`` entries."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def lookup(self, key: Any) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def store(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
-def _family(s: Scheme) -> Scheme:
-    if isinstance(s, (LineDelta, TemporalDelta)):
-        return dataclasses.replace(s, threshold=0)
-    if isinstance(s, Conventional):
-        return Conventional(tau=0)
-    return s
+class StatsCache:
+    """Event statistics of one recording, per (content, bits, layer, scheme), computed once.
 
-
-def _level(s: Scheme) -> int:
-    """The value event_curve varies for this scheme: the threshold, or tau of Conventional."""
-    return int(s.tau) if isinstance(s, Conventional) else int(getattr(s, "threshold", 0))
-
-
-def _layer_rows(qrec: QuantizedRecording, content: str, layer_name: str, scheme: Scheme,
-                levels: tuple[Iterable[int], Iterable[int]] = ((), ())) -> tuple[np.ndarray, ...]:
-    """(events, sops, max_error, rel_error) of one layer under one scheme, per frame (cached).
-
-    On a miss, every level of ``levels = (thresholds, taus)`` (thresholds of a delta
-    scheme; tau of conventional) is computed in the same :func:`event_curve` call.
+    :meth:`stats` equals ``count_events(recording.quantize(bits, calibration), plan)``
+    (the Dataset is assembled by :func:`else_dse.events.stats_dataset`) but each
+    layer's row is computed once and kept (at most ``max_rows`` rows, least recently
+    used dropped). On a miss every level of ``levels`` (``{layer: (thresholds, taus)}``:
+    the delta thresholds of a line or temporal scheme, tau of a conventional one) is
+    computed in the same :func:`else_dse.event_curve` call. Owned by a
+    :class:`~else_dse.search.Problem`; safe to share between threads.
     """
-    base = (content, qrec.bits, qrec.calibration, layer_name)
-    key = base + (scheme,)
-    rows = _ROWS.get(key)
-    if rows is not None:
-        return rows
-    if isinstance(scheme, Dense):
-        ds = count_events(qrec.select_layers([layer_name]), scheme)
-        rows = tuple(np.asarray(ds[v].values[0]) for v in _CURVE_VARS)
-        _ROWS[key] = rows
-        return rows
-    fam = _family(scheme)
-    want = sorted({_level(scheme)} | {int(v) for v in levels[1 if isinstance(scheme, Conventional) else 0]})
-    want = [v for v in want if base + (_at_level(fam, v),) not in _ROWS] or [_level(scheme)]
-    curve = event_curve(_one_layer(qrec, content, layer_name), layer_name, fam, want)
-    arrays = [np.asarray(curve[v].values) for v in _CURVE_VARS]
-    with _LOCK:
-        for i, v in enumerate(want):
-            _ROWS[base + (_at_level(fam, v),)] = tuple(a[i].copy() for a in arrays)
-    return _ROWS[key]
 
+    def __init__(self, recording: Recording, calibration: str = "max", *, content: str | None = None,
+                 levels: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None,
+                 max_rows: int = 200_000) -> None:
+        self.recording = recording
+        self.calibration = calibration
+        self.content = content or content_hash(recording)
+        self.levels = {k: (tuple(t), tuple(u)) for k, (t, u) in (levels or {}).items()}
+        self._qrecs = _Bounded(4)
+        self._layers = _Bounded(1024)
+        self._rows = _Bounded(max_rows)
+        self._lock = threading.RLock()
 
-_ONE: dict[tuple, QuantizedRecording] = {}
+    def stats(self, plan: Plan | Scheme, bits: int = 8) -> xr.Dataset:
+        """The statistics of ``plan`` at ``bits`` (a Dataset like ``count_events``)."""
+        qrec = self._quantized(bits)
+        schemes = as_plan(plan).resolve(qrec.layers)
+        rows = [self._row(qrec, layer.name, s) for layer, s in zip(qrec.layers, schemes)]
+        return stats_dataset(qrec, plan, rows)
 
+    def _quantized(self, bits: int) -> QuantizedRecording:
+        rec = self.recording
+        if isinstance(rec, QuantizedRecording):
+            return rec
+        with self._lock:
+            q = self._qrecs.lookup(bits)
+            if q is None:
+                q = rec.quantize(bits=bits, calibration=self.calibration)  # type: ignore[arg-type]
+                self._qrecs.store(bits, q)
+        return q
 
-def _one_layer(qrec: QuantizedRecording, content: str, layer_name: str) -> QuantizedRecording:
-    """The quantized recording of one layer (cached): the kernels then find its tensor at once."""
-    key = (content, qrec.bits, qrec.calibration, layer_name)
-    one = _ONE.get(key)
-    if one is None:
-        one = qrec.select_layers([layer_name])
-        with _LOCK:
-            if len(_ONE) > 4096:
-                _ONE.clear()
-            _ONE[key] = one
-    return one
+    def _one_layer(self, qrec: QuantizedRecording, name: str) -> QuantizedRecording:
+        """The quantized recording of one layer: the kernels then find its tensor at once."""
+        key = (qrec.bits, name)
+        one = self._layers.lookup(key)
+        if one is None:
+            one = qrec.select_layers([name])
+            self._layers.store(key, one)
+        return one
 
+    def _row(self, qrec: QuantizedRecording, name: str, scheme: Scheme) -> LayerStats:
+        base = (self.content, qrec.bits, qrec.calibration, name)
+        with self._lock:
+            row = self._rows.lookup(base + (scheme,))
+            if row is not None:
+                return row
+            if isinstance(scheme, Dense):
+                ds = count_events(self._one_layer(qrec, name), scheme)
+                row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
+                self._rows.store(base + (scheme,), row)
+                return row
+            # the level event_curve varies: the threshold of a delta scheme, tau of conventional
+            field = "threshold" if scheme.thresholded else "tau"
+            own = int(getattr(scheme, field))
+            levels = self.levels.get(name, ((), ()))[0 if scheme.thresholded else 1]
+            family = scheme.adjusted(**{field: 0})
+            want = sorted({own} | {int(v) for v in levels})
+            want = [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
+            curve = event_curve(self._one_layer(qrec, name), name, family, want)
+            arrays = [np.asarray(curve[v].values) for v in _ROW_VARS]
+            for i, v in enumerate(want):
+                self._rows.store(base + (family.adjusted(**{field: v}),),
+                                 LayerStats(*(a[i].copy() for a in arrays)))
+            return self._rows[base + (scheme,)]
 
-def _at_level(fam: Scheme, v: int) -> Scheme:
-    if isinstance(fam, Conventional):
-        return Conventional(tau=v)
-    return dataclasses.replace(fam, threshold=v)  # type: ignore[type-var]
-
-
-def plan_stats(recording: Recording, plan: Plan | Scheme, bits: int = 8, calibration: str = "max", *,
-               content: str | None = None,
-               levels: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None) -> xr.Dataset:
-    """``count_events(recording.quantize(bits), plan)`` from the per-layer cache.
-
-    Equal to :func:`else_dse.count_events` (same variables, coordinates and
-    attributes) but each (recording content, layer, scheme, bits) is computed once
-    per process; thresholds come from :func:`else_dse.event_curve`. ``levels``
-    (``{layer: (thresholds, taus)}``) are computed along with a missing entry.
-    """
-    content = content or content_hash(recording)
-    qrec = _quantized(recording, bits, calibration, content)
-    plan = plan if isinstance(plan, Plan) else Plan({}, default=plan)
-    layers = qrec.layers
-    schemes = plan.resolve(layers)
-    rows = [_layer_rows(qrec, content, layer.name, s, (levels or {}).get(layer.name, ((), ())))
-            for layer, s in zip(layers, schemes)]
-    F = qrec.n_frames
-    stack = lambda i: np.stack([r[i] for r in rows])  # noqa: E731
-    LF = ("layer", "frame")
-    data = {
-        "events": (LF, stack(0).astype(np.int64)),
-        "sops": (LF, stack(1).astype(np.int64)),
-        "dense_events": (LF, np.repeat(np.array([[l.dense_events] for l in layers], np.int64), F, axis=1)),
-        "dense_macs": (LF, np.repeat(np.array([[l.dense_macs] for l in layers], np.int64), F, axis=1)),
-        "max_error": (LF, stack(2).astype(np.float64)),
-        "rel_error": (LF, stack(3).astype(np.float64)),
-    }
-    coords: dict[str, Any] = {"layer": [layer.name for layer in layers], "frame": qrec.data["frame"].values}
-    if "frame_label" in qrec.data.coords:
-        coords["frame_label"] = ("frame", qrec.data["frame_label"].values)
-    coords.update({
-        "scheme": ("layer", [s.kind for s in schemes]),
-        "axis": ("layer", [s.axis if isinstance(s, LineDelta) else "" for s in schemes]),
-        "direction": ("layer", [s.direction if isinstance(s, LineDelta) else "" for s in schemes]),
-        "loop": ("layer", [getattr(s, "loop", "") for s in schemes]),
-        "threshold": ("layer", np.array([getattr(s, "threshold", 0) for s in schemes], np.int64)),
-        "tau": ("layer", np.array([getattr(s, "tau", 0) for s in schemes], np.int64)),
-        "op": ("layer", [layer.op for layer in layers]),
-    })
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update({"layers": qrec.data.attrs["layers"], "plan": repr(plan), "bits": qrec.bits,
-                     "calibration": qrec.calibration})
-    return ds
-
-
-def clear_cache() -> None:
-    """Forget every cached quantization and statistic of this process."""
-    with _LOCK:
-        _QRECS.clear()
-        _ROWS.clear()
-        _ONE.clear()
-        _HASHES.clear()
+    def clear(self) -> None:
+        """Forget every cached quantization and statistic."""
+        with self._lock:
+            self._qrecs.clear()
+            self._layers.clear()
+            self._rows.clear()
 
 
 # ---- evaluation ------------------------------------------------------------------------------
@@ -234,16 +190,18 @@ def _jsonable(a: np.ndarray) -> list[Any]:
     return [str(x) for x in a]
 
 
-def _evaluation(problem: Problem, config: Config, stats: xr.Dataset, cost: xr.Dataset | None) -> Evaluation:
+def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], config: Config,
+               stats: xr.Dataset, cost: xr.Dataset | None) -> Evaluation:
+    """Objective and constraint values of a configuration and the breakdown a trial stores."""
     totals = _totals(stats, cost)
-    values = tuple(float(totals[o]) for o in problem.objectives)
+    values = tuple(float(totals[o]) for o in objectives)
     st = _arrays(stats)
     co = _arrays(cost) if cost is not None else {}
     rel = st["rel_error"].mean(axis=1)
     mx = st["max_error"].max(axis=1)
     names = [str(n) for n in st["layer"]]
     cons: dict[str, float] = {}
-    for c in problem.constraints:
+    for c in constraints:
         if isinstance(c, Fits):
             assert cost is not None
             if bool(co["fits"]):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -16,38 +15,21 @@ from ..hardware import FIELDS as HARDWARE_FIELDS
 from ..hardware import Hardware, HardwareError, load_template
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Conventional, Plan, Scheme
-from .evaluate import Evaluation, _evaluation, content_hash, plan_stats
+from .evaluate import Evaluation, StatsCache, evaluation
 from .objectives import _ERROR_METRICS, OBJECTIVES, Constraint, ErrorBudget, Fits
 from ..schemes import NAMES
-from .space import (Domain, FloatRange, SearchError, Space, _apply_hardware, _choice, _corner,
+from .space import (Config, Domain, FloatRange, SearchError, Space, _apply_hardware, _choice, _corner,
                     _distribution, _hw_field, _scheme_ok, _values)
 
 
 # ---- problem: validated bundle ------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Config:
-    """One point of the space: quantization, the plan (naming every layer) and the hardware."""
-
-    bits: int
-    tau: int
-    plan: Plan
-    hardware: Hardware | None
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able: bits, tau, the plan as ``{layer: Scheme.to_dict()}`` and the hardware."""
-        out: dict[str, Any] = {"bits": self.bits, "tau": self.tau,
-                               "plan": {n: s.to_dict() for n, s in self.plan.schemes.items()}}
-        if self.hardware is not None:
-            out["hardware"] = self.hardware.to_dict()
-        return out
-
-
-@dataclass(frozen=True)
 class Problem:
     """A validated search problem: recording, space, objectives, constraints and hardware.
 
-    Build it with :func:`define`. ``distributions`` are the Optuna parameters.
+    Build it with :func:`define`. ``distributions`` are the Optuna parameters;
+    ``cache`` holds the event statistics of the recording (:class:`StatsCache`).
     """
 
     recording: Recording
@@ -61,6 +43,7 @@ class Problem:
     layer_thresholds: Mapping[str, Domain]                   # free layer -> threshold domain
     fixed_schemes: Mapping[str, Scheme]                      # every non-free layer -> scheme
     content: str                                             # recording content hash
+    cache: StatsCache = field(compare=False, repr=False)      # statistics, owned by the problem
 
     # ---- parameters -> configuration
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -105,20 +88,9 @@ class Problem:
     # ---- evaluation
     def evaluate(self, config: Config) -> Evaluation:
         """Statistics (cached), cost, objectives, constraints and the stored breakdown."""
-        stats = plan_stats(self.recording, config.plan, config.bits, self.space.calibration,
-                           content=self.content, levels=self._levels)
+        stats = self.cache.stats(config.plan, config.bits)
         cost = estimate(stats, config.hardware) if config.hardware is not None else None
-        return _evaluation(self, config, stats, cost)
-
-    @functools.cached_property
-    def _levels(self) -> dict[str, tuple[list[int], list[int]]]:
-        """Per layer, every (threshold, tau) the space can ask for: one curve computes all."""
-        tau = sorted(int(v) for v in _values(self.space.tau))
-        out = {}
-        for layer in self.recording.layers:
-            dom = self.layer_thresholds.get(layer.name)
-            out[layer.name] = (sorted(int(v) for v in _values(dom)) if dom is not None else [], tau)
-        return out
+        return evaluation(self.objectives, self.constraints, config, stats, cost)
 
     def baseline_evaluation(self) -> Evaluation:
         """Conventional processing (tau=0) of every layer, at the first bits value, on the
@@ -127,9 +99,9 @@ class Problem:
         bits = int(_values(self.space.bits)[0])  # type: ignore[arg-type]
         cfg = Config(bits, 0, Plan({layer.name: Conventional() for layer in self.recording.layers}),
                      self.hardware)
-        stats = plan_stats(self.recording, cfg.plan, bits, self.space.calibration, content=self.content)
+        stats = self.cache.stats(cfg.plan, bits)
         cost = estimate(stats, self.hardware) if self.hardware is not None else None
-        return _evaluation(self, cfg, stats, cost)
+        return evaluation(self.objectives, self.constraints, cfg, stats, cost)
 
     def baseline(self, evaluation: Evaluation | None = None) -> dict[str, Any]:
         """Totals of :meth:`baseline_evaluation`, with ``fits`` (the mapping fits the hardware it
@@ -364,5 +336,14 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             except HardwareError as exc:
                 raise SearchError(f"space.hardware: {corner} gives an invalid hardware: {exc}") from None
 
+    cache = StatsCache(recording, space.calibration, levels=_levels(recording, space, layer_thr))
     return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
-                   fixed, content_hash(recording))
+                   fixed, cache.content, cache)
+
+
+def _levels(recording: Recording, space: Space, layer_thr: Mapping[str, Domain]
+            ) -> dict[str, tuple[list[int], list[int]]]:
+    """Per layer, every (threshold, tau) the space can ask for: one curve computes all."""
+    tau = sorted(int(v) for v in _values(space.tau))
+    return {layer.name: (sorted(int(v) for v in _values(layer_thr[layer.name]))
+                         if layer.name in layer_thr else [], tau) for layer in recording.layers}

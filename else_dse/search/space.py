@@ -194,6 +194,24 @@ class Space:
                 f"{getattr(self.derive, '__module__', '')}.{getattr(self.derive, '__qualname__', repr(self.derive))}"}
 
 
+@dataclass(frozen=True)
+class Config:
+    """One point of the space: quantization, the plan (naming every layer) and the hardware."""
+
+    bits: int
+    tau: int
+    plan: Plan
+    hardware: Hardware | None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able: bits, tau, the plan as ``{layer: Scheme.to_dict()}`` and the hardware."""
+        out: dict[str, Any] = {"bits": self.bits, "tau": self.tau,
+                               "plan": {n: s.to_dict() for n, s in self.plan.schemes.items()}}
+        if self.hardware is not None:
+            out["hardware"] = self.hardware.to_dict()
+        return out
+
+
 def _hw_field(name: str) -> str:
     return name[len("hardware."):] if name.startswith("hardware.") else name
 

@@ -115,7 +115,8 @@ class SegmentedModel:
         ``model_frames`` prepares it. Layers are visited in network order: once layer ``i``'s
         input has been computed from what the upstream layers were fed, ``consume(i, layer, x_chw)``
         gets that exact input as a read-only float32 ``(C, H, W)`` array (as ``record()`` stores
-        it) and returns the float32 ``(C, H, W)`` array fed to THAT layer only; a tensor read by
+        it) and returns the float32 ``(C, H, W)`` array fed to THAT layer only (returning the
+        given array itself feeds the exact input at no cost); a tensor read by
         several layers is offered to each of them (one call per layer), and each layer computes
         on its own array (a folded ``PAD`` pads each layer's own array).
 
@@ -145,10 +146,11 @@ class SegmentedModel:
             chw = self._to_chw(layer, exact)
             chw.flags.writeable = False
             inputs[layer.name] = chw
-            if consume is None:
+            got = chw if consume is None else consume(step.layer, layer, chw)
+            if got is chw:  # the exact input itself: feed the runtime's own array, no layout change
                 fed = exact
             else:
-                fed = self._from_chw(layer, self._checked(step.layer, layer, consume(step.layer, layer, chw)), exact)
+                fed = self._from_chw(layer, self._checked(step.layer, layer, got), exact)
             values[step.fed] = fed
             if step.recon is not None:
                 values[step.recon] = fed

@@ -85,6 +85,107 @@ def _tensor_name(t: Any) -> str:
     return name
 
 
+class _Flat:
+    """Subgraph 0 of an unpacked flatbuffer with the lookups the parser needs."""
+
+    def __init__(self, model: Any, schema: Any) -> None:
+        self.model, self.g, self.schema = model, model.subgraphs[0], schema
+        self.op_names = _names(schema.BuiltinOperator)
+        self.act_names = _names(schema.ActivationFunctionType)
+        self.producer = {int(o): op for op in self.g.operators for o in op.outputs}
+        self._short: dict[int, str] = {}
+
+    def opname(self, op: Any) -> str:
+        oc = self.model.operatorCodes[op.opcodeIndex]
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        if code == self.schema.BuiltinOperator.CUSTOM:
+            custom = oc.customCode.decode() if isinstance(oc.customCode, bytes) else str(oc.customCode)
+            return f"CUSTOM:{custom}"
+        return self.op_names.get(code, f"op{code}")
+
+    def act(self, opts: Any) -> str:
+        return self.act_names.get(int(getattr(opts, "fusedActivationFunction", 0)), "?")
+
+    def tname(self, idx: int) -> str:
+        """First part of the TFLite tensor name, made unique by the tensor index if needed."""
+        if idx not in self._short:
+            base = _tensor_name(self.g.tensors[idx]).split(";")[0] or f"tensor{idx}"
+            self._short[idx] = base if base not in self._short.values() else f"{base}#{idx}"
+        return self._short[idx]
+
+    def folded_pad(self, prod: Any) -> np.ndarray | None:
+        """The ``(4, 2)`` amounts of a zero PAD of y and x only, else ``None``."""
+        if prod is None or self.opname(prod) != "PAD":
+            return None
+        pads = _const(self.model, self.g.tensors[prod.inputs[1]], self.schema)
+        if pads is not None and pads.shape == (4, 2) and not pads[0].any() and not pads[3].any() and (pads >= 0).all():
+            return pads
+        return None
+
+
+def _model_input(path: Path, f: _Flat) -> dict[str, Any]:
+    g = f.g
+    if len(g.inputs) != 1:
+        raise RecorderError(f"{path}: the recorder needs a model with one input, got {len(g.inputs)}")
+    t_in = g.tensors[g.inputs[0]]
+    if t_in.type != f.schema.TensorType.FLOAT32 or len(t_in.shape) != 4 or t_in.shape[0] != 1:
+        raise RecorderError(f"{path}: the model input must be float32 NHWC with batch 1, "
+                            f"got type {t_in.type} shape {list(t_in.shape)}")
+    return {"index": int(g.inputs[0]), "shape": tuple(int(v) for v in t_in.shape), "name": _tensor_name(t_in)}
+
+
+def _fc_layer(f: _Flat, label: str, layer_name: str, read_index: int, x_shape: list[int],
+              w_shape: list[int]) -> Layer:
+    n_in, n_out = w_shape[1], w_shape[0]
+    if int(np.prod(x_shape)) != n_in:
+        raise RecorderError(f"layer {layer_name!r} ({label}): input shape {x_shape} "
+                            f"does not hold {n_in} features for batch 1")
+    shape = (x_shape[3], x_shape[1], x_shape[2]) if len(x_shape) == 4 else (n_in, 1, 1)
+    return Layer(layer_name, f.tname(read_index), "fc", n_in, n_out, input_shape=shape)
+
+
+def _conv_layer(f: _Flat, op: Any, kind: str, label: str, layer_name: str, x_shape: list[int],
+                w_shape: list[int], info: dict[str, Any], fold_pad: bool) -> tuple[Layer, int]:
+    """A conv/depthwise layer (SAME resolved, a zero PAD folded) and the tensor it records."""
+    op_index = info["op_index"]
+    if len(x_shape) != 4 or x_shape[0] != 1:
+        raise RecorderError(f"layer {layer_name!r} ({label}): input must be NHWC with batch 1, got {x_shape}")
+    opts, same = op.builtinOptions, op.builtinOptions.padding == f.schema.Padding.SAME
+    _, h, w, c = x_shape
+    kh, kw = w_shape[1], w_shape[2]
+    sh, sw = int(opts.strideH), int(opts.strideW)
+    dh, dw = int(opts.dilationHFactor or 1), int(opts.dilationWFactor or 1)
+    (top, bottom), (left, right) = (tf_same_padding(h, kh, sh, dh), tf_same_padding(w, kw, sw, dw)) if same \
+        else ((0, 0), (0, 0))
+    info["tflite_padding"] = "SAME" if same else "VALID"
+    if kind == "depthwise":
+        groups, c_out = c, w_shape[3]
+        mult = int(opts.depthMultiplier or 1)
+        if c_out != c * mult and c_out % c:
+            raise RecorderError(f"layer {layer_name!r} (op {op_index}): depthwise weights {w_shape} "
+                                f"do not fit {c} input channels (multiplier {mult})")
+        info["depth_multiplier"] = c_out // c
+    else:
+        c_out, w_in = w_shape[0], w_shape[3]
+        if c % w_in:
+            raise RecorderError(f"layer {layer_name!r} (op {op_index}): weights {w_shape} have "
+                                f"{w_in} input channels, which does not divide the input's {c}")
+        groups = c // w_in
+    read_index = int(op.inputs[0])
+    prod = f.producer.get(read_index)
+    pads = f.folded_pad(prod) if fold_pad else None
+    if pads is not None:
+        read_index = int(prod.inputs[0])
+        pre = [int(v) for v in f.g.tensors[read_index].shape]
+        top, bottom = top + int(pads[1, 0]), bottom + int(pads[1, 1])
+        left, right = left + int(pads[2, 0]), right + int(pads[2, 1])
+        h, w = pre[1], pre[2]
+        info["folded_pad"] = [int(pads[1, 0]), int(pads[1, 1]), int(pads[2, 0]), int(pads[2, 1])]
+    layer = Layer(layer_name, f.tname(read_index), kind, c, c_out, kernel=(kh, kw), stride=(sh, sw),
+                  padding=(top, bottom, left, right), dilation=(dh, dw), groups=groups, input_shape=(c, h, w))
+    return layer, read_index
+
+
 def parse_tflite(model_path: str | Path, fold_pad: bool = True) -> tuple[list[TFLiteLayer], list[str], dict[str, Any]]:
     """Parse a ``.tflite`` flatbuffer into synaptic layers.
 
@@ -94,45 +195,14 @@ def parse_tflite(model_path: str | Path, fold_pad: bool = True) -> tuple[list[TF
     schema = _schema()
     path = Path(model_path)
     model = schema.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
-    op_names = _names(schema.BuiltinOperator)
-    act_names = _names(schema.ActivationFunctionType)
     if not model.subgraphs:
         raise RecorderError(f"{path}: the model has no subgraph")
-    g = model.subgraphs[0]
+    f = _Flat(model, schema)
     unhandled = [f"subgraph {i} (control flow)" for i in range(1, len(model.subgraphs))]
-    if len(g.inputs) != 1:
-        raise RecorderError(f"{path}: the recorder needs a model with one input, got {len(g.inputs)}")
-    t_in = g.tensors[g.inputs[0]]
-    if t_in.type != schema.TensorType.FLOAT32 or len(t_in.shape) != 4 or t_in.shape[0] != 1:
-        raise RecorderError(f"{path}: the model input must be float32 NHWC with batch 1, "
-                            f"got type {t_in.type} shape {list(t_in.shape)}")
-    model_input = {"index": int(g.inputs[0]), "shape": tuple(int(v) for v in t_in.shape), "name": _tensor_name(t_in)}
-
-    def opname(op: Any) -> str:
-        oc = model.operatorCodes[op.opcodeIndex]
-        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-        if code == schema.BuiltinOperator.CUSTOM:
-            custom = oc.customCode.decode() if isinstance(oc.customCode, bytes) else str(oc.customCode)
-            return f"CUSTOM:{custom}"
-        return op_names.get(code, f"op{code}")
-
-    producer: dict[int, Any] = {}
-    for op in g.operators:
-        for o in op.outputs:
-            producer[int(o)] = op
-
-    short: dict[int, str] = {}
-
-    def tname(idx: int) -> str:
-        """First part of the TFLite tensor name, made unique by the tensor index if needed."""
-        if idx not in short:
-            base = _tensor_name(g.tensors[idx]).split(";")[0] or f"tensor{idx}"
-            short[idx] = base if base not in short.values() else f"{base}#{idx}"
-        return short[idx]
-
+    model_input = _model_input(path, f)
     out: list[TFLiteLayer] = []
-    for op_index, op in enumerate(g.operators):
-        name_ = opname(op)
+    for op_index, op in enumerate(f.g.operators):
+        name_ = f.opname(op)
         if name_ in _UNHANDLED or name_.startswith("CUSTOM:"):
             unhandled.append(f"op {op_index} {name_}")
             continue
@@ -140,74 +210,28 @@ def parse_tflite(model_path: str | Path, fold_pad: bool = True) -> tuple[list[TF
         if kind is None:
             continue
         layer_name = f"{kind}_{len(out):02d}"
-        x_t, w_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
-        x_shape = [int(v) for v in x_t.shape]
-        w_shape = [int(v) for v in w_t.shape]
-        opts = op.builtinOptions
+        x_shape, w_shape = ([int(v) for v in f.g.tensors[op.inputs[k]].shape] for k in (0, 1))
         info: dict[str, Any] = {"tflite_op": name_, "op_index": op_index, "weights_shape": w_shape,
-                                "output_tensor": _tensor_name(y_t),
-                                "activation": act_names.get(int(getattr(opts, "fusedActivationFunction", 0)), "?")}
-        prod = producer.get(int(op.inputs[0]))
+                                "output_tensor": _tensor_name(f.g.tensors[op.outputs[0]]),
+                                "activation": f.act(op.builtinOptions)}
+        prod = f.producer.get(int(op.inputs[0]))
         if prod is not None:
-            info["producer"] = opname(prod)
+            info["producer"] = f.opname(prod)
             if hasattr(prod.builtinOptions, "fusedActivationFunction"):
-                info["producer_activation"] = act_names.get(int(prod.builtinOptions.fusedActivationFunction), "?")
-        read_index = int(op.inputs[0])
+                info["producer_activation"] = f.act(prod.builtinOptions)
         try:
             if kind == "fc":
-                n_in, n_out = w_shape[1], w_shape[0]
-                if int(np.prod(x_shape)) != n_in:
-                    raise RecorderError(f"layer {layer_name!r} (op {op_index} {name_}): input shape {x_shape} "
-                                        f"does not hold {n_in} features for batch 1")
-                shape = (x_shape[3], x_shape[1], x_shape[2]) if len(x_shape) == 4 else (n_in, 1, 1)
-                layer = Layer(layer_name, tname(read_index), "fc", n_in, n_out, input_shape=shape)
+                read_index = int(op.inputs[0])
+                layer = _fc_layer(f, f"op {op_index} {name_}", layer_name, read_index, x_shape, w_shape)
             else:
-                if len(x_shape) != 4 or x_shape[0] != 1:
-                    raise RecorderError(f"layer {layer_name!r} (op {op_index} {name_}): input must be NHWC "
-                                        f"with batch 1, got {x_shape}")
-                _, h, w, c = x_shape
-                kh, kw = w_shape[1], w_shape[2]
-                sh, sw = int(opts.strideH), int(opts.strideW)
-                dh, dw = int(opts.dilationHFactor or 1), int(opts.dilationWFactor or 1)
-                if opts.padding == schema.Padding.SAME:
-                    top, bottom = tf_same_padding(h, kh, sh, dh)
-                    left, right = tf_same_padding(w, kw, sw, dw)
-                else:
-                    top = bottom = left = right = 0
-                info["tflite_padding"] = "SAME" if opts.padding == schema.Padding.SAME else "VALID"
-                if kind == "depthwise":
-                    groups, c_out = c, w_shape[3]
-                    mult = int(opts.depthMultiplier or 1)
-                    if c_out != c * mult and c_out % c:
-                        raise RecorderError(f"layer {layer_name!r} (op {op_index}): depthwise weights {w_shape} "
-                                            f"do not fit {c} input channels (multiplier {mult})")
-                    info["depth_multiplier"] = c_out // c
-                else:
-                    c_out, w_in = w_shape[0], w_shape[3]
-                    if c % w_in:
-                        raise RecorderError(f"layer {layer_name!r} (op {op_index}): weights {w_shape} have "
-                                            f"{w_in} input channels, which does not divide the input's {c}")
-                    groups = c // w_in
-                if fold_pad and prod is not None and opname(prod) == "PAD":
-                    pads = _const(model, g.tensors[prod.inputs[1]], schema)
-                    if (pads is not None and pads.shape == (4, 2) and not pads[0].any() and not pads[3].any()
-                            and (pads >= 0).all()):
-                        read_index = int(prod.inputs[0])
-                        pre = [int(v) for v in g.tensors[read_index].shape]
-                        top, bottom = top + int(pads[1, 0]), bottom + int(pads[1, 1])
-                        left, right = left + int(pads[2, 0]), right + int(pads[2, 1])
-                        h, w = pre[1], pre[2]
-                        info["folded_pad"] = [int(pads[1, 0]), int(pads[1, 1]), int(pads[2, 0]), int(pads[2, 1])]
-                layer = Layer(layer_name, tname(read_index), kind, c, c_out, kernel=(kh, kw), stride=(sh, sw),
-                              padding=(top, bottom, left, right), dilation=(dh, dw), groups=groups,
-                              input_shape=(c, h, w))
+                layer, read_index = _conv_layer(f, op, kind, f"op {op_index} {name_}", layer_name, x_shape,
+                                                w_shape, info, fold_pad)
         except GeometryError as exc:
             raise RecorderError(f"op {op_index} {name_}: {exc}") from exc
         info["input_tensor_index"] = read_index
         out.append(TFLiteLayer(layer, read_index, int(op.outputs[0]), info))
     if not out:
         raise RecorderError(f"{path}: no CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED op found")
-
     return out, unhandled, model_input
 
 

@@ -21,7 +21,8 @@ import xarray as xr
 
 from .workload import GeometryError, Layer, layers_by_name
 
-__all__ = ["RecordingError", "Recording", "QuantizedRecording", "open_recording", "quantize_array"]
+__all__ = ["RecordingError", "Recording", "QuantizedRecording", "open_recording", "quantize_array",
+           "codes_of", "dequantize_codes"]
 
 FORMAT_VERSION = 1
 
@@ -294,8 +295,21 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
     if not scale > 0.0:  # range below float64 resolution (subnormal values): nothing to code
         return np.zeros(x.shape, dtype=dtype), 1.0, 0
     zero_point = int(np.rint(-lo / scale))
-    codes = np.clip(np.rint(x.astype(np.float64) / scale) + zero_point, 0, levels).astype(dtype)
-    return codes, float(scale), zero_point
+    return codes_of(x, float(scale), zero_point, int(bits)), float(scale), zero_point
+
+
+def codes_of(x: np.ndarray, scale: float, zero_point: int, bits: int) -> np.ndarray:
+    """Codes of ``x`` with a given (pinned) scale and zero point:
+    ``clip(round(x / scale) + zero_point, 0, 2**bits - 1)`` in float64, round half to
+    even; uint8 for ``bits <= 8``, else uint16 (the arithmetic of :func:`quantize_array`)."""
+    levels = 2 ** int(bits) - 1
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale) + zero_point, 0, levels).astype(dtype)
+
+
+def dequantize_codes(signed: np.ndarray, scale: float) -> np.ndarray:
+    """Float32 values of signed codes ``X = code - zero_point``: ``X * scale`` in float64."""
+    return (np.asarray(signed, dtype=np.float64) * scale).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -338,7 +352,23 @@ class QuantizedRecording(Recording):
         return np.ascontiguousarray(self.tensor(tensor).astype(dtype) - dtype(self.zero_point(tensor)))
 
     def dequantize(self, tensor: str) -> np.ndarray:
-        return (self.signed(tensor).astype(np.float64) * self.scale(tensor)).astype(np.float32)
+        return dequantize_codes(self.signed(tensor), self.scale(tensor))
+
+    def with_codes(self, codes: Mapping[str, np.ndarray]) -> "QuantizedRecording":
+        """This recording with other codes of every tensor (same frames, shapes, scales
+        and zero points): e.g. what a network sends with scales pinned from this one."""
+        if set(codes) != set(self.tensors):
+            raise RecordingError(f"with_codes: needs codes of exactly the tensors {sorted(self.tensors)}, "
+                                 f"got {sorted(codes)}")
+        ds = self.data.copy()
+        for tensor, c in codes.items():
+            var = self._var(tensor)
+            c = np.asarray(c)
+            if c.shape != ds[var].shape or c.dtype != ds[var].dtype:
+                raise RecordingError(f"with_codes: tensor {tensor!r}: codes {c.dtype} {c.shape}, the "
+                                     f"recording holds {ds[var].dtype} {ds[var].shape}")
+            ds[var] = xr.Variable(ds[var].dims, c, attrs=ds[var].attrs)
+        return QuantizedRecording(self.layers, ds)
 
     def quantize(self, *args: Any, **kwargs: Any) -> "QuantizedRecording":
         raise RecordingError("this recording is already quantized "

@@ -1,0 +1,196 @@
+"""Closed-loop replay: run the real network with a plan applied at every synaptic layer's input.
+
+Each synaptic layer computes on the dequantized receiver reconstruction of its
+input under its scheme (``docs/semantics.md``, "Replay"), so suppression at
+one layer changes the input of the next; the recording holds the inputs the
+deployed network actually sends, and the outputs what it computes.
+
+>>> from else_dse.record import replay, media                  # doctest: +SKIP
+>>> import else_dse as ed                                      # doctest: +SKIP
+>>> rep = replay("data/models/face_detection_short_range.tflite",
+...              media.video_frames("carphone", 16), ed.LineDelta(threshold=2),
+...              value_range=(-1, 1))                          # doctest: +SKIP
+>>> rep.stats["events"].sum(), rep.outputs.keys()              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..events import TemporalState, count_events, reconstruct
+from ..recording import QuantizedRecording, Recording, codes_of, dequantize_codes
+from ..schemes import Scheme, SchemeOrPlan, as_plan
+from ..workload import Layer
+from ._common import RecorderError, model_frames, progress
+from .media import Preprocess
+
+__all__ = ["Replay", "replay", "Deployed"]
+
+NONSYNAPTIC = ("exact", "reconstruction")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What :func:`replay` returns.
+
+    ``recording``: the input every synaptic layer receives; under a plan a
+    :class:`QuantizedRecording` whose scales and zero points are pinned from the
+    float run on the same frames, with ``plan=None`` the float :class:`Recording`
+    (bit for bit ``record()``'s). ``stats``: ``count_events(recording, plan)``
+    (None without a plan). ``outputs`` / ``reference``: ``{output name: (frame, ...)
+    float32}`` under the plan and in the float run (the same arrays with
+    ``plan=None``). ``seconds``: wall time of the float run, the plan run and the
+    kernels inside the plan run.
+    """
+
+    recording: Recording
+    stats: xr.Dataset | None
+    outputs: Mapping[str, np.ndarray]
+    reference: Mapping[str, np.ndarray]
+    plan: SchemeOrPlan | None = None
+    seconds: Mapping[str, float] = field(default_factory=dict)
+
+
+class Deployed:
+    """The plan at every synaptic layer's input, for one replay (owns its state).
+
+    Called as the segmented runner's ``consume(i, layer, x_chw)``: quantizes the
+    layer's exact input with the pinned scale and zero point of its tensor, keeps
+    the codes (the sender's X, once per tensor and frame), runs the layer's
+    scheme through :func:`else_dse.events.reconstruct` (temporal state per layer,
+    carried across frames in order) and returns the dequantized reconstruction.
+    Call :meth:`next_frame` after each frame.
+    """
+
+    def __init__(self, layers: Sequence[Layer], schemes: Sequence[Scheme], pinned: QuantizedRecording):
+        self.layers, self.schemes = tuple(layers), tuple(schemes)
+        self.bits = pinned.bits
+        self.scale = {t: pinned.scale(t) for t in pinned.tensors}
+        self.zero_point = {t: pinned.zero_point(t) for t in pinned.tensors}
+        self.states: list[TemporalState | None] = [None] * len(self.layers)
+        self.codes: dict[str, list[np.ndarray]] = {t: [] for t in pinned.tensors}
+        self.events = np.zeros((len(self.layers), 0), np.int64)
+        self.sops = np.zeros((len(self.layers), 0), np.int64)
+        self.kernel_seconds = 0.0
+        self._frame: dict[str, np.ndarray] = {}
+        self._counts: dict[int, tuple[int, int]] = {}
+
+    def __call__(self, i: int, layer: Layer, x_chw: np.ndarray) -> np.ndarray:
+        tensor = layer.input
+        if tensor not in self._frame:
+            self._frame[tensor] = codes_of(x_chw, self.scale[tensor], self.zero_point[tensor], self.bits)
+        t0 = time.perf_counter()
+        r = reconstruct(self._frame[tensor][None], layer, self.schemes[i],
+                        zero_point=self.zero_point[tensor], state=self.states[i])
+        self.kernel_seconds += time.perf_counter() - t0
+        self.states[i] = r.state
+        self._counts[i] = (int(r.events[0]), int(r.sops[0]))
+        return dequantize_codes(r.values[0], self.scale[tensor])
+
+    def next_frame(self) -> None:
+        """Close the frame: keep its codes and the kernels' counts of every layer."""
+        missing = [la.name for i, la in enumerate(self.layers) if i not in self._counts]
+        if missing:
+            raise RuntimeError(f"replay: layers {missing} were not fed in this frame")
+        for tensor, c in self._frame.items():
+            self.codes[tensor].append(c)
+        counts = np.array([self._counts[i] for i in range(len(self.layers))], np.int64)
+        self.events = np.concatenate([self.events, counts[:, :1]], axis=1)
+        self.sops = np.concatenate([self.sops, counts[:, 1:]], axis=1)
+        self._frame, self._counts = {}, {}
+
+    def recording(self, pinned: QuantizedRecording) -> QuantizedRecording:
+        """The codes every tensor was sent with, in ``pinned``'s layout and attrs."""
+        return pinned.with_codes({t: np.stack(c) for t, c in self.codes.items()})
+
+
+def _stack(runs: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.stack([np.asarray(r[name]) for r in runs]) for name in runs[0]}
+
+
+def _float_run(seg: Any, frames: list[np.ndarray], bar: bool, name: str
+               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The float network over all frames: its layer inputs (per tensor) and outputs."""
+    inputs: dict[str, list[np.ndarray]] = {}
+    outputs = []
+    for x in progress(frames, len(frames), f"replay {name} (float)", bar):
+        run = seg.run(x)
+        for layer in seg.layers:
+            inputs.setdefault(layer.input, []).append(run.inputs[layer.name])
+        outputs.append(run.outputs)
+    return {t: np.stack(a) for t, a in inputs.items()}, _stack(outputs)
+
+
+def _plan_run(seg: Any, frames: list[np.ndarray], deployed: Deployed, bar: bool, name: str,
+              nonsynaptic: str) -> dict[str, np.ndarray]:
+    outputs = []
+    for x in progress(frames, len(frames), f"replay {name} (plan)", bar):
+        outputs.append(seg.run(x, deployed, nonsynaptic=nonsynaptic).outputs)
+        deployed.next_frame()
+    return _stack(outputs)
+
+
+def _check_args(nonsynaptic: str, bits: int) -> None:
+    if nonsynaptic not in NONSYNAPTIC:
+        raise ValueError(f"replay: nonsynaptic must be one of {NONSYNAPTIC}, got {nonsynaptic!r}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise ValueError(f"replay: bits must be an int in [2, 16], got {bits!r}")
+
+
+def replay(model_path: str | Path, frames: Iterable[Any], plan: SchemeOrPlan | None = None, *,
+           bits: int = 8, calibration: Literal["max", "percentile"] = "max",
+           value_range: tuple[float, float] = (0.0, 1.0), progress_bar: bool = True,
+           nonsynaptic: Literal["exact", "reconstruction"] = "exact") -> Replay:
+    """Run ``model_path`` (``.tflite`` / ``.onnx``) on ``frames`` with ``plan`` applied
+    at every synaptic layer's input, in closed loop (see :class:`Replay`).
+
+    The float network runs once over all frames (the reference; its recording,
+    quantized with ``bits`` and ``calibration``, pins every tensor's scale and
+    zero point); then, frame by frame in order, each layer is fed the dequantized
+    reconstruction of its actual input under its scheme. ``nonsynaptic`` says what
+    ADD, CONCATENATION, model outputs and other non-synaptic readers of a layer's
+    input get: the exact tensor (default) or the reconstruction fed to the
+    tensor's first layer. Frames are prepared as :func:`record` prepares them
+    (``value_range``); a tqdm bar runs over frames unless ``progress_bar=False``.
+    """
+    from .segments import open_segments
+
+    _check_args(nonsynaptic, bits)
+    seg = open_segments(model_path)
+    path = Path(model_path)
+    schemes = as_plan(plan).resolve(seg.layers) if plan is not None else None
+    h, w, c = seg.input_hwc
+    prepared = list(model_frames(frames, h, w, c, value_range))
+    if not prepared:
+        raise RecorderError(f"{path}: no frames given")
+    t0 = time.perf_counter()
+    arrays, reference = _float_run(seg, prepared, progress_bar, path.name)
+    attrs = _attrs(path, Preprocess(h, w, value_range), plan, nonsynaptic)
+    rec = Recording.from_arrays(seg.layers, arrays, attrs=attrs)
+    seconds = {"float_run": time.perf_counter() - t0}
+    if schemes is None:
+        return Replay(rec, None, reference, reference, None, seconds)
+    pinned = rec.quantize(bits=bits, calibration=calibration)
+    deployed = Deployed(seg.layers, schemes, pinned)
+    t0 = time.perf_counter()
+    outputs = _plan_run(seg, prepared, deployed, progress_bar, path.name, nonsynaptic)
+    seconds.update(plan_run=time.perf_counter() - t0, kernels=deployed.kernel_seconds)
+    sent = deployed.recording(pinned)
+    return Replay(sent, count_events(sent, plan), outputs, reference, plan, seconds)
+
+
+def _attrs(path: Path, prep: Preprocess, plan: SchemeOrPlan | None, nonsynaptic: str) -> dict[str, Any]:
+    import hashlib
+
+    return {"recorder": "else_dse.record.replay", "model_file": path.name,
+            "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "preprocessing": prep.describe(), "replay_plan": repr(plan) if plan is not None else "",
+            "replay_nonsynaptic": nonsynaptic,
+            "replay_loop": "closed: every layer computes on its input's reconstruction"
+            if plan is not None else "float run"}

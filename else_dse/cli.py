@@ -1,8 +1,9 @@
-"""The ``else-dse`` command line: record, stats, cost, search, report.
+"""The ``else-dse`` command line: record, replay, stats, cost, search, report.
 
 Each subcommand is a thin shell over one pipeline stage::
 
     else-dse record  MODEL MEDIA... -o rec.nc          # else_dse.record.record
+    else-dse replay  MODEL MEDIA... --scheme line_y:2 -o rep.nc   # else_dse.record.replay
     else-dse stats   rec.nc --scheme line_delta:y:1     # else_dse.count_events
     else-dse cost    stats.nc --template neuronflow     # else_dse.estimate
     else-dse search  studies/quick.toml --report out/   # else_dse.search.run
@@ -270,6 +271,59 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- replay --------------------------------------------------------------------------------
+
+def _plan_file(path: str) -> Any:
+    """A plan from a TOML or JSON file: ``default = "SCHEME"`` and a table ``layers`` of
+    ``LAYER = "SCHEME"`` (scheme strings as --scheme takes them)."""
+    import json
+    import tomllib
+
+    p = _existing(path, "plan file")
+    try:
+        d = json.loads(p.read_text()) if p.suffix == ".json" else tomllib.loads(p.read_text())
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{p}: cannot read the plan: {exc}") from None
+    layers = d.get("layers", {})
+    bad = sorted(set(d) - {"default", "layers"})
+    if bad or not isinstance(layers, dict) or not all(isinstance(v, str) for v in layers.values()):
+        raise UsageError(f"{p}: a plan file has default = \"SCHEME\" and a table layers of "
+                         f"LAYER = \"SCHEME\"; got keys {sorted(d)}")
+    return parse_plan([f"{k}={v}" for k, v in layers.items()] + [str(d.get("default", "conventional"))])
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    model = _existing(args.model, "model file")
+    out = Path(args.output)
+    if out.suffix != ".nc":
+        raise UsageError(f"{out}: output must end in .nc (NetCDF)")
+    if args.plan and args.scheme:
+        raise UsageError("give --scheme or --plan, not both")
+    frames, _ = _frames(args.media, args.start, args.frames)
+    from .record import replay
+    from .record.segments import open_segments
+    from .tasks import fidelity
+
+    seg = open_segments(model)
+    plan = _plan_file(args.plan) if args.plan else _scheme_from_args(args) if args.scheme else None
+    plan = _fc_fallback(plan, seg.layers) if plan is not None else None
+    rep = replay(seg, frames, plan, bits=args.bits, calibration=args.calibration,
+                 value_range=tuple(args.value_range), progress_bar=not args.no_progress,
+                 nonsynaptic=args.nonsynaptic)
+    fid = fidelity(model, rep.outputs, rep.reference)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rep.save(out, fidelity=fid)
+    if rep.stats is not None:
+        ev = rep.stats["events"].sum("layer").mean("frame")
+        sp = rep.stats["sops"].sum("layer").mean("frame")
+        print(f"closed loop under {plan}: events {float(ev):.6g}, SOPs {float(sp):.6g} per frame")
+    for name, value in fid.items():
+        print(f"{name}: {value:.4g}")
+    print(f"wrote {out}: {len(rep.recording.layers)} layers, {rep.recording.n_frames} frames, "
+          f"outputs {list(rep.outputs)}", file=sys.stderr)
+    return 0
+
+
 # ---- cost ----------------------------------------------------------------------------------
 
 def _load_hardware(name: str) -> Any:
@@ -522,6 +576,35 @@ def build_parser() -> argparse.ArgumentParser:
                         "about 4x smaller at 8 bits, and quantize(B) gives exactly the codes of the floats")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "replay", formatter_class=_Formatter, parents=[common],
+        help="run a model under a plan in closed loop: what it sends, computes, and how far it drifts",
+        description="Run a .tflite or .onnx model on media with a scheme or per-layer plan applied at "
+                    "every synaptic layer's input (closed loop: each layer computes on the "
+                    "reconstruction of its input, scales pinned from the float run). Writes the "
+                    "recording of what the deployed network sends (else-dse stats reads it), its "
+                    "outputs, the float outputs and the task fidelity. Without --scheme or --plan "
+                    "the float network runs (a recording as `record` makes, with outputs).",
+        epilog="examples:\n  else-dse replay data/models/face_detection_short_range.tflite carphone.mp4 "
+               "--frames 16 --value-range -1 1 --scheme line_y:2 -o replay.nc\n"
+               "  else-dse stats replay.nc --scheme line_y:2\n"
+               "  else-dse replay model.onnx still:astronaut --plan plan.toml -o replay.nc\n"
+               "a plan file (TOML; JSON has the same keys):\n  default = \"line_y:2\"\n"
+               "  [layers]\n  conv_00 = \"temporal:1\"")
+    p.add_argument("model", help="model file (.tflite or .onnx)")
+    p.add_argument("media", nargs="+", help="video file(s), image file(s) or still:NAME")
+    p.add_argument("-o", "--output", required=True, help="replay to write (.nc)")
+    p.add_argument("--plan", metavar="FILE", help="per-layer plan (.toml or .json) instead of --scheme")
+    _add_scheme_args(p)
+    p.add_argument("--start", type=int, default=0, help="first video frame")
+    p.add_argument("--value-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                   help="model input range that pixel values 0..255 map to")
+    p.add_argument("--nonsynaptic", choices=("exact", "reconstruction"), default="exact",
+                   help="what ADD, CONCATENATION and model outputs get: the exact tensor or the "
+                        "reconstruction fed to its first layer")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "stats", formatter_class=_Formatter, parents=[common], help="exact event statistics of a recording under a scheme",

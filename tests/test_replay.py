@@ -82,3 +82,201 @@ def test_deployed_says_which_layer_was_not_fed():
     dep(0, layers[0], x["t"][0])
     with pytest.raises(RuntimeError, match=r"\['b', 'f'\]"):
         dep.next_frame()
+
+
+# ---- the whole replay on real runtimes ----------------------------------------------------
+
+from else_dse.events import TemporalState  # noqa: E402
+from else_dse.record import RecorderError, media, record, replay  # noqa: E402
+from else_dse.record.replay import open_replay  # noqa: E402
+from else_dse.tasks import fidelity  # noqa: E402
+
+import reference as ref  # noqa: E402
+from shipped import SHIPPED, shipped_model  # noqa: E402
+
+BLAZEFACE = "face_detection_short_range.tflite"
+
+
+def _stills(n: int) -> list[np.ndarray]:
+    return [media.still(name) for name in ("astronaut", "chelsea", "coffee")[:n]]
+
+
+@pytest.fixture(scope="module")
+def blazeface():
+    from else_dse.record.segments import open_segments
+
+    return open_segments(shipped_model(BLAZEFACE))
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_plan_none_is_record_and_the_runtime_bit_for_bit(name):
+    """Without a plan the recording is record()'s and the outputs the runtime's full-model run."""
+    from else_dse.record._common import model_frames
+    from else_dse.record.segments import open_segments
+
+    path, vr = shipped_model(name), SHIPPED[name]
+    frames = _stills(2 if name == BLAZEFACE else 1)
+    rep = replay(path, frames, None, value_range=vr, progress_bar=False)
+    rec = record(path, frames, value_range=vr, progress_bar=False)
+    assert rep.recording.layers == rec.layers and rep.recording.tensors == rec.tensors
+    assert type(rep.recording) is type(rec) and rep.stats is None
+    for t in rec.tensors:
+        a, b = rep.recording.tensor(t), rec.tensor(t)
+        assert a.dtype == b.dtype and np.array_equal(a, b), t
+    seg = open_segments(path)
+    h, w, c = seg.input_hwc
+    full = [seg.run_full(x) for x in model_frames(frames, h, w, c, vr)]
+    assert set(rep.outputs) == set(full[0]) and rep.reference is rep.outputs
+    for k in full[0]:
+        want = np.stack([f[k] for f in full])
+        assert rep.outputs[k].dtype == want.dtype and np.array_equal(rep.outputs[k], want), k
+
+
+PLANS = [
+    S.LineDelta(threshold=2),
+    S.Plan({"conv_00": S.LineDelta(axis="x", direction="reverse", threshold=3, loop="open")},
+           default=S.TemporalDelta(threshold=2)),
+    S.Plan({"depthwise_01": S.Conventional(tau=2)}, default=S.TemporalDelta(threshold=1, loop="open", tau=1)),
+]
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=["line", "mixed", "temporal_open"])
+def test_stats_are_the_kernels_frame_by_frame_counts(blazeface, plan):
+    """.stats == count_events(.recording, plan) == the reference recursion on the codes the
+    deployed network sent, frame by frame with the temporal state carried."""
+    frames = _stills(3)
+    rep = replay(blazeface, frames, plan, value_range=(-1, 1), progress_bar=False)
+    q = rep.recording
+    assert q.bits == 8 and rep.stats.sizes == {"layer": 37, "frame": 3}
+    for v in ("events", "sops"):
+        np.testing.assert_array_equal(rep.stats[v].values, count_events(q, plan)[v].values)
+    schemes = S.as_plan(plan).resolve(q.layers)
+    for i, (layer, scheme) in enumerate(zip(q.layers, schemes)):
+        X, zp = q.tensor(layer.input), q.zero_point(layer.input)
+        state: TemporalState | None = None
+        for f in range(3):  # one frame at a time, as the replay ran
+            r = reconstruct(X[f:f + 1], layer, scheme, zero_point=zp, state=state)
+            state = r.state
+            assert int(r.events[0]) == int(rep.stats["events"].values[i, f]), (layer.name, f)
+            assert int(r.sops[0]) == int(rep.stats["sops"].values[i, f]), (layer.name, f)
+        if i % 9 == 0:  # and the numpy reference on a few layers
+            want = ref.reference_for(q.signed(layer.input), layer, scheme)
+            np.testing.assert_array_equal(rep.stats["events"].values[i], want.events, err_msg=layer.name)
+
+
+def test_pinned_scales_and_drift(blazeface):
+    """Scales and zero points are the float run's; theta = 0 leaves only quantization; a lossy
+    plan drifts further and sends other inputs than the float run."""
+    frames = _stills(2)
+    base = replay(blazeface, frames, None, value_range=(-1, 1), progress_bar=False)
+    pinned = base.recording.quantize(bits=8)
+    lossless = replay(blazeface, frames, S.LineDelta(), value_range=(-1, 1), progress_bar=False)
+    conv = replay(blazeface, frames, S.Conventional(), value_range=(-1, 1), progress_bar=False)
+    lossy = replay(blazeface, frames, S.LineDelta(threshold=4), value_range=(-1, 1), progress_bar=False)
+    for t in pinned.tensors:
+        assert lossy.recording.scale(t) == pinned.scale(t)
+        assert lossy.recording.zero_point(t) == pinned.zero_point(t)
+        np.testing.assert_array_equal(lossless.recording.tensor(t), conv.recording.tensor(t))
+    first = pinned.tensors[0]  # the model input is exact in every run
+    np.testing.assert_array_equal(lossy.recording.tensor(first), pinned.tensor(first))
+    for k in base.outputs:
+        np.testing.assert_array_equal(lossless.outputs[k], conv.outputs[k])
+        np.testing.assert_array_equal(lossy.reference[k], base.outputs[k])
+    f0, f4 = fidelity(None, lossless.outputs, lossless.reference), fidelity(None, lossy.outputs, lossy.reference)
+    assert all(0 < f0[k] < f4[k] for k in f0), (f0, f4)
+    last = pinned.tensors[-1]
+    assert not np.array_equal(lossy.recording.tensor(last), pinned.tensor(last))
+
+
+@pytest.mark.parametrize("loop", ["closed", "open"])
+def test_temporal_state_across_frames(blazeface, loop):
+    """A frame repeated under a temporal delta sends nothing and computes the same outputs: every
+    layer's state (sender and receiver) was carried from the frame before."""
+    x = _stills(1)[0]
+    rep = replay(blazeface, [x, x, x], S.TemporalDelta(threshold=3, loop=loop), value_range=(-1, 1),
+                 progress_bar=False)
+    ev = rep.stats["events"].values
+    assert ev[:, 0].sum() > 0 and not ev[:, 1:].any()
+    for k, a in rep.outputs.items():
+        np.testing.assert_array_equal(a[1], a[0], err_msg=k)
+        np.testing.assert_array_equal(a[2], a[0], err_msg=k)
+
+
+def test_save_and_stats_on_the_file(blazeface, tmp_path):
+    from else_dse import cli, open_recording
+
+    rep = replay(blazeface, _stills(2), S.LineDelta(threshold=1), value_range=(-1, 1), progress_bar=False)
+    fid = fidelity(None, rep.outputs, rep.reference)
+    path = rep.save(tmp_path / "rep.nc", fidelity=fid)
+    rec, outs, refs, fid_back = open_replay(path)
+    assert fid_back == pytest.approx(fid)
+    for k in rep.outputs:
+        np.testing.assert_array_equal(outs[k], rep.outputs[k])
+        np.testing.assert_array_equal(refs[k], rep.reference[k])
+    back = open_recording(path)
+    np.testing.assert_array_equal(count_events(back, S.LineDelta(threshold=1))["events"].values,
+                                  rep.stats["events"].values)
+    assert cli.main(["stats", str(path), "--scheme", "line_y:1", "-q"]) == 0
+
+
+def test_bad_inputs_fail_in_one_line(blazeface, tmp_path):
+    frames = _stills(1)
+    cases = [
+        (lambda: replay(tmp_path / "missing.tflite", frames), FileNotFoundError, "missing.tflite"),
+        (lambda: replay(blazeface, [np.zeros((64, 64, 3), np.float32)], S.LineDelta(), value_range=(-1, 1),
+                        progress_bar=False), RecorderError, r"\(128, 128, 3\)"),
+        (lambda: replay(blazeface, frames, S.Plan({"conv_99": S.LineDelta()}), progress_bar=False),
+         ValueError, "conv_99"),
+        (lambda: replay(blazeface, [], S.LineDelta(), progress_bar=False), RecorderError, "no frames"),
+        (lambda: replay(blazeface, frames, S.LineDelta(), nonsynaptic="both"), ValueError, "nonsynaptic"),
+        (lambda: replay(blazeface, frames, S.LineDelta(), bits=1), ValueError, "bits"),
+    ]
+    for call, exc, match in cases:
+        with pytest.raises(exc, match=match) as info:
+            call()
+        assert "\n" not in str(info.value), str(info.value)
+
+
+def test_cli_replay_writes_recording_outputs_and_fidelity(tmp_path, capsys):
+    from else_dse import cli, open_recording
+
+    model = shipped_model(BLAZEFACE)
+    out = tmp_path / "rep.nc"
+    argv = ["replay", model, "still:astronaut", "still:coffee", "--value-range", "-1", "1", "--no-progress",
+            "--scheme", "line_y:2", "--scheme", "conv_00=temporal:1", "-o", out]
+    assert cli.main([str(a) for a in argv]) == 0
+    text = capsys.readouterr().out
+    assert "closed loop under" in text and "rel_l2[classificators]" in text
+    rec, outs, refs, fid = open_replay(out)
+    assert rec.n_frames == 2 and set(outs) == {"regressors", "classificators"}
+    assert set(fid) == {"rel_l2[regressors]", "rel_l2[classificators]"} and all(v > 0 for v in fid.values())
+    assert rec.data.attrs["replay_plan"].startswith("Plan(")
+    assert cli.main(["stats", str(out), "--scheme", "line_y:2", "-q"]) == 0
+    plan = tmp_path / "plan.toml"
+    plan.write_text('default = "line_y:2"\n[layers]\nconv_00 = "temporal:1"\n')
+    out2 = tmp_path / "rep2.nc"
+    assert cli.main([str(a) for a in argv[:7]] + ["--plan", str(plan), "-o", str(out2)]) == 0
+    np.testing.assert_array_equal(open_recording(out2).tensor(rec.tensors[-1]), rec.tensor(rec.tensors[-1]))
+
+
+def test_cli_replay_mistakes(tmp_path, capsys):
+    from else_dse import cli
+
+    model = str(shipped_model(BLAZEFACE))
+    bad_plan = tmp_path / "bad.toml"
+    bad_plan.write_text('default = "line_y:2"\nextra = 1\n')
+    cases = [
+        (["replay", str(tmp_path / "no.tflite"), "still:astronaut", "-o", str(tmp_path / "r.nc")],
+         "no such model file"),
+        (["replay", model, "still:astronaut", "-o", str(tmp_path / "r.zarr")], "must end in .nc"),
+        (["replay", model, "still:astronaut", "--scheme", "line_y", "--plan", str(bad_plan), "-o",
+          str(tmp_path / "r.nc")], "not both"),
+        (["replay", model, "still:astronaut", "--plan", str(bad_plan), "-o", str(tmp_path / "r.nc")],
+         "a plan file has"),
+        (["replay", model, "still:astronaut", "--scheme", "conv_99=line_y", "--no-progress", "-o",
+          str(tmp_path / "r.nc")], "conv_99"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (argv, err)

@@ -1,7 +1,8 @@
 """Recorders: run a real TFLite or ONNX network on frames and record the input
 tensor of every convolution, depthwise convolution and fully connected layer;
 :func:`open_segments` runs the same network cut at every such layer's input,
-so each layer can be fed an array of the caller's choice.
+so each layer can be fed an array of the caller's choice; :func:`replay` runs
+it in closed loop under a suppression plan.
 
 >>> from else_dse.record import record, media            # doctest: +SKIP
 >>> rec = record("data/models/face_detection_short_range.tflite",
@@ -17,9 +18,10 @@ from ..recording import Recording
 from ._common import RecorderError, tf_same_padding
 from .media import Preprocess
 from .segments import SegmentedModel, SegmentError, SegmentRun, open_segments
+from .replay import Replay, open_replay, replay
 
-__all__ = ["record", "RecorderError", "Preprocess", "tf_same_padding", "open_segments", "SegmentedModel",
-           "SegmentRun", "SegmentError"]
+__all__ = ["record", "replay", "Replay", "open_replay", "RecorderError", "Preprocess", "tf_same_padding",
+           "open_segments", "SegmentedModel", "SegmentRun", "SegmentError"]
 
 SUFFIXES = (".tflite", ".onnx")
 

@@ -15,22 +15,26 @@ deployed network actually sends, and the outputs what it computes.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
 from ..events import TemporalState, count_events, reconstruct
-from ..recording import QuantizedRecording, Recording, codes_of, dequantize_codes
+from ..recording import QuantizedRecording, Recording, _var_name, codes_of, dequantize_codes
 from ..schemes import Scheme, SchemeOrPlan, as_plan
 from ..workload import Layer
 from ._common import RecorderError, model_frames, progress
 from .media import Preprocess
 
-__all__ = ["Replay", "replay", "Deployed"]
+if TYPE_CHECKING:
+    from .segments import SegmentedModel
+
+__all__ = ["Replay", "replay", "open_replay", "Deployed"]
 
 NONSYNAPTIC = ("exact", "reconstruction")
 
@@ -55,6 +59,52 @@ class Replay:
     reference: Mapping[str, np.ndarray]
     plan: SchemeOrPlan | None = None
     seconds: Mapping[str, float] = field(default_factory=dict)
+
+    def save(self, path: str | Path, fidelity: Mapping[str, float] | None = None) -> Path:
+        """Write a ``.nc`` file: the recording in the root group (``open_recording`` and
+        ``else-dse stats`` read it), the outputs and the reference in groups ``outputs``
+        and ``reference``; ``fidelity`` (e.g. :func:`else_dse.tasks.fidelity`) as JSON
+        in the root attrs ``fidelity`` and as variables of group ``fidelity``."""
+        path = Path(path)
+        if path.suffix != ".nc":
+            raise ValueError(f"{path}: a replay is written as NetCDF; use a .nc path")
+        attrs = {"replay_seconds": json.dumps(dict(self.seconds))}
+        if fidelity is not None:
+            attrs["fidelity"] = json.dumps({k: float(v) for k, v in fidelity.items()})
+        rec = type(self.recording)(self.recording.layers, self.recording.data.assign_attrs(attrs))
+        rec.save(path)
+        for group, arrays in (("outputs", self.outputs), ("reference", self.reference)):
+            _arrays_dataset(arrays).to_netcdf(path, mode="a", group=group, engine="h5netcdf")
+        if fidelity is not None:
+            xr.Dataset({_var_name(k, set()): ((), float(v), {"metric": k}) for k, v in fidelity.items()}
+                       ).to_netcdf(path, mode="a", group="fidelity", engine="h5netcdf")
+        return path
+
+
+def _arrays_dataset(arrays: Mapping[str, np.ndarray]) -> xr.Dataset:
+    """``{name: (frame, ...)}`` as a Dataset (variable names made safe, the name in attrs)."""
+    taken: set[str] = set()
+    out = {}
+    for name, a in arrays.items():
+        v = _var_name(name, taken)
+        dims = ("frame", *(f"{v}_{k}" for k in range(1, np.ndim(a))))
+        out[v] = xr.Variable(dims, np.asarray(a), attrs={"output": name})
+    return xr.Dataset(out)
+
+
+def open_replay(path: str | Path) -> tuple[Recording, dict[str, np.ndarray], dict[str, np.ndarray],
+                                           dict[str, float]]:
+    """Read what :meth:`Replay.save` wrote: ``(recording, outputs, reference, fidelity)``."""
+    from ..recording import open_recording
+
+    path = Path(path)
+    rec = open_recording(path)
+    groups = []
+    for group in ("outputs", "reference"):
+        with xr.open_dataset(path, group=group, engine="h5netcdf") as ds:
+            groups.append({str(ds[v].attrs["output"]): ds[v].values for v in ds.data_vars})
+    fid = json.loads(rec.data.attrs.get("fidelity", "{}"))
+    return rec, groups[0], groups[1], fid
 
 
 class Deployed:
@@ -121,8 +171,11 @@ def _float_run(seg: Any, frames: list[np.ndarray], bar: bool, name: str
     outputs = []
     for x in progress(frames, len(frames), f"replay {name} (float)", bar):
         run = seg.run(x)
+        firsts: dict[str, str] = {}  # tensor -> its first reader, in first-use order as record()
         for layer in seg.layers:
-            inputs.setdefault(layer.input, []).append(run.inputs[layer.name])
+            firsts.setdefault(layer.input, layer.name)
+        for tensor, name in firsts.items():
+            inputs.setdefault(tensor, []).append(run.inputs[name])
         outputs.append(run.outputs)
     return {t: np.stack(a) for t, a in inputs.items()}, _stack(outputs)
 
@@ -143,7 +196,8 @@ def _check_args(nonsynaptic: str, bits: int) -> None:
         raise ValueError(f"replay: bits must be an int in [2, 16], got {bits!r}")
 
 
-def replay(model_path: str | Path, frames: Iterable[Any], plan: SchemeOrPlan | None = None, *,
+def replay(model_path: "str | Path | SegmentedModel", frames: Iterable[Any],
+           plan: SchemeOrPlan | None = None, *,
            bits: int = 8, calibration: Literal["max", "percentile"] = "max",
            value_range: tuple[float, float] = (0.0, 1.0), progress_bar: bool = True,
            nonsynaptic: Literal["exact", "reconstruction"] = "exact") -> Replay:
@@ -158,12 +212,14 @@ def replay(model_path: str | Path, frames: Iterable[Any], plan: SchemeOrPlan | N
     input get: the exact tensor (default) or the reconstruction fed to the
     tensor's first layer. Frames are prepared as :func:`record` prepares them
     (``value_range``); a tqdm bar runs over frames unless ``progress_bar=False``.
+    ``model_path`` may also be a model opened with
+    :func:`~else_dse.record.segments.open_segments` (reused across replays).
     """
-    from .segments import open_segments
+    from .segments import SegmentedModel, open_segments
 
     _check_args(nonsynaptic, bits)
-    seg = open_segments(model_path)
-    path = Path(model_path)
+    seg = model_path if isinstance(model_path, SegmentedModel) else open_segments(model_path)
+    path = Path(seg.path)
     schemes = as_plan(plan).resolve(seg.layers) if plan is not None else None
     h, w, c = seg.input_hwc
     prepared = list(model_frames(frames, h, w, c, value_range))

@@ -957,3 +957,46 @@ def abs_histogram(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                     hist[f, a] += 1
                     hist_sops[f, a] += fan_out[j]
             x_sq[f] = xsq
+
+
+# ---------------------------------------------------------------------------
+# Codes of float values with a given scale and zero point, and back (replay)
+# ---------------------------------------------------------------------------
+
+cdef extern from "kernels_core.h" nogil:
+    void ek_quantize_u8(const float *x, Py_ssize_t n, double scale, double zp, double levels, uint8_t *out)
+    void ek_quantize_u16(const float *x, Py_ssize_t n, double scale, double zp, double levels, uint16_t *out)
+    void ek_dequantize(const int32_t *v, Py_ssize_t n, double scale, float *out)
+
+
+ctypedef fused ucode_t:
+    uint8_t
+    uint16_t
+
+
+def quantize_codes(const float[::1] x, double scale, int zp, int levels, ucode_t[::1] out):
+    """``out = clip(rint(x / scale) + zp, 0, levels)``, the arithmetic of
+    ``else_dse.recording.codes_of`` (float64, round half to even) on float32 values."""
+    cdef Py_ssize_t n = x.shape[0]
+    if out.shape[0] != n:
+        raise ValueError("out must have the length of x")
+    if not scale > 0:
+        raise ValueError("scale must be > 0")
+    if n == 0:
+        return
+    with nogil:
+        if ucode_t is uint8_t:
+            ek_quantize_u8(&x[0], n, scale, zp, levels, &out[0])
+        else:
+            ek_quantize_u16(&x[0], n, scale, zp, levels, &out[0])
+
+
+def dequantize_values(const int32_t[::1] values, double scale, float[::1] out):
+    """``out = float32(values * scale)`` computed in float64 (``recording.dequantize_codes``)."""
+    cdef Py_ssize_t n = values.shape[0]
+    if out.shape[0] != n:
+        raise ValueError("out must have the length of values")
+    if n == 0:
+        return
+    with nogil:
+        ek_dequantize(&values[0], n, scale, &out[0])

@@ -72,6 +72,29 @@ static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t a
         for (p = 0; p < (NP); p++)                                            \
             xl[c * (NP) + p] = (int32_t)src[c * plane + p] - zp
 
+/* Codes of float32 values with a pinned scale and zero point, and back (replay):
+ * out = clip(rint(x / scale) + zp, 0, levels) in double, round half to even
+ * (nearbyint in the default rounding mode), NaN -> 0; values -> float(v * scale). */
+#define EK_QUANTIZE(NAME, OUT_T)                                                    \
+    EK_CLONES static void NAME(const float *restrict x, ptrdiff_t n, double scale,  \
+                               double zp, double levels, OUT_T *restrict out) {     \
+        ptrdiff_t i;                                                                \
+        for (i = 0; i < n; i++) {                                                   \
+            double v = __builtin_nearbyint((double)x[i] / scale) + zp;              \
+            v = v > levels ? levels : v;                                            \
+            v = v >= 0.0 ? v : 0.0;                                                 \
+            out[i] = (OUT_T)v;                                                      \
+        }                                                                           \
+    }
+EK_QUANTIZE(ek_quantize_u8, uint8_t)
+EK_QUANTIZE(ek_quantize_u16, uint16_t)
+
+EK_CLONES
+static void ek_dequantize(const int32_t *restrict v, ptrdiff_t n, double scale, float *restrict out) {
+    ptrdiff_t i;
+    for (i = 0; i < n; i++) out[i] = (float)((double)v[i] * scale);
+}
+
 #define CODE_T int8_t
 #define EK_LOAD8(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_i8

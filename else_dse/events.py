@@ -609,6 +609,15 @@ class TemporalState:
         """The state before the first frame: zeros."""
         return cls(np.zeros(shape, np.int32), np.zeros(shape, np.int32))
 
+    @classmethod
+    def _own(cls, sender: np.ndarray, receiver: np.ndarray) -> "TemporalState":
+        """A state over fresh int32 (C, H, W) arrays nobody else holds (no copy)."""
+        state = object.__new__(cls)
+        for name, a in (("sender", sender), ("receiver", receiver)):
+            a.flags.writeable = False
+            object.__setattr__(state, name, a)
+        return state
+
 
 @dataclass(frozen=True)
 class Reconstruction:
@@ -693,7 +702,7 @@ def reconstruct(codes: np.ndarray, layer: Layer, scheme: Scheme, *, zero_point: 
         st = _state_array(state, layer)
         res = _position_counts(_kernels.temporal_delta, X, zp, scheme.threshold,
                                scheme.loop == "closed", scheme.tau, recon=flat, state=st)
-        new = TemporalState(st[0].reshape(layer.input_shape), st[1].reshape(layer.input_shape))
+        new = TemporalState._own(st[0].reshape(layer.input_shape), st[1].reshape(layer.input_shape))
     else:
         res = _position_counts(_kernels.conventional, X, zp, scheme.tau, recon=flat)
         new = None

@@ -304,11 +304,26 @@ def codes_of(x: np.ndarray, scale: float, zero_point: int, bits: int) -> np.ndar
     even; uint8 for ``bits <= 8``, else uint16 (the arithmetic of :func:`quantize_array`)."""
     levels = 2 ** int(bits) - 1
     dtype = np.uint8 if bits <= 8 else np.uint16
+    x = np.asarray(x)
+    if x.dtype == np.float32 and scale > 0:  # the same arithmetic in one pass (else_dse._kernels)
+        from . import _kernels
+
+        out = np.empty(x.shape, dtype)
+        _kernels.quantize_codes(np.ascontiguousarray(x).ravel(), float(scale), int(zero_point), levels,
+                                out.ravel())
+        return out
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale) + zero_point, 0, levels).astype(dtype)
 
 
 def dequantize_codes(signed: np.ndarray, scale: float) -> np.ndarray:
     """Float32 values of signed codes ``X = code - zero_point``: ``X * scale`` in float64."""
+    signed = np.asarray(signed)
+    if signed.dtype == np.int32:  # one pass (else_dse._kernels)
+        from . import _kernels
+
+        out = np.empty(signed.shape, np.float32)
+        _kernels.dequantize_values(np.ascontiguousarray(signed).ravel(), float(scale), out.ravel())
+        return out
     return (np.asarray(signed, dtype=np.float64) * scale).astype(np.float32)
 
 

@@ -10,12 +10,38 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from else_dse import Layer, Recording
 from else_dse import schemes as S
 from else_dse.events import count_events, reconstruct
 from else_dse.record.replay import Deployed
-from else_dse.recording import dequantize_codes
+from else_dse.recording import codes_of, dequantize_codes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([2, 4, 8, 12, 16]), st.sampled_from(["normal", "ties", "wide"]))
+def test_codes_of_kernel_is_the_numpy_arithmetic(seed, bits, kind):
+    """float32 inputs take the one-pass kernel: the same codes as float64 numpy, ties to even,
+    clipping; dequantize_codes likewise."""
+    rng = np.random.default_rng(seed)
+    scale = float(rng.uniform(1e-4, 2.0))
+    zp = int(rng.integers(0, 2 ** bits))
+    n = int(rng.integers(1, 300))
+    if kind == "ties":  # exact half steps (as far as float32 holds them)
+        x = ((rng.integers(-300, 300, n) + 0.5) * scale).astype(np.float32)
+    elif kind == "wide":
+        x = (rng.standard_normal(n) * scale * 2 ** bits * 3).astype(np.float32)
+    else:
+        x = (rng.standard_normal(n) * scale * 20).astype(np.float32)
+    x = x.reshape(1, -1) if n % 2 else x
+    want = np.clip(np.rint(x.astype(np.float64) / scale) + zp, 0, 2 ** bits - 1).astype(
+        np.uint8 if bits <= 8 else np.uint16)
+    got = codes_of(x, scale, zp, bits)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    v = rng.integers(-2**20, 2**20, x.shape).astype(np.int32)
+    np.testing.assert_array_equal(dequantize_codes(v, scale), (v.astype(np.float64) * scale).astype(np.float32))
 
 
 def _two_consumers():

@@ -209,7 +209,7 @@ def test_pinned_scales_and_drift(blazeface):
         np.testing.assert_array_equal(lossless.outputs[k], conv.outputs[k])
         np.testing.assert_array_equal(lossy.reference[k], base.outputs[k])
     f0, f4 = fidelity(None, lossless.outputs, lossless.reference), fidelity(None, lossy.outputs, lossy.reference)
-    assert all(0 < f0[k] < f4[k] for k in f0), (f0, f4)
+    assert all(0 < f0[k] < f4[k] for k in f0 if k.startswith("rel_l2")), (f0, f4)
     last = pinned.tensors[-1]
     assert not np.array_equal(lossy.recording.tensor(last), pinned.tensor(last))
 
@@ -275,7 +275,8 @@ def test_cli_replay_writes_recording_outputs_and_fidelity(tmp_path, capsys):
     assert "closed loop under" in text and "rel_l2[classificators]" in text
     rec, outs, refs, fid = open_replay(out)
     assert rec.n_frames == 2 and set(outs) == {"regressors", "classificators"}
-    assert set(fid) == {"rel_l2[regressors]", "rel_l2[classificators]"} and all(v > 0 for v in fid.values())
+    assert {"rel_l2[regressors]", "rel_l2[classificators]"} <= set(fid)
+    assert fid["rel_l2[regressors]"] > 0 and fid["rel_l2[classificators]"] > 0
     assert rec.data.attrs["replay_plan"].startswith("Plan(")
     assert cli.main(["stats", str(out), "--scheme", "line_y:2", "-q"]) == 0
     plan = tmp_path / "plan.toml"

@@ -76,7 +76,8 @@ class Replay:
         for group, arrays in (("outputs", self.outputs), ("reference", self.reference)):
             _arrays_dataset(arrays).to_netcdf(path, mode="a", group=group, engine="h5netcdf")
         if fidelity is not None:
-            xr.Dataset({_var_name(k, set()): ((), float(v), {"metric": k}) for k, v in fidelity.items()}
+            taken: set[str] = set()
+            xr.Dataset({_var_name(k, taken): ((), float(v), {"metric": k}) for k, v in fidelity.items()}
                        ).to_netcdf(path, mode="a", group="fidelity", engine="h5netcdf")
         return path
 

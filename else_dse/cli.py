@@ -396,43 +396,20 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 # ---- search --------------------------------------------------------------------------------
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """A study configuration from TOML (``.toml``) or YAML (``.yaml``/``.yml``)."""
-    p = _existing(str(path), "config file")
-    text = p.read_text()
-    try:
-        if p.suffix == ".toml":
-            import tomllib
-
-            cfg = tomllib.loads(text)
-        elif p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            cfg = yaml.safe_load(text)
-        else:
-            raise UsageError(f"{p}: config must be .toml, .yaml or .yml")
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any parser error is a bad config
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{p}: bad config: {msg}") from None
-    if not isinstance(cfg, dict):
-        raise UsageError(f"{p}: bad config: expected a table of settings at the top level")
-    return cfg
-
-
 def cmd_search(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    from . import search
+    from .search import StudyConfig
 
-    storage = args.storage
-    if storage is None and args.report and not (cfg.get("study") or {}).get("storage"):
-        name = args.study_name or (cfg.get("study") or {}).get("name") or "else-dse"
+    config = StudyConfig.load(args.config).replace(
+        storage=args.storage, study_name=args.study_name, trials=args.trials, workers=args.workers,
+        seed=args.seed, report_dir=args.report)
+    if args.print_config:
+        import tomli_w
+
+        print(tomli_w.dumps(_toml_ready(config.to_dict())), end="")
+        return 0
+    if args.report:
         Path(args.report).mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{(Path(args.report) / f'{name}.db').resolve()}"
-    study = search.run_config(cfg, base_dir=Path(args.config).resolve().parent, storage=storage,
-                              study_name=args.study_name, n_trials=args.trials, n_jobs=args.workers,
-                              seed=args.seed, progress_bar=not args.no_progress)
+    study = config.run(progress_bar=not args.no_progress)
     done = sum(t.state.name == "COMPLETE" for t in study.trials)
     print(f"study {study.study_name!r}: {done} complete trials of {len(study.trials)}", file=sys.stderr)
     if args.report:
@@ -441,6 +418,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         path = report.write(study, args.report)
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def _toml_ready(value: Any) -> Any:
+    """TOML has no null: keys whose value is None are left out."""
+    if isinstance(value, dict):
+        return {k: _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_toml_ready(v) for v in value]
+    return value
 
 
 # ---- report --------------------------------------------------------------------------------
@@ -473,13 +459,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _load_study(url: str, name: str | None) -> Any:
     import optuna
 
-    if url.startswith("journal:"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
+    from .search import open_storage
 
-        storage: Any = JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    else:
-        storage = url
+    storage = open_storage(url, create=False)   # a missing SQLite or journal file is an error
     try:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     except Exception as exc:  # noqa: BLE001 - a storage that cannot be opened is a user mistake
@@ -660,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="parallel workers (processes) on this machine")
     p.add_argument("--seed", type=int, help="sampler seed (default from the config)")
     p.add_argument("--report", metavar="DIR", help="write a report of the finished study to DIR")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (TOML: defaults filled in, overrides applied) and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
@@ -724,8 +708,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         status = func(args)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:      # search.Interrupted says how many trials were kept
+        print(f"{PROG} {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except _usage_errors() as exc:
         if args.debug:

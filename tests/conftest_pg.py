@@ -6,7 +6,7 @@ SQLAlchemy URL, and stops and removes the server afterwards. PostgreSQL refuses
 to run as root, so as root the server runs as the ``postgres`` system user
 (created by the Debian package) through ``runuser``. Raises
 :class:`PostgresUnavailable` (tests skip with its reason) when the binaries or
-psycopg2 are missing.
+psycopg are missing.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def postgres_url() -> Iterator[str]:
     try:
-        import psycopg2  # noqa: F401
+        import psycopg  # noqa: F401
     except ImportError:
-        raise PostgresUnavailable("psycopg2 is not installed (pip install psycopg2-binary)") from None
+        raise PostgresUnavailable("psycopg (3) is not installed (pip install 'else-dse[postgres]')") from None
     bindir = _bindir()
     prefix: list[str] = []
     root = tempfile.mkdtemp(prefix="else-dse-pg-")
@@ -84,9 +84,11 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(f"could not start PostgreSQL: {detail.strip()[-500:]}") from None
     try:
-        url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"   # the README's form: no driver named
         import sqlalchemy
-        engine = sqlalchemy.create_engine(url)
+
+        from else_dse.search import normalize_url
+        engine = sqlalchemy.create_engine(normalize_url(url))
         for _ in range(50):
             try:
                 with engine.connect():

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import else_dse as ed
-from else_dse import cli
+from else_dse import cli, search
 
 from shipped import shipped_model
 from test_report import small_recording
@@ -185,7 +185,7 @@ def test_search_then_report_from_storage(recording: Path, tmp_path: Path,
     import optuna
 
     # without storage in the config or on the command line: <name>.db next to the config
-    study = optuna.load_study(study_name="t", storage=f"sqlite:///{tmp_path / 't.db'}")
+    study = optuna.load_study(study_name="t", storage=search.open_storage(f"sqlite:///{tmp_path / 't.db'}"))
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 5
     # rerun with more trials and a report: resumes the stored study (storage given explicitly)
     status, _, err = run(["search", cfg, "--trials", "6", "--no-progress", "--storage",
@@ -304,3 +304,20 @@ def test_console_script_exit_status(tmp_path: Path) -> None:
                          timeout=60)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [f"else-dse stats: error: {tmp_path / 'missing.nc'}: no such recording"]
+
+
+def test_search_print_config_and_strict_types(recording: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    cfg = write_config(tmp_path / "p.toml", recording)
+    status, out, err = run(["search", cfg, "--print-config", "--trials", "11"], capsys)
+    assert status == 0, err
+    resolved = tomllib.loads(out)
+    assert resolved["study"]["trials"] == 11 and resolved["study"]["name"] == "t"
+    assert resolved["study"]["storage"].endswith("t.db") and not (tmp_path / "t.db").exists()
+    bad = write_config(tmp_path / "b.toml", recording).read_text().replace("trials = 6", 'trials = "many"')
+    (tmp_path / "b.toml").write_text(bad)
+    status, _, err = run(["search", tmp_path / "b.toml"], capsys)
+    assert status == 2 and "study.trials: must be an integer >= 1, got 'many'" in err
+    assert len(err.strip().splitlines()) == 1

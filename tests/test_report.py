@@ -186,6 +186,7 @@ def test_report_errors(tmp_path: Path) -> None:
         report.write(tmp_path / "missing.nc", tmp_path)
     with pytest.raises(report.ReportError, match="no study 'nope'"):
         report.write((f"sqlite:///{tmp_path / 'x.db'}", "nope"), tmp_path)
+    assert not (tmp_path / "x.db").exists()            # a missing database is not created
     empty = optuna.create_study()
     with pytest.raises(report.ReportError, match="has no trials"):
         report.write(empty, tmp_path)

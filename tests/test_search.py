@@ -329,3 +329,39 @@ def test_baseline_stores_whether_it_fits_and_its_layers(rec, tmp_path):
     assert layers["layer"] == [layer.name for layer in rec.layers]
     assert set(layers["scheme"]) == {"conventional"}
     assert sum(layers["sops"]) == pytest.approx(stored["sops"])
+
+
+# ---- typed study config ---------------------------------------------------------------------
+
+CONFIG_ERRORS = [
+    ({"space": {"shared": "false"}}, r"space.shared: must be true or false, got 'false'"),
+    ({"study": {"trials": 3.7}}, r"study.trials: must be an integer >= 1, got 3.7"),
+    ({"study": {"trials": "many"}}, r"study.trials: must be an integer >= 1, got 'many'"),
+    ({"study": {"workers": True}}, r"study.workers: must be an integer >= 1, got True"),
+    ({"sampler": "cmaes"}, r"sampler: must be one of \['auto', 'tpe', 'nsga2', 'random'\]"),
+    ({"objectives": ["sops", "energyy"]}, r"objectives\[1\]: must be one of"),
+    ({"space": {"threshold": [0, "4"]}}, r"space.threshold\[1\]: must be a number, got '4'"),
+    ({"space": {"loop": "half"}}, r"space.loop: must be one of \['closed', 'open'\]"),
+    ({"constraints": [{"type": "error", "limit": "0.1"}]}, r"constraints\[0\].limit: must be a number"),
+    ({"constraints": [{"type": "fit"}]}, r"constraints\[0\].type: must be one of \['fits', 'error'\]"),
+    ({"study": {"nmae": "x"}}, r"study: unknown key\(s\) \['nmae'\]; allowed are"),
+]
+
+
+@pytest.mark.parametrize("change,message", CONFIG_ERRORS, ids=[m[:24] for _, m in CONFIG_ERRORS])
+def test_config_types_are_strict_and_errors_name_the_key(change, message):
+    cfg = {"recording": "rec.nc", "space": {"schemes": ["line_y"]}}
+    for k, v in change.items():
+        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
+    with pytest.raises(SearchError, match=message):
+        search.StudyConfig.parse(cfg)
+
+
+def test_config_resolves_defaults_and_overrides(tmp_path):
+    cfg = search.StudyConfig.parse({"recording": "r.nc", "study": {"name": "q", "trials": 5},
+                                    "space": {"schemes": ["line_y", "temporal_delta"], "shared": True}}, tmp_path)
+    out = cfg.replace(trials=9, seed=3).to_dict()
+    assert out["study"] == {"name": "q", "trials": 9, "seed": 3, "workers": 1,
+                            "storage": f"sqlite:///{(tmp_path / 'q.db').resolve()}"}
+    assert out["space"]["schemes"] == ["line_y", "temporal_delta"] and out["space"]["shared"] is True
+    assert out["recording"] == str(tmp_path / "r.nc") and out["sampler"] == "auto"

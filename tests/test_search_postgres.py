@@ -1,6 +1,8 @@
-"""Shared Optuna storage on a real PostgreSQL server: two workers on one study, and a
-worker killed mid-study (SIGKILL) then resumed. Skips (with the reason) only when the
-PostgreSQL binaries or psycopg2 are missing."""
+"""The shared study storage (else_dse.search.storage: an Optuna journal in a table of the
+database) on a real PostgreSQL server and on SQLite: two workers on one study, a worker
+killed mid-trial (SIGKILL) then resumed, and Ctrl-C (SIGINT) with one and two workers.
+The PostgreSQL cases skip (with the reason) only when the PostgreSQL binaries or psycopg
+are missing."""
 
 from __future__ import annotations
 
@@ -49,11 +51,13 @@ WORKER = textwrap.dedent("""
             return evaluate(self, config)
         search.Problem.evaluate = slow_evaluate
     if out == "-":                            # the whole run() as a user would call it
+        problem = search.define(rec, space, ["sops", "error"])
+        first = {k: "temporal" for k in problem.distributions if k.startswith("scheme.")}
         search.run(rec, space, ["sops", "error"], n_trials=int(n), storage=url, study_name=study,
-                   seed=int(seed), heartbeat_interval=1, grace_period=2)
+                   seed=int(seed), heartbeat_interval=1, grace_period=2, enqueue=[first] * 6)
         sys.exit(0)
     problem = search.define(rec, space, ["sops", "error"])
-    storage = search.open_storage(url, heartbeat_interval=1, grace_period=2)
+    storage = search.open_storage(url)
     Path(ready).touch()
     while not Path(go).exists():
         time.sleep(0.02)
@@ -64,12 +68,23 @@ WORKER = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def pg_url():
+def postgres():
     try:
         with postgres_url() as url:
             yield url
     except PostgresUnavailable as exc:
         pytest.skip(str(exc))
+
+
+_DB = iter(range(10**6))
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def pg_url(request, tmp_path_factory):
+    """A storage URL: the PostgreSQL server (README form ``postgresql://user@host/db``) or a SQLite file."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres")
+    return f"sqlite:///{tmp_path_factory.mktemp('sq')}/s{next(_DB)}.db"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +103,7 @@ def _worker(tmp_path, *args) -> subprocess.Popen:
 
 
 def _stored(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    return optuna.load_study(study_name=name, storage=search.open_storage(url)).get_trials(deepcopy=False)
 
 
 def _check_results(trials, n: int) -> None:
@@ -108,7 +123,7 @@ def test_two_workers_share_one_study_on_postgres(pg_url, rec_path, tmp_path):
 
     n = 24
     problem = search.define(synthetic(), SPACE, OBJECTIVES)
-    search.prepare(problem, search.open_storage(pg_url, heartbeat_interval=1), "two")
+    search.prepare(problem, search.open_storage(pg_url), "two")
     go = tmp_path / "go"
     procs = [_worker(tmp_path, pg_url, "two", rec_path, n, seed, tmp_path / f"out{seed}",
                      tmp_path / f"ready{seed}", go, 0, tmp_path) for seed in (1, 2)]
@@ -130,17 +145,15 @@ def test_two_workers_share_one_study_on_postgres(pg_url, rec_path, tmp_path):
     assert complete == set(done[0]) | set(done[1]), "a result was lost or stored by nobody"
     for t in trials:   # the only other trials a race may leave are marked surplus
         assert t.state == TS.COMPLETE or "surplus" in t.user_attrs
-    # stored once: one row per parameter and attribute of every trial
-    engine = sqlalchemy.create_engine(pg_url)
+    # stored once: one journal row creates each trial with its parameters and attributes
+    engine = sqlalchemy.create_engine(search.normalize_url(pg_url))
     with engine.connect() as con:
-        dup = con.execute(sqlalchemy.text(
-            "select count(*) from (select trial_id, param_name from trial_params group by trial_id, "
-            "param_name having count(*) > 1) d")).scalar()
-        dup += con.execute(sqlalchemy.text(
-            "select count(*) from (select trial_id, key from trial_user_attributes group by trial_id, key "
-            "having count(*) > 1) d")).scalar()
+        logs = [json.loads(r) for r in con.execute(sqlalchemy.text(
+            f"select log from {search.storage.TABLE} order by id")).scalars()]
     engine.dispose()
-    assert dup == 0
+    created = [log for log in logs if "params" in log and log.get("study_id") is not None]
+    keys = [(json.dumps(log["params"], sort_keys=True), log["datetime_start"]) for log in created]
+    assert len(keys) == len(set(keys)) == len(trials)
     # run(workers=2) extends the same study with two forked workers
     study = search.run(synthetic(), SPACE, OBJECTIVES, n_trials=n + 8, storage=pg_url, study_name="two",
                        workers=2, heartbeat_interval=1)
@@ -167,7 +180,7 @@ def test_killed_worker_is_resumed_without_losing_results(pg_url, rec_path, tmp_p
     while len(list(marks.iterdir())) == seen:
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)           # within the 0.5 s evaluation of a running trial
+    os.kill(proc.pid, signal.SIGKILL)           # within the 0.5 s evaluation of a claimed (enqueued) trial
     proc.wait(timeout=30)
     trials = _stored(pg_url, "kill")
     stale = [t for t in trials if t.state == TS.RUNNING]
@@ -184,6 +197,54 @@ def test_killed_worker_is_resumed_without_losing_results(pg_url, rec_path, tmp_p
     assert by_number[killed].state == TS.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state == TS.COMPLETE
-    assert retries[0].params == by_number[killed].params            # the same configuration, rerun
+    fixed = by_number[killed].system_attrs["fixed_params"]           # the same configuration, rerun
+    assert fixed and {k: retries[0].params[k] for k in fixed} == fixed
     assert before <= {t.number for t in trials if t.state == TS.COMPLETE}   # nothing stored was lost
     assert [t.number for t in trials if t.state != TS.COMPLETE] == [killed]
+
+
+CONFIG = """
+recording = "{rec}"
+objectives = ["sops", "error"]
+sampler = "nsga2"
+[study]
+name = "ctrlc"
+storage = "{url}"
+trials = 400
+workers = {workers}
+[space]
+schemes = ["conventional", "line_y", "line_x", "temporal"]
+threshold = [0, 4]
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_keeps_trials_prints_one_line_and_resumes(rec_path, tmp_path, workers):
+    url = f"sqlite:///{tmp_path}/c.db"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG.format(rec=rec_path, url=url, workers=workers))
+    cmd = [sys.executable, "-m", "else_dse.cli", "search", str(cfg), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)          # its own process group, as a terminal's
+    deadline = time.time() + 120
+    while True:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.time() < deadline
+        try:
+            if sum(t.state == TS.COMPLETE for t in _stored(url, "ctrlc")) >= 5:
+                break
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)                       # Ctrl-C reaches every process of the group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    trials = _stored(url, "ctrlc")
+    kept = sum(t.state == TS.COMPLETE for t in trials)
+    assert f"keeps {kept} of 400 complete trials" in lines[0] and "again to resume" in lines[0]
+    assert not [t for t in trials if t.state == TS.RUNNING]  # nothing left running
+    study = search.run(synthetic(), SPACE, OBJECTIVES, n_trials=kept + 3, storage=url, study_name="ctrlc",
+                       sampler="nsga2")                       # the resume runs at once
+    assert sum(t.state == TS.COMPLETE for t in study.trials) == kept + 3

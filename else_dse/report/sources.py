@@ -21,11 +21,14 @@ def collect(source: Source, title: str | None = None) -> Results:
     import optuna
 
     if isinstance(source, tuple) and len(source) == 2 and all(isinstance(s, str) for s in source):
+        from ..search import SearchError, open_storage
+
         url, name = source
         try:
-            source = optuna.load_study(study_name=name, storage=url)
-        except KeyError as exc:
-            raise ReportError(f"no study {name!r} in storage {url!r}") from exc
+            source = optuna.load_study(study_name=name, storage=open_storage(url, create=False))
+        except (KeyError, SearchError) as exc:
+            why = f": {exc}" if isinstance(exc, SearchError) else ""
+            raise ReportError(f"no study {name!r} in storage {url!r}{why}") from None
     if isinstance(source, optuna.Study):
         return _from_study(source, title)
     datasets = _as_datasets(source)

@@ -29,10 +29,9 @@ cost model need ``hardware``.
 
 Constraints (feasible when every value is <= 0): :class:`Fits` (the mapping fits
 the hardware) and :class:`ErrorBudget` (total error, one layer's, or every
-layer's). Each trial sets them with ``Trial.set_constraint`` (Optuna >= 5, which
-deprecates ``constraints_func``; with older Optuna the samplers get a
-``constraints_func``), so TPE and NSGA-II honour them and ``study.best_trials``
-holds feasible trials only.
+layer's). Each trial sets them with Optuna's ``Trial.set_constraint`` (system
+attributes ``constraints:<name>``; Optuna 5.x), so TPE and NSGA-II honour them
+and ``study.best_trials`` holds feasible trials only.
 
 What a trial stores (user attributes, JSON): ``config`` (bits, tau, hardware
 fields, the plan as ``{layer: {kind, axis, direction, threshold, tau, loop}}``,
@@ -50,20 +49,23 @@ a DataFrame.
 
 Speed: event statistics are computed per (recording content, bits, layer,
 scheme) once and kept in the problem's bounded :class:`StatsCache`; thresholds
-of a layer are computed all at once with :func:`else_dse.event_curve`. Samplers run against an
-in-memory mirror of the study and each trial is written to the storage in a few
-statements, so the storage costs little even with hundreds of parameters.
+of a layer are computed all at once with :func:`else_dse.event_curve`. Samplers
+run against an in-memory mirror of the study, and a finished trial is written to
+the storage as one journal row (:mod:`else_dse.search.storage`), so the storage
+costs little even with hundreds of parameters.
 
 Storage and workers: ``storage=None`` is an SQLite file ``<study_name>.db`` in
-the working directory; any Optuna RDB URL (``postgresql://...``) works, as does
-``"journal:<path>"`` or an ``optuna.storages`` object. ``n_trials`` is the number
+the working directory; ``sqlite:///path.db`` and ``postgresql://user@host/db``
+hold the study as an Optuna journal in a table of that database
+(:class:`SQLJournalBackend`; open it again with :func:`open_storage`); a database
+written by Optuna's own ``RDBStorage`` still opens; ``"journal:<path>"`` (Optuna's
+journal file) and ``optuna.storages`` objects work too. ``n_trials`` is the number
 of *complete* trials the study should hold: a rerun resumes a study, and several
 workers (``workers=N`` processes, or several machines calling :func:`run` on
-the same study) share the work. Running trials send heartbeats; a trial whose
-worker died is failed and retried (Optuna's ``RetryHeartbeatStaleTrialCallback``)
-so no result is lost and none is stored twice. When two workers create the last
-trials at the same moment, the one beyond ``n_trials`` is marked FAIL with the
-user attribute ``surplus`` before it runs.
+the same study) share the work (:mod:`else_dse.search.worker`): a trial is
+stored once, when it is finished; a claimed waiting trial whose worker died is
+failed and retried; when two workers finish the last trials at the same moment,
+the one beyond ``n_trials`` is marked FAIL with the user attribute ``surplus``.
 
 Config files: :func:`run_config` runs a study described by a TOML/YAML table
 (:data:`CONFIG_HELP`), as ``else-dse search CONFIG`` does.
@@ -73,21 +75,22 @@ from __future__ import annotations
 
 import optuna  # noqa: F401 - the namespace of the run() example below, as in the single module
 
-from .config_file import CONFIG_HELP, run_config, space_from_dict
+from .config_file import CONFIG_HELP, ConstraintSection, StudyConfig, StudySection, run_config, space_from_dict
 from .evaluate import Evaluation, StatsCache, content_hash, evaluation
 from .objectives import OBJECTIVES, Constraint, ErrorBudget, Fits
 from .problem import Problem, define
-from .runner import SAMPLERS, prepare, run, trials_table, work
+from .runner import Interrupted, prepare, run, trials_table
+from .worker import SAMPLERS, make_sampler, work
 from ..schemes import LINE_ORDERINGS
 from ..schemes import NAMES as SCHEMES
 from .space import Choice, Config, Domain, FloatRange, IntRange, SearchError, Space
-from .storage import open_storage
+from .storage import SQLJournalBackend, normalize_url, open_storage
 
 __all__ = [
     "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
-    "Evaluation", "SearchError", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
+    "Evaluation", "SearchError", "Interrupted", "SQLJournalBackend", "normalize_url", "make_sampler", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
     "define", "run", "run_config", "work", "prepare", "StatsCache", "evaluation", "open_storage",
-    "content_hash", "space_from_dict", "CONFIG_HELP", "trials_table",
+    "content_hash", "space_from_dict", "StudyConfig", "StudySection", "ConstraintSection", "CONFIG_HELP", "trials_table",
 ]
 
 # doctest.testmod(else_dse.search) collects only objects defined in this module; the examples

@@ -1,23 +1,33 @@
-"""Opening Optuna storages and writing a trial's rows to an RDB storage in bulk."""
+"""Study storages on Optuna's public interfaces: a journal in a table of your database.
+
+Optuna's ``RDBStorage`` writes every parameter and attribute of a trial in its own
+statements; a per-layer trial has hundreds of them (close to a second per trial
+on SQLite). Here a study lives in Optuna's public :class:`optuna.storages.JournalStorage`
+over :class:`SQLJournalBackend`: one table (``else_dse_journal``) of JSON
+operation logs in the database of the URL (SQLite file or PostgreSQL server), so
+a finished trial is one row. Workers on several processes or machines share it
+like Optuna's journal file or Redis backends: every worker replays the same
+logs in the same order.
+
+A database that already holds Optuna's own RDB tables (and no journal) is opened
+with ``RDBStorage``, so studies written by plain Optuna still load.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Iterable
 
 import optuna
-from optuna.distributions import BaseDistribution
-from optuna.trial import TrialState
+from optuna.storages.journal import BaseJournalBackend
 
 from .space import SearchError
 
-if TYPE_CHECKING:
-    from .evaluate import Evaluation
-
-
-# ---- storage --------------------------------------------------------------------------------
+TABLE = "else_dse_journal"
+_LOCK_KEY = 0x656C7365   # PostgreSQL advisory lock that orders appends ("else")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
@@ -27,143 +37,122 @@ def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
     cur.close()
 
 
-def open_storage(storage: str | optuna.storages.BaseStorage | None, study_name: str = "else-dse", *,
-                 heartbeat_interval: int | None = 10, grace_period: int | None = None,
-                 max_retry: int = 3) -> optuna.storages.BaseStorage:
-    """An Optuna storage from a URL (RDB: sqlite, postgresql, mysql; ``journal:<path>``),
-    an existing storage object (returned as is), or None (SQLite ``<study_name>.db``).
+def normalize_url(url: str) -> str:
+    """A PostgreSQL URL without a driver (``postgresql://user@host/db``) gets psycopg 3, the
+    driver the ``postgres`` extra installs; other URLs are returned as they are."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
-    RDB storages get heartbeats (``heartbeat_interval`` seconds) and retry trials
-    whose worker died (up to ``max_retry`` times); SQLite files use WAL journaling.
+
+class SQLJournalBackend(BaseJournalBackend):
+    """Optuna journal logs in one table of an SQL database (through SQLAlchemy).
+
+    Appends are serialized (SQLite's write lock; a PostgreSQL advisory lock), so
+    log order is commit order and every reader sees the same sequence. Safe to use
+    from forked processes (a child opens its own connections).
+    """
+
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
+
+        self.url = normalize_url(url)
+        self._sa = sa
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.is_postgres = self.url.startswith("postgresql")
+        if not (self.is_sqlite or self.is_postgres):
+            raise SearchError(f"storage {url!r}: journal tables need an sqlite:// or postgresql:// URL")
+        meta = sa.MetaData()
+        self.table = sa.Table(TABLE, meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                              sa.Column("log", sa.Text, nullable=False), sqlite_autoincrement=True)
+        self._connect()
+        meta.create_all(self.engine, checkfirst=True)
+
+    def _connect(self) -> None:
+        sa = self._sa
+        kwargs: dict[str, Any] = ({"connect_args": {"timeout": 60}} if self.is_sqlite
+                                  else {"pool_pre_ping": True})
+        self.engine = sa.create_engine(self.url, **kwargs)
+        if self.is_sqlite and ":memory:" not in self.url:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._pid = os.getpid()
+
+    def _engine(self) -> Any:
+        if os.getpid() != self._pid:        # a forked worker: no connection of the parent is reused
+            self.engine.dispose(close=False)
+            self._connect()
+        return self.engine
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        """Logs number ``log_number_from`` on, in order."""
+        sa = self._sa
+        query = sa.select(self.table.c.log).order_by(self.table.c.id).offset(log_number_from)
+        with self._engine().connect() as con:
+            return [json.loads(row) for row in con.execute(query).scalars()]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Append ``logs`` in one transaction, after every earlier append has committed."""
+        sa = self._sa
+        with self._engine().begin() as con:
+            if self.is_postgres:
+                con.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            con.execute(sa.insert(self.table), [{"log": json.dumps(log)} for log in logs])
+
+
+def _has_rdb_tables(url: str) -> bool:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        names = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    return "studies" in names and TABLE not in names
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return None
+    return Path(url[len("sqlite:///"):])
+
+
+def open_storage(storage: str | optuna.storages.BaseStorage | None, study_name: str = "else-dse", *,
+                 create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna storage from a URL (``sqlite:///path.db``, ``postgresql://user@host/db``:
+    a :class:`SQLJournalBackend` journal; ``journal:<path>``: Optuna's journal file), an
+    existing storage object (returned as is), or None (SQLite ``<study_name>.db``).
+
+    ``create=False`` (reports) refuses a SQLite file or journal file that does not exist
+    instead of creating an empty one.
     """
     if storage is None:
         storage = f"sqlite:///{Path(f'{study_name}.db').resolve()}"
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if not isinstance(storage, str):
-        raise SearchError(f"storage must be an Optuna storage URL, 'journal:<path>', a storage object "
-                          f"or None, got {type(storage).__name__}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if storage.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend
-            return optuna.storages.JournalStorage(JournalFileBackend(storage[len("journal:"):]))
-        if "://" not in storage:
-            raise SearchError(f"storage {storage!r} is not a URL; use e.g. 'sqlite:///study.db', "
-                              "'postgresql://user@host/db' or 'journal:study.log'")
-        is_sqlite = storage.startswith("sqlite")
-        kwargs = {"connect_args": {"timeout": 60}} if is_sqlite else {"pool_pre_ping": True}
-        cb = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry) if heartbeat_interval else None
-        rdb = optuna.storages.RDBStorage(storage, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
-                                         grace_period=grace_period, heartbeat_stale_trial_callback=cb)
-        if is_sqlite and ":memory:" not in storage:
-            import sqlalchemy
-            sqlalchemy.event.listen(rdb.engine, "connect", _sqlite_pragmas)
-            rdb.engine.dispose()
-        return optuna.storages.get_storage(rdb)
-
-
-def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
-    from optuna.storages._heartbeat import BaseHeartbeat
-    if isinstance(storage, BaseHeartbeat):
-        return storage.get_heartbeat_interval()
-    return None
-
-
-_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")
-
-
-def _constraint_attrs(names: Sequence[str], values: Sequence[float]) -> dict[str, Any]:
-    """System attributes holding the constraint values, in the format of this Optuna version."""
-    if _SET_CONSTRAINT:
-        return {f"constraints:{n}": float(v) for n, v in zip(names, values)}
-    return {"constraints": [float(v) for v in values]}
-
-
-def _bulk(storage: optuna.storages.BaseStorage) -> Any:
-    """The RDB backend when rows can be inserted in one statement per table, else None.
-
-    Optuna writes each parameter and attribute in its own statements (a few ms each);
-    a trial of a per-layer space has hundreds. For RDB storages the rows of a trial
-    that this worker just created are inserted together instead (same tables, same
-    JSON encoding as ``RDBStorage``); any other storage uses the public calls.
-    """
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
-        return None
+        raise SearchError(f"storage must be a URL, 'journal:<path>', an Optuna storage object or None, "
+                          f"got {type(storage).__name__}")
+    if storage.startswith("journal:"):
+        path = Path(storage[len("journal:"):])
+        if not create and not path.exists():
+            raise SearchError(f"{path}: no such journal file")
+        from optuna.storages.journal import JournalFileBackend
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if "://" not in storage:
+        raise SearchError(f"storage {storage!r} is not a URL; use e.g. 'sqlite:///study.db', "
+                          "'postgresql://user@host/db' or 'journal:study.log'")
+    path = _sqlite_path(storage)
+    if path is not None and not path.exists():
+        if not create:
+            raise SearchError(f"{path}: no such study database")
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        from optuna.storages._rdb import models  # noqa: F401
-        from optuna.storages._rdb.storage import _create_scoped_session  # noqa: F401
-    except ImportError:  # pragma: no cover - another Optuna layout: use the public API
-        return None
-    return backend
-
-
-def _write(storage: optuna.storages.BaseStorage, trial_id: int, *, params: Mapping[str, Any] = {},
-           distributions: Mapping[str, BaseDistribution] = {}, user_attrs: Mapping[str, Any] = {},
-           system_attrs: Mapping[str, Any] = {}, fresh: bool = False) -> None:
-    """Parameters and attributes of a RUNNING trial; in one transaction if ``fresh`` (new rows only)."""
-    backend = _bulk(storage) if fresh else None
-    if backend is None:
-        for n, v in params.items():
-            storage.set_trial_param(trial_id, n, distributions[n].to_internal_repr(v), distributions[n])
-        for k, v in user_attrs.items():
-            storage.set_trial_user_attr(trial_id, k, v)
-        for k, v in system_attrs.items():
-            storage.set_trial_system_attr(trial_id, k, v)
-        return
-    import sqlalchemy
-    from optuna.distributions import distribution_to_json
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-    tables = [
-        (models.TrialParamModel, [dict(trial_id=trial_id, param_name=n,
-                                       param_value=distributions[n].to_internal_repr(v),
-                                       distribution_json=distribution_to_json(distributions[n]))
-                                  for n, v in params.items()]),
-        (models.TrialUserAttributeModel, [dict(trial_id=trial_id, key=k, value_json=json.dumps(v))
-                                          for k, v in user_attrs.items()]),
-        (models.TrialSystemAttributeModel, [dict(trial_id=trial_id, key=k, value_json=json.dumps(v))
-                                            for k, v in system_attrs.items()]),
-    ]
-    with _create_scoped_session(backend.scoped_session, True) as session:
-        for model, rows in tables:
-            if rows:
-                session.execute(sqlalchemy.insert(model.__table__), rows)
-
-
-def _state_counts(storage: optuna.storages.BaseStorage, study_id: int) -> dict[TrialState, int]:
-    """Trials per state: one COUNT query on RDB storages (no trial is loaded)."""
-    backend = _bulk(storage)
-    if backend is None:
-        out = {s: 0 for s in TrialState}
-        for t in storage.get_all_trials(study_id, deepcopy=False):
-            out[t.state] += 1
-        return out
-    import sqlalchemy
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-    with _create_scoped_session(backend.scoped_session) as session:
-        rows = (session.query(models.TrialModel.state, sqlalchemy.func.count(models.TrialModel.trial_id))
-                .filter(models.TrialModel.study_id == study_id).group_by(models.TrialModel.state).all())
-    out = {s: 0 for s in TrialState}
-    out.update({TrialState(st) if not isinstance(st, TrialState) else st: int(n) for st, n in rows})
-    return out
-
-
-def _finish(storage: optuna.storages.BaseStorage, trial_id: int, ev: Evaluation,
-            extra_system: Mapping[str, Any], fresh: bool = False) -> None:
-    names = list(ev.user_attrs["constraints"])
-    _write(storage, trial_id, user_attrs=ev.user_attrs, fresh=fresh,
-           system_attrs={**extra_system, **_constraint_attrs(names, ev.constraints)})
-    storage.set_trial_state_values(trial_id, TrialState.COMPLETE, list(ev.values))
-
-
-def _trial_number(storage: optuna.storages.BaseStorage, trial_id: int) -> int:
-    backend = _bulk(storage)
-    if backend is None:
-        return storage.get_trial_number_from_id(trial_id)
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-    with _create_scoped_session(backend.scoped_session) as session:
-        return int(session.query(models.TrialModel.number).filter(models.TrialModel.trial_id == trial_id).one()[0])
+        if _has_rdb_tables(storage):
+            return optuna.storages.RDBStorage(normalize_url(storage))
+        return optuna.storages.JournalStorage(SQLJournalBackend(storage))
+    except ImportError as exc:
+        raise SearchError(f"storage {storage!r}: {exc}; for PostgreSQL install the extra: "
+                          "pip install 'else-dse[postgres]'") from None

@@ -340,6 +340,7 @@ class Plan:
         object.__setattr__(self, "schemes", _FrozenMap(self.schemes))
 
     def scheme_for(self, layer_name: str) -> Scheme:
+        """The scheme of a layer: its own, else ``default``."""
         return self.schemes.get(layer_name, self.default)
 
     def resolve(self, layers: Sequence[Layer]) -> tuple[Scheme, ...]:

@@ -29,6 +29,7 @@ class Fits:
 
     @property
     def name(self) -> str:
+        """``fits``: the constraint's key in stored trials."""
         return "fits"
 
 
@@ -44,6 +45,7 @@ class ErrorBudget:
 
     @property
     def name(self) -> str:
+        """``error<=0.05``, ``max_error<=2@conv1``: the constraint's key in stored trials."""
         return f"{self.metric}<={self.limit:g}" + ("" if self.layer is None else f"@{self.layer}")
 
 

@@ -116,6 +116,7 @@ class Problem:
         return out
 
     def describe(self) -> dict[str, Any]:
+        """JSON-able: space, objectives, constraint names, parameters and hardware (stored with a study)."""
         return {"space": self.space.describe(), "objectives": list(self.objectives),
                 "constraints": [c.name for c in self.constraints],
                 "parameters": list(self.distributions),
@@ -141,9 +142,22 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     if not isinstance(space, Space):
         raise SearchError(f"space must be an else_dse.search.Space, got {type(space).__name__}")
     names = [layer.name for layer in recording.layers]
-    ops = {layer.name: layer.op for layer in recording.layers}
+    objs = _check_objectives(objectives)
+    hardware = _check_hardware(hardware, objs, space, constraints)
+    cons = _check_constraints(constraints, names)
+    dists = _quantization(recording, space)
+    _check_layer_args(space, names)
+    free, layer_choices, layer_thr = _free_layers(space, recording)
+    dists.update(_scheme_distributions(space, free, layer_choices, layer_thr))
+    fixed = _fixed_schemes(space, recording, layer_choices)
+    dists.update(_hardware_distributions(space, hardware))
+    cache = StatsCache(recording, space.calibration, levels=_levels(recording, space, layer_thr))
+    return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
+                   fixed, cache.content, cache)
 
-    # objectives
+
+def _check_objectives(objectives: str | Sequence[str]) -> tuple[str, ...]:
+    """The objective names (known, at least one, no repeats)."""
     objs = (objectives,) if isinstance(objectives, str) else tuple(objectives)
     if not objs:
         raise SearchError(f"give at least one objective; allowed are {sorted(OBJECTIVES)}")
@@ -152,8 +166,12 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             raise SearchError(f"unknown objective {o!r}; allowed are {sorted(OBJECTIVES)}")
     if len(set(objs)) != len(objs):
         raise SearchError(f"objectives repeat: {list(objs)}")
+    return objs
 
-    # hardware
+
+def _check_hardware(hardware: Hardware | str | None, objs: Sequence[str], space: Space,
+                    constraints: Sequence[Constraint]) -> Hardware | None:
+    """The hardware (a template name is loaded); cost objectives, hardware fields and Fits need one."""
     if isinstance(hardware, str):
         try:
             hardware = load_template(hardware)
@@ -167,8 +185,11 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         what = need_hw or (["hardware fields"] if space.hardware else ["the Fits constraint"])
         raise SearchError(f"{', '.join(what)} need hardware=; pass an else_dse.Hardware or a template "
                           f"name such as 'neuronflow'")
+    return hardware
 
-    # constraints
+
+def _check_constraints(constraints: Sequence[Constraint], names: Sequence[str]) -> tuple[Constraint, ...]:
+    """The constraints: known kinds, valid budgets and layer names, no repeats."""
     cons = tuple(constraints)
     for c in cons:
         if isinstance(c, ErrorBudget):
@@ -183,10 +204,12 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             raise SearchError(f"unknown constraint {c!r}; allowed are Fits() and ErrorBudget(limit, layer, metric)")
     if len({c.name for c in cons}) != len(cons):
         raise SearchError(f"constraints repeat: {[c.name for c in cons]}")
+    return cons
 
+
+def _quantization(recording: Recording, space: Space) -> dict[str, BaseDistribution]:
+    """The distributions of bits and tau; checks bits, calibration and loop."""
     dists: dict[str, BaseDistribution] = {}
-
-    # quantization and tau
     if isinstance(recording, QuantizedRecording):
         if _values(space.bits) != [recording.bits] or not isinstance(space.bits, (int, np.integer)):
             raise SearchError(f"space.bits: the recording is already quantized at {recording.bits} bits; "
@@ -203,8 +226,11 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     d = _distribution("space.tau", space.tau, integer=True, minimum=0)
     if d is not None:
         dists["tau"] = d
+    return dists
 
-    # layers and schemes
+
+def _check_layer_args(space: Space, names: Sequence[str]) -> None:
+    """Layer names of space.fixed, layers, schemes and threshold, and what ``shared`` allows."""
     if not isinstance(space.fixed, (Plan, Scheme)):
         raise SearchError(f"space.fixed must be a scheme or a Plan, got {space.fixed!r}")
     if isinstance(space.fixed, Plan):
@@ -215,37 +241,43 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         _check_layer_names("space.layers", space.layers, names)
         if not space.layers:
             raise SearchError("space.layers is empty; give layer names or None for every layer")
-    per_layer_schemes = isinstance(space.schemes, Mapping)
-    if per_layer_schemes:
+    if isinstance(space.schemes, Mapping):
         _check_layer_names("space.schemes", space.schemes, names)
         if space.shared:
             raise SearchError("space.shared=True draws one scheme for all layers; give schemes as a tuple")
     if isinstance(space.schemes, str):
         raise SearchError(f"space.schemes must be a tuple of names, got the string {space.schemes!r}; "
                           f"allowed names are {list(NAMES)}")
-    per_layer_thr = isinstance(space.threshold, Mapping)
-    if per_layer_thr:
+    if isinstance(space.threshold, Mapping):
         _check_layer_names("space.threshold", space.threshold, names)
         if space.shared:
             raise SearchError("space.shared=True draws one threshold for all layers; give one domain")
-        for n, dom in space.threshold.items():  # type: ignore[union-attr]
+        for n, dom in space.threshold.items():
             _distribution(f"space.threshold[{n!r}]", dom, integer=True, minimum=0)
 
-    def choices_of(n: str) -> tuple[str, ...]:
-        raw = space.schemes.get(n) if per_layer_schemes else space.schemes  # type: ignore[union-attr]
-        if raw is None:
-            return ()
-        if isinstance(raw, str):
-            raw = (raw,)
-        out = tuple(_choice(f"space.schemes[{n!r}]" if per_layer_schemes else "space.schemes", c)
-                    for c in raw)
-        if not out:
-            raise SearchError(f"space.schemes{f'[{n!r}]' if per_layer_schemes else ''} is empty; "
-                              f"allowed are {list(NAMES)}")
-        if len(set(out)) != len(out):
-            raise SearchError(f"space.schemes has repeated choices {list(out)}")
-        return out
 
+def _choices_of(space: Space, n: str) -> tuple[str, ...]:
+    """The scheme names layer ``n`` chooses among (empty when the space gives it none)."""
+    per_layer = isinstance(space.schemes, Mapping)
+    raw = space.schemes.get(n) if per_layer else space.schemes  # type: ignore[union-attr]
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = (raw,)
+    out = tuple(_choice(f"space.schemes[{n!r}]" if per_layer else "space.schemes", c) for c in raw)
+    if not out:
+        raise SearchError(f"space.schemes{f'[{n!r}]' if per_layer else ''} is empty; allowed are {list(NAMES)}")
+    if len(set(out)) != len(out):
+        raise SearchError(f"space.schemes has repeated choices {list(out)}")
+    return out
+
+
+def _free_layers(space: Space, recording: Recording
+                 ) -> tuple[list[str], dict[str, tuple[str, ...]], dict[str, Domain]]:
+    """The free layers, their scheme choices (those that apply to the layer) and threshold domains."""
+    names = [layer.name for layer in recording.layers]
+    ops = {layer.name: layer.op for layer in recording.layers}
+    per_layer_schemes = isinstance(space.schemes, Mapping)
     candidates = list(space.layers) if space.layers is not None else (
         [n for n in names if n in space.schemes] if per_layer_schemes else names)  # type: ignore[operator]
     explicit = space.layers is not None or per_layer_schemes
@@ -253,7 +285,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     layer_choices: dict[str, tuple[str, ...]] = {}
     layer_thr: dict[str, Domain] = {}
     for n in candidates:
-        opts = choices_of(n)
+        opts = _choices_of(space, n)
         if not opts:
             if space.layers is not None:
                 raise SearchError(f"space.schemes has no choices for layer {n!r}")
@@ -268,12 +300,19 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             continue
         free.append(n)
         layer_choices[n] = ok
-        thr = space.threshold.get(n, 0) if per_layer_thr else space.threshold  # type: ignore[union-attr]
-        layer_thr[n] = thr
+        layer_thr[n] = (space.threshold.get(n, 0) if isinstance(space.threshold, Mapping)  # type: ignore[assignment]
+                        else space.threshold)
     if not free:
         raise SearchError(f"no layer is free: schemes {space.schemes!r} apply to none of the layers "
                           f"{names} (line delta is not defined for fc layers)")
+    return free, layer_choices, layer_thr
 
+
+def _scheme_distributions(space: Space, free: Sequence[str], layer_choices: Mapping[str, tuple[str, ...]],
+                          layer_thr: Mapping[str, Domain]) -> dict[str, BaseDistribution]:
+    """The scheme and threshold parameters: one of each (shared) or one per free layer."""
+    dists: dict[str, BaseDistribution] = {}
+    per_layer_thr = isinstance(space.threshold, Mapping)
     thresholded = any(Scheme.parse(c).thresholded for n in free for c in layer_choices[n])
     if space.shared:
         opts = layer_choices[free[0]]
@@ -298,7 +337,11 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
             raise SearchError(f"space.threshold is a range but none of the schemes {space.schemes!r} "
                               f"takes a threshold; allowed schemes with one are "
                               f"{[c for c in NAMES if Scheme.parse(c).thresholded]}")
+    return dists
 
+
+def _fixed_schemes(space: Space, recording: Recording, layer_choices: Mapping[str, Any]) -> dict[str, Scheme]:
+    """The scheme of every layer that is not free (``space.fixed``), checked against the layer."""
     fixed_plan = space.fixed if isinstance(space.fixed, Plan) else Plan({}, default=space.fixed)
     fixed = {}
     for layer in recording.layers:
@@ -310,8 +353,12 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         except ValueError as exc:
             raise SearchError(f"space.fixed: {exc}") from None
         fixed[layer.name] = s
+    return fixed
 
-    # hardware fields
+
+def _hardware_distributions(space: Space, hardware: Hardware | None) -> dict[str, BaseDistribution]:
+    """The hardware field parameters; every corner of the hardware box must be a valid Hardware."""
+    dists: dict[str, BaseDistribution] = {}
     hw_fields = {}
     for k, dom in space.hardware.items():
         f = _hw_field(str(k))
@@ -327,7 +374,6 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
         if d is not None:
             dists[f"hardware.{f}"] = d
     if hardware is not None and hw_fields:
-        # every corner of the hardware box must be a valid Hardware
         lows = {f: _corner(dom, 0) for f, dom in hw_fields.items()}
         highs = {f: _corner(dom, -1) for f, dom in hw_fields.items()}
         for corner in (lows, highs):
@@ -335,10 +381,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
                 _apply_hardware(hardware, corner, space.grow_mesh, space.derive)
             except HardwareError as exc:
                 raise SearchError(f"space.hardware: {corner} gives an invalid hardware: {exc}") from None
-
-    cache = StatsCache(recording, space.calibration, levels=_levels(recording, space, layer_thr))
-    return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
-                   fixed, cache.content, cache)
+    return dists
 
 
 def _levels(recording: Recording, space: Space, layer_thr: Mapping[str, Domain]

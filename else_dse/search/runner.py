@@ -230,7 +230,8 @@ def trials_table(study: optuna.Study, *, front: bool = False) -> "Any":
         for k, v in t.params.items():
             if k.startswith("hardware.") or k in ("scheme", "threshold"):
                 row[k] = v
-        plan = [Scheme.from_dict(v) for v in cfg.get("plan", {}).values()]
+        plan = [Scheme.parse(v) if isinstance(v, str) else Scheme.from_dict(v)   # a string: stored by earlier versions
+                for v in cfg.get("plan", {}).values()]
         choices = [s.name for s in plan]
         thresholds = [s.threshold for s in plan if s.thresholded]  # type: ignore[attr-defined]
         for c in NAMES:

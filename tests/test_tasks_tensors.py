@@ -55,6 +55,7 @@ def test_fidelity_every_output_named():
     ({"a": np.ones((1, 2))}, {"a": np.array([[np.inf, 1.0]])}, "reference 'a' holds NaN"),
     ({}, {}, "no output"),
     ({"a": np.float64(1.0)}, {"a": np.float64(1.0)}, "frame"),
+    ({"a": np.zeros((0, 3))}, {"a": np.zeros((0, 3))}, "at least one frame"),
 ])
 def test_fidelity_bad_inputs(out, ref, match):
     with pytest.raises(ValueError, match=match):

@@ -77,7 +77,12 @@ class TFLiteRunner:
 
 
 def detector_input(image: np.ndarray, size: tuple[int, int] = (224, 224)) -> tuple[np.ndarray, tuple[float, ...]]:
-    """The letterboxed detector input in ``[-1, 1]`` and the letterbox padding (left, top, right, bottom)."""
+    """The letterboxed detector input in ``[-1, 1]`` and the letterbox padding (left, top, right, bottom).
+
+    The input is a float frame of the detector's shape, which ``record`` and
+    ``replay`` take as it is: replaying the detector on these frames sees what
+    MediaPipe's pose pipeline feeds it (the shipped recordings centre-crop instead).
+    """
     rect, padding = letterbox_rect((image.shape[1], image.shape[0]), size[1] / size[0])
     x = crop(image, rect, size, border="zero").astype(np.float32)
     return -1.0 + x / 255.0 * 2.0, padding

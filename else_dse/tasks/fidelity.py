@@ -65,12 +65,14 @@ def fidelity(model_path: str | Path | None, outputs: Mapping[str, np.ndarray],
         raise FileNotFoundError(f"fidelity: {model_path}: no such model file")
     result = rel_l2_all(outputs, reference)  # checks names, shapes and values
     found = recognize(reference)
+    if found.kind == "unknown":
+        return result
+    ref, out = decode_frames(reference, found), decode_frames(outputs, found)
     if found.kind == "detector":
         assert found.detector is not None
-        metrics = detection_metrics(decode_frames(reference, found), decode_frames(outputs, found),  # type: ignore[arg-type]
-                                    found.detector.input_size)
-        result.update({f"detection.{k}": v for k, v in metrics.items()})
-    elif found.kind == "landmark":
-        metrics = landmark_metrics(decode_frames(reference, found), decode_frames(outputs, found))  # type: ignore[arg-type]
-        result.update({f"landmark.{k}": v for k, v in metrics.items()})
+        metrics = detection_metrics(ref, out, found.detector.input_size)  # type: ignore[arg-type]
+    else:
+        metrics = landmark_metrics(ref, out)  # type: ignore[arg-type]
+    prefix = {"detector": "detection", "landmark": "landmark"}[found.kind]
+    result.update({f"{prefix}.{k}": v for k, v in metrics.items()})
     return result

@@ -35,7 +35,7 @@ MIN_CONFIDENCE_TO_REFINE = 0.5
 
 @dataclass(frozen=True)
 class Landmarks:
-    """One crop's landmarks, normalized to the crop: ``xyz (39, 3)``, ``visibility``/``presence (39,)``, pose presence."""
+    """Landmarks of one crop: ``xyz (39, 3)``, ``visibility``, ``presence (39,)``, pose presence."""
 
     xyz: np.ndarray
     visibility: np.ndarray
@@ -54,7 +54,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def refine_from_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel_size: int = KERNEL_SIZE,
                         min_confidence: float = MIN_CONFIDENCE_TO_REFINE) -> np.ndarray:
-    """Landmarks ``(K, 2)`` (normalized) moved to the heatmap's local weighted mean; heatmap ``(H, W, K)`` raw logits."""
+    """Landmarks ``(K, 2)`` (normalized) moved to the local weighted mean of the raw heatmap ``(H, W, K)``."""
     hm_h, hm_w, k = heatmap.shape
     if k != len(xy):
         raise ValueError(f"landmarks: heatmap has {k} channels for {len(xy)} landmarks")

@@ -67,7 +67,7 @@ def normalize_radians(angle: float) -> float:
 
 def alignment_rect(det: Detection, image_size: tuple[int, int], start: int = 0, end: int = 1,
                    target_angle: float = math.pi / 2) -> Rect:
-    """``AlignmentPointsRectsCalculator``: square rect centred at keypoint ``start``, side twice the distance to ``end``."""
+    """``AlignmentPointsRectsCalculator``: square at keypoint ``start``, side twice the distance to ``end``."""
     w, h = image_size
     if len(det.keypoints) <= max(start, end):
         raise ValueError(f"roi: the detection has {len(det.keypoints)} keypoints, needs index {max(start, end)}")

@@ -44,8 +44,9 @@ def check_outputs(outputs: Mapping[str, np.ndarray], reference: Mapping[str, np.
         out, ref = np.asarray(outputs[name]), np.asarray(reference[name])
         if out.shape != ref.shape:
             raise ValueError(f"fidelity: output {name!r} has shape {out.shape}, its reference {ref.shape}")
-        if out.ndim < 1:
-            raise ValueError(f"fidelity: output {name!r} must be (frame, ...), got a scalar")
+        if out.ndim < 1 or out.shape[0] < 1:
+            raise ValueError(f"fidelity: output {name!r} must be (frame, ...) with at least one frame, "
+                             f"got shape {out.shape}")
         for what, a in (("output", out), ("reference", ref)):
             if not np.issubdtype(a.dtype, np.number):
                 raise ValueError(f"fidelity: {what} {name!r} must be numeric, got dtype {a.dtype}")

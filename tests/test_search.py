@@ -128,6 +128,9 @@ def test_cache_is_bounded_and_owned_by_the_problem(rec):
     p1 = search.define(rec, Space(schemes=("line_y",)), "sops")
     p2 = search.define(rec, Space(schemes=("line_y",)), "sops")
     assert p1.cache is not p2.cache and p1.content == p2.content
+    import pickle                       # spawned worker processes get the problem pickled, without cache entries
+    q = pickle.loads(pickle.dumps(p1))
+    assert q.cache.content == p1.content and len(q.cache._rows) == 0
 
 
 # ---- trials store their breakdown; constraints hold on the front --------------------------------

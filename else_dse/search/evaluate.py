@@ -143,6 +143,15 @@ class StatsCache:
                                  LayerStats(*(a[i].copy() for a in arrays)))
             return self._rows[base + (scheme,)]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawned worker processes) without the cached entries and the lock."""
+        return {"recording": self.recording, "calibration": self.calibration, "content": self.content,
+                "levels": self.levels, "max_rows": self._rows.size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["recording"], state["calibration"], content=state["content"],  # type: ignore[misc]
+                      levels=state["levels"], max_rows=state["max_rows"])
+
     def clear(self) -> None:
         """Forget every cached quantization and statistic."""
         with self._lock:
@@ -181,12 +190,12 @@ def _totals(stats: xr.Dataset, cost: xr.Dataset | None) -> dict[str, Any]:
 
 
 def _jsonable(a: np.ndarray) -> list[Any]:
-    if a.dtype.kind == "b":
-        return [bool(x) for x in a]
-    if a.dtype.kind in "iu":
-        return [int(x) for x in a]
+    """A 1-d array as a JSON list (non-finite floats as None)."""
+    if a.dtype.kind in "biu":
+        return a.tolist()
     if a.dtype.kind == "f":
-        return [float(x) if math.isfinite(x) else None for x in a]
+        out = a.astype(np.float64).tolist()
+        return out if np.isfinite(a).all() else [x if math.isfinite(x) else None for x in out]
     return [str(x) for x in a]
 
 

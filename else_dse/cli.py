@@ -526,6 +526,37 @@ a config (TOML; YAML has the same keys; paths relative to the config file):
 The full reference: else_dse.search.CONFIG_HELP."""
 
 
+def _add_replay_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "replay", formatter_class=_Formatter, parents=[common],
+        help="run a model under a plan in closed loop: what it sends, computes, and how far it drifts",
+        description="Run a .tflite or .onnx model on media with a scheme or per-layer plan applied at "
+                    "every synaptic layer's input (closed loop: each layer computes on the "
+                    "reconstruction of its input, scales pinned from the float run). Writes the "
+                    "recording of what the deployed network sends (else-dse stats reads it), its "
+                    "outputs, the float outputs and the task fidelity. Without --scheme or --plan "
+                    "the float network runs (a recording as `record` makes, with outputs).",
+        epilog="examples:\n  else-dse replay data/models/face_detection_short_range.tflite carphone.mp4 "
+               "--frames 16 --value-range -1 1 --scheme line_y:2 -o replay.nc\n"
+               "  else-dse stats replay.nc --scheme line_y:2\n"
+               "  else-dse replay model.onnx still:astronaut --plan plan.toml -o replay.nc\n"
+               "a plan file (TOML; JSON has the same keys):\n  default = \"line_y:2\"\n"
+               "  [layers]\n  conv_00 = \"temporal:1\"")
+    p.add_argument("model", help="model file (.tflite or .onnx)")
+    p.add_argument("media", nargs="+", help="video file(s), image file(s) or still:NAME")
+    p.add_argument("-o", "--output", required=True, help="replay to write (.nc)")
+    p.add_argument("--plan", metavar="FILE", help="per-layer plan (.toml or .json) instead of --scheme")
+    _add_scheme_args(p)
+    p.add_argument("--start", type=int, default=0, help="first video frame")
+    p.add_argument("--value-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
+                   help="model input range that pixel values 0..255 map to")
+    p.add_argument("--nonsynaptic", choices=("exact", "reconstruction"), default="exact",
+                   help="what ADD, CONCATENATION and model outputs get: the exact tensor or the "
+                        "reconstruction fed to its first layer")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_replay)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, formatter_class=_Formatter,
@@ -559,34 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_record)
 
-    p = sub.add_parser(
-        "replay", formatter_class=_Formatter, parents=[common],
-        help="run a model under a plan in closed loop: what it sends, computes, and how far it drifts",
-        description="Run a .tflite or .onnx model on media with a scheme or per-layer plan applied at "
-                    "every synaptic layer's input (closed loop: each layer computes on the "
-                    "reconstruction of its input, scales pinned from the float run). Writes the "
-                    "recording of what the deployed network sends (else-dse stats reads it), its "
-                    "outputs, the float outputs and the task fidelity. Without --scheme or --plan "
-                    "the float network runs (a recording as `record` makes, with outputs).",
-        epilog="examples:\n  else-dse replay data/models/face_detection_short_range.tflite carphone.mp4 "
-               "--frames 16 --value-range -1 1 --scheme line_y:2 -o replay.nc\n"
-               "  else-dse stats replay.nc --scheme line_y:2\n"
-               "  else-dse replay model.onnx still:astronaut --plan plan.toml -o replay.nc\n"
-               "a plan file (TOML; JSON has the same keys):\n  default = \"line_y:2\"\n"
-               "  [layers]\n  conv_00 = \"temporal:1\"")
-    p.add_argument("model", help="model file (.tflite or .onnx)")
-    p.add_argument("media", nargs="+", help="video file(s), image file(s) or still:NAME")
-    p.add_argument("-o", "--output", required=True, help="replay to write (.nc)")
-    p.add_argument("--plan", metavar="FILE", help="per-layer plan (.toml or .json) instead of --scheme")
-    _add_scheme_args(p)
-    p.add_argument("--start", type=int, default=0, help="first video frame")
-    p.add_argument("--value-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
-                   help="model input range that pixel values 0..255 map to")
-    p.add_argument("--nonsynaptic", choices=("exact", "reconstruction"), default="exact",
-                   help="what ADD, CONCATENATION and model outputs get: the exact tensor or the "
-                        "reconstruction fed to its first layer")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_replay)
+    _add_replay_parser(sub, common)
 
     p = sub.add_parser(
         "stats", formatter_class=_Formatter, parents=[common], help="exact event statistics of a recording under a scheme",

@@ -621,8 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shipped template name (neuronflow, loihi2, seneca) or a .toml file")
     p.add_argument("--execution", choices=("event", "timestep"),
                    help="execution model (default: the template's)")
-    p.add_argument("--schedule", choices=("sequential", "pipelined", "step"),
-                   help="layer schedule (default: pipelined for event execution, step for timestep)")
+    p.add_argument("--schedule", choices=("sequential", "streamed", "step"),
+                   help="layer schedule, the same for every scheme (default: the template's; 'auto' = "
+                        "streamed for event execution, step for timestep)")
     p.add_argument("--all-columns", action="store_true", help="print every per-layer column")
     _add_scheme_args(p)
     p.add_argument("-o", "--output", help="write the cost: .nc (dataset) or .csv (per-layer table)")

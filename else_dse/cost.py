@@ -71,21 +71,32 @@ real neurons (``C_out*H_out*W_out``):
   ``T = f*S*t_sop/lanes + f*U*t_neuron_update + f*copies*neuron_words*t_neuron_update
   + (E*d/cores)*dist*t_hop`` (hardware.md: the receiving core serializes the hops).
 
-Frame latency (``schedule``):
+Frame latency (``schedule``, a template field, overridable per call; the same rule for
+every scheme -- docs/hardware.md "Schedule" gives the reasoning):
 
 * ``"sequential"``: layers one after another, ``sum T + t_barrier``.
-* ``"pipelined"``: runs of consecutive line-delta layers overlap line by line: a run
-  takes ``min(sum T, max T + sum T*k/H_rows)`` (each layer waits for ``k`` lines
-  of its input); other layers, and layers sharing a core, stay sequential. Without line-delta layers it
-  equals ``"sequential"``.
+* ``"streamed"``: consecutive layers on different cores overlap line by line, whatever
+  their scheme: a run takes ``min(sum T, max T + sum T*k/H_rows)`` (each layer waits for
+  ``k`` lines of its input; ``H_rows`` its output lines along the streaming axis, virtual
+  rows of a line delta included; an fc layer waits for all of its input). A run breaks
+  where a layer shares the previous layer's core (one core runs its layers one after
+  another) and where a line-delta layer needs its input lines in another order (axis or
+  direction) than the run streams -- the one scheme-specific rule, required by the
+  semantics: a line delta along x needs whole columns. Conventional, dense and
+  temporal-delta layers take their input lines in whatever order they arrive.
 * ``"step"``: every layer works in parallel within a step, then a barrier:
   ``max T + t_barrier`` (time-stepped chips such as Loihi; one stats frame = one step).
-* ``None`` (default): ``"step"`` for ``execution="timestep"``, else ``"pipelined"``.
+* template default ``"auto"``: ``"step"`` for ``execution="timestep"``, else ``"streamed"``.
 
 In ``"step"`` and in the throughput bound, ``T`` of layers sharing a core adds
 up. The throughput bound is ``1 / (max_core T + t_barrier)`` (frames pipelined
 over the cores). Static energy is charged over the frame latency of the
 chosen schedule [A: one frame at a time].
+
+The steps of :func:`estimate`, each a function over frozen values: :func:`check_stats`
+(:class:`Counts`) -> :func:`map_layers` (:class:`CoreMapping`) -> :func:`core_work`
+(:class:`CoreWork`) -> :func:`frame_latency` (:class:`Latency`) -> :func:`energy_components`
+(:class:`Energy`) -> :func:`memory_bytes` (:class:`Memory`) -> :func:`fit_of` (:class:`Fit`).
 """
 
 from __future__ import annotations
@@ -98,7 +109,7 @@ from typing import Any, Mapping
 import numpy as np
 import xarray as xr
 
-from .hardware import EXECUTIONS, Hardware
+from .hardware import EXECUTIONS, SCHEDULES, Hardware
 from .schemes import KINDS
 from .workload import Layer
 
@@ -106,17 +117,31 @@ __all__ = [
     "COMPONENTS",
     "KINDS",
     "SCHEDULES",
+    "CoreMapping",
+    "CoreWork",
     "CostError",
+    "Counts",
+    "Energy",
+    "Fit",
     "Geometry",
+    "Latency",
+    "Memory",
+    "check_stats",
     "core_shares",
+    "core_work",
+    "energy_components",
     "estimate",
+    "fit_of",
+    "frame_latency",
     "geometry",
     "layer_state_words",
     "map_layers",
+    "memory_bytes",
+    "neuron_updates",
     "state_words",
+    "stream_runs",
 ]
 
-SCHEDULES = ("sequential", "pipelined", "step")
 COMPONENTS = ("synaptic", "neuron", "events", "memory", "barrier", "static")
 _DENSE, _CONV, _LINE, _TEMPORAL = range(4)
 
@@ -320,80 +345,149 @@ def core_shares(c_out: int, rows: int, n_c: int, n_r: int) -> np.ndarray:
     return np.outer(ch, rw) / (c_out * rows)
 
 
-def map_layers(geom: Geometry, state: StateWords, hw: Hardware,
-               split: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Tile every layer onto cores and place the cores on the mesh (see module doc).
+@dataclass(frozen=True, eq=False)
+class Tiling:
+    """One tiling per layer (arrays over layers): ``n_c`` channel groups of ``cc`` channels
+    times ``n_r`` row bands of ``rr`` rows; ``mem`` bytes per core, ``share`` the busiest
+    core's fraction of the layer, ``fits`` whether some tiling fits the core limits."""
 
-    ``split`` (optional): per layer (channel groups, row bands) wanted instead of the
-    fewest-cores tiling; a fitting layer takes at least the tiling it needs and at
-    most one row of one channel per core.
+    n_c: np.ndarray
+    n_r: np.ndarray
+    cc: np.ndarray
+    rr: np.ndarray
+    mem: np.ndarray
+    share: np.ndarray
+    fits: np.ndarray
 
-    Returns arrays over layers: ``cores``, ``channel_groups``, ``row_bands``,
-    ``channels_per_core``, ``rows_per_core``, ``share`` (busiest core's fraction),
-    ``mem_per_core_bytes``, ``neurons_per_core_used``, ``fits``, ``overflow_neurons``,
-    ``overflow_sram_bytes``, ``first_core``, ``dest`` (destination cores per event),
-    ``dist`` (mean producer->consumer Manhattan distance) and ``hops`` (= dest*dist).
-    """
+    @property
+    def cores(self) -> np.ndarray:
+        return self.n_c * self.n_r
+
+
+@dataclass(frozen=True, eq=False)
+class CoreMapping:
+    """Where the layers run (arrays over layers, network order; the result of :func:`map_layers`).
+
+    ``cores``, ``channel_groups``, ``row_bands``, ``channels_per_core``, ``rows_per_core``
+    and ``share`` (the busiest core's fraction of the layer) describe each layer's tiling;
+    ``mem_per_core_bytes`` is the memory of the layer's (possibly shared) core,
+    ``layer_mem_per_core_bytes`` the layer's own part; ``group`` numbers the physical
+    cores (consecutive one-core layers sharing a core have one group, ``group_size``
+    layers), ``static_cores`` = ``cores / group_size``; ``physical_cores`` is the chip
+    total. ``fits`` is per layer; ``overflow_neurons`` / ``overflow_sram_bytes`` say by
+    how much a layer that fits no tiling overflows at one channel and one row per core.
+    ``first_core`` is the layer's first core in snake order, ``dest`` the destination
+    cores of one event and ``dist`` the mean producer -> consumer Manhattan distance."""
+
+    cores: np.ndarray
+    channel_groups: np.ndarray
+    row_bands: np.ndarray
+    channels_per_core: np.ndarray
+    rows_per_core: np.ndarray
+    share: np.ndarray
+    mem_per_core_bytes: np.ndarray
+    layer_mem_per_core_bytes: np.ndarray
+    neurons_per_core_used: np.ndarray
+    group: np.ndarray
+    group_size: np.ndarray
+    static_cores: np.ndarray
+    physical_cores: int
+    held_sender_bytes: np.ndarray
+    fits: np.ndarray
+    overflow_neurons: np.ndarray
+    overflow_sram_bytes: np.ndarray
+    first_core: np.ndarray
+    dest: np.ndarray
+    dist: np.ndarray
+
+    @property
+    def hops(self) -> np.ndarray:
+        """Mesh hops per event: destination cores times mean distance."""
+        return self.dest * self.dist
+
+    @property
+    def shares_core_with_previous(self) -> np.ndarray:
+        """Per layer: it runs on the same physical core as the layer before it."""
+        return np.concatenate([[False], np.diff(self.group) == 0])
+
+
+def _held_sender_bytes(geom: Geometry, state: StateWords, hw: Hardware) -> np.ndarray:
+    """Bytes of sender references each layer's cores hold: the references its consumers
+    need live on the producer's cores (a layer fed from outside holds its own)."""
     n = len(geom.names)
-    sb, wb = hw.state_bits / 8.0, hw.weight_bits / 8.0
-    c, rows, cols = geom.c_out, state.rows, state.cols
-    wpc = geom.weights // geom.c_out                       # weight words per output channel
-    buf = hw.buffer_events * hw.event_bits / 8.0
-    # sender references held on each layer's cores (the producer's, or its own if external)
     held = np.zeros(n + 1)
-    np.add.at(held, np.where(geom.producer < 0, np.arange(n), geom.producer), state.sender * sb)
-    held = held[:n]
+    np.add.at(held, np.where(geom.producer < 0, np.arange(n), geom.producer), state.sender * (hw.state_bits / 8.0))
+    return held[:n]
+
+
+def _row_bytes(geom: Geometry, state: StateWords, hw: Hardware, held: np.ndarray) -> np.ndarray:
+    """Bytes one output row of one channel needs on a core: its potentials and its share of
+    the sender references the layer holds."""
+    return state.cols * hw.neuron_words * (hw.state_bits / 8.0) + held / (geom.c_out * state.rows)
+
+
+def _fixed_bytes(geom: Geometry, hw: Hardware, cc: np.ndarray) -> np.ndarray:
+    """Bytes of a core independent of its rows: weights of its ``cc`` channels and the event buffer."""
+    wpc = geom.weights // geom.c_out
+    if cc.ndim == 2:
+        wpc = wpc[:, None]
+    return cc * wpc * (hw.weight_bits / 8.0) + hw.buffer_events * hw.event_bits / 8.0
+
+
+def _fewest_cores_tiling(geom: Geometry, state: StateWords, hw: Hardware, held: np.ndarray) -> Tiling:
+    """Of the tilings that fit ``neurons_per_core`` and ``sram_per_core``, the one with the fewest
+    cores (ties: the smaller busiest-core tile, then fewer channel groups); the finest when none fits."""
+    c, rows, cols = geom.c_out, state.rows, state.cols
     n_c = _candidates(c)                                   # (layer, cand)
     cc = -(-c[:, None] // n_c)
     n_c = -(-c[:, None] // cc)
-    a = cc * wpc[:, None] * wb + buf                       # bytes independent of rows
-    b = cc * (cols * hw.neuron_words * sb + held / (c * rows))[:, None]   # bytes per row
+    a = _fixed_bytes(geom, hw, cc)                         # bytes independent of rows
+    b = cc * _row_bytes(geom, state, hw, held)[:, None]    # bytes per row
     rr_neu = hw.neurons_per_core // (cc * cols[:, None])
     rr_mem = np.floor((hw.sram_per_core - a) / b)
     rr_max = np.minimum(np.minimum(rr_neu, rr_mem), rows[:, None]).astype(np.int64)   # <= rows: safe cast
     ok = rr_max >= 1
-    rr_use = np.maximum(rr_max, 1)
-    n_r = -(-rows[:, None] // rr_use)
+    n_r = -(-rows[:, None] // np.maximum(rr_max, 1))
     rr = -(-rows[:, None] // n_r)
-    cores = n_c * n_r
     share = (cc * rr) / (c * rows)[:, None]
-    key = np.where(ok, cores, cores + 10 ** 12) + 0.5 * share + 1e-9 * n_c
+    key = np.where(ok, n_c * n_r, n_c * n_r + 10 ** 12) + 0.5 * share + 1e-9 * n_c
     best = np.argmin(key, axis=1)
     pick = lambda x: np.take_along_axis(x, best[:, None], axis=1)[:, 0]  # noqa: E731
-    fits = pick(ok)
-    cc_b, rr_b, n_c_b, n_r_b = pick(cc), pick(rr).astype(np.int64), pick(n_c), pick(n_r).astype(np.int64)
-    cores_b = n_c_b * n_r_b
-    mem = pick(a) + rr_b * pick(b)
-    share_b = pick(share)
-    if split is not None:
-        n_c_t = np.where(fits, np.clip(split[0], n_c_b, c), n_c_b)
-        n_r_t = np.where(fits, np.clip(split[1], n_r_b, rows), n_r_b)
-        rr_b = -(-rows // n_r_t)
-        n_r_b = -(-rows // rr_b)
-        cc_b = -(-c // n_c_t)
-        n_c_b = -(-c // cc_b)
-        cores_b = n_c_b * n_r_b
-        per_row = cc_b * (cols * hw.neuron_words * sb + held / (c * rows))
-        mem = cc_b * wpc * wb + buf + rr_b * per_row
-        share_b = (cc_b * rr_b) / (c * rows)
-    # overflow at the finest tiling (1 channel x 1 row per core)
-    fine_mem = wpc * wb + buf + cols * hw.neuron_words * sb + held / (c * rows)
-    overflow_neurons = np.where(fits, 0, np.maximum(cols - hw.neurons_per_core, 0))
-    overflow_sram = np.where(fits, 0.0, np.maximum(fine_mem - hw.sram_per_core, 0.0))
-    # packing: consecutive single-core layers share a core while their neurons and memory fit
-    # (one event buffer per core); a shared core runs its layers one after another
-    neu = cc_b * rr_b * cols
-    group = np.empty(n, dtype=np.int64)
-    first = np.empty(n, dtype=np.int64)
-    core_mem = mem.astype(np.float64).copy()
+    rr_b = pick(rr).astype(np.int64)
+    return Tiling(n_c=pick(n_c), n_r=pick(n_r).astype(np.int64), cc=pick(cc), rr=rr_b,
+                  mem=pick(a) + rr_b * pick(b), share=pick(share), fits=pick(ok))
+
+
+def _split_tiling(t: Tiling, geom: Geometry, state: StateWords, hw: Hardware, held: np.ndarray,
+                  split: tuple[np.ndarray, np.ndarray]) -> Tiling:
+    """``split`` = (channel groups, row bands) wanted per layer: a fitting layer takes at least
+    the tiling ``t`` it needs and at most one row of one channel per core."""
+    c, rows = geom.c_out, state.rows
+    n_c_t = np.where(t.fits, np.clip(split[0], t.n_c, c), t.n_c)
+    n_r_t = np.where(t.fits, np.clip(split[1], t.n_r, rows), t.n_r)
+    rr = -(-rows // n_r_t)
+    cc = -(-c // n_c_t)
+    mem = _fixed_bytes(geom, hw, cc) + rr * (cc * _row_bytes(geom, state, hw, held))
+    return Tiling(n_c=-(-c // cc), n_r=-(-rows // rr), cc=cc, rr=rr, mem=mem,
+                  share=(cc * rr) / (c * rows), fits=t.fits)
+
+
+def _pack(t: Tiling, state: StateWords, hw: Hardware) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Consecutive single-core layers share a core while their neurons and memory fit (one event
+    buffer per core) [A]. Returns per layer the core group, its first core and the memory of
+    its core, and the number of physical cores."""
+    n = len(t.mem)
+    buf = hw.buffer_events * hw.event_bits / 8.0
+    neu = (t.cc * t.rr * state.cols).tolist()
+    mem_l, cores_l = t.mem.tolist(), t.cores.tolist()
+    single = ((t.cores == 1) & t.fits).tolist()
+    core_mem = t.mem.astype(np.float64).copy()
     g, phys, open_, cur_neu, cur_mem, members, first_g = -1, 0, False, 0, 0.0, [], 0
-    single = ((cores_b == 1) & fits).tolist()
-    neu_l, mem_l, cores_l = neu.tolist(), mem.tolist(), cores_b.tolist()
-    npc, sram = hw.neurons_per_core, hw.sram_per_core
     group_l, first_l = [0] * n, [0] * n
     for i in range(n):
-        if open_ and single[i] and cur_neu + neu_l[i] <= npc and cur_mem + mem_l[i] - buf <= sram:
-            cur_neu += neu_l[i]
+        if open_ and single[i] and cur_neu + neu[i] <= hw.neurons_per_core \
+                and cur_mem + mem_l[i] - buf <= hw.sram_per_core:
+            cur_neu += neu[i]
             cur_mem += mem_l[i] - buf
             members.append(i)
         else:
@@ -402,50 +496,123 @@ def map_layers(geom: Geometry, state: StateWords, hw: Hardware,
             g += 1
             first_g = phys
             phys += cores_l[i]
-            open_, cur_neu, cur_mem, members = single[i], neu_l[i], mem_l[i], [i]
+            open_, cur_neu, cur_mem, members = single[i], neu[i], mem_l[i], [i]
         group_l[i] = g
         first_l[i] = first_g
     if len(members) > 1:
         core_mem[members] = cur_mem
-    group[:] = group_l
-    first[:] = first_l
-    group_size = np.bincount(group)[group]
-    # placement: snake order over the mesh, layer after layer (packed layers on one core)
-    total = phys
-    starts = np.cumsum(cores_b) - cores_b
-    idx = np.arange(int(cores_b.sum())) - np.repeat(starts, cores_b) + np.repeat(first, cores_b)
+    return np.array(group_l, dtype=np.int64), np.array(first_l, dtype=np.int64), core_mem, phys
+
+
+def _mean_distance(geom: Geometry, hw: Hardware, cores: np.ndarray, first: np.ndarray, total: int) -> np.ndarray:
+    """Cores placed in snake (boustrophedon) order, layer after layer; per layer the mean Manhattan
+    distance between a producer core and one of its cores (outside input enters at node (0, 0))."""
+    n = len(cores)
+    starts = np.cumsum(cores) - cores
+    idx = np.arange(int(cores.sum())) - np.repeat(starts, cores) + np.repeat(first, cores)
     y = idx // hw.mesh_x
     x = np.where(y % 2 == 0, idx % hw.mesh_x, hw.mesh_x - 1 - idx % hw.mesh_x)
-    owner = np.repeat(np.arange(n), cores_b)
+    owner = np.repeat(np.arange(n), cores)
     ny = max(total - 1, 0) // hw.mesh_x + 1
     hx = np.bincount(owner * hw.mesh_x + x, minlength=(n + 1) * hw.mesh_x).reshape(n + 1, hw.mesh_x)
     hy = np.bincount(owner * ny + y, minlength=(n + 1) * ny).reshape(n + 1, ny)
-    inv = np.append(1.0 / cores_b, 1.0)[:, None]
+    inv = np.append(1.0 / cores, 1.0)[:, None]
     hx, hy = hx * inv, hy * inv
     hx[n, 0] = hy[n, 0] = 1.0                               # outside: enters at node (0, 0)
     # E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a)
     p = np.where(geom.producer < 0, n, geom.producer)
     fx, fy = np.cumsum(hx, axis=1), np.cumsum(hy, axis=1)
-    dist = ((fx[p] * (1 - fx[:n]) + fx[:n] * (1 - fx[p])).sum(1)
+    return ((fx[p] * (1 - fx[:n]) + fx[:n] * (1 - fx[p])).sum(1)
             + (fy[p] * (1 - fy[:n]) + fy[:n] * (1 - fy[p])).sum(1))
+
+
+def map_layers(geom: Geometry, state: StateWords, hw: Hardware,
+               split: tuple[np.ndarray, np.ndarray] | None = None) -> CoreMapping:
+    """Tile every layer onto cores and place the cores on the mesh (see module doc).
+
+    ``split`` (optional): per layer (channel groups, row bands) wanted instead of the
+    fewest-cores tiling; a fitting layer takes at least the tiling it needs and at
+    most one row of one channel per core.
+    """
+    held = _held_sender_bytes(geom, state, hw)
+    t = _fewest_cores_tiling(geom, state, hw, held)
+    if split is not None:
+        t = _split_tiling(t, geom, state, hw, held, split)
+    # overflow at the finest tiling (1 channel x 1 row per core)
+    fine_mem = _fixed_bytes(geom, hw, np.ones_like(geom.c_out)) + _row_bytes(geom, state, hw, held)
+    group, first, core_mem, total = _pack(t, state, hw)
+    group_size = np.bincount(group)[group]
     # destination cores of one event: channel groups its fan-out spans x row bands its cover spans
     span = (geom.k[:, 0] - 1) * geom.d[:, 0]
-    d_c = np.minimum(n_c_b, -(-geom.fan_channels // cc_b))
-    d_r = np.minimum(n_r_b, 1.0 + span / (rr_b * geom.s[:, 0]))
-    dest = d_c * d_r
-    return {
-        "cores": cores_b, "channel_groups": n_c_b, "row_bands": n_r_b,
-        "channels_per_core": cc_b, "rows_per_core": rr_b, "share": share_b,
-        "mem_per_core_bytes": core_mem, "layer_mem_per_core_bytes": mem, "neurons_per_core_used": neu,
-        "group": group, "group_size": group_size, "static_cores": cores_b / group_size, "physical_cores": total,
-        "held_sender_bytes": held, "fits": fits, "overflow_neurons": overflow_neurons,
-        "overflow_sram_bytes": overflow_sram, "first_core": first,
-        "dest": dest, "dist": dist, "hops": dest * dist,
-    }
+    d_c = np.minimum(t.n_c, -(-geom.fan_channels // t.cc))
+    d_r = np.minimum(t.n_r, 1.0 + span / (t.rr * geom.s[:, 0]))
+    return CoreMapping(
+        cores=t.cores, channel_groups=t.n_c, row_bands=t.n_r, channels_per_core=t.cc, rows_per_core=t.rr,
+        share=t.share, mem_per_core_bytes=core_mem, layer_mem_per_core_bytes=t.mem,
+        neurons_per_core_used=t.cc * t.rr * state.cols, group=group, group_size=group_size,
+        static_cores=t.cores / group_size, physical_cores=total, held_sender_bytes=held, fits=t.fits,
+        overflow_neurons=np.where(t.fits, 0, np.maximum(state.cols - hw.neurons_per_core, 0)),
+        overflow_sram_bytes=np.where(t.fits, 0.0, np.maximum(fine_mem - hw.sram_per_core, 0.0)),
+        first_core=first, dest=d_c * d_r, dist=_mean_distance(geom, hw, t.cores, first, total))
 
 
-# --------------------------------------------------------------------------- estimate
-def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _spread_split(m: CoreMapping, busy: np.ndarray, c: np.ndarray, rows: np.ndarray,
+                  n_cores: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy: while the chip has free cores, split the layer with the slowest busiest
+    core once more (one row fewer per band, else one channel fewer per group); stop
+    when that layer cannot split or the split would not fit ``n_cores``. Layers left
+    on their minimal tiling keep sharing cores. Load scales with the busiest share."""
+    n_c, n_r = m.channel_groups.copy(), m.row_bands.copy()
+    cores = m.cores.copy()
+    load = busy.astype(np.float64).copy()
+    grown = np.zeros(len(cores), dtype=bool)
+    new_group = np.concatenate([[True], np.diff(m.group) != 0])
+
+    def used() -> int:
+        prev_grown = np.concatenate([[True], grown[:-1]])
+        return int(cores[grown].sum() + cores[~grown & (prev_grown | new_group)].sum())
+
+    active = m.fits & (load > 0)
+    for _ in range(n_cores):
+        if not active.any():
+            break
+        i = int(np.argmax(np.where(active, load, -1.0)))
+        rr, cc = -(-int(rows[i]) // int(n_r[i])), -(-int(c[i]) // int(n_c[i]))
+        if rr > 1:
+            rr2, cc2 = rr - 1, cc
+        elif cc > 1:
+            rr2, cc2 = rr, cc - 1
+        else:
+            break
+        nr2, nc2 = -(-int(rows[i]) // rr2), -(-int(c[i]) // cc2)
+        rr2, cc2 = -(-int(rows[i]) // nr2), -(-int(c[i]) // nc2)
+        old = (cores[i], grown[i])
+        cores[i], grown[i] = nc2 * nr2, True
+        if used() > n_cores:
+            cores[i], grown[i] = old
+            break
+        load[i] *= (cc2 * rr2) / (cc * rr)
+        n_c[i], n_r[i] = nc2, nr2
+    return n_c, n_r
+
+
+# --------------------------------------------------------------------------- estimate steps
+@dataclass(frozen=True, eq=False)
+class Counts:
+    """The validated input of :func:`estimate`: geometry, scheme codes (index into
+    :data:`KINDS`), line axis (True = x) and reverse scan per layer, and the exact
+    ``events`` (E) and ``sops`` (S) per (layer, frame) as float64."""
+
+    geom: Geometry
+    kind: np.ndarray
+    axis_x: np.ndarray
+    reverse: np.ndarray
+    events: np.ndarray
+    sops: np.ndarray
+
+
+def check_stats(stats: Any) -> Counts:
+    """Step 0: the stats of :func:`else_dse.count_events` as :class:`Counts`, or a :class:`CostError`."""
     if not isinstance(stats, xr.Dataset):
         raise CostError(f"stats must be the xarray.Dataset of else_dse.count_events, got {type(stats).__name__}")
     var = stats.variables            # Variables, not DataArrays: this runs once per estimate
@@ -487,56 +654,223 @@ def _check_stats(stats: Any) -> tuple[Geometry, np.ndarray, np.ndarray, np.ndarr
         raise CostError("stats has no frames")
     if not (np.isfinite(events).all() and np.isfinite(sops).all()) or (events < 0).any() or (sops < 0).any():
         raise CostError("stats 'events' and 'sops' must be finite counts >= 0")
-    return geom, kind, axis_x, reverse, events, sops
+    return Counts(geom, kind, axis_x, reverse, events, sops)
 
 
-def _spread_split(m: dict[str, np.ndarray], busy: np.ndarray, c: np.ndarray, rows: np.ndarray,
-                  n_cores: int) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy: while the chip has free cores, split the layer with the slowest busiest
-    core once more (one row fewer per band, else one channel fewer per group); stop
-    when that layer cannot split or the split would not fit ``n_cores``. Layers left
-    on their minimal tiling keep sharing cores. Load scales with the busiest share."""
-    n_c, n_r = m["channel_groups"].copy(), m["row_bands"].copy()
-    cores = m["cores"].copy()
-    load = busy.astype(np.float64).copy()
-    grown = np.zeros(len(cores), dtype=bool)
-    new_group = np.concatenate([[True], np.diff(m["group"]) != 0])
 
-    def used() -> int:
-        prev_grown = np.concatenate([[True], grown[:-1]])
-        return int(cores[grown].sum() + cores[~grown & (prev_grown | new_group)].sum())
 
-    active = m["fits"] & (load > 0)
-    for _ in range(n_cores):
-        if not active.any():
-            break
-        i = int(np.argmax(np.where(active, load, -1.0)))
-        rr, cc = -(-int(rows[i]) // int(n_r[i])), -(-int(c[i]) // int(n_c[i]))
-        if rr > 1:
-            rr2, cc2 = rr - 1, cc
-        elif cc > 1:
-            rr2, cc2 = rr, cc - 1
-        else:
-            break
-        nr2, nc2 = -(-int(rows[i]) // rr2), -(-int(c[i]) // cc2)
-        rr2, cc2 = -(-int(rows[i]) // nr2), -(-int(c[i]) // nc2)
-        old = (cores[i], grown[i])
-        cores[i], grown[i] = nc2 * nr2, True
-        if used() > n_cores:
-            cores[i], grown[i] = old
-            break
-        load[i] *= (cc2 * rr2) / (cc * rr)
-        n_c[i], n_r[i] = nc2, nr2
-    return n_c, n_r
+@dataclass(frozen=True, eq=False)
+class CoreWork:
+    """Step 2, the work per (layer, frame): neuron ``updates`` U, state ``traffic_words`` M,
+    ``events_out`` (the events a layer's output sends), ``busy`` (s, the layer's busiest
+    core) and ``core_busy`` (s, per physical core: layers sharing a core add up)."""
+
+    updates: np.ndarray
+    traffic_words: np.ndarray
+    events_out: np.ndarray
+    busy: np.ndarray
+    core_busy: np.ndarray
+
+
+def neuron_updates(counts: Counts, execution: str) -> np.ndarray:
+    """U per (layer, frame): every neuron every step when time-stepped, else the neurons
+    ``S`` SOPs landing uniformly at random touch, ``N*(1 - exp(-S/N))`` [A]."""
+    N = counts.geom.neurons.astype(np.float64)[:, None]
+    if execution == "timestep":
+        return np.broadcast_to(N, counts.events.shape)
+    return -N * np.expm1(-counts.sops / N)
+
+
+def core_work(counts: Counts, state: StateWords, m: CoreMapping, hw: Hardware, updates: np.ndarray) -> CoreWork:
+    """Per-core work of every layer on mapping ``m`` (the module doc's ``U``, ``M`` and ``T``)."""
+    E, S, geom, nw = counts.events, counts.sops, counts.geom, hw.neuron_words
+    n, n_frames = E.shape
+    delta = ((counts.kind == _LINE) | (counts.kind == _TEMPORAL))[:, None]
+    traffic = (2.0 * state.copies * nw + state.ref_reads)[:, None] + np.where(delta, E, 0.0)
+    e_out = np.zeros((n + 1, n_frames))
+    np.add.at(e_out, np.where(geom.producer < 0, n, geom.producer), E)
+    f = m.share[:, None]
+    busy = 1e-9 * (f * S * (hw.t_sop / hw.lanes) + f * updates * hw.t_neuron_update
+                   + (f * state.copies[:, None] * nw) * hw.t_neuron_update
+                   + (E * (m.dest / m.cores)[:, None]) * m.dist[:, None] * hw.t_hop)
+    g_start = np.flatnonzero(np.concatenate([[True], np.diff(m.group) != 0]))
+    return CoreWork(updates=updates, traffic_words=traffic, events_out=e_out[:n], busy=busy,
+                    core_busy=np.add.reduceat(busy, g_start, axis=0))
+
+
+@dataclass(frozen=True, eq=False)
+class Latency:
+    """Step 3, frame latency (s, per frame) under each schedule; ``frame`` is that of ``schedule``.
+    ``stream_starts`` marks the first layer of every streamed run, ``stream_axis`` the line
+    axis each layer streams along (0 = y, 1 = x)."""
+
+    schedule: str
+    sequential: np.ndarray
+    streamed: np.ndarray
+    step: np.ndarray
+    stream_starts: np.ndarray
+    stream_axis: np.ndarray
+    throughput_fps: float
+    busiest_core_s: float
+
+    @property
+    def frame(self) -> np.ndarray:
+        return {"sequential": self.sequential, "streamed": self.streamed, "step": self.step}[self.schedule]
+
+
+def stream_runs(counts: Counts, m: CoreMapping) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of consecutive layers that overlap line by line under ``"streamed"``, the same rule
+    for every scheme: a run breaks where a layer shares the previous layer's core, or where
+    a line-delta layer needs its input lines in another order (axis or direction) than the
+    run streams. Conventional, dense and temporal-delta layers take lines in any order.
+    Returns (run starts, streaming axis per layer: 0 = y, 1 = x)."""
+    n = len(counts.kind)
+    order = np.where(counts.kind == _LINE, 1 + 2 * counts.axis_x + counts.reverse, 0).tolist()
+    shared = m.shares_core_with_previous.tolist()
+    starts, run_order, current = [False] * n, [0] * n, 0
+    for i in range(n):
+        if i == 0 or shared[i] or (order[i] and current and order[i] != current):
+            starts[i], current = True, order[i]
+        elif order[i] and not current:
+            current = order[i]
+        run_order[i] = current
+    start = np.array(starts)
+    run = np.cumsum(start) - 1
+    ends = np.append(np.flatnonzero(start)[1:], n) - 1
+    final = np.array(run_order)[ends][run]                 # the run's order (0: any, 1-2: y, 3-4: x)
+    return start, (final >= 3).astype(np.int64)
+
+
+def frame_latency(counts: Counts, state: StateWords, m: CoreMapping, w: CoreWork, hw: Hardware,
+                  schedule: str) -> Latency:
+    """Latency per frame of every schedule (module doc); the same rule for every scheme."""
+    busy, geom = w.busy, counts.geom
+    t_bar = hw.t_barrier * 1e-9
+    starts, axis = stream_runs(counts, m)
+    s = np.flatnonzero(starts)
+    idx = np.arange(len(axis))
+    ext = np.where(axis == 1, state.cols, state.rows)
+    fill = np.minimum(1.0, geom.k[idx, axis] / ext)[:, None] * busy      # each layer waits for k lines
+    runs = np.minimum(np.add.reduceat(busy, s, axis=0),
+                      np.maximum.reduceat(busy, s, axis=0) + np.add.reduceat(fill, s, axis=0))
+    bottleneck = float(w.core_busy.mean(axis=1).max()) + t_bar
+    return Latency(schedule=schedule, sequential=busy.sum(0) + t_bar, streamed=runs.sum(0) + t_bar,
+                   step=w.core_busy.max(0) + t_bar, stream_starts=starts, stream_axis=axis,
+                   throughput_fps=1.0 / bottleneck if bottleneck > 0 else float("inf"),
+                   busiest_core_s=float(w.core_busy.mean(axis=1).max()))
+
+
+@dataclass(frozen=True, eq=False)
+class Energy:
+    """Step 4, energy per (layer, frame) in pJ, one array per component of :data:`COMPONENTS`."""
+
+    synaptic: np.ndarray
+    neuron: np.ndarray
+    events: np.ndarray
+    memory: np.ndarray
+    barrier: np.ndarray
+    static: np.ndarray
+
+    def components(self) -> dict[str, np.ndarray]:
+        return {c: getattr(self, c) for c in COMPONENTS}
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.synaptic + self.neuron + self.events + self.memory + self.barrier + self.static
+
+
+def energy_components(counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, hw: Hardware) -> Energy:
+    """The module doc's energy terms; static power is charged over the schedule's frame latency."""
+    E = counts.events
+    sc = m.static_cores                                     # physical cores, shared ones split
+    p_static = (sc * hw.p_static_core + hw.p_static_chip * sc / m.physical_cores)[:, None]   # mW
+    return Energy(
+        synaptic=counts.sops * hw.e_sop,
+        neuron=w.updates * hw.e_neuron_update,
+        events=E * (hw.e_event_out + m.hops * hw.e_hop)[:, None],
+        memory=w.traffic_words * (hw.state_bits * hw.e_sram_bit),
+        barrier=np.broadcast_to((sc * hw.e_barrier)[:, None], E.shape),
+        static=p_static * 1e9 * lat.frame[None, :])
+
+
+@dataclass(frozen=True, eq=False)
+class Memory:
+    """Step 5, memory per layer in bytes: state persistent across frames, state within a frame,
+    state under line-streaming accounting, weights and event buffers."""
+
+    persistent: np.ndarray
+    frame: np.ndarray
+    streaming: np.ndarray
+    weights: np.ndarray
+    buffers: np.ndarray
+
+
+def memory_bytes(geom: Geometry, state: StateWords, m: CoreMapping, hw: Hardware) -> Memory:
+    sb, nw = hw.state_bits / 8.0, hw.neuron_words
+    state_bytes = (state.sender + state.consumer * nw) * sb
+    return Memory(persistent=np.where(state.persistent, state_bytes, 0.0),
+                  frame=np.where(state.persistent, 0.0, state_bytes),
+                  streaming=(state.sender + state.streaming * nw) * sb,
+                  weights=geom.weights * (hw.weight_bits / 8.0),
+                  buffers=m.static_cores * hw.buffer_events * hw.event_bits / 8.0)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Step 6: whether the mapping fits the chip, and if not, what overflows by how much."""
+
+    fits: bool
+    overflow: tuple[str, ...]
+
+
+def fit_of(geom: Geometry, state: StateWords, m: CoreMapping, hw: Hardware) -> Fit:
+    """Which layer overflows which limit (``neurons_per_core``, ``sram_per_core``, ``n_cores``) by how much."""
+    out = []
+    for i in np.flatnonzero(~m.fits):
+        name = geom.names[i]
+        if m.overflow_neurons[i] <= 0 and m.overflow_sram_bytes[i] <= 0:   # rounding at the limit
+            out.append(f"layer {name!r}: no tiling fits neurons_per_core={hw.neurons_per_core} "
+                       f"and sram_per_core={hw.sram_per_core} (at the limit)")
+        if m.overflow_neurons[i] > 0:
+            out.append(f"layer {name!r}: one output row of one channel needs {int(state.cols[i])} "
+                       f"neurons, over neurons_per_core={hw.neurons_per_core} by {int(m.overflow_neurons[i])}")
+        if m.overflow_sram_bytes[i] > 0:
+            out.append(f"layer {name!r}: at one channel and one row per core it needs "
+                       f"{m.overflow_sram_bytes[i] + hw.sram_per_core:.0f} bytes per core, over "
+                       f"sram_per_core={hw.sram_per_core} by {m.overflow_sram_bytes[i]:.0f}")
+    fits_cores = m.physical_cores <= hw.n_cores
+    if not fits_cores:
+        out.append(f"the mapping needs {m.physical_cores} cores, over n_cores={hw.n_cores} "
+                   f"by {m.physical_cores - hw.n_cores}")
+    return Fit(fits=bool(m.fits.all() and fits_cores), overflow=tuple(out))
+
+
+def resolve_schedule(hw: Hardware, execution: str | None, schedule: str | None) -> tuple[str, str]:
+    """(execution, schedule) of an estimate: the arguments, else the template's; schedule
+    ``"auto"`` is ``"step"`` when time-stepped, else ``"streamed"``."""
+    execution = hw.execution if execution is None else execution
+    if execution not in EXECUTIONS:
+        raise CostError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+    if schedule == "pipelined":
+        raise CostError("schedule 'pipelined' (line-delta layers only) is gone: use 'streamed', which "
+                        f"overlaps the layers of every scheme alike; allowed: {SCHEDULES} or None")
+    schedule = hw.schedule if schedule is None else schedule
+    if schedule == "auto":
+        schedule = "step" if execution == "timestep" else "streamed"
+    if schedule not in SCHEDULES:
+        raise CostError(f"schedule must be one of {SCHEDULES} or None (the template's), got {schedule!r}")
+    return execution, schedule
 
 
 def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None,
              schedule: str | None = None, spread: bool = False) -> xr.Dataset:
-    """Energy, latency and memory of ``stats`` on ``hardware`` (see the module doc).
+    """Energy, latency and memory of ``stats`` on ``hardware``: mapping -> per-core work ->
+    latency (schedule) -> energy components -> memory -> fit (see the module doc).
 
     ``execution`` overrides ``hardware.execution`` ("event" | "timestep");
-    ``schedule`` is "sequential" | "pipelined" | "step" or None for the default
-    ("step" when time-stepped, else "pipelined": line-delta runs overlap).
+    ``schedule`` overrides ``hardware.schedule``: "sequential" (layer by layer), "streamed"
+    (consecutive layers overlap line by line, every scheme alike) or "step"; the template's
+    default ``"auto"`` is "step" when time-stepped, else "streamed".
     ``spread=True`` hands the cores the fewest-cores mapping leaves free to the
     layer whose busiest core is slowest, one split at a time (one row fewer per
     band, else one channel fewer per group), lowering the busiest core's time at
@@ -546,15 +880,16 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     ``events``, ``events_out``, ``sops``, ``neuron_updates``, ``hops``,
     ``energy_pj`` and ``energy_<component>_pj`` for :data:`COMPONENTS`,
     ``busy_s`` (busiest core), ``latency_s`` (the layer's contribution to the
-    sequential latency), ``cores``, ``weight_bytes``, ``state_persistent_bytes``,
+    sequential latency), ``stream_run_start``, ``cores``, ``weight_bytes``, ``state_persistent_bytes``,
     ``state_frame_bytes``, ``buffer_bytes``, ``mem_per_core_bytes``, ``layer_fits``;
     per frame ``frame_energy_pj`` / ``frame_busy_s`` (layer, frame) and
     ``frame_total_energy_pj`` / ``frame_total_latency_s`` (frame); and totals
     ``total_energy_pj``, ``total_energy_<component>_pj``, ``total_latency_s``,
-    ``total_latency_sequential_s``, ``total_latency_pipelined_s``, ``total_step_s``,
-    ``throughput_fps``, ``peak_mem_per_core_bytes``, ``total_state_persistent_bytes``,
-    ``total_state_frame_bytes``, ``total_weight_bytes``, ``total_cores``, ``fits``.
-    ``attrs["overflow"]`` is a human-readable description of why the mapping does
+    ``total_latency_sequential_s``, ``total_latency_streamed_s``, ``total_step_s``,
+    ``total_static_power_mw``, ``throughput_fps``, ``peak_mem_per_core_bytes``,
+    ``total_state_persistent_bytes``, ``total_state_frame_bytes``, ``total_weight_bytes``,
+    ``total_cores``, ``fits``. ``attrs``: ``schedule`` and ``execution`` used, and
+    ``overflow``, a human-readable description of why the mapping does
     not fit -- which layer overflows which limit (``neurons_per_core``,
     ``sram_per_core``, ``n_cores``) by how much, ``"; "``-separated -- and ``""``
     exactly when ``fits`` is true.
@@ -562,154 +897,80 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     if not isinstance(hardware, Hardware):
         raise CostError(f"hardware must be an else_dse.Hardware, got {type(hardware).__name__}")
     hw = hardware
-    execution = hw.execution if execution is None else execution
-    if execution not in EXECUTIONS:
-        raise CostError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
-    if schedule is None:
-        schedule = "step" if execution == "timestep" else "pipelined"
-    if schedule not in SCHEDULES:
-        raise CostError(f"schedule must be one of {SCHEDULES} or None, got {schedule!r}")
-    geom, kind, axis_x, reverse, E, S = _check_stats(stats)
-    n, n_frames = E.shape
-    st = state_words(geom, kind, axis_x, reverse)
-    m = map_layers(geom, st, hw)
-    sb = hw.state_bits / 8.0
-    nw = hw.neuron_words
+    execution, schedule = resolve_schedule(hw, execution, schedule)
+    counts = check_stats(stats)
+    geom = counts.geom
+    st = state_words(geom, counts.kind, counts.axis_x, counts.reverse)
+    m = map_layers(geom, st, hw)                                            # 1. mapping
+    updates = neuron_updates(counts, execution)
+    work = core_work(counts, st, m, hw, updates)                            # 2. per-core work
+    if spread and m.physical_cores < hw.n_cores and m.fits.any():
+        split = _spread_split(m, work.busy.mean(1), geom.c_out, st.rows, hw.n_cores)
+        m = map_layers(geom, st, hw, split=split)
+        work = core_work(counts, st, m, hw, updates)
+    lat = frame_latency(counts, st, m, work, hw, schedule)                  # 3. latency
+    energy = energy_components(counts, m, work, lat, hw)                    # 4. energy
+    memory = memory_bytes(geom, st, m, hw)                                  # 5. memory
+    fit = fit_of(geom, st, m, hw)                                           # 6. fit
+    attrs = {"hardware": hw.name, "execution": execution, "schedule": schedule, "spread": int(spread),
+             "overflow": "; ".join(fit.overflow), "layers": stats.attrs["layers"],
+             "hardware_json": _hardware_json(hw)}
+    return _result(stats, counts, m, work, lat, energy, memory, fit, hw, attrs)
 
-    # ---- counts per (layer, frame)
-    N = geom.neurons.astype(np.float64)[:, None]
-    if execution == "timestep":
-        U = np.broadcast_to(N, E.shape)
-    else:
-        U = -N * np.expm1(-S / N)
-    delta = ((kind == _LINE) | (kind == _TEMPORAL))[:, None]
-    traffic_words = (2.0 * st.copies * nw + st.ref_reads)[:, None] + np.where(delta, E, 0.0)
-    E_out = np.zeros((n + 1, n_frames))
-    np.add.at(E_out, np.where(geom.producer < 0, n, geom.producer), E)
-    E_out = E_out[:n]
 
-    # ---- busiest core time (s)
-    def busiest(m: dict[str, np.ndarray]) -> np.ndarray:
-        f = m["share"][:, None]
-        return 1e-9 * (f * S * (hw.t_sop / hw.lanes) + f * U * hw.t_neuron_update
-                       + (f * st.copies[:, None] * nw) * hw.t_neuron_update
-                       + (E * (m["dest"] / m["cores"])[:, None]) * m["dist"][:, None] * hw.t_hop)
-
-    busy = busiest(m)
-    if spread and m["physical_cores"] < hw.n_cores and m["fits"].any():
-        m = map_layers(geom, st, hw, split=_spread_split(m, busy.mean(1), geom.c_out, st.rows, hw.n_cores))
-        busy = busiest(m)
-    cores = m["cores"].astype(np.float64)
-    t_bar = hw.t_barrier * 1e-9
-    lat_seq = busy.sum(0) + t_bar
-    g_start = np.flatnonzero(np.concatenate([[True], np.diff(m["group"]) != 0]))
-    core_busy = np.add.reduceat(busy, g_start, axis=0)     # per physical core (group of packed layers)
-    step = core_busy.max(0) + t_bar
-    # line-pipelined runs of consecutive line-delta layers on different cores
-    line = kind == _LINE
-    same_core = np.concatenate([[False], np.diff(m["group"]) == 0])
-    run_start = ~line | np.concatenate([[True], ~line[:-1]]) | same_core
-    starts = np.flatnonzero(run_start)
-    k_axis = geom.k[np.arange(n), axis_x.astype(np.int64)]
-    ext = np.where(axis_x, st.cols, st.rows)
-    fill = np.where(line, np.minimum(1.0, k_axis / ext), 1.0)[:, None] * busy
-    seg_sum = np.add.reduceat(busy, starts, axis=0)
-    seg_lat = np.minimum(seg_sum, np.maximum.reduceat(busy, starts, axis=0)
-                         + np.where(line[starts][:, None], np.add.reduceat(fill, starts, axis=0), 0.0))
-    lat_pipe = seg_lat.sum(0) + t_bar
-    lat = {"sequential": lat_seq, "pipelined": lat_pipe, "step": step}[schedule]
-
-    # ---- energy (pJ) per (layer, frame)
-    sc = m["static_cores"]                                  # physical cores, shared ones split
-    p_static = (sc * hw.p_static_core + hw.p_static_chip * sc / m["physical_cores"])[:, None]   # mW
-    comp = {
-        "synaptic": S * hw.e_sop,
-        "neuron": U * hw.e_neuron_update,
-        "events": E * (hw.e_event_out + m["hops"] * hw.e_hop)[:, None],
-        "memory": traffic_words * (hw.state_bits * hw.e_sram_bit),
-        "barrier": np.broadcast_to((sc * hw.e_barrier)[:, None], E.shape),
-        "static": p_static * 1e9 * lat[None, :],
-    }
-    energy = sum(comp.values())
-
-    # ---- memory (bytes)
-    state_bytes = (st.sender + st.consumer * nw) * sb
-    streaming_bytes = (st.sender + st.streaming * nw) * sb
-    persistent = np.where(st.persistent, state_bytes, 0.0)
-    frame_state = np.where(st.persistent, 0.0, state_bytes)
-    weight_bytes = geom.weights * (hw.weight_bits / 8.0)
-    buffer_bytes = sc * hw.buffer_events * hw.event_bits / 8.0
-
-    fits_cores = m["physical_cores"] <= hw.n_cores
-    fits = bool(m["fits"].all() and fits_cores)
-    overflow = []
-    for i in np.flatnonzero(~m["fits"]):
-        if m["overflow_neurons"][i] <= 0 and m["overflow_sram_bytes"][i] <= 0:   # rounding at the limit
-            overflow.append(f"layer {geom.names[i]!r}: no tiling fits neurons_per_core={hw.neurons_per_core} "
-                            f"and sram_per_core={hw.sram_per_core} (at the limit)")
-        if m["overflow_neurons"][i] > 0:
-            overflow.append(f"layer {geom.names[i]!r}: one output row of one channel needs {int(st.cols[i])} "
-                            f"neurons, over neurons_per_core={hw.neurons_per_core} by "
-                            f"{int(m['overflow_neurons'][i])}")
-        if m["overflow_sram_bytes"][i] > 0:
-            overflow.append(f"layer {geom.names[i]!r}: at one channel and one row per core it needs "
-                            f"{m['overflow_sram_bytes'][i] + hw.sram_per_core:.0f} bytes per core, over "
-                            f"sram_per_core={hw.sram_per_core} by {m['overflow_sram_bytes'][i]:.0f}")
-    if not fits_cores:
-        overflow.append(f"the mapping needs {m['physical_cores']} cores, over n_cores={hw.n_cores} "
-                        f"by {m['physical_cores'] - hw.n_cores}")
-
+def _result(stats: xr.Dataset, counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, energy: Energy,
+            memory: Memory, fit: Fit, hw: Hardware, attrs: dict[str, Any]) -> xr.Dataset:
+    """The steps' values as the documented Dataset."""
     L, LF, F = ("layer",), ("layer", "frame"), ("frame",)
     mean = lambda a: a.mean(axis=1)  # noqa: E731
+    comp, total = energy.components(), energy.total
+    E, S = counts.events, counts.sops
+    sc = m.static_cores
     data: dict[str, Any] = {
-        "events": (L, mean(E)), "events_out": (L, mean(E_out)), "sops": (L, mean(S)),
-        "neuron_updates": (L, mean(U)), "hops": (L, m["hops"]), "dest_cores": (L, m["dest"]),
-        "energy_pj": (L, mean(energy)),
+        "events": (L, mean(E)), "events_out": (L, mean(w.events_out)), "sops": (L, mean(S)),
+        "neuron_updates": (L, mean(w.updates)), "hops": (L, m.hops), "dest_cores": (L, m.dest),
+        "energy_pj": (L, mean(total)),
         **{f"energy_{c}_pj": (L, mean(v)) for c, v in comp.items()},
-        "state_traffic_bits": (L, mean(traffic_words) * hw.state_bits),
-        "busy_s": (L, mean(busy)), "latency_s": (L, mean(busy)),
-        "cores": (L, m["cores"]), "channel_groups": (L, m["channel_groups"]),
-        "row_bands": (L, m["row_bands"]), "first_core": (L, m["first_core"]),
-        "core_group": (L, m["group"]), "layers_on_core": (L, m["group_size"]),
-        "busiest_core_share": (L, m["share"]),
-        "weight_bytes": (L, weight_bytes), "state_persistent_bytes": (L, persistent),
-        "state_frame_bytes": (L, frame_state), "state_streaming_bytes": (L, streaming_bytes),
-        "buffer_bytes": (L, buffer_bytes),
-        "mem_per_core_bytes": (L, m["mem_per_core_bytes"]),
-        "neurons_per_core_used": (L, m["neurons_per_core_used"]),
-        "layer_fits": (L, m["fits"]), "overflow_neurons": (L, m["overflow_neurons"]),
-        "overflow_sram_bytes": (L, m["overflow_sram_bytes"]),
-        "frame_energy_pj": (LF, energy), "frame_busy_s": (LF, busy),
-        "frame_total_energy_pj": (F, energy.sum(0)), "frame_total_latency_s": (F, lat),
-        "total_energy_pj": ((), float(energy.sum(0).mean())),
+        "state_traffic_bits": (L, mean(w.traffic_words) * hw.state_bits),
+        "busy_s": (L, mean(w.busy)), "latency_s": (L, mean(w.busy)),
+        "stream_run_start": (L, lat.stream_starts),
+        "cores": (L, m.cores), "channel_groups": (L, m.channel_groups),
+        "row_bands": (L, m.row_bands), "first_core": (L, m.first_core),
+        "core_group": (L, m.group), "layers_on_core": (L, m.group_size),
+        "busiest_core_share": (L, m.share),
+        "weight_bytes": (L, memory.weights), "state_persistent_bytes": (L, memory.persistent),
+        "state_frame_bytes": (L, memory.frame), "state_streaming_bytes": (L, memory.streaming),
+        "buffer_bytes": (L, memory.buffers),
+        "mem_per_core_bytes": (L, m.mem_per_core_bytes), "neurons_per_core_used": (L, m.neurons_per_core_used),
+        "layer_fits": (L, m.fits), "overflow_neurons": (L, m.overflow_neurons),
+        "overflow_sram_bytes": (L, m.overflow_sram_bytes),
+        "frame_energy_pj": (LF, total), "frame_busy_s": (LF, w.busy),
+        "frame_total_energy_pj": (F, total.sum(0)), "frame_total_latency_s": (F, lat.frame),
+        "total_energy_pj": ((), float(total.sum(0).mean())),
         **{f"total_energy_{c}_pj": ((), float(v.sum(0).mean())) for c, v in comp.items()},
-        "total_latency_s": ((), float(lat.mean())),
-        "total_latency_sequential_s": ((), float(lat_seq.mean())),
-        "total_latency_pipelined_s": ((), float(lat_pipe.mean())),
-        "total_step_s": ((), float(step.mean())),
-        "throughput_fps": ((), float(1.0 / (mean(core_busy).max() + t_bar)) if (mean(core_busy).max() + t_bar) > 0
-                           else float("inf")),
-        "busiest_core_cycles": ((), float(mean(core_busy).max() * hw.clock_hz)),
+        "total_latency_s": ((), float(lat.frame.mean())),
+        "total_latency_sequential_s": ((), float(lat.sequential.mean())),
+        "total_latency_streamed_s": ((), float(lat.streamed.mean())),
+        "total_step_s": ((), float(lat.step.mean())),
+        "total_static_power_mw": ((), float((sc * hw.p_static_core + hw.p_static_chip * sc / m.physical_cores)
+                                            .sum())),
+        "throughput_fps": ((), lat.throughput_fps),
+        "busiest_core_cycles": ((), lat.busiest_core_s * hw.clock_hz if hw.clock_hz else float("nan")),
         "total_sops": ((), float(mean(S).sum())), "total_events": ((), float(mean(E).sum())),
-        "total_neuron_updates": ((), float(mean(U).sum())),
-        "peak_mem_per_core_bytes": ((), float(m["mem_per_core_bytes"].max())),
-        "total_state_persistent_bytes": ((), float(persistent.sum())),
-        "total_state_frame_bytes": ((), float(frame_state.sum())),
-        "total_state_streaming_bytes": ((), float(streaming_bytes.sum())),
-        "total_weight_bytes": ((), float(weight_bytes.sum())),
-        "total_buffer_bytes": ((), float(buffer_bytes.sum())),
-        "total_cores": ((), int(m["physical_cores"])),
-        "fits": ((), fits),
+        "total_neuron_updates": ((), float(mean(w.updates).sum())),
+        "peak_mem_per_core_bytes": ((), float(m.mem_per_core_bytes.max())),
+        "total_state_persistent_bytes": ((), float(memory.persistent.sum())),
+        "total_state_frame_bytes": ((), float(memory.frame.sum())),
+        "total_state_streaming_bytes": ((), float(memory.streaming.sum())),
+        "total_weight_bytes": ((), float(memory.weights.sum())),
+        "total_buffer_bytes": ((), float(memory.buffers.sum())),
+        "total_cores": ((), int(m.physical_cores)),
+        "fits": ((), fit.fits),
     }
-    coords: dict[str, Any] = {"layer": list(geom.names), "scheme": (L, np.array(KINDS)[kind])}
+    coords: dict[str, Any] = {"layer": list(counts.geom.names), "scheme": (L, np.array(KINDS)[counts.kind])}
     if "frame" in stats.coords:
         coords["frame"] = stats.variables["frame"].values
     reuse = {d: (stats.variables[d], stats.xindexes[d]) for d in ("layer", "frame") if d in stats.xindexes}
-    attrs = {
-        "hardware": hw.name, "execution": execution, "schedule": schedule, "spread": int(spread),
-        "overflow": "; ".join(overflow), "layers": stats.attrs["layers"],
-        "hardware_json": _hardware_json(hw),
-    }
     return _dataset(data, coords, attrs, reuse)
 
 

@@ -14,7 +14,10 @@ then only assigns. ``Hardware.__post_init__`` runs the same check so that no
 invalid object exists.
 
 Units: energies in pJ, times in ns, power in mW, memory in bytes, widths in
-bits, clock in Hz (0 = asynchronous; the model uses the ``t_*`` times directly).
+bits, clock in Hz (``None``, omitted in a template, for asynchronous logic; the model uses
+the ``t_*`` times directly). Impossible values are rejected naming the field: a clock of 0 Hz,
+an operation that takes no time (``t_sop``, ``t_neuron_update``, ``t_hop`` must be > 0),
+bit widths over 64, a mesh smaller than ``n_cores``.
 
 Time convention: ``t_sop`` is the time of one synaptic operation on ONE lane; a
 core runs ``lanes`` SOPs in parallel, so ``S`` SOPs keep it busy
@@ -49,6 +52,7 @@ import tomli_w
 
 __all__ = [
     "EXECUTIONS",
+    "SCHEDULES",
     "FIELDS",
     "Hardware",
     "HardwareError",
@@ -59,6 +63,8 @@ __all__ = [
 ]
 
 EXECUTIONS = ("event", "timestep")
+#: how the layers of one frame share time (else_dse.cost); "auto" = "step" when time-stepped, else "streamed"
+SCHEDULES = ("sequential", "streamed", "step")
 SOURCE_TAGS = ("P", "S", "D", "A")
 
 
@@ -67,16 +73,21 @@ class HardwareError(ValueError):
 
 
 # field -> (kind, unit, meaning).  kind: "count" (int >= 1), "int0" (int >= 0),
-# "energy"/"time"/"power"/"clock" (float >= 0), "text", "execution".
+# "energy"/"time"/"power" (float >= 0), "clock" (float > 0, or 0 = asynchronous), "text",
+# "execution", "schedule".
 FIELDS: dict[str, tuple[str, str, str]] = {
     "name": ("text", "-", "template name"),
     "execution": ("execution", "-", "'event': a neuron is updated only when it receives input; "
                   "'timestep': every neuron is updated every step (one stats frame = one step)"),
+    "schedule": ("schedule", "-", "how the layers of a frame share time, the same for every scheme: "
+                 "'sequential' (layer by layer), 'streamed' (consecutive layers on different cores "
+                 "overlap line by line), 'step' (all layers in parallel, then a barrier), 'auto' "
+                 "('step' when time-stepped, else 'streamed')"),
     "n_cores": ("count", "-", "neuro cores on the chip"),
     "mesh_x": ("count", "-", "mesh columns (mesh_x * mesh_y >= n_cores)"),
     "mesh_y": ("count", "-", "mesh rows"),
-    "clock_hz": ("clock", "Hz", "core clock, 0 for asynchronous logic; times t_* are used directly, "
-                 "the clock only converts the busiest core's time to cycles"),
+    "clock_hz": ("clock", "Hz", "core clock; omitted (None) for asynchronous logic. Times t_* are used "
+                 "directly, the clock only converts the busiest core's time to cycles"),
     "neurons_per_core": ("count", "-", "neurons (output positions with their own state) one core holds"),
     "sram_per_core": ("count", "byte", "data memory per core for weights, state and event buffers"),
     "weight_bits": ("count", "bit", "bits per synaptic weight"),
@@ -102,18 +113,28 @@ FIELDS: dict[str, tuple[str, str, str]] = {
 
 _INT_KINDS = ("count", "int0")
 _FLOAT_KINDS = ("energy", "time", "power", "clock")
+#: fields that cannot be 0: an operation that takes no time does not exist (an energy may be 0:
+#: a term left out, or zeroed to isolate the others)
+_POSITIVE = ("t_sop", "t_neuron_update", "t_hop")
+#: bit widths: at most 64 (a wider word is not a word any core has)
+_BITS = ("weight_bits", "state_bits", "event_bits")
 
 
-def _allowed(kind: str) -> str:
+def _allowed(kind: str, name: str = "") -> str:
+    if name in _POSITIVE:
+        return f"a number > 0 ({FIELDS[name][1]}); an operation cannot take no time"
+    if name in _BITS:
+        return "an integer from 1 to 64 (bits)"
     return {
         "count": "an integer >= 1",
         "int0": "an integer >= 0",
         "energy": "a number >= 0 (pJ)",
         "time": "a number >= 0 (ns)",
         "power": "a number >= 0 (mW)",
-        "clock": "a number >= 0 (Hz; 0 = asynchronous)",
+        "clock": "a number > 0 (Hz), or omitted (None) for asynchronous logic",
         "text": "a non-empty string",
         "execution": f"one of {EXECUTIONS}",
+        "schedule": f"one of {('auto', *SCHEDULES)}",
     }[kind]
 
 
@@ -145,20 +166,22 @@ def validate(description: Mapping[str, Any], *, partial: bool = False) -> dict[s
                 isinstance(value, float) and value.is_integer())
             if ok:
                 value = int(value)
-                ok = value >= (1 if kind == "count" else 0)
+                ok = value >= (1 if kind == "count" else 0) and (name not in _BITS or value <= 64)
+        elif kind == "clock" and value is None:
+            pass                                    # asynchronous logic
         elif kind in _FLOAT_KINDS:
-            if value is None and kind == "clock":
-                value = 0.0
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             if ok:
                 value = float(value)
-                ok = math.isfinite(value) and value >= 0
+                ok = math.isfinite(value) and (value > 0 if kind == "clock" or name in _POSITIVE else value >= 0)
         elif kind == "text":
             ok = isinstance(value, str) and bool(value)
         elif kind == "execution":
             ok = value in EXECUTIONS
+        elif kind == "schedule":
+            ok = value in ("auto", *SCHEDULES)
         if not ok:
-            problems.append(f"{name} must be {_allowed(kind)}, got {value!r}")
+            problems.append(f"{name} must be {_allowed(kind, name)}, got {value!r}")
         out[name] = value
     if not problems and {"n_cores", "mesh_x", "mesh_y"} <= set(out):
         if out["mesh_x"] * out["mesh_y"] < out["n_cores"]:
@@ -191,7 +214,6 @@ class Hardware:
     n_cores: int
     mesh_x: int
     mesh_y: int
-    clock_hz: float
     neurons_per_core: int
     sram_per_core: int
     weight_bits: int
@@ -207,7 +229,9 @@ class Hardware:
     t_neuron_update: float
     t_hop: float
     name: str = "custom"
+    clock_hz: float | None = None
     execution: str = "event"
+    schedule: str = "auto"
     neuron_words: int = 1
     event_bits: int = 32
     buffer_events: int = 64
@@ -254,7 +278,7 @@ class Hardware:
 
     def to_toml(self, path: str | Path | None = None) -> str:
         """The template as TOML text (``[hardware]`` + ``[sources]``); written to ``path`` if given."""
-        doc: dict[str, Any] = {"hardware": self.to_dict()}
+        doc: dict[str, Any] = {"hardware": {k: v for k, v in self.to_dict().items() if v is not None}}
         if self.sources:
             doc["sources"] = dict(self.sources)
         text = tomli_w.dumps(doc)

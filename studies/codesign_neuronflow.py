@@ -8,8 +8,8 @@ core) and the total error stays within a budget?
 The space: per layer, the scheme among conventional, line delta along y or x,
 and temporal delta, with its threshold in 0..``--max-threshold``; the chip's
 ``n_cores`` and ``sram_per_core`` (the mesh grows with the cores). Objectives:
-``energy`` and ``latency`` per frame (``else_dse.estimate``: line-pipelined
-execution of line-delta runs). Constraints: ``Fits()`` and
+``energy`` and ``latency`` per frame (``else_dse.estimate``: the template's
+``"streamed"`` schedule, consecutive layers of every scheme overlapping line by line). Constraints: ``Fits()`` and
 ``ErrorBudget(--error-budget)`` on the mean relative error. Sampler: TPE (in a
 few hundred trials it finds a far better front here than NSGA-II, whose random
 first generations rarely beat the uniform references); ``--sampler nsga2``.

@@ -16,7 +16,7 @@ from else_dse.cost import (COMPONENTS, CostError, _dataset, core_shares, geometr
                            map_layers, state_words)
 
 # ---------------------------------------------------------------- helpers
-TOY = dict(name="toy", n_cores=4, mesh_x=2, mesh_y=2, clock_hz=0.0, neurons_per_core=32,
+TOY = dict(name="toy", n_cores=4, mesh_x=2, mesh_y=2, clock_hz=None, neurons_per_core=32,
            sram_per_core=4096, weight_bits=8, state_bits=16, neuron_words=1, event_bits=32,
            buffer_events=4, lanes=1, e_sop=1.0, e_neuron_update=2.0, e_event_out=3.0, e_hop=5.0,
            e_sram_bit=0.5, e_barrier=0.0, p_static_core=1.0, p_static_chip=0.0, t_sop=1.0,
@@ -82,11 +82,21 @@ def test_golden_two_layer_event_driven():
     busy_a = [0.5 * 100 + 0.5 * ua[0] * 2 + (10 * 2 / 2) * 0.5 * 4, 0.5 * 200 + 0.5 * ua[1] * 2 + 20 * 0.5 * 4]
     busy_b = [10 + ub[0] * 2 + 5 * 1.5 * 4, 30 + ub[1] * 2 + 15 * 1.5 * 4]
     np.testing.assert_allclose(r["frame_busy_s"].values, 1e-9 * np.array([busy_a, busy_b]))
-    lat = 1e-9 * (np.array(busy_a) + np.array(busy_b))       # no line delta: layer-sequential
+    # streamed (the template default "auto" for event execution), the same for every scheme:
+    # a (conventional, 3 of its 4 rows' inputs before its first row) and b (temporal, 1x1) overlap:
+    # min(sum T, max T + sum T*k/rows). (Before the schedule applied to every scheme alike, only
+    # line-delta layers overlapped and this network was layer-sequential: ``seq`` below.)
+    seq = 1e-9 * (np.array(busy_a) + np.array(busy_b))
+    lat = np.minimum(seq, 1e-9 * (np.maximum(busy_a, busy_b) + 0.75 * np.array(busy_a) + 0.25 * np.array(busy_b)))
+    np.testing.assert_allclose(lat, seq)     # a is the slower layer and waits for 3 of 4 lines: no gain
     np.testing.assert_allclose(r["frame_total_latency_s"].values, lat)
-    assert r.attrs["schedule"] == "pipelined" and r.attrs["execution"] == "event"
-    np.testing.assert_allclose(float(r["total_latency_sequential_s"]), lat.mean())
-    np.testing.assert_allclose(float(r["total_latency_pipelined_s"]), lat.mean())
+    assert r.attrs["schedule"] == "streamed" and r.attrs["execution"] == "event"
+    np.testing.assert_allclose(float(r["total_latency_sequential_s"]), seq.mean())
+    np.testing.assert_allclose(float(r["total_latency_streamed_s"]), lat.mean())
+    assert list(r["stream_run_start"].values) == [True, False]
+    sequential = ed.estimate(golden_stats(), toy(), schedule="sequential")
+    np.testing.assert_allclose(sequential["frame_total_latency_s"].values, seq)
+    np.testing.assert_allclose(sequential["energy_static_pj"].values, [2e9 * seq.mean(), 1e9 * seq.mean()])
     np.testing.assert_allclose(float(r["throughput_fps"]),
                                1 / (1e-9 * max(np.mean(busy_a), np.mean(busy_b))))
 
@@ -166,13 +176,13 @@ def test_golden_line_delta_state_words_and_pipelining():
     busy = r["frame_busy_s"].values[:, 0]
     rows = np.array([19 + 2, 19 + 1])                       # extended rows: 2 and 1 virtual
     want = min(busy.sum(), busy.max() + (busy * 3 / rows).sum())
-    np.testing.assert_allclose(float(r["total_latency_pipelined_s"]), want)
+    np.testing.assert_allclose(float(r["total_latency_streamed_s"]), want)
     np.testing.assert_allclose(float(r["total_latency_sequential_s"]), busy.sum())
-    assert float(r["total_latency_s"]) == float(r["total_latency_pipelined_s"]) < busy.sum()
+    assert float(r["total_latency_s"]) == float(r["total_latency_streamed_s"]) < busy.sum()
     # on one shared core the two layers cannot overlap
     shared = ed.estimate(stats, toy(neurons_per_core=4096, n_cores=4))
     assert int(shared["total_cores"]) == 1
-    assert float(shared["total_latency_pipelined_s"]) == float(shared["total_latency_sequential_s"])
+    assert float(shared["total_latency_streamed_s"]) == float(shared["total_latency_sequential_s"])
     # frame state: sender s*C*W + consumer with virtual rows, 2 bytes per word
     np.testing.assert_allclose(r["state_frame_bytes"].values, [2 * (2 * 5 + 4 * 21 * 5), 2 * (4 * 5 + 4 * 20 * 5)])
     # memory traffic: 2 * copies + ref_reads (needed lines 0..20 / 0..19, bottom padding included)
@@ -245,12 +255,12 @@ def test_mapping_respects_limits_and_busiest_share_matches_core_shares(npc, sram
     hw = toy(neurons_per_core=npc, sram_per_core=sram)
     m = map_layers(geom, sw, hw)
     for i in range(3):
-        if m["fits"][i]:
-            assert m["neurons_per_core_used"][i] <= npc and m["mem_per_core_bytes"][i] <= sram
-        shares = core_shares(int(geom.c_out[i]), int(sw.rows[i]), int(m["channel_groups"][i]),
-                             int(m["row_bands"][i]))
-        assert shares.size == m["cores"][i]
-        assert shares.max() == pytest.approx(m["share"][i])
+        if m.fits[i]:
+            assert m.neurons_per_core_used[i] <= npc and m.mem_per_core_bytes[i] <= sram
+        shares = core_shares(int(geom.c_out[i]), int(sw.rows[i]), int(m.channel_groups[i]),
+                             int(m.row_bands[i]))
+        assert shares.size == m.cores[i]
+        assert shares.max() == pytest.approx(m.share[i])
 
 
 # ---------------------------------------------------------------- properties of estimate
@@ -275,7 +285,7 @@ counts = st.lists(st.integers(0, 5000), min_size=8, max_size=8).map(lambda v: np
 @given(kinds=st.lists(KIND_CHOICES, min_size=4, max_size=4), ev=counts, sp=counts, more_e=counts,
        more_s=counts, template=st.sampled_from(["neuronflow", "loihi2", "seneca"]),
        execution=st.sampled_from(["event", "timestep"]),
-       schedule=st.sampled_from([None, "sequential", "pipelined", "step"]))
+       schedule=st.sampled_from([None, "sequential", "streamed", "step"]))
 def test_energy_and_latency_monotone_in_events(kinds, ev, sp, more_e, more_s, template, execution, schedule):
     hw = ed.load_template(template)
     lo = ed.estimate(_net_stats(kinds, ev, sp), hw, execution, schedule)
@@ -468,10 +478,10 @@ def test_overflow_text_is_empty_exactly_when_the_mapping_fits(npc, sram, n_cores
 
 def test_seneca_sop_time_is_per_lane():
     """SENeCA: one SOP per NPE per 4 ns cycle, 8 NPEs -> a core's S SOPs take S * 4 ns / 8."""
-    hw = ed.load_template("seneca").replace(t_neuron_update=0.0, t_hop=0.0)
+    hw = ed.load_template("seneca").replace(t_neuron_update=1e-12, t_hop=1e-12)   # times > 0: negligible
     layer = ed.Layer("a", "x", "conv", 2, 3, kernel=3, padding=1, input_shape=(2, 4, 4))
     r = ed.estimate(make_stats([layer], ["conventional"], events=[[10, 30]], sops=[[800, 1600]]), hw)
     assert int(r["cores"].item()) == 1 and float(r["busiest_core_share"].item()) == 1.0
-    assert float(r["busy_s"].item()) == pytest.approx(1200 * 4e-9 / 8, rel=1e-12)   # 0.6 us, not 75 ns
+    assert float(r["busy_s"].item()) == pytest.approx(1200 * 4e-9 / 8, rel=1e-9)   # 0.6 us, not 75 ns
     # 8 lanes at 250 MHz: 2 SOPs per ns per core
     assert hw.lanes / hw.t_sop == pytest.approx(2.0)

@@ -38,7 +38,7 @@ def test_template_values_match_hardware_md():
     nf, lo, se = (ed.load_template(n) for n in ("neuronflow", "loihi2", "seneca"))
     assert (nf.n_cores, nf.neurons_per_core, nf.sram_per_core, nf.e_sop, nf.clock_hz) == (196, 1024, 24576, 20.0, 500e6)
     assert (lo.n_cores, lo.neurons_per_core, lo.e_sop, lo.e_neuron_update, lo.t_sop, lo.clock_hz) == \
-        (128, 8192, 11.8, 40.5, 3.5, 0.0)
+        (128, 8192, 11.8, 40.5, 3.5, None)
     assert (se.lanes, se.e_sop, se.e_event_out, se.e_hop) == (8, 2.8, 1.1, 2.0)
     assert (se.e_neuron_update, se.e_sram_bit, lo.e_sram_bit) == (10.2, 0.18, 0.38)
     assert lo.execution == "timestep" and nf.execution == "event" and se.execution == "event"
@@ -59,7 +59,7 @@ def test_toml_round_trip(name, tmp_path):
 
 @settings(max_examples=30, deadline=None)
 @given(e_sop=st.floats(0, 100, allow_nan=False), sram=st.integers(1, 10**7),
-       execution=st.sampled_from(["event", "timestep"]), clock=st.sampled_from([0.0, 1e8, 2.5e8]))
+       execution=st.sampled_from(["event", "timestep"]), clock=st.sampled_from([None, 1e8, 2.5e8]))
 def test_replace_round_trips_through_toml(e_sop, sram, execution, clock):
     hw = ed.load_template("seneca").replace(e_sop=e_sop, sram_per_core=sram, execution=execution,
                                             clock_hz=clock)
@@ -83,9 +83,18 @@ def test_validation_is_separate_and_lists_every_problem():
 @pytest.mark.parametrize("change, needle", [
     ({"n_cores": 500}, "mesh_x * mesh_y = 14 * 14 = 196 cannot hold n_cores = 500"),
     ({"neurons_per_core": -3}, "neurons_per_core must be an integer >= 1"),
-    ({"t_hop": float("nan")}, "t_hop must be a number >= 0 (ns)"),
+    ({"t_hop": float("nan")}, "t_hop must be a number > 0 (ns)"),
+    ({"clock_hz": 0}, "clock_hz must be a number > 0 (Hz), or omitted (None) for asynchronous logic, got 0"),
+    ({"clock_hz": -5e8}, "clock_hz must be a number > 0 (Hz)"),
+    ({"t_sop": 0.0}, "t_sop must be a number > 0 (ns); an operation cannot take no time, got 0.0"),
+    ({"t_neuron_update": 0}, "t_neuron_update must be a number > 0 (ns)"),
+    ({"e_sop": -1e-3}, "e_sop must be a number >= 0 (pJ)"),
+    ({"state_bits": 65}, "state_bits must be an integer from 1 to 64 (bits), got 65"),
+    ({"event_bits": 0}, "event_bits must be an integer from 1 to 64 (bits)"),
+    ({"schedule": "pipelined"}, "schedule must be one of ('auto', 'sequential', 'streamed', 'step')"),
+    ({"e_hop": float("inf")}, "e_hop must be a number >= 0 (pJ)"),
     ({"p_static_core": -0.1}, "p_static_core must be a number >= 0 (mW)"),
-    ({"weight_bits": True}, "weight_bits must be an integer >= 1"),
+    ({"weight_bits": True}, "weight_bits must be an integer from 1 to 64 (bits)"),
     ({"name": ""}, "name must be a non-empty string"),
 ])
 def test_bad_values_name_field_and_allowed_values(change, needle):
@@ -106,7 +115,11 @@ def test_direct_construction_is_validated_too():
 
 def test_clock_none_means_asynchronous():
     d = ed.load_template("seneca").to_dict()
-    assert ed.Hardware.from_dict({**d, "clock_hz": None}).clock_hz == 0.0
+    hw = ed.Hardware.from_dict({**d, "clock_hz": None})
+    assert hw.clock_hz is None and "clock_hz" not in tomllib.loads(hw.to_toml())["hardware"]
+    d.pop("clock_hz")
+    assert ed.Hardware.from_dict(d).clock_hz is None          # omitted in a template: asynchronous
+    assert ed.load_template("loihi2").clock_hz is None
 
 
 def test_unknown_template_lists_the_shipped_ones():

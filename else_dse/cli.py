@@ -105,6 +105,8 @@ def _quantized(path: Path, bits: int, calibration: str, frames: int | None = Non
     from .recording import QuantizedRecording, open_recording
 
     rec = open_recording(path)
+    if frames and frames > rec.n_frames:
+        raise UsageError(f"--frames {frames}: {path} has only {rec.n_frames} frames; allowed: 1..{rec.n_frames}")
     if frames:
         rec = rec.select_frames(slice(0, frames))
     if isinstance(rec, QuantizedRecording):
@@ -191,6 +193,10 @@ def _frames(media: Sequence[str], start: int, count: int | None) -> tuple[list[A
     return frames, labels
 
 
+#: top-level modules of the 'record' extra (pyproject.toml)
+_RECORD_EXTRA = ("ai_edge_litert", "onnxruntime", "onnx", "av", "skimage")
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     model = _existing(args.model, "model file")
     if model.suffix not in (".tflite", ".onnx"):
@@ -200,11 +206,17 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise UsageError(f"{out}: output must end in .nc (NetCDF) or .zarr")
     if args.pack_bits is not None and (out.suffix != ".nc" or not 2 <= args.pack_bits <= 16):
         raise UsageError(f"--pack-bits {args.pack_bits}: packed storage needs a .nc output and 2..16 bits")
-    frames, labels = _frames(args.media, args.start, args.frames)
-    from .record import record
+    try:
+        frames, labels = _frames(args.media, args.start, args.frames)
+        from .record import record
 
-    rec = record(model, frames, value_range=tuple(args.value_range), progress_bar=not args.no_progress,
-                 frame_labels=labels)
+        rec = record(model, frames, value_range=tuple(args.value_range), progress_bar=not args.no_progress,
+                     frame_labels=labels)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _RECORD_EXTRA:
+            raise
+        raise UsageError(f"record needs the 'record' extra, module {(exc.name or '').split('.')[0]!r} is missing: "
+                         "pip install 'else-dse[record]'") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.pack_bits is None:
         rec.save(out)
@@ -249,6 +261,13 @@ def _fc_fallback(scheme: Any, layers: Sequence[Any]) -> Any:
     return Plan({**explicit, **{n: Conventional(tau=default.tau) for n in fc}}, default=default)
 
 
+def _ratio_text(base: float, value: float) -> str:
+    """``base / value`` as ``1.23x``; ``inf`` when nothing is left, ``n/a`` when neither has any."""
+    if value > 0:
+        return f"{base / value:.3g}x"
+    return "inf (no SOPs left)" if base > 0 else "n/a (no SOPs either way)"
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     _check_output(args.output)
     ds, q = _stats(args)
@@ -258,14 +277,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         from .schemes import Conventional
 
         base = count_events(q, Conventional()).sops.astype(float).mean("frame").values
-        table["sops_reduction"] = base / table["sops"].where(table["sops"] > 0)
+        base_total = float(base.sum())
+        table["sops_reduction"] = base / table["sops"].where(table["sops"] > 0)   # NaN: no SOPs left
     if not args.quiet:
         _print_table(table)
         total_sops = float(table["sops"].sum())
         line = f"total: events {table['events'].sum():.6g}, SOPs {total_sops:.6g} per frame"
         if "sops_reduction" in table:
-            base_total = float((table["sops_reduction"] * table["sops"]).sum())
-            line += f"; conventional / these SOPs = {base_total / max(total_sops, 1):.3g}x"
+            line += f"; conventional / these SOPs = {_ratio_text(base_total, total_sops)}"
         print(line)
     _save(ds, table, args.output)
     return 0

@@ -240,6 +240,8 @@ def usage_cases(recording: Path, tmp: Path) -> list[tuple[list, str]]:
         (["stats"], "required: recording"),
         (["frobnicate"], "invalid choice"),
         (["stats", recording, "--frames", "0"], "--frames must be >= 1"),
+        (["stats", recording, "--frames", "99"], "--frames 99: "),
+        (["cost", recording, "--frames", "4"], "has only 3 frames; allowed: 1..3"),
     ]
 
 
@@ -321,3 +323,27 @@ def test_search_print_config_and_strict_types(recording: Path, tmp_path: Path,
     status, _, err = run(["search", tmp_path / "b.toml"], capsys)
     assert status == 2 and "study.trials: must be an integer >= 1, got 'many'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_stats_with_nothing_left_says_inf_not_0x(recording: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(["stats", recording, "--scheme", "line_delta", "--threshold", "1000"], capsys)
+    assert status == 0, err
+    total = out.strip().splitlines()[-1]
+    assert "SOPs 0 per frame" in total and "conventional / these SOPs = inf" in total and " 0x" not in total
+
+
+def test_record_without_its_extra_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing module of the 'record' extra (here: scikit-image, made unimportable) -> one line
+    naming the extra and how to install it, status 2."""
+    import sys
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"")
+    for name in [m for m in sys.modules if m == "skimage" or m.startswith("skimage.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "skimage", None)         # import skimage -> ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "else_dse.record.media", raising=False)
+    status, out, err = run(["record", model, "still:astronaut", "-o", tmp_path / "r.nc"], capsys)
+    assert status == 2, err
+    assert "record needs the 'record' extra, module 'skimage' is missing: pip install 'else-dse[record]'" in err

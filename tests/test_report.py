@@ -275,7 +275,7 @@ def test_infeasible_baseline_is_replaced_by_the_best_feasible_conventional_trial
     fig = report.fig_pareto(res)
     feasible = [t for t in study.trials if t.user_attrs.get("feasible")]
     best = min(t.values[0] for t in feasible)      # energy (objective 0) is on y, latency on x
-    title = _titles(fig)[0]
+    title = _titles(fig)[0].replace(":\n", ": ")
     assert f"best {trial0.values[0] / best:.2f}x lower energy at latency" in title
     assert "(vs conventional (trial 0))" in title
     assert "conventional (trial 0)" in _legend(fig)
@@ -294,7 +294,7 @@ def test_no_feasible_conventional_trial_means_no_reduction(tmp_path: Path) -> No
     assert res.baseline_unfit and "970" not in res.baseline_unfit and "cores" in res.baseline_unfit
     assert not any(k for k in res.baseline if not k.startswith("temporal:"))
     fig = report.fig_pareto(res)
-    assert _titles(fig)[0].endswith(": conventional baseline does not fit")
+    assert _titles(fig)[0].replace(":\n", ": ").endswith(": conventional baseline does not fit")
     assert "conventional baseline" not in _legend(fig)
     plt.close(fig)
     assert not any(c.endswith("_reduction_vs_conventional") for c in report._summary_table(res))
@@ -328,7 +328,7 @@ def test_layers_figure_labels_scheme_and_threshold_and_draws_conventional(tmp_pa
     plt.close(fig)
     # the Pareto title says at what error the best reduction comes, and the lossless one
     fig = report.fig_pareto(res)
-    title = _titles(fig)[0]
+    title = _titles(fig)[0].replace(":\n", ": ")
     front = [t for t in study.best_trials]
     best = min(front, key=lambda t: t.values[0])
     base = res.baseline["sops"]
@@ -347,3 +347,52 @@ def test_scheme_label_of_uniform_and_mixed_plans() -> None:
     assert report.scheme_label(rows) == "mixed: 2 line_x_reverse, 1 conventional; θ=2"
     assert report.scheme_label(rows.assign(threshold=[1, 3, 0], tau=1)) == \
         "mixed: 2 line_x_reverse, 1 conventional; θ=1–3 τ=1"
+
+
+def test_without_a_terminal_search_and_report_print_a_line_every_tenth(tmp_path: Path, capsys) -> None:
+    """Logs are never silent: stderr is no terminal here, so search and report print progress lines."""
+    from else_dse import search
+
+    space = search.Space(schemes=("conventional", "line_y"), threshold=search.IntRange(0, 3), shared=True)
+    study = search.run(small_recording(), space, ["sops", "error"], n_trials=10, progress_bar=True,
+                       storage=f"sqlite:///{tmp_path}/p.db", study_name="p", seed=0)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("study p: ")]
+    assert lines[0] == "study p: 10% (1/10 trial)" and lines[-1] == "study p: 100% (10/10 trial)"
+    assert len(lines) == 10
+    report.write(study, tmp_path / "r")
+    err = capsys.readouterr().err
+    steps = [ln for ln in err.splitlines() if ln.startswith("report: ")]
+    assert steps[-1].startswith("report: 100% (") and len(steps) >= 5
+    report.write(study, tmp_path / "r2", progress=False)
+    assert "report:" not in capsys.readouterr().err
+
+
+def test_read_first_says_fit_schedule_reference_and_reductions(tmp_path: Path) -> None:
+    conv = {"scheme": "conventional", "threshold": 0, "hardware.n_cores": 256}
+    study = searched_study(tmp_path, ("conventional", "line_y"), ("sops", "error"), enqueue=(conv,))
+    res = report.collect(study)
+    first = report.read_first(res)
+    n_fit = sum(bool(t.user_attrs["totals"]["fits"]) for t in study.trials)
+    assert re.match(rf"{n_fit} of 12 complete trials fit the hardware \(tiny, \d+-256 cores searched; they use", first[0])
+    assert first[1].startswith("Schedule: streamed (consecutive layers on different cores overlap line by line)")
+    assert first[2].startswith("Reference: conventional (trial 0) (") and "µJ" in first[2] and "ms" in first[2]
+    lossless = [t for t in first if t.startswith("Lossless (error 0): ")]
+    assert lossless and "x fewer SOPs" in lossless[0] and "µJ per frame" in lossless[0]
+    html = report.write(study, tmp_path / "r", progress=False).read_text()
+    top = html[:html.index("<h2>summary</h2>")]
+    assert "read this first" in top and "feasible" not in top.replace("infeasible", "")
+    assert "total_energy_pj =" not in html
+
+
+def test_read_first_when_nothing_fits_says_what_overflows(tmp_path: Path) -> None:
+    from else_dse import search
+
+    tiny = ed.load_template("neuronflow").replace(name="tiny", n_cores=1, mesh_x=1, mesh_y=1, sram_per_core=512)
+    space = search.Space(schemes=("conventional", "line_y"), threshold=search.IntRange(0, 2), shared=True)
+    study = search.run(small_recording(), space, ["energy", "error"], hardware=tiny, constraints=[search.Fits()],
+                       n_trials=4, storage=f"sqlite:///{tmp_path}/n.db", study_name="n", seed=0)
+    first = report.read_first(report.collect(study))
+    assert first[0].startswith("NO trial fits the hardware (tiny, ") and "overflows: " in first[0]
+    assert "over " in first[0] and " by " in first[0]
+    assert any(t.startswith("No reduction is shown") for t in first)

@@ -73,3 +73,31 @@ def test_chromium_screenshot_shows_figures(tmp_path: Path) -> None:
     pareto = matplotlib.image.imread(tmp_path / "r" / "pareto.png")
     assert pareto.shape[1] <= 1200  # shown at natural size inside the page's 1200 px column
     assert best_match(img, pareto) < 0.01, "the Pareto figure is not visible in the screenshot"
+
+
+@pytest.mark.skipif(find_browser() is None, reason="no Chromium browser installed (apt-get install chromium)")
+def test_main_job_report_headline_in_chromium(tmp_path: Path) -> None:
+    """The README's main job (studies/quick.toml, cut to 12 trials and 2 frames), rendered by headless
+    Chromium: the text a reader sees first says whether designs fit, the reduction and the baseline."""
+    from else_dse import search
+    from else_dse.cli import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "studies" / "quick.toml")
+    cfg["frames"] = 2
+    study = search.run_config(cfg, base_dir=root / "studies", storage=f"sqlite:///{tmp_path / 'q.db'}",
+                              n_trials=12, progress_bar=False)
+    html = report.write(study, tmp_path / "r")
+    browser = find_browser()
+    assert browser is not None
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", html.resolve().as_uri()],
+                          capture_output=True, text=True, timeout=90, env={**os.environ, "HOME": str(tmp_path)})
+    dom = proc.stdout
+    assert "read this first" in dom, proc.stderr[-500:]
+    first = dom[dom.index("read this first"):dom.index("</section>", dom.index("read this first"))]
+    assert "complete trials fit the hardware (neuronflow, 1100 cores" in first
+    assert "Reference: conventional (trial" in first and "per frame" in first
+    assert "x fewer SOPs" in first and "x lower energy" in first and "x lower latency" in first
+    assert "Schedule: streamed" in first
+    assert "feasible" not in first.lower().replace("infeasible", "")

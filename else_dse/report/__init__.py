@@ -22,12 +22,13 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import re
 from pathlib import Path
 
 # besides what write() uses: the names the CLI (layer_table, _serializable) and tests read from here
 from .figures import FIGURES, _png, fig_layers, fig_pareto, figures
 from .files import _for_netcdf, _safe, _serializable
+from .headline import read_first, reference_text
+from ..progress import Progress
 from .labels import scheme_label
 from .page import _CSS, _summary_table
 from .pareto import _pareto_pair, pareto_mask
@@ -36,17 +37,28 @@ from .results import ReportError, Results, Source
 from .sources import collect, layer_table
 
 
-__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "layer_table", "pareto_mask", "write"]
+__all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "layer_table", "pareto_mask", "read_first",
+           "write"]
 
 
-def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path:
+def write(source: Source, out_dir: str | Path, title: str | None = None, progress: bool = True) -> Path:
     """Write ``report.html``, the figures (PNG), and trials / per-layer results (CSV, NetCDF).
 
     ``source``: an ``optuna.Study``, a ``(storage_url, study_name)`` pair, an event or cost
     ``xarray.Dataset``, a dict ``{name: Dataset}``, or NetCDF paths of such datasets.
+    ``progress``: a bar on a terminal, else a line at every 10% on stderr (else_dse.progress).
     Returns the path of ``report.html``.
     """
+    bar = Progress(len(FIGURES) + 2, "report", "step", enabled=progress)
+    try:
+        return _write(source, out_dir, title, bar)
+    finally:
+        bar.close()
+
+
+def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress) -> Path:
     res = collect(source, title)
+    bar.update()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
@@ -70,7 +82,7 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
         files.append(fn)
 
     sections = []
-    figs = figures(res)
+    figs = figures(res, on_figure=lambda _: bar.update())
     for name, fig in figs.items():
         png = _png(fig)
         (out / f"{name}.png").write_bytes(png)
@@ -88,16 +100,18 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
             + ", ".join(f"{o} ({d})" for o, d in zip(res.objectives, res.directions))
             if res.is_study else f"{len(res.configs)} configurations: " + ", ".join(map(str, res.configs.get(
                 "config", []))))
-    base = ", ".join(f"{k} = {v:.4g}" for k, v in res.baseline.items()
-                     if re.fullmatch(r"(temporal:)?total_(events|sops|energy_pj|latency_s|state_\w+_bytes)", k)
-                     ) or "none stored"
+    base = reference_text(res) or "none stored"
+    first = read_first(res)
     body = [
         f"<h1>{html.escape(res.title)}</h1>",
+        ('<section id="read-first"><h2>read this first</h2><ul>'
+         + "".join(f"<li>{html.escape(t)}</li>" for t in first) + "</ul></section>") if first else "",
         f"<p>{html.escape(head)}. Written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC "
         "by else-dse.</p>",
         f"<p class=note>Reference ({html.escape(res.reference)}): {html.escape(base)}.</p>",
         *(f"<p class=note>{html.escape(n)}</p>" for n in res.notes),
-        "<h2>summary</h2>" + ("<p>Pareto-optimal feasible trials (the first of each distinct result):</p>"
+        "<h2>summary</h2>" + ("<p>Pareto-optimal trials that fit the hardware and meet every constraint "
+                              "(the first of each distinct result; energy and latency per frame):</p>"
                               if res.is_study else ""),
         "<div class=wide>" + summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
         + "</div>" if not summary.empty else "<p>no completed trials</p>",
@@ -112,4 +126,5 @@ def write(source: Source, out_dir: str | Path, title: str | None = None) -> Path
             + "\n".join(body) + "</body></html>")
     path = out / "report.html"
     path.write_text(page, encoding="utf-8")
+    bar.update()
     return path

@@ -36,4 +36,6 @@ def _serializable(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name).strip("_") or "dataset"
+    """A file-name stem of a configuration name: ``line_delta y θ=2`` -> ``line_delta_y_theta2``."""
+    name = name.replace("θ=", "theta").replace("τ=", "tau").replace("+", "_and_")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "dataset"

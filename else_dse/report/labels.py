@@ -128,6 +128,8 @@ def _trial_label(res: Results, number: int) -> str:
         name = row["param_scheme"].iloc[0]
         th = row["param_threshold"].iloc[0] if "param_threshold" in row else None
         return name if name not in _THRESHOLDED or th is None or pd.isna(th) else f"{name} θ={int(th)}"
+    if res.layers.empty or "trial" not in res.layers:
+        return ""                                   # a study without per-layer tables
     return scheme_label(res.layers[res.layers["trial"] == number])
 
 
@@ -135,7 +137,8 @@ def _config_labels(res: Results, configs: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for cfg in configs:
         if res.is_study:
-            out[cfg] = f"{_trial_label(res, int(cfg.split()[1]))} ({cfg})"
+            text = _trial_label(res, int(cfg.split()[1]))
+            out[cfg] = f"{text} ({cfg})" if text else cfg
         else:
             text = scheme_label(res.layers[res.layers["config"] == cfg])
             out[cfg] = text if text not in out.values() else f"{text} ({cfg})"

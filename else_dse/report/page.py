@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .labels import _trial_label
 from .pareto import pareto_mask
 from .reference import _baseline_value
 from .results import Results
@@ -28,12 +29,18 @@ def _summary_table(res: Results) -> pd.DataFrame:
         front = done[mask].sort_values(res.objectives[0], ascending=res.directions[0] == "minimize")
         front = front.drop_duplicates(list(res.objectives)).head(20)  # one row per distinct result
         table = front[["trial", *res.objectives]].copy()
+        names = [_trial_label(res, int(n)) for n in front["trial"]]
+        if any(names):
+            table.insert(0, "configuration", names)
         for i, obj in enumerate(res.objectives):
             base = _baseline_value(res, obj)
             if base and any(k in obj.lower() for k in ("sop", "event", "energy", "latency")):
-                table.insert(2 + i, f"{obj}_reduction_vs_conventional",
+                table.insert(table.columns.get_loc(obj) + 1, f"{obj}_reduction_vs_conventional",
                              base / front[obj].where(front[obj] > 0))
                 break
+        for col, name, scale in _COST_COLUMNS:
+            if col in front and name.split(" (")[0] not in res.objectives:
+                table[name] = front[col] * scale
         return pd.concat([table, _param_summary(front)], axis=1)
     if res.configs.empty:
         return res.configs
@@ -71,3 +78,9 @@ def _param_summary(trials: pd.DataFrame) -> pd.DataFrame:
 
 _SUMMARY_COLUMNS = ("total_events", "total_sops", "max_error", "rel_error", "total_energy_pj", "total_latency_s",
                     "total_state_persistent_bytes", "total_state_frame_bytes", "total_cores", "fits")
+
+#: cost totals of a trial shown in the summary: (column, header with unit, scale)
+_COST_COLUMNS = (("attr_totals.total_energy_pj", "energy (µJ/frame)", 1e-6),
+                 ("attr_totals.total_energy_static_pj", "static energy (µJ/frame)", 1e-6),
+                 ("attr_totals.total_latency_s", "latency (ms/frame)", 1e3),
+                 ("attr_totals.total_cores", "cores used", 1.0))

@@ -89,3 +89,23 @@ def _layer_configs(res: Results, k: int = 4) -> list[str]:
         kept = [c for c in configs if scheme.get(int(c.split()[1])) != "conventional"]
         configs = kept or configs
     return configs
+
+
+#: the cap on :func:`shown_configs` (stated in every figure that uses it)
+SHOWN_CAP = 7
+
+
+def shown_configs(res: Results) -> tuple[list[str], str]:
+    """The one set of configurations every per-configuration figure shows, and its description:
+    every dataset; or for a study up to 4 evenly spaced distinct trials of the Pareto front plus
+    the middle of the own front of each other uniform scheme, at most :data:`SHOWN_CAP`
+    (conventional trials are the reference line/bar when the study stored a baseline)."""
+    configs = _layer_configs(res)
+    if not res.is_study:
+        return configs, f"all {len(configs)} configurations"
+    done = res.trials[(res.trials["state"] == "COMPLETE") & res.trials["feasible"]].dropna(
+        subset=list(res.objectives))
+    front = done[pareto_mask(done[list(res.objectives)].to_numpy(), res.directions)] if len(done) else done
+    n_front = len(front.drop_duplicates(list(res.objectives)))
+    return configs, (f"{len(configs)} configurations: up to 4 of the {n_front} distinct Pareto-front results "
+                     f"(evenly spaced) and the middle of each other scheme's front; at most {SHOWN_CAP}")

@@ -96,6 +96,10 @@ def _dataset_name(ds: xr.Dataset, fallback: str) -> str:
     if "scheme" in ds.coords and "layer" in ds.dims:
         kinds = list(dict.fromkeys(str(s) for s in np.atleast_1d(ds.coords["scheme"].values)))
         name = "+".join(kinds)
+        if "line_delta" in kinds and "axis" in ds.coords and ds.coords["axis"].dims == ("layer",):
+            line = np.atleast_1d(ds.coords["scheme"].values).astype(str) == "line_delta"
+            axes = sorted(set(np.atleast_1d(ds.coords["axis"].values).astype(str)[line]) - {""})
+            name += f" {'/'.join(axes)}" if axes else ""
         if "threshold" in ds.coords and ds.coords["threshold"].dims == ("layer",):
             th = sorted(set(int(t) for t in np.atleast_1d(ds.coords["threshold"].values)))
             if th and th != [0]:

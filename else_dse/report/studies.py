@@ -70,7 +70,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = bool(value)
     elif isinstance(value, (int, float, np.integer, np.floating)):
         out[prefix] = float(value) if isinstance(value, (float, np.floating)) else int(value)
-    elif isinstance(value, str) and len(value) <= 200:
+    elif isinstance(value, str) and (len(value) <= 200 or prefix.endswith("overflow")):   # overflow: read-first
         out[prefix] = value
 
 
@@ -130,12 +130,13 @@ def _from_study(study: optuna.Study, title: str | None) -> Results:
             number, totals = ref
             baseline = {**totals, **temporal}
             reference = f"conventional (trial {number})"
-            notes.append(f"{why}; reductions are against the best feasible conventional trial, trial {number}")
+            notes.append(f"{why}; reductions are against the best conventional trial that fits and meets "
+                         f"every constraint, trial {number}")
             if base_layers.empty:
                 base_layers = layers[layers["trial"] == number]
         else:
             baseline, unfit = temporal, why
-            notes.append(f"{why}, and no feasible conventional trial exists: no reduction is shown")
+            notes.append(f"{why}, and no conventional trial fits and meets every constraint: no reduction is shown")
     if base_layers.empty and not layers.empty:  # older studies: a conventional trial's layers, if any
         ref = _conventional_trial(trials_df, layers, objectives, feasible=False)
         if ref is not None:

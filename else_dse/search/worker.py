@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..progress import Progress
 from .problem import Problem
 
 _ALIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
@@ -273,9 +274,8 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
                          make_sampler(sampler, len(problem.objectives), seed), heartbeat_interval,
                          grace_period)
     bar = None
-    if progress_bar:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_trials, desc=f"study {study_name}", unit="trial", disable=None)
+    if progress_bar:      # a bar on a terminal, else a line at every 10% (else_dse.progress)
+        bar = Progress(n_trials, f"study {study_name}", "trial")
     try:
         return _loop(worker, bar, on_trial)
     except BaseException:
@@ -295,8 +295,7 @@ def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None) -> 
             worker.fail_stale(trials)
         n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
         if bar is not None:
-            bar.n = min(n_complete, worker.n_trials)
-            bar.refresh()
+            bar.set(n_complete)
         if n_complete >= worker.n_trials:
             return done
         with _interrupt_after():

@@ -30,7 +30,7 @@ from .files import _for_netcdf, _safe, _serializable
 from .headline import read_first, reference_text
 from ..progress import Progress
 from .labels import scheme_label
-from .page import _CSS, _summary_table
+from .page import _CSS, _summary_table, with_units
 from .pareto import _pareto_pair, pareto_mask
 from .reference import PAPER_CLAIMS
 from .results import ReportError, Results, Source
@@ -113,7 +113,8 @@ def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress
         "<h2>summary</h2>" + ("<p>Pareto-optimal trials that fit the hardware and meet every constraint "
                               "(the first of each distinct result; energy and latency per frame):</p>"
                               if res.is_study else ""),
-        "<div class=wide>" + summary.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+        "<div class=wide>" + with_units(summary, res).to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                                              border=0)
         + "</div>" if not summary.empty else "<p>no completed trials</p>",
         *sections,
         "<h2>files</h2><ul>" + "".join(f'<li><a href="{f}">{f}</a></li>' for f in files) + "</ul>",

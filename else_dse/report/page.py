@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .labels import _trial_label
+from .labels import _trial_label, _unit
 from .pareto import pareto_mask
 from .reference import _baseline_value
 from .results import Results
@@ -41,7 +41,11 @@ def _summary_table(res: Results) -> pd.DataFrame:
         for col, name, scale in _COST_COLUMNS:
             if col in front and name.split(" (")[0] not in res.objectives:
                 table[name] = front[col] * scale
-        return pd.concat([table, _param_summary(front)], axis=1)
+        table = pd.concat([table, _param_summary(front)], axis=1)
+        if {"scheme", "threshold"} <= set(table.columns):     # θ does not apply to conventional / dense
+            table["threshold"] = table["threshold"].astype(object).where(
+                ~table["scheme"].isin(["conventional", "dense"]), "n/a")
+        return table
     if res.configs.empty:
         return res.configs
     keep = ["config"] + [c for c in _SUMMARY_COLUMNS if c in res.configs]
@@ -84,3 +88,19 @@ _COST_COLUMNS = (("attr_totals.total_energy_pj", "energy (µJ/frame)", 1e-6),
                  ("attr_totals.total_energy_static_pj", "static energy (µJ/frame)", 1e-6),
                  ("attr_totals.total_latency_s", "latency (ms/frame)", 1e3),
                  ("attr_totals.total_cores", "cores used", 1.0))
+
+
+def with_units(table: pd.DataFrame, res: Results) -> pd.DataFrame:
+    """The summary table for the page: objective and total columns scaled and headed with their
+    units (``SOPs per frame (millions)``, ``energy per frame (µJ)``); other columns unchanged."""
+    out = table.copy()
+    names = {}
+    for col in out.columns:
+        if col in res.objectives or col.startswith("total_"):
+            label, scale = _unit(col)
+            if label != col and pd.api.types.is_numeric_dtype(out[col]):
+                out[col] = out[col] * scale
+                names[col] = f"{col}: {label}" if col in res.objectives else label
+        elif col.endswith("_reduction_vs_conventional"):
+            names[col] = f"{col[:-len('_reduction_vs_conventional')]}: reduction vs {res.reference} (x)"
+    return out.rename(columns=names)

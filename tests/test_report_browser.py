@@ -79,14 +79,13 @@ def test_chromium_screenshot_shows_figures(tmp_path: Path) -> None:
 def test_main_job_report_headline_in_chromium(tmp_path: Path) -> None:
     """The README's main job (studies/quick.toml, cut to 12 trials and 2 frames), rendered by headless
     Chromium: the text a reader sees first says whether designs fit, the reduction and the baseline."""
-    from else_dse import search
-    from else_dse.cli import load_config
+    import dataclasses
+
+    from else_dse.search import StudyConfig
 
     root = Path(__file__).resolve().parents[1]
-    cfg = load_config(root / "studies" / "quick.toml")
-    cfg["frames"] = 2
-    study = search.run_config(cfg, base_dir=root / "studies", storage=f"sqlite:///{tmp_path / 'q.db'}",
-                              n_trials=12, progress_bar=False)
+    config = dataclasses.replace(StudyConfig.load(root / "studies" / "quick.toml"), frames=2)
+    study = config.replace(storage=f"sqlite:///{tmp_path / 'q.db'}", trials=12).run(progress_bar=False)
     html = report.write(study, tmp_path / "r")
     browser = find_browser()
     assert browser is not None

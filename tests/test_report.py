@@ -396,3 +396,15 @@ def test_read_first_when_nothing_fits_says_what_overflows(tmp_path: Path) -> Non
     assert first[0].startswith("NO trial fits the hardware (tiny, ") and "overflows: " in first[0]
     assert "over " in first[0] and " by " in first[0]
     assert any(t.startswith("No reduction is shown") for t in first)
+
+
+def test_read_first_of_cost_datasets_says_fit_and_schedule(tmp_path: Path) -> None:
+    res = report.collect(scheme_results())
+    assert report.read_first(res) == [
+        "4 of 4 configurations fit the hardware.",
+        "Schedule: streamed, the same for every scheme; static energy is charged over each "
+        "configuration's own latency."]
+    html = report.write(scheme_results(), tmp_path / "r", progress=False).read_text()
+    assert "read this first" in html and "Schedule: streamed" in html
+    names = {p.name for p in (tmp_path / "r").glob("data_*.nc")}
+    assert all("=" not in n and "θ" not in n for n in names), names

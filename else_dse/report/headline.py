@@ -96,7 +96,7 @@ def _schedule_line(done: pd.DataFrame) -> str | None:
 def read_first(res: Results) -> list[str]:
     """The first lines of a study's report, in words (empty for dataset reports)."""
     if not res.is_study:
-        return []
+        return _datasets_first(res)
     done = res.trials[res.trials["state"] == "COMPLETE"]
     if done.empty:
         return ["No trial completed."]
@@ -162,3 +162,18 @@ def reference_text(res: Results) -> str:
     parts = [f"{name} {res.baseline[key] * scale:.4g} {unit}" for key, name, scale, unit in _REFERENCE
              if res.baseline.get(key) is not None]
     return ", ".join(parts) + " per frame" if parts else ""
+
+
+def _datasets_first(res: Results) -> list[str]:
+    """Fit and schedule of cost datasets (event-only reports have no cost: nothing to say)."""
+    lines = []
+    if "fits" in res.configs:
+        fits = res.configs["fits"].fillna(0).astype(bool)
+        lines.append(f"{int(fits.sum())} of {len(fits)} configurations fit the hardware"
+                     + ("" if fits.all() else ": " + "; ".join(
+                         f"{c} does not" for c in res.configs.loc[~fits, "config"])) + ".")
+    schedules = sorted({str(ds.attrs["schedule"]) for ds in res.datasets.values() if "schedule" in ds.attrs})
+    if schedules:
+        lines.append(f"Schedule: {', '.join(schedules)}, the same for every scheme; static energy is charged "
+                     "over each configuration's own latency.")
+    return lines

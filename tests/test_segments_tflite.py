@@ -64,7 +64,8 @@ def _head_block(g, kinds, readers, outputs, t):
     if len(nxt) != 1 or kinds[nxt[0]] != "CONCATENATION" or int(ops[nxt[0]].outputs[0]) not in outputs:
         return None
     ins = [int(v) for v in ops[nxt[0]].inputs]
-    return outputs[int(ops[nxt[0]].outputs[0])], sum(int(np.prod(g.tensors[v].shape)) for v in ins[:ins.index(reshaped)])
+    offset = sum(int(np.prod(g.tensors[v].shape)) for v in ins[:ins.index(reshaped)])
+    return outputs[int(ops[nxt[0]].outputs[0])], offset
 
 
 ACTS = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}

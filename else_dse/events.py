@@ -335,12 +335,17 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
     (also ``direction``, ``loop``) on ``layer``; attrs ``layers`` (JSON geometry),
     ``plan`` (repr), ``bits``, ``calibration``. ``lines=True`` adds
     ``line_events`` and ``line_sops`` with dims ``(layer, frame, line)`` (see the
-    module docstring for the line indexing).
+    module docstring for the line indexing). A chunked recording
+    (``open_recording(path, chunks={"frame": k})``) is counted chunk by chunk,
+    on a ``dask.distributed`` cluster if a client is active, with the same result.
     """
     qrec = _check_qrec(qrec, "count_events")
     plan = as_plan(scheme_or_plan)
     layers = qrec.layers
     schemes = plan.resolve(layers)
+    if qrec.frame_chunks is not None:
+        from .chunked import count_chunked
+        return count_chunked(qrec, scheme_or_plan, lines)
     F = qrec.n_frames
     cache = _TensorCache(qrec, layers)
     results: list[_Counts] = []
@@ -521,6 +526,9 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
         raise TypeError(f"event_curve: error must be a bool, got {error!r}")
     scheme.check_layer(layer)
     th = _check_thresholds(thresholds)
+    if qrec.frame_chunks is not None:
+        from .chunked import curve_chunked
+        return curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error))
     X, zp = _codes(qrec, layer.input, _code_arrays(qrec, layer.input))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))

@@ -53,40 +53,69 @@ def _check_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
     return layers
 
 
-def _check_arrays(layers: tuple[Layer, ...], arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
+def _check_array(name: str, a: Any) -> np.ndarray:
+    """One tensor as a C-contiguous array: 4-D, float or integer, non-empty, finite."""
+    a = np.asarray(a)
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    _check_kind(name, a.shape, a.dtype)
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        _raise_nonfinite(name, int(np.size(a) - np.isfinite(a).sum()))
+    return np.ascontiguousarray(a)
+
+
+def _check_kind(name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if len(shape) != 4:
+        raise RecordingError(f"tensor {name!r}: must be 4-D (frame, channel, y, x), got shape {shape}")
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise RecordingError(f"tensor {name!r}: dtype must be float or integer, got {dtype}")
+    if shape[0] < 1 or 0 in shape:
+        raise RecordingError(f"tensor {name!r}: empty shape {shape}")
+
+
+def _raise_nonfinite(name: str, bad: int) -> None:
+    raise RecordingError(f"tensor {name!r}: {bad} non-finite values (NaN or inf); values must be finite")
+
+
+def _check_geometry(layers: tuple[Layer, ...], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Every tensor has the same frames, every layer's input is there with its
+    ``input_shape``, and every tensor is read by some layer."""
     n_frames = None
-    for name, a in arrays.items():
-        a = np.asarray(a)
-        if a.dtype == bool:
-            a = a.astype(np.uint8)
-        if a.ndim != 4:
-            raise RecordingError(f"tensor {name!r}: must be 4-D (frame, channel, y, x), got shape {a.shape}")
-        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-            raise RecordingError(f"tensor {name!r}: dtype must be float or integer, got {a.dtype}")
-        if a.shape[0] < 1 or 0 in a.shape:
-            raise RecordingError(f"tensor {name!r}: empty shape {a.shape}")
-        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-            bad = int(np.size(a) - np.isfinite(a).sum())
-            raise RecordingError(f"tensor {name!r}: {bad} non-finite values (NaN or inf); values must be finite")
+    for name, shape in shapes.items():
         if n_frames is None:
-            n_frames = a.shape[0]
-        elif a.shape[0] != n_frames:
-            raise RecordingError(f"tensor {name!r}: {a.shape[0]} frames, other tensors have {n_frames}")
-        out[name] = np.ascontiguousarray(a)
+            n_frames = shape[0]
+        elif shape[0] != n_frames:
+            raise RecordingError(f"tensor {name!r}: {shape[0]} frames, other tensors have {n_frames}")
     for layer in layers:
-        if layer.input not in out:
+        if layer.input not in shapes:
             raise RecordingError(
-                f"layer {layer.name!r}: input tensor {layer.input!r} is not among the arrays {sorted(out)}")
-        shape = out[layer.input].shape[1:]
+                f"layer {layer.name!r}: input tensor {layer.input!r} is not among the arrays {sorted(shapes)}")
+        shape = shapes[layer.input][1:]
         if tuple(shape) != layer.input_shape:
             raise RecordingError(
                 f"layer {layer.name!r}: input_shape {layer.input_shape} does not match tensor "
                 f"{layer.input!r} of shape (channel, y, x) = {tuple(shape)}")
-    unused = set(out) - {layer.input for layer in layers}
+    unused = set(shapes) - {layer.input for layer in layers}
     if unused:
         raise RecordingError(f"tensors {sorted(unused)} are read by no layer")
+
+
+def _check_arrays(layers: tuple[Layer, ...], arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    out = {name: _check_array(name, a) for name, a in arrays.items()}
+    _check_geometry(layers, {name: a.shape for name, a in out.items()})
     return out
+
+
+def _check_lazy(layers: tuple[Layer, ...], ds: xr.Dataset) -> None:
+    """:func:`_check_arrays` without reading values (a chunked recording):
+    shapes, dtypes and geometry now; finiteness is checked by the range pass of
+    :meth:`Recording.quantize`."""
+    shapes = {}
+    for var in ds.data_vars.values():
+        name = str(var.attrs["tensor"])
+        _check_kind(name, var.shape, var.dtype)
+        shapes[name] = var.shape
+    _check_geometry(layers, shapes)
 
 
 def _build_dataset(layers: tuple[Layer, ...], arrays: dict[str, np.ndarray],
@@ -168,6 +197,21 @@ class Recording:
         """The recorded array ``(frame, channel, y, x)`` of tensor ``name``."""
         return np.asarray(self.data[self._var(name)].values)
 
+    @property
+    def frame_chunks(self) -> tuple[int, ...] | None:
+        """Frames per chunk of a chunked (dask-backed) recording; None in memory."""
+        if not any(var.chunks is not None for var in self.data.data_vars.values()):
+            return None
+        return tuple(int(n) for n in self.data.chunks["frame"])
+
+    def chunk(self, frames: int) -> "Recording":
+        """The same recording backed by dask arrays in chunks of ``frames`` frames."""
+        return type(self)(self.layers, _chunked(self.data, _check_chunks({"frame": frames})))
+
+    def load(self) -> "Recording":
+        """The same recording with every tensor in memory."""
+        return type(self)(self.layers, self.data.compute())
+
     def select_frames(self, frames: Sequence[int] | slice) -> "Recording":
         """A recording restricted to some frames (in the given order)."""
         idx = frames if isinstance(frames, slice) else list(frames)
@@ -204,7 +248,8 @@ class Recording:
             if "frame_label" in ds.coords:  # zarr v3 has no stable string dtype: keep labels as JSON
                 ds.attrs["frame_labels"] = json.dumps([str(v) for v in ds["frame_label"].values])
                 ds = ds.drop_vars("frame_label")
-            ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+            encoding = {v: {"chunks": (1,) + da.shape[1:]} for v, da in ds.data_vars.items()}
+            ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
         return path
 
     def quantize(self, bits: int = 8, calibration: Literal["max", "percentile"] = "max",
@@ -221,19 +266,56 @@ def _format(path: Path) -> str:
     raise RecordingError(f"{path}: unknown recording format; use a .nc (NetCDF) or .zarr path")
 
 
-def open_recording(path: str | Path) -> "Recording | QuantizedRecording":
-    """Open a recording saved by :meth:`Recording.save` (NetCDF or zarr)."""
+def _chunked(ds: xr.Dataset, frames: int) -> xr.Dataset:
+    """``ds`` with every tensor in dask chunks of ``frames`` whole frames (coords as they are)."""
+    out = ds.copy()
+    for v, var in ds.data_vars.items():
+        out[v] = var.chunk({d: (frames if d == "frame" else -1) for d in var.dims})
+    return out
+
+
+def _check_chunks(chunks: Any) -> int | None:
+    """The frames per chunk of ``open_recording(chunks={"frame": k})``."""
+    if chunks is None:
+        return None
+    if (not isinstance(chunks, Mapping) or set(chunks) != {"frame"}
+            or isinstance(chunks["frame"], bool) or not isinstance(chunks["frame"], (int, np.integer))
+            or chunks["frame"] < 1):
+        raise RecordingError(f"open_recording: chunks must be {{'frame': k}} with an int k >= 1 "
+                             f"(frames per chunk), got {chunks!r}")
+    return int(chunks["frame"])
+
+
+def _read(path: Path, fmt: str, frames: int | None) -> xr.Dataset:
+    """The stored dataset: loaded, or lazy (dask) in chunks of ``frames`` frames."""
+    chunks = None if frames is None else {"frame": frames}
+    if fmt == "netcdf":
+        if chunks is not None:
+            return xr.open_dataset(path, engine="h5netcdf", chunks=chunks)
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    if chunks is not None:
+        return xr.open_zarr(path, consolidated=False, zarr_format=3, chunks=chunks)
+    with xr.open_zarr(path, consolidated=False, zarr_format=3) as ds:
+        return ds.load()
+
+
+def open_recording(path: str | Path, chunks: Mapping[str, int] | None = None
+                   ) -> "Recording | QuantizedRecording":
+    """Open a recording saved by :meth:`Recording.save` (NetCDF or zarr).
+
+    ``chunks={"frame": k}`` opens it lazily, backed by dask arrays in chunks of
+    ``k`` frames (each chunk holds every channel and position): ``quantize``,
+    ``count_events`` and ``event_curve`` then stream it chunk by chunk, in
+    memory bounded by the chunk, with the same results as in memory.
+    """
     path = Path(path)
+    frames = _check_chunks(chunks)
     if not path.exists():
         raise RecordingError(f"{path}: no such recording file")
     fmt = _format(path)
     try:
-        if fmt == "netcdf":
-            with xr.open_dataset(path, engine="h5netcdf") as ds:
-                ds = ds.load()
-        else:
-            with xr.open_zarr(path, consolidated=False, zarr_format=3) as ds:
-                ds = ds.load()
+        ds = _read(path, fmt, frames)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
         raise RecordingError(f"{path}: cannot be read as {fmt}: {exc}") from exc
     if "layers" not in ds.attrs:
@@ -250,10 +332,13 @@ def open_recording(path: str | Path) -> "Recording | QuantizedRecording":
         ds.coords["frame_label"] = ("frame", np.asarray(json.loads(ds.attrs.pop("frame_labels")), dtype=object))
     if "frame_label" in ds.coords:
         ds.coords["frame_label"] = ds.coords["frame_label"].astype(object)
-    arrays = {ds[v].attrs["tensor"]: ds[v].values for v in ds.data_vars}
     cls: type[Recording] = QuantizedRecording if "bits" in ds.attrs else Recording
     try:
-        _check_arrays(_check_layers(layers), arrays)
+        if frames is None:
+            _check_arrays(_check_layers(layers), {ds[v].attrs["tensor"]: ds[v].values for v in ds.data_vars})
+        else:
+            _check_lazy(_check_layers(layers), ds)
+            ds = _chunked(ds, frames)
     except (RecordingError, GeometryError) as exc:
         raise RecordingError(f"{path}: {exc}") from exc
     return cls(layers, ds)
@@ -274,12 +359,7 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
     ``100 - percentile`` and ``percentile`` percentiles, and keeps the full range when both
     are 0 (a tensor sparser than the percentile).
     """
-    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
-        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
-    if calibration not in ("max", "percentile"):
-        raise ValueError(f"calibration must be 'max' or 'percentile', got {calibration!r}")
-    levels = 2 ** int(bits) - 1
-    dtype = np.uint8 if bits <= 8 else np.uint16
+    levels, dtype = _check_quant(bits, calibration)
     x = np.asarray(x)
     if not np.any(x):
         return np.zeros(x.shape, dtype=dtype), 1.0, 0
@@ -291,11 +371,10 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
         p_hi = max(0.0, float(np.percentile(x, percentile)))
         if p_hi > p_lo:  # a sparse tensor can have both percentiles at 0: keep the full range
             lo, hi = p_lo, p_hi
-    scale = (hi - lo) / levels
-    if not scale > 0.0:  # range below float64 resolution (subnormal values): nothing to code
+    params = _affine(lo, hi, levels)
+    if params is None:  # range below float64 resolution (subnormal values): nothing to code
         return np.zeros(x.shape, dtype=dtype), 1.0, 0
-    zero_point = int(np.rint(-lo / scale))
-    return codes_of(x, float(scale), zero_point, int(bits)), float(scale), zero_point
+    return codes_of(x, *params, int(bits)), *params
 
 
 def codes_of(x: np.ndarray, scale: float, zero_point: int, bits: int) -> np.ndarray:
@@ -327,6 +406,25 @@ def dequantize_codes(signed: np.ndarray, scale: float) -> np.ndarray:
     return (np.asarray(signed, dtype=np.float64) * scale).astype(np.float32)
 
 
+def _check_quant(bits: Any, calibration: Any) -> tuple[int, type]:
+    """The top code ``2**bits - 1`` and the code dtype, after checking the arguments."""
+    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise ValueError(f"bits must be an int in [2, 16], got {bits!r}")
+    if calibration not in ("max", "percentile"):
+        raise ValueError(f"calibration must be 'max' or 'percentile', got {calibration!r}")
+    return 2 ** int(bits) - 1, (np.uint8 if bits <= 8 else np.uint16)
+
+
+def _affine(lo: float, hi: float, levels: int) -> tuple[float, int] | None:
+    """``(scale, zero_point)`` of the range ``[lo, hi]`` (``lo <= 0 <= hi``); None when
+    the range is empty or below float64 resolution (every code is then 0, with
+    ``scale = 1.0``, ``zero_point = 0``)."""
+    scale = (hi - lo) / levels
+    if not scale > 0.0:
+        return None
+    return float(scale), int(np.rint(-lo / scale))
+
+
 @dataclass(frozen=True)
 class QuantizedRecording(Recording):
     """A recording of integer codes with per-tensor ``scale`` and ``zero_point``.
@@ -338,6 +436,8 @@ class QuantizedRecording(Recording):
     @classmethod
     def from_recording(cls, rec: Recording, bits: int = 8, calibration: str = "max",
                        percentile: float = 99.99) -> "QuantizedRecording":
+        if rec.frame_chunks is not None:
+            return cls._from_chunked(rec, bits, calibration, percentile)
         ds = rec.data.copy()
         for v in list(ds.data_vars):
             codes, scale, zp = quantize_array(ds[v].values, bits, calibration, percentile)
@@ -345,6 +445,32 @@ class QuantizedRecording(Recording):
         ds.attrs.update({"bits": int(bits), "calibration": calibration})
         if calibration == "percentile":
             ds.attrs["percentile"] = float(percentile)
+        return cls(rec.layers, ds)
+
+    @classmethod
+    def _from_chunked(cls, rec: Recording, bits: int, calibration: str,
+                      percentile: float) -> "QuantizedRecording":
+        """:meth:`from_recording` of a chunked recording: the global range of each
+        tensor in one streaming pass, then lazy codes (the same formula per chunk)."""
+        levels, dtype = _check_quant(bits, calibration)
+        if calibration != "max":
+            raise RecordingError("quantize: a chunked recording supports calibration='max' only "
+                                 "(percentiles need a whole tensor in memory); open it without chunks")
+        from .stream import tensor_ranges
+        ds = rec.data.copy()
+        for v, (lo, hi, bad) in tensor_ranges(ds, "quantize: range").items():
+            var = ds[v]
+            if bad:
+                _raise_nonfinite(str(var.attrs["tensor"]), bad)
+            params = _affine(min(0.0, lo), max(0.0, hi), levels)
+            if params is None:   # no range: every code 0, as quantize_array
+                codes = var.data.map_blocks(np.zeros_like, dtype=dtype).astype(dtype)
+                params = (1.0, 0)
+            else:
+                codes = var.data.map_blocks(codes_of, *params, int(bits), dtype=dtype)
+            ds[v] = xr.Variable(var.dims, codes, attrs={**var.attrs, "scale": params[0],
+                                                        "zero_point": params[1]})
+        ds.attrs.update({"bits": int(bits), "calibration": calibration})
         return cls(rec.layers, ds)
 
     @property

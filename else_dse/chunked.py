@@ -4,18 +4,20 @@ A chunked :class:`~else_dse.QuantizedRecording` (``open_recording(path,
 chunks={"frame": k}).quantize()``) is counted one frame chunk at a time with
 the in-memory functions of :mod:`else_dse.events` and the per-chunk Datasets
 are concatenated along ``frame``; the result is identical to the in-memory run.
-Conventional, dense and line-delta counts are per frame. A temporal delta
-compares each frame with the one before: lossless (``theta = tau = 0``) it
-needs only the previous frame, prepended to each chunk and dropped from its
-result. The chunk loop, the progress bar over chunks and the dispatch to a
+Conventional, dense and line-delta counts are per frame, so chunks are
+independent. A temporal delta carries its state (the sender's reference ``R``
+and the consumer's sum ``Y`` of every element) from one chunk to the next, so
+its chunks run in order. The open-loop event curve of a temporal delta without
+the error needs only the previous frame, prepended to each chunk. The chunk loop, the progress bar over chunks and the dispatch to a
 ``dask.distributed`` cluster live in :mod:`else_dse.stream`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import xarray as xr
 
 from . import stream
@@ -26,23 +28,15 @@ from .workload import Layer
 __all__ = ["count_chunked", "curve_chunked"]
 
 
-def _overlap(schemes: Sequence[Scheme], where: str) -> int:
-    """Frames of the previous chunk each chunk needs: 1 for a lossless temporal
-    delta; a stateful (lossy) temporal delta is refused."""
-    temporal = [s for s in schemes if isinstance(s, TemporalDelta)]
-    for s in temporal:
-        if s.threshold or s.tau:
-            raise NotImplementedError(
-                f"{where}: {s!r} over a chunked recording needs the temporal state carried "
-                "across chunks, which the kernels do not give yet; load() the recording")
-    return 1 if temporal else 0
-
-
-def _count_part(layers: tuple[Layer, ...], plan: SchemeOrPlan, lines: bool,
-                part: xr.Dataset, skip: int) -> xr.Dataset:
-    from .events import count_events
-    ds = count_events(QuantizedRecording(layers, part), plan, lines=lines)
-    return ds.isel(frame=slice(skip, None)) if skip else ds
+def _count_part(layers: tuple[Layer, ...], plan: SchemeOrPlan, lines: bool, part: xr.Dataset,
+                skip: int, states: dict[tuple, np.ndarray]) -> tuple[xr.Dataset, dict[tuple, np.ndarray]]:
+    """Counts of one chunk, starting from the temporal ``states`` of the chunks before
+    (``{(tensor, scheme): (2, C*H*W)}``, not modified); returns the states after it."""
+    from .events import _count, _TensorCache
+    qpart = QuantizedRecording(layers, part)
+    states = {key: a.copy() for key, a in states.items()}
+    ds = _count(qpart, plan, lines, _TensorCache(qpart, layers, states))
+    return (ds.isel(frame=slice(skip, None)) if skip else ds), states
 
 
 def _join(parts: list[xr.Dataset]) -> xr.Dataset:
@@ -54,11 +48,18 @@ def _join(parts: list[xr.Dataset]) -> xr.Dataset:
 
 
 def count_chunked(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool) -> xr.Dataset:
-    """:func:`else_dse.count_events` of a chunked recording, streamed over frame chunks."""
+    """:func:`else_dse.count_events` of a chunked recording, streamed over frame chunks;
+    temporal deltas carry their state (sender ``R``, receiver ``Y``) from chunk to chunk."""
     schemes = as_plan(scheme_or_plan).resolve(qrec.layers)
-    overlap = _overlap(schemes, "count_events")
     task = functools.partial(_count_part, qrec.layers, scheme_or_plan, lines)
-    return _join(stream.run(qrec.data, task, "count_events", overlap=overlap))
+    if any(isinstance(s, TemporalDelta) for s in schemes):
+        return _join(stream.run(qrec.data, task, "count_events", carry=True, state={}))
+    free = functools.partial(_drop_state, task)
+    return _join(stream.run(qrec.data, free, "count_events"))
+
+
+def _drop_state(task: Any, part: xr.Dataset, skip: int) -> xr.Dataset:
+    return task(part, skip, {})[0]
 
 
 def _curve_part(layers: tuple[Layer, ...], layer_name: str, scheme: Scheme, thresholds: list[int],
@@ -74,7 +75,10 @@ def curve_chunked(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     layer = qrec.layer(layer_name)
     sub = qrec.select_layers([layer.name])
     if isinstance(scheme, TemporalDelta) and (error or scheme.loop == "closed"):
-        _overlap([TemporalDelta(threshold=1, loop=scheme.loop)], "event_curve")
+        raise NotImplementedError(
+            f"event_curve: {scheme!r} with error={error} over a chunked recording needs the "
+            "per-threshold state carried across chunks, which the curve kernel does not give yet; "
+            "load() the recording (open loop with error=False streams)")
     # open loop without the error: D_f = X_f - X_{f-1} (after tau) needs the previous frame only
     overlap = 1 if isinstance(scheme, TemporalDelta) else 0
     task = functools.partial(_curve_part, sub.layers, layer.name, scheme, list(thresholds), error)

@@ -193,8 +193,10 @@ def _codes(qrec: QuantizedRecording, tensor: str, found: dict[str, tuple[Any, in
 class _TensorCache:
     """Codes and per-tensor kernel results shared by layers reading one tensor."""
 
-    def __init__(self, qrec: QuantizedRecording, layers: Sequence[Layer]) -> None:
+    def __init__(self, qrec: QuantizedRecording, layers: Sequence[Layer],
+                 states: dict[tuple, np.ndarray] | None = None) -> None:
         self.qrec = qrec
+        self.states = states
         self.last_use = {layer.input: i for i, layer in enumerate(layers)}
         self.found = _code_arrays(qrec)
         self.arrays: dict[str, tuple[np.ndarray, int]] = {}
@@ -210,6 +212,16 @@ class _TensorCache:
             self.arrays.pop(tensor, None)
             for key in [k for k in self.results if k[0] == tensor]:
                 del self.results[key]
+
+    def temporal_state(self, tensor: str, scheme: TemporalDelta, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The kernel's ``state=`` argument when the run carries temporal state
+        (``states``: ``{(tensor, scheme): (2, C*H*W) int32}``, advanced in place), else none."""
+        if self.states is None:
+            return {}
+        key = (tensor, scheme)
+        if key not in self.states:
+            self.states[key] = np.zeros((2, X[0].size), np.int32)
+        return {"state": self.states[key]}
 
     def get(self, key: tuple, compute: Any) -> Any:
         if key not in self.results:
@@ -315,7 +327,8 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
     if isinstance(scheme, TemporalDelta):
         res = cache.get((layer.input, "temporal_delta", scheme),
                         lambda: _position_counts(_kernels.temporal_delta, X, zp, scheme.threshold,
-                                                 scheme.loop == "closed", scheme.tau))
+                                                 scheme.loop == "closed", scheme.tau,
+                                                 **cache.temporal_state(layer.input, scheme, X)))
         return _from_position_counts(layer, res)
     if isinstance(scheme, LineDelta):
         return _line_delta(X, zp, layer, scheme, cache)
@@ -340,14 +353,21 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
     on a ``dask.distributed`` cluster if a client is active, with the same result.
     """
     qrec = _check_qrec(qrec, "count_events")
+    if qrec.frame_chunks is not None:
+        as_plan(scheme_or_plan).resolve(qrec.layers)   # a bad plan fails before streaming
+        from .chunked import count_chunked
+        return count_chunked(qrec, scheme_or_plan, lines)
+    return _count(qrec, scheme_or_plan, lines, _TensorCache(qrec, qrec.layers))
+
+
+def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
+           cache: "_TensorCache") -> xr.Dataset:
+    """:func:`count_events` of an in-memory recording through ``cache`` (which carries
+    the temporal state of a chunked run)."""
     plan = as_plan(scheme_or_plan)
     layers = qrec.layers
     schemes = plan.resolve(layers)
-    if qrec.frame_chunks is not None:
-        from .chunked import count_chunked
-        return count_chunked(qrec, scheme_or_plan, lines)
     F = qrec.n_frames
-    cache = _TensorCache(qrec, layers)
     results: list[_Counts] = []
     iterator: Any = enumerate(zip(layers, schemes))
     if len(layers) >= _PROGRESS_MIN_LAYERS:

@@ -1,5 +1,6 @@
 """Chunked (dask-backed) recordings: open_recording(chunks=), streaming quantize,
-count_events and event_curve give exactly the in-memory results; peak memory is
+count_events and event_curve give exactly the in-memory results (temporal
+state carried across chunks); peak memory is
 bounded by the chunk (measured in a subprocess on a recording 4x larger than the
 limit, with the in-memory run as the control that exceeds it)."""
 
@@ -17,7 +18,7 @@ import xarray as xr
 from hypothesis import given, settings, strategies as st
 
 import else_dse as ed
-from else_dse import Layer, Recording, RecordingError, open_recording
+from else_dse import Layer, Recording, RecordingError, open_recording, stream
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -45,7 +46,8 @@ SCHEMES = st.sampled_from([
     ed.Conventional(), ed.Conventional(tau=2), ed.Dense(), ed.Dense(tau=1),
     ed.LineDelta(axis="y"), ed.LineDelta(axis="x", direction="reverse"),
     ed.LineDelta(axis="y", threshold=3), ed.LineDelta(axis="x", threshold=2, loop="open", tau=1),
-    ed.TemporalDelta(),
+    ed.TemporalDelta(), ed.TemporalDelta(threshold=2), ed.TemporalDelta(threshold=1, loop="open", tau=1),
+    ed.TemporalDelta(tau=2),
 ])
 
 
@@ -54,6 +56,7 @@ SCHEMES = st.sampled_from([
        zero_b=st.booleans(), seed=st.integers(0, 3))
 def test_count_events_chunked_is_exact(n, k, scheme, lines, zero_b, seed):
     rec = recording(n, seed, zero_b)
+    assert stream.active_client() is None          # serial: chunk by chunk in this process
     want = ed.count_events(rec.quantize(8), scheme, lines=lines)
     q = rec.chunk(k).quantize(8)
     assert q.frame_chunks is not None and max(q.frame_chunks) <= k
@@ -62,7 +65,7 @@ def test_count_events_chunked_is_exact(n, k, scheme, lines, zero_b, seed):
 
 def test_plan_over_chunks_is_exact():
     rec = recording(7, 1)
-    plan = ed.Plan({"conv1": ed.LineDelta(threshold=2), "dw1": ed.TemporalDelta(),
+    plan = ed.Plan({"conv1": ed.LineDelta(threshold=2), "dw1": ed.TemporalDelta(threshold=1, loop="open"),
                     "conv2": ed.Conventional(tau=1)})
     xr.testing.assert_identical(ed.count_events(rec.chunk(3).quantize(8), plan, lines=True),
                                 ed.count_events(rec.quantize(8), plan, lines=True))
@@ -112,8 +115,10 @@ def test_chunked_errors(tmp_path):
     ds["a"] = (ds["a"].dims, a, ds["a"].attrs)
     with pytest.raises(RecordingError, match="tensor 'a': 1 non-finite"):
         Recording(rec.layers, ds).chunk(2).quantize(8)
-    with pytest.raises(NotImplementedError, match="temporal state"):
-        ed.count_events(rec.chunk(2).quantize(8), ed.TemporalDelta(threshold=1))
+    with pytest.raises(NotImplementedError, match="per-threshold state"):
+        ed.event_curve(rec.chunk(2).quantize(8), "conv1", ed.TemporalDelta(), [0, 1])
+    with pytest.raises(ValueError, match="unknown layer"):
+        ed.count_events(rec.chunk(2).quantize(8), ed.Plan({"nope": ed.Conventional()}))
 
 
 # ---- peak memory -------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""With a dask.distributed Client active (a small LocalCluster: two worker
+processes on loopback), chunked quantize and count_events run on the cluster and
+give results identical to the serial in-memory run."""
+
+from __future__ import annotations
+
+import pytest
+import xarray as xr
+
+import else_dse as ed
+from else_dse import open_recording, stream
+
+from test_stream import recording
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+PLANS = [
+    ed.LineDelta(axis="x", threshold=2),
+    ed.Conventional(tau=1),
+    ed.Plan({"conv1": ed.LineDelta(threshold=2, loop="open"), "dw1": ed.TemporalDelta(threshold=1),
+             "conv2": ed.TemporalDelta(threshold=2, loop="open")}),
+]
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=str)
+def test_count_events_on_cluster_is_serial(client, tmp_path, plan):
+    rec = recording(9, 4)
+    path = rec.save(tmp_path / "r.zarr")
+    serial = rec.quantize(8)
+    want = ed.count_events(serial, plan, lines=True)
+    assert stream.active_client() is client
+    q = open_recording(path, chunks={"frame": 2}).quantize(8)     # range pass on the cluster
+    xr.testing.assert_identical(q.load().data, serial.data)
+    xr.testing.assert_identical(ed.count_events(q, plan, lines=True), want)

@@ -20,6 +20,14 @@ delta is not defined there). Times are process CPU times (the machine is
 shared; wall time under contention says more about the neighbours than about
 the code), best of ``--repeat`` runs; ``--wall`` uses wall-clock time.
 
+Each recording's table is followed by thread scaling (wall clock): count_events
+on 1 and 2 kernel threads, and on 2 threads against one count_nonzero pass over
+the uint8 codes. The main table runs the kernels on one thread.
+
+A scale table (first recording, frames repeated up to ``--scale-frames``) times
+open + quantize + count_events end to end in memory, out of core (chunks) and on
+a LocalCluster of two worker processes, checked to give identical counts.
+
 A last table times ``event_curve`` over 16 and 64 thresholds against as many
 ``count_events`` calls on the same layer (closed and open loop, with and
 without the error; open loop without error is a pure histogram of ``|D|``).
@@ -49,8 +57,10 @@ SCHEMES: list[ed.schemes.Scheme] = [
     ed.LineDelta(axis="x"),
     ed.LineDelta(axis="y", threshold=2),
     ed.LineDelta(axis="y", threshold=2, loop="open"),
+    ed.LineDelta(axis="x", threshold=2),
     ed.TemporalDelta(),
     ed.TemporalDelta(threshold=2),
+    ed.TemporalDelta(threshold=2, loop="open"),
 ]
 
 
@@ -157,7 +167,8 @@ def synthetic() -> ed.Recording:
     return ed.Recording.from_arrays(layers, arrays, attrs={"source": "synthetic"})
 
 
-def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: int) -> list[dict]:
+def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: int,
+          threads: bool = True) -> list[dict]:
     rec = rec.select_frames(range(min(frames, rec.n_frames)))
     conv_layers = [layer.name for layer in rec.layers if layer.op != "fc"]
     q = rec.select_layers(conv_layers).quantize(bits=8)
@@ -174,8 +185,8 @@ def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: 
           f"numpy baseline on {nf} frame(s)")
     rows = []
     for scheme in SCHEMES:
-        ds = ed.count_events(q, scheme)
-        t_ce = best_time(lambda: ed.count_events(q, scheme), repeat)
+        ds = ed.count_events(q, scheme, threads=1)
+        t_ce = best_time(lambda: ed.count_events(q, scheme, threads=1), repeat)
         fn = NUMPY[scheme.kind]
 
         def run_numpy() -> list[tuple[np.ndarray, ...]]:
@@ -206,8 +217,37 @@ def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: 
               f"{r['numpy_Meps']:7.0f} {r['speedup_vs_numpy']:7.1f}x {r['count_nonzero_Meps']:7.0f} "
               f"{r['vs_count_nonzero']:5.1f}x {r['count_nonzero_u8_Meps']:7.0f} "
               f"{r['vs_count_nonzero_u8']:5.1f}x {r['event_ratio_vs_dense']:12.3f}")
-    print("(Melem/s; 'x numpy' = count_events vs the numpy baseline; '/ nnz' = count_events time / "
-          "count_nonzero time on int16 X; '/ u8' the same on the uint8 codes)")
+    print("(Melem/s, one kernel thread; 'x numpy' = count_events vs the numpy baseline; '/ nnz' = "
+          "count_events time / count_nonzero time on int16 X; '/ u8' the same on the uint8 codes)")
+    if threads:
+        rows_t = bench_threads(q, raw, repeat)
+        for r, t in zip(rows, rows_t):
+            r.update(t)
+    return rows
+
+
+def wall_time(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return max(best, 1e-9)
+
+
+def bench_threads(q: QuantizedRecording, raw: dict[str, np.ndarray], repeat: int) -> list[dict]:
+    """Wall-clock time of count_events on 1 and 2 kernel threads, and on 2 threads
+    against one single-threaded count_nonzero pass over the uint8 codes."""
+    t_nnz8 = wall_time(lambda: [np.count_nonzero(raw[layer.input]) for layer in q.layers], repeat)
+    print(f"{'  thread scaling (wall clock)':48s} {'1 thread s':>10s} {'2 threads s':>11s} "
+          f"{'speedup':>8s} {'2 thr / u8':>10s}")
+    rows = []
+    for scheme in SCHEMES:
+        t1 = wall_time(lambda: ed.count_events(q, scheme, threads=1), repeat)
+        t2 = wall_time(lambda: ed.count_events(q, scheme, threads=2), repeat)
+        print(f"  {str(scheme):46s} {t1:10.4f} {t2:11.4f} {t1 / t2:7.2f}x {t2 / t_nnz8:9.1f}x")
+        rows.append({"wall_1_thread_s": t1, "wall_2_threads_s": t2, "thread_speedup": t1 / t2,
+                     "wall_2_threads_vs_count_nonzero_u8": t2 / t_nnz8})
     return rows
 
 
@@ -266,6 +306,58 @@ def bench_curve(name: str, rec: ed.Recording, frames: int, repeat: int,
     return rows
 
 
+SCALE_SCHEMES: list[ed.schemes.Scheme] = [ed.LineDelta(threshold=2), ed.TemporalDelta(threshold=2)]
+
+
+def bench_scale(name: str, rec: ed.Recording, frames: int, chunk: int, repeat: int) -> list[dict]:
+    """End to end (open a zarr recording, quantize, count_events) in memory, out of
+    core (chunks of ``chunk`` frames) and on a LocalCluster of 2 worker processes,
+    wall clock; the frames are the recording's, repeated up to ``frames``."""
+    import tempfile
+
+    from distributed import Client, LocalCluster
+
+    conv = [layer.name for layer in rec.layers if layer.op != "fc"]
+    rec = rec.select_layers(conv)
+    idx = [i % rec.n_frames for i in range(frames)]
+    arrays = {t: rec.tensor(t)[idx] for t in rec.tensors}
+    big = ed.Recording.from_arrays(rec.layers, arrays)
+    elements = sum(frames * layer.dense_events for layer in big.layers)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = big.save(Path(tmp) / "rec.zarr")
+
+        def run(chunks: dict | None, scheme: ed.schemes.Scheme, threads: int | None = None) -> Any:
+            return ed.count_events(ed.open_recording(path, chunks=chunks).quantize(8), scheme,
+                                   threads=threads)
+
+        print(f"\n{name}: out of core and cluster, {len(big.layers)} layers, {frames} frames "
+              f"({elements / 1e6:.0f} M layer-input elements), chunks of {chunk} frames, wall clock, "
+              f"open + quantize + count_events")
+        print(f"{'scheme':44s} {'in memory':>10s} {'chunked':>8s} {'/ mem':>6s} {'cluster':>8s} {'/ mem':>6s}")
+        times = {}
+        for scheme in SCALE_SCHEMES:
+            want = run(None, scheme)
+            if not want.equals(run({"frame": chunk}, scheme)):
+                raise AssertionError(f"chunked counts differ under {scheme}")
+            times[scheme] = (wall_time(lambda: run(None, scheme), repeat),
+                             wall_time(lambda: run({"frame": chunk}, scheme), repeat))
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=":0") as cluster, Client(cluster):
+            for scheme in SCALE_SCHEMES:
+                if not run(None, scheme).equals(run({"frame": chunk}, scheme, threads=1)):
+                    raise AssertionError(f"cluster counts differ under {scheme}")
+                t_cl = wall_time(lambda: run({"frame": chunk}, scheme, threads=1), repeat)
+                t_mem, t_chunk = times[scheme]
+                print(f"{str(scheme):44s} {t_mem:9.2f}s {t_chunk:7.2f}s {t_mem / t_chunk:5.2f}x "
+                      f"{t_cl:7.2f}s {t_mem / t_cl:5.2f}x")
+                rows.append({"recording": name, "scheme": str(scheme), "frames": frames, "chunk": chunk,
+                             "in_memory_s": t_mem, "chunked_s": t_chunk, "cluster_s": t_cl})
+    print("('/ mem' = throughput against in memory: > 1 is faster; cluster: 2 local worker "
+          "processes, 1 thread each)")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="*", help="recordings (default: the shipped data/*.nc)")
@@ -276,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wall", action="store_true", help="time with the wall clock instead of CPU time")
     ap.add_argument("--no-curve", action="store_true", help="skip the event_curve table")
     ap.add_argument("--no-schemes", action="store_true", help="skip the count_events table")
+    ap.add_argument("--no-threads", action="store_true", help="skip the thread-scaling table")
+    ap.add_argument("--no-scale", action="store_true", help="skip the out-of-core / cluster table")
+    ap.add_argument("--scale-frames", type=int, default=32, help="frames of the out-of-core table")
     args = ap.parse_args(argv)
     global CLOCK
     CLOCK = time.perf_counter if args.wall else time.process_time
@@ -293,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {p}: already quantized")
             continue
         if not args.no_schemes:
-            rows += bench(Path(p).stem, rec, args.frames, args.repeat, args.numpy_frames)
+            rows += bench(Path(p).stem, rec, args.frames, args.repeat, args.numpy_frames,
+                          not args.no_threads)
     if not args.no_curve:
         if paths:  # the recording with the most frames (the curves follow frames / lines)
             recs = {p: ed.open_recording(p) for p in paths}
@@ -301,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
             bench_curve(Path(p).stem, recs[p], args.frames, args.repeat)
         else:
             bench_curve("synthetic", synthetic(), args.frames, args.repeat)
+    if not args.no_scale:
+        src = ed.open_recording(paths[0]) if paths else synthetic()
+        if not isinstance(src, QuantizedRecording):
+            bench_scale(Path(paths[0]).stem if paths else "synthetic", src, args.scale_frames,
+                        max(1, args.scale_frames // 8), max(1, args.repeat // 2))
     if args.csv and rows:
         import csv
         with open(args.csv, "w", newline="") as fh:

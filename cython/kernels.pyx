@@ -23,6 +23,7 @@ conventional, ``theta = tau = 0`` for line and temporal delta) has no error: ``e
 from libc.stdint cimport int8_t, uint8_t, int16_t, uint16_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free, calloc
 from libc.string cimport memset
+from cython.parallel cimport prange, parallel, threadid
 
 cdef extern from "kernels_core.h" nogil:
     ctypedef struct ek_err:
@@ -31,169 +32,43 @@ cdef extern from "kernels_core.h" nogil:
         int32_t emax
     int EK_BLOCK
     Py_ssize_t EK_HSTRIDE(Py_ssize_t T)
-    void ek_conventional_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err, int32_t *out)
-    void ek_temporal_i8(const int8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err, int32_t *out)
-    void ek_line_frame_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
-                          int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
-                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
-    void ek_transpose_i8(const int8_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
-    void ek_conventional_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err, int32_t *out)
-    void ek_temporal_u8(const uint8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err, int32_t *out)
-    void ek_line_frame_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
-                          int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
-                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
-    void ek_transpose_u8(const uint8_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
-    void ek_conventional_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err, int32_t *out)
-    void ek_temporal_i16(const int16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err, int32_t *out)
-    void ek_line_frame_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
-                          int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
-                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
-    void ek_transpose_i16(const int16_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
-    void ek_conventional_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err, int32_t *out)
-    void ek_temporal_u16(const uint16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err, int32_t *out)
-    void ek_line_frame_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
-                          int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
-                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
-    void ek_transpose_u16(const uint16_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
-    void ek_conventional_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
-                            ek_err *err, int32_t *out)
-    void ek_temporal_i32(const int32_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                        ek_err *err, int32_t *out)
-    void ek_line_frame_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real, Py_ssize_t npos,
-                          int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
-                          const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                          int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
-                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
-    void ek_transpose_i32(const int32_t *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols, int32_t *dst)
-
-    void ek_temporal_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
-                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
-                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_temporal_thresholds_u8(const uint8_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
-                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
-                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_temporal_thresholds_i16(const int16_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
-                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
-                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_temporal_thresholds_u16(const uint16_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
-                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
-                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_temporal_thresholds_i32(const int32_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
-                                   Py_ssize_t T, int closed, int32_t tau, int32_t *states,
-                                   const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
-                                   int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_line_frame_thresholds_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
-                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
-                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
-                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
-                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_line_frame_thresholds_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
-                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
-                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
-                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
-                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_line_frame_thresholds_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
-                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
-                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
-                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
-                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_line_frame_thresholds_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
-                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
-                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
-                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
-                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_line_frame_thresholds_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                                     Py_ssize_t npos, int reverse, const int64_t *cover_line,
-                                     Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
-                                     const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
-                                     int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
-                                     int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
-                                     int64_t *esq_out, int64_t *xsq_out,
-                                   const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
-                                   int32_t *hl, int with_error)
-    void ek_pair_counts_i8(const int8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
-    void ek_pair_counts_u8(const uint8_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
-    void ek_pair_counts_i16(const int16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
-    void ek_pair_counts_u16(const uint16_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
-    void ek_pair_counts_i32(const int32_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
-                           Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
-    void ek_frame_diff_i8(const int8_t *cur, const int8_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
-    void ek_frame_diff_u8(const uint8_t *cur, const uint8_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
-    void ek_frame_diff_i16(const int16_t *cur, const int16_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
-    void ek_frame_diff_u16(const uint16_t *cur, const uint16_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
-    void ek_frame_diff_i32(const int32_t *cur, const int32_t *prev, Py_ssize_t C, Py_ssize_t N, int32_t *cnt)
-
-cdef extern from "kernels_core.h" nogil:
-    void ek_temporal16_i8(const int8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err, int32_t *out)
-    void ek_temporal16_u8(const uint8_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err, int32_t *out)
-    void ek_temporal16_i16(const int16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err, int32_t *out)
-    void ek_temporal16_u16(const uint16_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err, int32_t *out)
-    void ek_temporal16_i32(const int32_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
-                         ek_err *err, int32_t *out)
+    enum:
+        EK_I8, EK_U8, EK_I16, EK_U16, EK_I32
+    # one entry point per kernel; `kind` (see _kind) names the type of the codes
+    void ek_conventional(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau,
+                         int32_t *cnt, ek_err *err, int32_t *out)
+    void ek_temporal(int kind, const void *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                     int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
+                     ek_err *err, int32_t *out)
+    void ek_temporal16(int kind, const void *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
+                       int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
+                       ek_err *err, int32_t *out)
+    void ek_line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                       Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
+                       Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                       int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                       int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
+    void ek_transpose(int kind, const void *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                      int32_t *dst)
+    void ek_pair_counts(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
+                        Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
+    void ek_frame_diff(int kind, const void *cur, const void *prev, Py_ssize_t C, Py_ssize_t N,
+                       int32_t *cnt)
+    void ek_temporal_thresholds(int kind, const void *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
+                                Py_ssize_t T, int closed, int32_t tau, int32_t *states,
+                                const int32_t *fan, int64_t *ev_out, int64_t *sp_out,
+                                int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
+                                const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                int32_t *hl, int with_error)
+    void ek_line_frame_thresholds(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                  Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                  Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
+                                  const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
+                                  int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                  int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                  int64_t *esq_out, int64_t *xsq_out,
+                                  const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
+                                  int32_t *hl, int with_error)
 
 
 ctypedef fused code_t:
@@ -208,48 +83,36 @@ cdef inline int32_t _iabs(int32_t v) noexcept nogil:
     return -v if v < 0 else v
 
 
+cdef inline int _kind(const code_t *x) noexcept nogil:
+    """The C code type of the fused type (the one per-dtype dispatch; kernels_core.h
+    generates the per-type instances and picks one by it)."""
+    if code_t is int8_t:
+        return EK_I8
+    elif code_t is uint8_t:
+        return EK_U8
+    elif code_t is int16_t:
+        return EK_I16
+    elif code_t is uint16_t:
+        return EK_U16
+    else:
+        return EK_I32
+
+
 cdef inline void _conv(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                        ek_err *err, int32_t *out) noexcept nogil:
-    if code_t is int8_t:
-        ek_conventional_i8(x, zp, C, N, tau, cnt, err, out)
-    elif code_t is uint8_t:
-        ek_conventional_u8(x, zp, C, N, tau, cnt, err, out)
-    elif code_t is int16_t:
-        ek_conventional_i16(x, zp, C, N, tau, cnt, err, out)
-    elif code_t is uint16_t:
-        ek_conventional_u16(x, zp, C, N, tau, cnt, err, out)
-    else:
-        ek_conventional_i32(x, zp, C, N, tau, cnt, err, out)
+    ek_conventional(_kind(x), x, zp, C, N, tau, cnt, err, out)
 
 
 cdef inline void _temporal(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                            int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
                            ek_err *err, int32_t *out) noexcept nogil:
-    if code_t is int8_t:
-        ek_temporal_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    elif code_t is uint8_t:
-        ek_temporal_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    elif code_t is int16_t:
-        ek_temporal_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    elif code_t is uint16_t:
-        ek_temporal_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    else:
-        ek_temporal_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+    ek_temporal(_kind(x), x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 
 
 cdef inline void _temporal16(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
                              int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
                              int32_t *cnt, ek_err *err, int32_t *out) noexcept nogil:
-    if code_t is int8_t:
-        ek_temporal16_i8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    elif code_t is uint8_t:
-        ek_temporal16_u8(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    elif code_t is int16_t:
-        ek_temporal16_i16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    elif code_t is uint16_t:
-        ek_temporal16_u16(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-    else:
-        ek_temporal16_i32(x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+    ek_temporal16(_kind(x), x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 
 
 cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int axis,
@@ -268,28 +131,15 @@ cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, 
             c0 = cb * chunk
             cc = min(chunk, C - c0)
             for c in range(c0, c0 + cc):
-                _transpose(x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
-            ek_line_frame_i32(tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
-                              ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL)
+                ek_transpose(_kind(x), x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+            ek_line_frame(EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
+                          ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL)
             if out != NULL:
                 for c in range(c0, c0 + cc):
-                    ek_transpose_i32(obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)
+                    ek_transpose(EK_I32, obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)
         return
-    if code_t is int8_t:
-        ek_line_frame_i8(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                         ref, rec, xl, eb, line_ev, line_sp, err, out)
-    elif code_t is uint8_t:
-        ek_line_frame_u8(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                         ref, rec, xl, eb, line_ev, line_sp, err, out)
-    elif code_t is int16_t:
-        ek_line_frame_i16(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err, out)
-    elif code_t is uint16_t:
-        ek_line_frame_u16(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err, out)
-    else:
-        ek_line_frame_i32(x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err, out)
+    ek_line_frame(_kind(x), x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
+                  ref, rec, xl, eb, line_ev, line_sp, err, out)
 
 
 cdef inline void _temporal_thresholds(const code_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
@@ -297,35 +147,13 @@ cdef inline void _temporal_thresholds(const code_t *x, int32_t zp, Py_ssize_t nb
                                       const int32_t *fan, int64_t *ev, int64_t *sp, int32_t *emax,
                                       int64_t *esq, int64_t *xsq, const int32_t *lut, int32_t amax,
                                       int64_t *hc, int64_t *hs, int32_t *hl, int werr) noexcept nogil:
-    if code_t is int8_t:
-        ek_temporal_thresholds_i8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
-                                  lut, amax, hc, hs, hl, werr)
-    elif code_t is uint8_t:
-        ek_temporal_thresholds_u8(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
-                                  lut, amax, hc, hs, hl, werr)
-    elif code_t is int16_t:
-        ek_temporal_thresholds_i16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
-                                   lut, amax, hc, hs, hl, werr)
-    elif code_t is uint16_t:
-        ek_temporal_thresholds_u16(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
-                                   lut, amax, hc, hs, hl, werr)
-    else:
-        ek_temporal_thresholds_i32(x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq, xsq,
-                                   lut, amax, hc, hs, hl, werr)
+    ek_temporal_thresholds(_kind(x), x, zp, nb, thetas, T, closed, tau, states, fan, ev, sp, emax, esq,
+                           xsq, lut, amax, hc, hs, hl, werr)
 
 
 cdef inline void _transpose(const code_t *x, int32_t zp, Py_ssize_t H, Py_ssize_t W,
                             int32_t *dst) noexcept nogil:
-    if code_t is int8_t:
-        ek_transpose_i8(x, zp, H, W, dst)
-    elif code_t is uint8_t:
-        ek_transpose_u8(x, zp, H, W, dst)
-    elif code_t is int16_t:
-        ek_transpose_i16(x, zp, H, W, dst)
-    elif code_t is uint16_t:
-        ek_transpose_u16(x, zp, H, W, dst)
-    else:
-        ek_transpose_i32(x, zp, H, W, dst)
+    ek_transpose(_kind(x), x, zp, H, W, dst)
 
 
 cdef inline void _line_thresholds(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H,
@@ -335,26 +163,9 @@ cdef inline void _line_thresholds(const code_t *x, int32_t zp, Py_ssize_t C, Py_
                                   int32_t *eb, int64_t *ev, int64_t *sp, int32_t *emax, int64_t *esq,
                                   int64_t *xsq, const int32_t *lut, int32_t amax, int64_t *hc,
                                   int64_t *hs, int32_t *hl, int werr) noexcept nogil:
-    if code_t is int8_t:
-        ek_line_frame_thresholds_i8(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
-                                    lut, amax, hc, hs, hl, werr)
-    elif code_t is uint8_t:
-        ek_line_frame_thresholds_u8(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                    tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
-                                    lut, amax, hc, hs, hl, werr)
-    elif code_t is int16_t:
-        ek_line_frame_thresholds_i16(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
-                                    lut, amax, hc, hs, hl, werr)
-    elif code_t is uint16_t:
-        ek_line_frame_thresholds_u16(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
-                                    lut, amax, hc, hs, hl, werr)
-    else:
-        ek_line_frame_thresholds_i32(x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
-                                     tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq,
-                                    lut, amax, hc, hs, hl, werr)
+    ek_line_frame_thresholds(_kind(x), x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+                             tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq, lut, amax, hc, hs, hl,
+                             werr)
 
 
 cdef inline void _err_zero(ek_err *e) noexcept nogil:
@@ -363,30 +174,51 @@ cdef inline void _err_zero(ek_err *e) noexcept nogil:
     e.emax = 0
 
 
+cdef int _team(int threads, Py_ssize_t work) except -1:
+    """Threads for ``work`` independent items: ``threads`` (>= 1), at most one per item."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return <int>max(1, min(<Py_ssize_t>threads, work))
+
+
+cdef int _errs_out(const ek_err *errs, Py_ssize_t F, int64_t[::1] err_max, int64_t[::1] err_sq,
+                   int64_t[::1] x_sq) except -1 nogil:
+    cdef Py_ssize_t f
+    for f in range(F):
+        err_max[f] = errs[f].emax
+        err_sq[f] = errs[f].esq
+        x_sq[f] = errs[f].xsq
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Conventional (zero skipping after tau)
 # ---------------------------------------------------------------------------
 
 def conventional(const code_t[:, :, ::1] X, int tau, int32_t[:, ::1] count,
                  int64_t[::1] err_max, int64_t[::1] err_sq, int64_t[::1] x_sq, int zp=0,
-                 int32_t[:, :, ::1] recon=None):
+                 int32_t[:, :, ::1] recon=None, int threads=1):
     """``X`` is (frame, C, H*W). ``count[f, j]`` += number of channels with
     ``|X| > tau`` at position ``j``; error of the activation threshold per frame.
-    ``recon`` (frame, C, H*W) int32, optional: receives ``X`` with ``|X| <= tau`` zeroed."""
+    ``recon`` (frame, C, H*W) int32, optional: receives ``X`` with ``|X| <= tau`` zeroed.
+    Frames run on ``threads`` OpenMP threads (independent: results do not depend on it)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t f
-    cdef ek_err e
+    cdef ek_err *errs
     cdef bint want = recon is not None
+    cdef int team = _team(threads, F)
     if count.shape[0] != F or count.shape[1] != N:
         raise ValueError("count must have shape (frame, H*W)")
     _check_recon3(recon, F, C, N)
-    with nogil:
-        for f in range(F):
-            _err_zero(&e)
-            _conv(&X[f, 0, 0], zp, C, N, tau, &count[f, 0], &e, &recon[f, 0, 0] if want else NULL)
-            err_max[f] = e.emax
-            err_sq[f] = e.esq
-            x_sq[f] = e.xsq
+    errs = <ek_err *>calloc(F, sizeof(ek_err))
+    if errs == NULL:
+        raise MemoryError()
+    try:
+        for f in prange(F, nogil=True, num_threads=team, schedule="static"):
+            _conv(&X[f, 0, 0], zp, C, N, tau, &count[f, 0], &errs[f], &recon[f, 0, 0] if want else NULL)
+        _errs_out(errs, F, err_max, err_sq, x_sq)
+    finally:
+        free(errs)
 
 
 cdef int _check_recon3(int32_t[:, :, ::1] recon, Py_ssize_t F, Py_ssize_t C, Py_ssize_t N) except -1:
@@ -426,8 +258,9 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
                int theta, bint closed, int tau,
                int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
                int64_t[::1] err_max, int64_t[::1] err_sq, int64_t[::1] x_sq, int zp=0,
-               int32_t[:, :, :, ::1] recon=None):
-    """Line deltas along ``axis`` (0: y, 1: x) with reference distance ``s``.
+               int32_t[:, :, :, ::1] recon=None, int threads=1):
+    """Line deltas along ``axis`` (0: y, 1: x) with reference distance ``s``; frames
+    run on ``threads`` OpenMP threads (independent: results do not depend on it).
 
     ``cover_line`` (length L) is the extended cover of the scan lines in scan
     order (the layer already flipped for a reverse scan); lines with zero cover
@@ -443,12 +276,15 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     cdef Py_ssize_t npos = W if axis == 0 else H
     cdef Py_ssize_t n = C * npos
     cdef Py_ssize_t L = cover_line.shape[0]
-    cdef Py_ssize_t f, tsize = 0
+    cdef Py_ssize_t f, tsize = 0, bsize = (2 * s + 2) * n, tstride = 0
     cdef int32_t *cp
     cdef int32_t *buf
     cdef int32_t *tbuf = NULL
+    cdef int32_t *b
+    cdef int32_t *t
+    cdef ek_err *errs
     cdef bint want = recon is not None
-    cdef ek_err e
+    cdef int team = _team(threads, F)
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
@@ -456,26 +292,27 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     if want and (recon.shape[0] != F or recon.shape[1] != C or recon.shape[2] != H or recon.shape[3] != W):
         raise ValueError("recon must have the shape of X, (frame, C, H, W)")
     cp = _cover_per_channel(cover_pos, C, npos)
-    buf = <int32_t *>malloc((2 * s + 2) * n * sizeof(int32_t))
+    buf = <int32_t *>malloc(team * bsize * sizeof(int32_t))      # scratch of each thread
+    errs = <ek_err *>calloc(F, sizeof(ek_err))
     if axis != 0:  # one chunk of transposed planes (see _line), twice with recon
         tsize = min(C, max(1, EK_BLOCK // H)) * H * W
-        tbuf = <int32_t *>malloc((2 if want else 1) * tsize * sizeof(int32_t))
-    if buf == NULL or (axis != 0 and tbuf == NULL):
-        free(cp); free(buf); free(tbuf)
+        tstride = (2 if want else 1) * tsize
+        tbuf = <int32_t *>malloc(team * tstride * sizeof(int32_t))
+    if buf == NULL or errs == NULL or (axis != 0 and tbuf == NULL):
+        free(cp); free(buf); free(tbuf); free(errs)
         raise MemoryError()
     try:
-        with nogil:
-            for f in range(F):
-                _err_zero(&e)
+        with nogil, parallel(num_threads=team):
+            b = buf + threadid() * bsize
+            t = tbuf + threadid() * tstride if tbuf != NULL else NULL
+            for f in prange(F, schedule="static"):
                 _line(&X[f, 0, 0, 0], zp, C, H, W, axis, reverse, &cover_line[0], L, s, cp,
-                      theta, closed, tau, buf + 2 * n, buf + (2 + s) * n, buf, buf + n,
-                      &line_events[f, 0], &line_sops[f, 0], &e, tbuf,
-                      &recon[f, 0, 0, 0] if want else NULL, tbuf + tsize if want else NULL)
-                err_max[f] = e.emax
-                err_sq[f] = e.esq
-                x_sq[f] = e.xsq
+                      theta, closed, tau, b + 2 * n, b + (2 + s) * n, b, b + n,
+                      &line_events[f, 0], &line_sops[f, 0], &errs[f], t,
+                      &recon[f, 0, 0, 0] if want else NULL, t + tsize if want else NULL)
+        _errs_out(errs, F, err_max, err_sq, x_sq)
     finally:
-        free(cp); free(buf); free(tbuf)
+        free(cp); free(buf); free(tbuf); free(errs)
 
 
 cdef int32_t _check_lut(const int32_t[::1] lut, Py_ssize_t T, int64_t[:, ::1] hist_c,
@@ -559,11 +396,11 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                         cc = min(chunk, C - c0)
                         for c in range(c0, c0 + cc):
                             _transpose(&X[f, c, 0, 0], zp, H, W, tbuf + (c - c0) * H * W)
-                        ek_line_frame_thresholds_i32(tbuf, 0, cc, W, H, reverse, &cover_line[0], L, s,
-                                                     cp, &thetas[0], T, closed, tau, states, buf,
-                                                     buf + nc, buf + 2 * nc, acc, acc + T, emax,
-                                                     acc + 2 * T, &x_sq[f], &lut[0], amax,
-                                                     &hist_c[f, 0], &hist_s[f, 0], hl, werr)
+                        ek_line_frame_thresholds(EK_I32, tbuf, 0, cc, W, H, reverse, &cover_line[0], L,
+                                                 s, cp, &thetas[0], T, closed, tau, states, buf,
+                                                 buf + nc, buf + 2 * nc, acc, acc + T, emax,
+                                                 acc + 2 * T, &x_sq[f], &lut[0], amax,
+                                                 &hist_c[f, 0], &hist_s[f, 0], hl, werr)
                 for t in range(T):
                     events[t, f] += acc[t]
                     sops[t, f] += acc[T + t]
@@ -574,31 +411,23 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
 
 
 def pair_counts(const code_t[:, :, ::1] X, Py_ssize_t k, int32_t[:, ::1] pair,
-                int32_t[:, ::1] nzc, Py_ssize_t nz_lo=-1, Py_ssize_t nz_hi=0, int zp=0):
+                int32_t[:, ::1] nzc, Py_ssize_t nz_lo=-1, Py_ssize_t nz_hi=0, int zp=0,
+                int threads=1):
     """Lossless line deltas without state. ``X`` is (frame, C, N) codes;
     ``pair[f, j]`` += number of channels with ``X[j] != X[j - k]`` (``j >= k``),
     ``nzc[f, j]`` += number of channels with ``X[j] != 0`` for ``j < nz_lo`` or
     ``j >= nz_hi`` (default: every j; other entries are left as they are)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t f
+    cdef int team = _team(threads, F)
     if pair.shape[0] != F or pair.shape[1] != N or nzc.shape[0] != F or nzc.shape[1] != N:
         raise ValueError("pair and nzc must have shape (frame, N)")
     if k < 1:
         raise ValueError("k must be >= 1")
     if nz_lo < 0:
         nz_lo = N
-    with nogil:
-        for f in range(F):
-            if code_t is int8_t:
-                ek_pair_counts_i8(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
-            elif code_t is uint8_t:
-                ek_pair_counts_u8(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
-            elif code_t is int16_t:
-                ek_pair_counts_i16(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
-            elif code_t is uint16_t:
-                ek_pair_counts_u16(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
-            else:
-                ek_pair_counts_i32(&X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
+    for f in prange(F, nogil=True, num_threads=team, schedule="static"):
+        ek_pair_counts(_kind(&X[0, 0, 0]), &X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
 
 
 def line_rows(const int32_t[:, :, ::1] pair, const int32_t[:, :, ::1] nzc, int axis, int s,
@@ -762,7 +591,7 @@ cdef void _state_store(int32_t[:, ::1] state, Py_ssize_t i0, Py_ssize_t nb, cons
 def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
                    int32_t[:, ::1] count, int64_t[::1] err_max, int64_t[::1] err_sq,
                    int64_t[::1] x_sq, int zp=0, int32_t[:, :, ::1] recon=None,
-                   int32_t[:, ::1] state=None):
+                   int32_t[:, ::1] state=None, int threads=1):
     """Deltas over frames (frame 0 against zeros, or against ``state``). ``X`` is
     (frame, C, H*W); ``count[f, j]`` += number of channels with ``Dt != 0`` at
     position ``j``. Ranges of TBLOCK elements are run through all frames with
@@ -774,17 +603,26 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
     consumer's sum ``Y`` before frame 0 (zeros: the start of a stream); it is
     overwritten with the state after the last frame (closed loop: ``Y = R``), so
     frames run in chunks give the results of one pass. ``recon`` (frame, C, H*W)
-    int32, optional: what the consumer holds after each frame (``R``; open loop ``Y``)."""
+    int32, optional: what the consumer holds after each frame (``R``; open loop ``Y``).
+    Ranges of elements (frames, without state) run on ``threads`` OpenMP threads, each
+    counting into its own counters, summed after (exact integers: results do not
+    depend on the thread count)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
-    cdef Py_ssize_t f, ib, i0, nb, n = C * N
-    cdef Py_ssize_t TB = 4 * EK_BLOCK
+    cdef Py_ssize_t f, ib, i0, nb, n = C * N, t
+    cdef Py_ssize_t TB = 4 * EK_BLOCK, nblk = (C * N + 4 * EK_BLOCK - 1) // (4 * EK_BLOCK)
     cdef int32_t *ref = NULL
     cdef int16_t *ref16 = NULL
+    cdef int32_t *cnts = NULL
+    cdef int32_t *r
+    cdef int16_t *r16
+    cdef int32_t *cnt
+    cdef ek_err *te
     cdef ek_err *errs = NULL
     cdef bint lossless = theta == 0 and tau == 0
     cdef bint want = recon is not None
     cdef bint narrow
     cdef int64_t m = 0
+    cdef int team = _team(threads, nblk)
     if count.shape[0] != F or count.shape[1] != N:
         raise ValueError("count must have shape (frame, H*W)")
     if theta < 0 or tau < 0:
@@ -795,64 +633,82 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
             raise ValueError("state must have shape (2, C*H*W)")
         m = _state_bound(state)
     elif lossless and not want:
-        _temporal_lossless(X, count, err_max, err_sq, x_sq, zp)
+        _temporal_lossless(X, count, err_max, err_sq, x_sq, zp, threads)
+        return
+    if F == 0:
         return
     narrow = _narrow_state(<code_t *>NULL, zp, theta, tau, closed, F, m)
-    errs = <ek_err *>calloc(F, sizeof(ek_err))
+    errs = <ek_err *>calloc(team * F, sizeof(ek_err))
+    cnts = <int32_t *>calloc(max(1, (team - 1) * F * N), sizeof(int32_t))  # threads 1.. (0 counts into count)
     if narrow:
-        ref16 = <int16_t *>malloc(2 * TB * sizeof(int16_t))
+        ref16 = <int16_t *>malloc(team * 2 * TB * sizeof(int16_t))
     else:
-        ref = <int32_t *>malloc(2 * TB * sizeof(int32_t))
-    if errs == NULL or (narrow and ref16 == NULL) or (not narrow and ref == NULL):
-        free(errs); free(ref); free(ref16)
+        ref = <int32_t *>malloc(team * 2 * TB * sizeof(int32_t))
+    if errs == NULL or cnts == NULL or (narrow and ref16 == NULL) or (not narrow and ref == NULL):
+        free(errs); free(ref); free(ref16); free(cnts)
         raise MemoryError()
     try:
-        with nogil:
-            for ib in range((n + TB - 1) // TB):
+        with nogil, parallel(num_threads=team):
+            r = ref + threadid() * 2 * TB if ref != NULL else NULL
+            r16 = ref16 + threadid() * 2 * TB if ref16 != NULL else NULL
+            cnt = &count[0, 0] if threadid() == 0 else cnts + (threadid() - 1) * F * N
+            te = errs + threadid() * F
+            for ib in prange(nblk, schedule="static"):
                 i0 = ib * TB
                 nb = min(TB, n - i0)
-                _state_load(state, i0, nb, ref, ref16, TB)
+                _state_load(state, i0, nb, r, r16, TB)
                 for f in range(F):
                     if narrow:
-                        _temporal16(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, ref16,
-                                    ref16 + TB, &count[f, 0], &errs[f],
+                        _temporal16(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, r16,
+                                    r16 + TB, cnt + f * N, &te[f],
                                     &recon[f, 0, 0] + i0 if want else NULL)
                     else:
-                        _temporal(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, ref,
-                                  ref + TB, &count[f, 0], &errs[f],
+                        _temporal(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, r,
+                                  r + TB, cnt + f * N, &te[f],
                                   &recon[f, 0, 0] + i0 if want else NULL)
                 if state is not None:
-                    _state_store(state, i0, nb, ref, ref16, TB, closed)
-            for f in range(F):  # lossless: no error (as without state)
-                err_max[f] = 0 if lossless else errs[f].emax
-                err_sq[f] = 0 if lossless else errs[f].esq
-                x_sq[f] = 0 if lossless else errs[f].xsq
+                    _state_store(state, i0, nb, r, r16, TB, closed)
+        _merge_threads(count, cnts, errs, team, F, N)
+        for f in range(F):  # lossless: no error (as without state)
+            err_max[f] = 0 if lossless else errs[f].emax
+            err_sq[f] = 0 if lossless else errs[f].esq
+            x_sq[f] = 0 if lossless else errs[f].xsq
     finally:
-        free(errs); free(ref); free(ref16)
+        free(errs); free(ref); free(ref16); free(cnts)
+
+
+cdef int _merge_threads(int32_t[:, ::1] count, const int32_t *cnts, ek_err *errs, int team,
+                        Py_ssize_t F, Py_ssize_t N) except -1 nogil:
+    """Counters and error accumulators of threads 1.. into those of thread 0 (``count``,
+    ``errs[:F]``): integer sums and maxima, so the thread count does not change them."""
+    cdef Py_ssize_t t, f, j
+    for t in range(1, team):
+        for f in range(F):
+            for j in range(N):
+                count[f, j] += cnts[((t - 1) * F + f) * N + j]
+            errs[f].esq += errs[t * F + f].esq
+            errs[f].xsq += errs[t * F + f].xsq
+            if errs[t * F + f].emax > errs[f].emax:
+                errs[f].emax = errs[t * F + f].emax
+    return 0
 
 
 cdef int _temporal_lossless(const code_t[:, :, ::1] X, int32_t[:, ::1] count, int64_t[::1] err_max,
-                           int64_t[::1] err_sq, int64_t[::1] x_sq, int zp) except -1:
-    """Lossless temporal delta of a whole stream: frames compared as stored, no state."""
+                           int64_t[::1] err_sq, int64_t[::1] x_sq, int zp, int threads) except -1:
+    """Lossless temporal delta of a whole stream: frames compared as stored, no state
+    (frames independent, on ``threads`` threads)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t f
     cdef ek_err e
+    cdef int team = _team(threads, F)
+    if F == 0:
+        return 0
     with nogil:
+        _err_zero(&e)
+        _conv(&X[0, 0, 0], zp, C, N, 0, &count[0, 0], &e, NULL)   # frame 0 against zeros
+        for f in prange(1, F, num_threads=team, schedule="static"):  # against the previous frame
+            ek_frame_diff(_kind(&X[0, 0, 0]), &X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
         for f in range(F):
-            _err_zero(&e)
-            if f > 0:  # compare with the previous frame
-                if code_t is int8_t:
-                    ek_frame_diff_i8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                elif code_t is uint8_t:
-                    ek_frame_diff_u8(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                elif code_t is int16_t:
-                    ek_frame_diff_i16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                elif code_t is uint16_t:
-                    ek_frame_diff_u16(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-                else:
-                    ek_frame_diff_i32(&X[f, 0, 0], &X[f - 1, 0, 0], C, N, &count[f, 0])
-            else:  # frame 0 against zeros
-                _conv(&X[f, 0, 0], zp, C, N, 0, &count[f, 0], &e, NULL)
             err_max[f] = 0
             err_sq[f] = 0
             x_sq[f] = 0

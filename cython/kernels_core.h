@@ -41,6 +41,13 @@ typedef struct {
 
 #define EK_BLOCK 1024
 
+/* The delta step every loop shares (semantics.md): a delta d (after the
+ * activation threshold) is sent iff |d| > theta; 1 if sent, else 0. The
+ * receiver then adds d (closed loop: the sender's reference too). */
+static inline int32_t ek_sent(int32_t d, int32_t theta) {
+    return (d > theta) | (d < -theta);
+}
+
 /* Stride of the sub-histograms of T+1 bins (open-loop event curves): padded to
  * whole cache lines plus one so that the sub-histograms do not share lines. */
 #define EK_HSTRIDE(T) ((((T) + 1 + 15) / 16) * 16 + 16)
@@ -133,5 +140,79 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t n, double scale, 
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
+
+/* One entry point per kernel over every code type: `kind` names the type of
+ * the codes `x` (kernels.pyx derives it from its fused type) and picks the
+ * instance above. */
+enum { EK_I8, EK_U8, EK_I16, EK_U16, EK_I32 };
+
+#define EK_CAST(T, p) ((const T *)(p))
+#define EK_ENTRY(name, params, ...)                                               \
+    static inline void name params {                                              \
+        switch (kind) {                                                           \
+        case EK_I8: name##_i8(EK_CAST(int8_t, x), __VA_ARGS__); break;            \
+        case EK_U8: name##_u8(EK_CAST(uint8_t, x), __VA_ARGS__); break;           \
+        case EK_I16: name##_i16(EK_CAST(int16_t, x), __VA_ARGS__); break;         \
+        case EK_U16: name##_u16(EK_CAST(uint16_t, x), __VA_ARGS__); break;        \
+        default: name##_i32(EK_CAST(int32_t, x), __VA_ARGS__); break;             \
+        }                                                                         \
+    }
+
+EK_ENTRY(ek_conventional, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t N, int32_t tau,
+                           int32_t *cnt, ek_err *err, int32_t *out),
+         zp, C, N, tau, cnt, err, out)
+EK_ENTRY(ek_temporal, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptrdiff_t off, ptrdiff_t N,
+                       int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec,
+                       int32_t *cnt, ek_err *err, int32_t *out),
+         zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+EK_ENTRY(ek_temporal16, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptrdiff_t off, ptrdiff_t N,
+                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
+                         int32_t *cnt, ek_err *err, int32_t *out),
+         zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+EK_ENTRY(ek_line_frame, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                         ptrdiff_t npos, int reverse, const int64_t *cover_line, ptrdiff_t L,
+                         ptrdiff_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                         int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb, int64_t *line_ev,
+                         int64_t *line_sp, ek_err *err, int32_t *out),
+         zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau, ref, rec, xl, eb,
+         line_ev, line_sp, err, out)
+EK_ENTRY(ek_transpose, (int kind, const void *x, int32_t zp, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                        int32_t *dst),
+         zp, n_rows, n_cols, dst)
+EK_ENTRY(ek_pair_counts, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t N, ptrdiff_t k,
+                          ptrdiff_t nz_lo, ptrdiff_t nz_hi, int32_t *pair, int32_t *nzc),
+         zp, C, N, k, nz_lo, nz_hi, pair, nzc)
+EK_ENTRY(ek_temporal_thresholds, (int kind, const void *x, int32_t zp, ptrdiff_t nb,
+                                  const int32_t *thetas, ptrdiff_t T, int closed, int32_t tau,
+                                  int32_t *states, const int32_t *fan, int64_t *ev_out,
+                                  int64_t *sp_out, int32_t *emax_out, int64_t *esq_out,
+                                  int64_t *xsq_out, const int32_t *lut, int32_t amax, int64_t *hc,
+                                  int64_t *hs, int32_t *hl, int with_error),
+         zp, nb, thetas, T, closed, tau, states, fan, ev_out, sp_out, emax_out, esq_out, xsq_out,
+         lut, amax, hc, hs, hl, with_error)
+EK_ENTRY(ek_line_frame_thresholds, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                                    ptrdiff_t npos, int reverse, const int64_t *cover_line,
+                                    ptrdiff_t L, ptrdiff_t s, const int32_t *cp,
+                                    const int32_t *thetas, ptrdiff_t T, int closed, int32_t tau,
+                                    int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
+                                    int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                    int64_t *esq_out, int64_t *xsq_out, const int32_t *lut,
+                                    int32_t amax, int64_t *hc, int64_t *hs, int32_t *hl,
+                                    int with_error),
+         zp, C, n_real, npos, reverse, cover_line, L, s, cp, thetas, T, closed, tau, states, xl,
+         xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out, lut, amax, hc, hs, hl, with_error)
+
+/* frame_diff reads two code arrays of one type */
+#define EK_FRAME_DIFF(T, suf) ek_frame_diff_##suf(EK_CAST(T, cur), EK_CAST(T, prev), C, N, cnt)
+static inline void ek_frame_diff(int kind, const void *cur, const void *prev, ptrdiff_t C, ptrdiff_t N,
+                                 int32_t *cnt) {
+    switch (kind) {
+    case EK_I8: EK_FRAME_DIFF(int8_t, i8); break;
+    case EK_U8: EK_FRAME_DIFF(uint8_t, u8); break;
+    case EK_I16: EK_FRAME_DIFF(int16_t, i16); break;
+    case EK_U16: EK_FRAME_DIFF(uint16_t, u16); break;
+    default: EK_FRAME_DIFF(int32_t, i32); break;
+    }
+}
 
 #endif

@@ -125,7 +125,7 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
                 int32_t a = v < 0 ? -v : v;
                 int32_t xt = a > tau ? v : 0;
                 int32_t d = xt - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
+                int32_t nz = ek_sent(d, theta);
                 int32_t rr = r[p] + (nz ? d : 0);
                 int32_t e = v - rr;
                 r[p] = rr;
@@ -140,7 +140,7 @@ static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t 
                 int32_t a = v < 0 ? -v : v;
                 int32_t xt = a > tau ? v : 0;
                 int32_t d = xt - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
+                int32_t nz = ek_sent(d, theta);
                 int32_t yy = y[p] + (nz ? d : 0);
                 int32_t e = v - yy;
                 y[p] = yy;
@@ -186,7 +186,7 @@ static void EK_SUF(ek_temporal16)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 int16_t a = v < 0 ? (int16_t)-v : v;
                 int16_t xt = a > tau ? v : 0;
                 int16_t d = (int16_t)(xt - r[p]);
-                int16_t nz = (int16_t)((d > theta) | (d < -theta));
+                int16_t nz = (int16_t)ek_sent(d, theta);
                 int16_t rr = (int16_t)(r[p] + (nz ? d : 0));
                 int16_t e = (int16_t)(v - rr);
                 r[p] = rr;
@@ -201,7 +201,7 @@ static void EK_SUF(ek_temporal16)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 int16_t a = v < 0 ? (int16_t)-v : v;
                 int16_t xt = a > tau ? v : 0;
                 int16_t d = (int16_t)(xt - r[p]);
-                int16_t nz = (int16_t)((d > theta) | (d < -theta));
+                int16_t nz = (int16_t)ek_sent(d, theta);
                 int16_t yy = (int16_t)(y[p] + (nz ? d : 0));
                 int16_t e = (int16_t)(v - yy);
                 y[p] = yy;
@@ -357,7 +357,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
             } else {
                 for (p = 0; p < nb; p++) {
                     int32_t d = xtb[p];
-                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t nz = ek_sent(d, theta);
                     int32_t yy = y[p] + (nz ? d : 0);
                     int32_t e = xb[p] - yy;
                     y[p] = yy;
@@ -389,7 +389,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
         } else if (!with_error) {
             for (p = 0; p < nb; p++) {
                 int32_t d = xtb[p] - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
+                int32_t nz = ek_sent(d, theta);
                 r[p] += nz ? d : 0;
                 ev += nz;
                 sp += nz ? fan[p] : 0;
@@ -397,7 +397,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
         } else {
             for (p = 0; p < nb; p++) {
                 int32_t d = xtb[p] - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
+                int32_t nz = ek_sent(d, theta);
                 int32_t rr = r[p] + (nz ? d : 0);
                 int32_t e = xb[p] - rr;
                 r[p] = rr;
@@ -493,7 +493,7 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 int32_t xt = a > tau ? v : 0;
                 xmax = a > xmax ? a : xmax;
                 int32_t d = xt - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
+                int32_t nz = ek_sent(d, theta);
                 int32_t rr = r[p] + (nz ? d : 0);
                 int32_t e = v - rr;
                 r[p] = rr;
@@ -510,7 +510,7 @@ static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_
                 int32_t xt = a > tau ? v : 0;
                 xmax = a > xmax ? a : xmax;
                 int32_t d = xt - r[p];
-                int32_t nz = (d > theta) | (d < -theta);
+                int32_t nz = ek_sent(d, theta);
                 int32_t yy = y[p] + (nz ? d : 0);
                 int32_t e = v - yy;
                 y[p] = yy;
@@ -631,7 +631,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
                 } else {
                     for (p = 0; p < n; p++) {
                         int32_t d = xtl[p];
-                        int32_t nz = (d > theta) | (d < -theta);
+                        int32_t nz = ek_sent(d, theta);
                         int32_t yy = y[p] + (nz ? d : 0);
                         int32_t e = xl[p] - yy;
                         y[p] = yy;
@@ -663,7 +663,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
             } else if (!with_error) {
                 for (p = 0; p < n; p++) {
                     int32_t d = xtl[p] - r[p];
-                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t nz = ek_sent(d, theta);
                     r[p] += nz ? d : 0;
                     ev += nz;
                     spi += nz ? cp[p] : 0;
@@ -671,7 +671,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
             } else {
                 for (p = 0; p < n; p++) {
                     int32_t d = xtl[p] - r[p];
-                    int32_t nz = (d > theta) | (d < -theta);
+                    int32_t nz = ek_sent(d, theta);
                     int32_t rr = r[p] + (nz ? d : 0);
                     int32_t e = xl[p] - rr;
                     r[p] = rr;

@@ -7,7 +7,13 @@ The pipeline, one module per stage::
     (recording)  (recording)  (schemes, events) (hardware, cost) (search) (report)
 """
 
-from .workload import GeometryError, Layer
+import os as _os
+
+# The kernels' idle OpenMP threads sleep instead of spinning: they share the cores
+# with dask workers and other processes (set OMP_WAIT_POLICY to choose otherwise).
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .workload import GeometryError, Layer  # noqa: E402
 from .recording import QuantizedRecording, Recording, RecordingError, open_recording
 from .schemes import Conventional, Dense, LineDelta, Plan, Scheme, TemporalDelta
 from .events import count_events, event_curve, layers_of

@@ -28,14 +28,14 @@ from .workload import Layer
 __all__ = ["count_chunked", "curve_chunked"]
 
 
-def _count_part(layers: tuple[Layer, ...], plan: SchemeOrPlan, lines: bool, part: xr.Dataset,
-                skip: int, states: dict[tuple, np.ndarray]) -> tuple[xr.Dataset, dict[tuple, np.ndarray]]:
+def _count_part(layers: tuple[Layer, ...], plan: SchemeOrPlan, lines: bool, threads: int,
+                part: xr.Dataset, skip: int, states: dict[tuple, np.ndarray]) -> tuple[xr.Dataset, dict[tuple, np.ndarray]]:
     """Counts of one chunk, starting from the temporal ``states`` of the chunks before
     (``{(tensor, scheme): (2, C*H*W)}``, not modified); returns the states after it."""
     from .events import _count, _TensorCache
     qpart = QuantizedRecording(layers, part)
     states = {key: a.copy() for key, a in states.items()}
-    ds = _count(qpart, plan, lines, _TensorCache(qpart, layers, states))
+    ds = _count(qpart, plan, lines, _TensorCache(qpart, layers, states, threads))
     return (ds.isel(frame=slice(skip, None)) if skip else ds), states
 
 
@@ -47,11 +47,12 @@ def _join(parts: list[xr.Dataset]) -> xr.Dataset:
                      compat="override", join="exact", combine_attrs="override")
 
 
-def count_chunked(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool) -> xr.Dataset:
+def count_chunked(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
+                  threads: int) -> xr.Dataset:
     """:func:`else_dse.count_events` of a chunked recording, streamed over frame chunks;
     temporal deltas carry their state (sender ``R``, receiver ``Y``) from chunk to chunk."""
     schemes = as_plan(scheme_or_plan).resolve(qrec.layers)
-    task = functools.partial(_count_part, qrec.layers, scheme_or_plan, lines)
+    task = functools.partial(_count_part, qrec.layers, scheme_or_plan, lines, threads)
     if any(isinstance(s, TemporalDelta) for s in schemes):
         return _join(stream.run(qrec.data, task, "count_events", carry=True, state={}))
     free = functools.partial(_drop_state, task)

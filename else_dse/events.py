@@ -67,6 +67,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -194,9 +195,10 @@ class _TensorCache:
     """Codes and per-tensor kernel results shared by layers reading one tensor."""
 
     def __init__(self, qrec: QuantizedRecording, layers: Sequence[Layer],
-                 states: dict[tuple, np.ndarray] | None = None) -> None:
+                 states: dict[tuple, np.ndarray] | None = None, threads: int = 1) -> None:
         self.qrec = qrec
         self.states = states
+        self.threads = threads
         self.last_use = {layer.input: i for i, layer in enumerate(layers)}
         self.found = _code_arrays(qrec)
         self.arrays: dict[str, tuple[np.ndarray, int]] = {}
@@ -212,6 +214,11 @@ class _TensorCache:
             self.arrays.pop(tensor, None)
             for key in [k for k in self.results if k[0] == tensor]:
                 del self.results[key]
+
+    def threads_for(self, X: np.ndarray) -> int:
+        """Kernel threads for the codes ``X``: one per ``PAR_MIN`` elements, at most
+        ``threads`` (a thread team costs more than it saves on a small tensor)."""
+        return max(1, min(self.threads, X.size // PAR_MIN))
 
     def temporal_state(self, tensor: str, scheme: TemporalDelta, X: np.ndarray) -> dict[str, np.ndarray]:
         """The kernel's ``state=`` argument when the run carries temporal state
@@ -260,7 +267,7 @@ def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     return _Counts(events, sops, emax.astype(np.float64), esq, xsq, line_events, line_sops)
 
 
-def _pair_counts(X: np.ndarray, zp: int, axis: str, s: int) -> tuple[np.ndarray, np.ndarray]:
+def _pair_counts(X: np.ndarray, zp: int, axis: str, s: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-position counts of a lossless line delta along ``axis`` with reference
     distance ``s`` (shared by the layers reading one tensor with that axis and
     stride): ``pair`` counts the channels where two lines ``s`` apart differ
@@ -272,9 +279,10 @@ def _pair_counts(X: np.ndarray, zp: int, axis: str, s: int) -> tuple[np.ndarray,
     pair = np.zeros((F, N), np.int32)
     nzc = np.zeros((F, N), np.int32)
     if axis == "y":
-        _kernels.pair_counts(_flat(X), s * W, pair, nzc, nz_lo=s * W, nz_hi=max(0, N - s * W), zp=zp)
+        _kernels.pair_counts(_flat(X), s * W, pair, nzc, nz_lo=s * W, nz_hi=max(0, N - s * W), zp=zp,
+                             threads=threads)
     else:  # pair[:, x] for x < s pairs across rows: unused
-        _kernels.pair_counts(_flat(X), s, pair, nzc, zp=zp)
+        _kernels.pair_counts(_flat(X), s, pair, nzc, zp=zp, threads=threads)
     return pair.reshape(F, H, W), nzc.reshape(F, H, W)
 
 
@@ -287,7 +295,7 @@ def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
         # With theta = tau = 0 the reference is the input itself (R = X in both
         # loops), so D_h = X_h - X_{h-s} needs no state.
         pair, nzc = cache.get((layer.input, "pairs", scheme.axis, s),
-                              lambda: _pair_counts(X, zp, scheme.axis, s))
+                              lambda: _pair_counts(X, zp, scheme.axis, s, cache.threads_for(X)))
         le, ls = np.empty((F, L), np.int64), np.empty((F, L), np.int64)
         ev, sp = np.empty(F, np.int64), np.empty(F, np.int64)
         _kernels.line_rows(pair, nzc, 0 if scheme.axis == "y" else 1, s,
@@ -303,7 +311,7 @@ def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
         emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
         _kernels.line_delta(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse", s,
                             cover_line, cover_pos, scheme.threshold, scheme.loop == "closed",
-                            scheme.tau, le, ls, emax, esq, xsq, zp=zp)
+                            scheme.tau, le, ls, emax, esq, xsq, zp=zp, threads=cache.threads_for(X))
         return le, ls, emax, esq, xsq
 
     le, ls, emax, esq, xsq = cache.get(key, run)
@@ -318,7 +326,8 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
     X, zp = cache.codes(layer.input)
     if isinstance(scheme, (Conventional, Dense)):
         res = cache.get((layer.input, "conventional", scheme.tau),
-                        lambda: _position_counts(_kernels.conventional, X, zp, scheme.tau))
+                        lambda: _position_counts(_kernels.conventional, X, zp, scheme.tau,
+                                                 threads=cache.threads_for(X)))
         if isinstance(scheme, Dense):  # everything is sent; the error is that of the threshold
             dense = _dense(layer, F)
             return dataclasses.replace(dense, max_error=res[1].astype(np.float64), err_sq=res[2],
@@ -328,6 +337,7 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
         res = cache.get((layer.input, "temporal_delta", scheme),
                         lambda: _position_counts(_kernels.temporal_delta, X, zp, scheme.threshold,
                                                  scheme.loop == "closed", scheme.tau,
+                                                 threads=cache.threads_for(X),
                                                  **cache.temporal_state(layer.input, scheme, X)))
         return _from_position_counts(layer, res)
     if isinstance(scheme, LineDelta):
@@ -337,8 +347,30 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
 
 # ---- public API --------------------------------------------------------------------
 
+THREADS_ENV = "ELSE_DSE_THREADS"
+PAR_MIN = 1 << 18   # codes per kernel thread: below it a tensor runs on fewer threads
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The kernels' thread count: ``threads`` if given, else the environment variable
+    ``ELSE_DSE_THREADS``, else every core this process may run on."""
+    where = "threads"
+    if threads is None:
+        env = os.environ.get(THREADS_ENV)
+        if env is None:
+            return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        where = f"environment variable {THREADS_ENV}"
+        try:
+            threads = int(env)
+        except ValueError:
+            raise ValueError(f"{where} must be an int >= 1, got {env!r}") from None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"{where} must be an int >= 1, got {threads!r}")
+    return int(threads)
+
+
 def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
-                 lines: bool = False) -> xr.Dataset:
+                 lines: bool = False, *, threads: int | None = None) -> xr.Dataset:
     """Events, SOPs and reconstruction error per layer and frame.
 
     ``scheme_or_plan`` is one scheme for every layer or a :class:`Plan`. Returns a
@@ -351,13 +383,16 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
     module docstring for the line indexing). A chunked recording
     (``open_recording(path, chunks={"frame": k})``) is counted chunk by chunk,
     on a ``dask.distributed`` cluster if a client is active, with the same result.
+    ``threads`` sets the kernels' OpenMP threads (default: ``ELSE_DSE_THREADS``,
+    else all cores); results are identical for every thread count.
     """
     qrec = _check_qrec(qrec, "count_events")
+    n = resolve_threads(threads)
     if qrec.frame_chunks is not None:
         as_plan(scheme_or_plan).resolve(qrec.layers)   # a bad plan fails before streaming
         from .chunked import count_chunked
-        return count_chunked(qrec, scheme_or_plan, lines)
-    return _count(qrec, scheme_or_plan, lines, _TensorCache(qrec, qrec.layers))
+        return count_chunked(qrec, scheme_or_plan, lines, n)
+    return _count(qrec, scheme_or_plan, lines, _TensorCache(qrec, qrec.layers, threads=n))
 
 
 def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,

@@ -1,0 +1,70 @@
+"""count_events gives bit-identical results for every thread count (the kernels
+split frames and element ranges over OpenMP threads; every default-thread test
+elsewhere checks them against the numpy reference), and threads / the
+ELSE_DSE_THREADS variable are validated."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings, strategies as st
+
+import else_dse as ed
+from else_dse.events import THREADS_ENV, resolve_threads
+
+from reference import codes_st, layers_st, make_qrec
+
+SCHEMES = st.sampled_from([
+    ed.Conventional(), ed.Conventional(tau=2), ed.LineDelta(), ed.LineDelta(axis="x", direction="reverse"),
+    ed.LineDelta(threshold=2), ed.LineDelta(axis="x", threshold=1, loop="open", tau=1),
+    ed.TemporalDelta(), ed.TemporalDelta(threshold=2), ed.TemporalDelta(threshold=1, loop="open"),
+    ed.TemporalDelta(threshold=300, loop="open"),     # 32-bit state lanes
+])
+
+
+@st.composite
+def case(draw):
+    # tensors up to a few of the temporal kernel's 4096-element ranges, which threads split
+    shape = (draw(st.integers(1, 5)), draw(st.integers(1, 41)), draw(st.integers(1, 41)))
+    layer = draw(layers_st(shape=shape, ops=("conv", "depthwise")))
+    frames = draw(st.integers(1, 5))
+    bits = draw(st.sampled_from([4, 8, 12]))
+    X = draw(codes_st((frames,) + shape, bits=bits))
+    return make_qrec([layer], {layer.input: X}, bits=bits)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case(), SCHEMES, st.booleans())
+def test_every_thread_count_gives_the_same_result(q, scheme, lines):
+    want = ed.count_events(q, scheme, lines=lines, threads=1)
+    with mock.patch.object(ed.events, "PAR_MIN", 1):   # threads even on small tensors
+        for n in (2, 3, 7):
+            xr.testing.assert_identical(ed.count_events(q, scheme, lines=lines, threads=n), want)
+
+
+def test_thread_count_sources(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert resolve_threads(None) >= 1
+    assert resolve_threads(3) == 3
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert resolve_threads(None) == 2
+    assert resolve_threads(1) == 1                      # the argument wins
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match="ELSE_DSE_THREADS must be an int >= 1, got 'many'"):
+        resolve_threads(None)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be an int >= 1"):
+            resolve_threads(bad)
+
+
+def test_large_tensor_uses_threads_and_chunks_are_exact():
+    assert ed.events.PAR_MIN <= 4 * 128 * 128 * 8 // 2      # two threads at the default size limit
+    layer = ed.Layer("c", "x", "conv", 4, 2, kernel=3, padding=1, input_shape=(4, 128, 128))
+    X = np.random.default_rng(0).integers(-5, 6, size=(8, 4, 128, 128))
+    q = make_qrec([layer], {"x": X})
+    for scheme in (ed.TemporalDelta(threshold=1), ed.LineDelta(threshold=1)):
+        xr.testing.assert_identical(ed.count_events(q.chunk(4), scheme, threads=2),
+                                    ed.count_events(q, scheme, threads=1))

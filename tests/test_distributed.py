@@ -4,6 +4,7 @@ give results identical to the serial in-memory run."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -41,3 +42,28 @@ def test_count_events_on_cluster_is_serial(client, tmp_path, plan):
     q = open_recording(path, chunks={"frame": 2}).quantize(8)     # range pass on the cluster
     xr.testing.assert_identical(q.load().data, serial.data)
     xr.testing.assert_identical(ed.count_events(q, plan, lines=True), want)
+
+
+def _same_replay(a, b):
+    xr.testing.assert_identical(a.recording.data, b.recording.data)
+    xr.testing.assert_identical(a.stats, b.stats)
+    for k in a.outputs:
+        np.testing.assert_array_equal(a.outputs[k], b.outputs[k])
+        np.testing.assert_array_equal(a.reference[k], b.reference[k])
+
+
+def test_replay_many_on_cluster_is_serial(client, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from else_dse.record import replay, replay_many
+    from test_replay import _skip_model
+
+    path, _ = _skip_model(tmp_path)
+    rng = np.random.default_rng(5)
+    clips = [[rng.normal(size=(10, 9, 3)).astype(np.float32) for _ in range(n)] for n in (2, 3, 1)]
+    plan = ed.TemporalDelta(threshold=2)
+    got = replay_many(path, clips, plan)
+    assert len(got) == len(clips)
+    for clip, rep in zip(clips, got):
+        _same_replay(rep, replay(path, clip, plan, progress_bar=False))
+    with pytest.raises(ValueError, match="no clips"):
+        replay_many(path, [], plan)

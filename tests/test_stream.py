@@ -174,3 +174,19 @@ def test_peak_memory_bounded_by_chunk(tmp_path):
     assert chunked["events"] == in_memory["events"]
     assert in_memory["growth"] > 4 * LIMIT, in_memory
     assert chunked["growth"] < LIMIT, chunked
+
+
+def test_replay_many_serially_is_replay(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from else_dse.record import replay, replay_many
+    from test_replay import _skip_model
+
+    path, _ = _skip_model(tmp_path)
+    rng = np.random.default_rng(6)
+    clips = [[rng.normal(size=(10, 9, 3)).astype(np.float32) for _ in range(n)] for n in (2, 1)]
+    got = replay_many(path, clips, ed.LineDelta(threshold=3), bits=6)
+    for clip, rep in zip(clips, got):
+        want = replay(path, clip, ed.LineDelta(threshold=3), bits=6, progress_bar=False)
+        xr.testing.assert_identical(rep.stats, want.stats)
+        for k in want.outputs:
+            np.testing.assert_array_equal(rep.outputs[k], want.outputs[k])

@@ -19,8 +19,9 @@ from ._common import RecorderError, tf_same_padding
 from .media import Preprocess
 from .segments import SegmentedModel, SegmentError, SegmentRun, open_segments
 from .replay import Replay, open_replay, replay
+from .many import replay_many
 
-__all__ = ["record", "replay", "Replay", "open_replay", "RecorderError", "Preprocess", "tf_same_padding",
+__all__ = ["record", "replay", "replay_many", "Replay", "open_replay", "RecorderError", "Preprocess", "tf_same_padding",
            "open_segments", "SegmentedModel", "SegmentRun", "SegmentError"]
 
 SUFFIXES = (".tflite", ".onnx")

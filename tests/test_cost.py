@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import else_dse as ed
-from else_dse.cost import (COMPONENTS, CostError, _dataset, core_shares, geometry, layer_state_words,
+from else_dse.cost import (COMPONENTS, CostError, core_shares, geometry, layer_state_words,
                            map_layers, state_words)
 
 # ---------------------------------------------------------------- helpers
@@ -354,13 +354,7 @@ def test_components_sum_to_energy_and_per_frame_means():
     assert r["sops"].dims == ("layer",) and list(r["layer"].values) == [l.name for l in NET]
 
 
-def test_fast_dataset_equals_public_constructor():
-    data = {"v": (("layer",), np.arange(3.0)), "w": (("layer", "frame"), np.ones((3, 2))), "t": ((), 1.0)}
-    coords = {"layer": ["a", "b", "c"], "scheme": (("layer",), ["x", "y", "z"]), "frame": np.arange(2)}
-    public = xr.Dataset(data, coords=coords, attrs={"k": "v"})
-    xr.testing.assert_identical(_dataset(data, coords, {"k": "v"}), public)
-    reuse = {d: (public.variables[d], public.xindexes[d]) for d in ("layer", "frame")}
-    xr.testing.assert_identical(_dataset(data, coords, {"k": "v"}, reuse), public)
+def test_estimate_is_indexed_by_layer():
     r = ed.estimate(golden_stats(), toy())
     assert r.sel(layer="b")["cores"].item() == 1 and r.isel(layer=0)["layer"].item() == "a"
 

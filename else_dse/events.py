@@ -550,6 +550,59 @@ def _from_histogram(hc: np.ndarray, hs: np.ndarray, rank: np.ndarray
             np.ascontiguousarray(above_s[:, rank + 1].T))
 
 
+def _delta_curve(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta | TemporalDelta,
+                 th: np.ndarray, error: bool, events: np.ndarray, sops: np.ndarray, emax: np.ndarray,
+                 esq: np.ndarray, xsq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Line or temporal delta curve of :func:`event_curve`: fills the (threshold, frame)
+    arrays in one kernel pass; returns events and SOPs (from the histogram of ``|D|``
+    in the open loop without the error)."""
+    F, T = X.shape[0], len(th)
+    open_loop = scheme.loop == "open"
+    if open_loop and not error:
+        lut, rank = _delta_lut(th, X, zp)
+    else:
+        lut, rank = np.zeros(1, np.int32), np.arange(T)
+    hc, hs = np.zeros((F, T + 1), np.int64), np.zeros((F, T + 1), np.int64)
+    if isinstance(scheme, LineDelta):
+        g, cover_line, cover_pos = _line_geometry(layer, scheme)
+        _kernels.line_delta_curve(X, 0 if scheme.axis == "y" else 1,
+                                  scheme.direction == "reverse", g.stride[0], cover_line,
+                                  cover_pos, th.astype(np.int32), not open_loop, scheme.tau,
+                                  events, sops, emax, esq, xsq, lut, hc, hs,
+                                  with_error=bool(error), zp=zp)
+    else:
+        _kernels.temporal_delta_curve(_flat(X), _fan_out(layer).ravel(), th.astype(np.int32),
+                                      not open_loop, scheme.tau, events, sops, emax, esq, xsq,
+                                      lut, hc, hs, with_error=bool(error), zp=zp)
+    if open_loop and not error:
+        events, sops = _from_histogram(hc, hs, rank)
+    if isinstance(scheme, LineDelta):
+        sops *= layer.fan_out_channels
+    return events, sops
+
+
+def _conventional_curve(X: np.ndarray, zp: int, layer: Layer, th: np.ndarray, events: np.ndarray,
+                        sops: np.ndarray, emax: np.ndarray, esq: np.ndarray, xsq: np.ndarray) -> None:
+    """Conventional curve of :func:`event_curve` (thresholds are taus): exact from one
+    histogram of ``|X|`` weighted by fan-out; fills the (threshold, frame) arrays."""
+    F = X.shape[0]
+    fan = _fan_out(layer).ravel()
+    V = min(int(th.max()), _abs_bound(X, zp)) + 2   # bin V-1 gathers every |X| >= V-1
+    hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
+    _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq, zp=zp)
+    v = np.arange(V)
+    above_events = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]      # sum over bins >= v
+    above_sops = np.cumsum(hist_sops[:, ::-1], axis=1)[:, ::-1]
+    sq = np.cumsum(hist * v * v, axis=1)                          # sum over bins <= v
+    present = np.where(hist > 0, v, 0)
+    running_max = np.maximum.accumulate(present, axis=1)
+    for t, tau in enumerate(th):             # a tau >= V - 1 is above every |X|
+        events[t] = above_events[:, min(tau + 1, V - 1)]
+        sops[t] = above_sops[:, min(tau + 1, V - 1)]
+        esq[t] = sq[:, min(tau, V - 1)]
+        emax[t] = running_max[:, min(tau, V - 1)]
+
+
 def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
                 thresholds: Sequence[int], error: bool = True) -> xr.Dataset:
     """Events, SOPs and error of one layer for many thresholds in one call.
@@ -589,43 +642,9 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
     if isinstance(scheme, (LineDelta, TemporalDelta)):
-        open_loop = scheme.loop == "open"
-        if open_loop and not error:
-            lut, rank = _delta_lut(th, X, zp)
-        else:
-            lut, rank = np.zeros(1, np.int32), np.arange(T)
-        hc, hs = np.zeros((F, T + 1), np.int64), np.zeros((F, T + 1), np.int64)
-        if isinstance(scheme, LineDelta):
-            g, cover_line, cover_pos = _line_geometry(layer, scheme)
-            _kernels.line_delta_curve(X, 0 if scheme.axis == "y" else 1,
-                                      scheme.direction == "reverse", g.stride[0], cover_line,
-                                      cover_pos, th.astype(np.int32), not open_loop, scheme.tau,
-                                      events, sops, emax, esq, xsq, lut, hc, hs,
-                                      with_error=bool(error), zp=zp)
-        else:
-            _kernels.temporal_delta_curve(_flat(X), _fan_out(layer).ravel(), th.astype(np.int32),
-                                          not open_loop, scheme.tau, events, sops, emax, esq, xsq,
-                                          lut, hc, hs, with_error=bool(error), zp=zp)
-        if open_loop and not error:
-            events, sops = _from_histogram(hc, hs, rank)
-        if isinstance(scheme, LineDelta):
-            sops *= layer.fan_out_channels
+        events, sops = _delta_curve(X, zp, layer, scheme, th, bool(error), events, sops, emax, esq, xsq)
     else:  # Conventional: thresholds are activation thresholds tau
-        fan = _fan_out(layer).ravel()
-        V = min(int(th.max()), _abs_bound(X, zp)) + 2   # bin V-1 gathers every |X| >= V-1
-        hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
-        _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq, zp=zp)
-        v = np.arange(V)
-        above_events = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]      # sum over bins >= v
-        above_sops = np.cumsum(hist_sops[:, ::-1], axis=1)[:, ::-1]
-        sq = np.cumsum(hist * v * v, axis=1)                          # sum over bins <= v
-        present = np.where(hist > 0, v, 0)
-        running_max = np.maximum.accumulate(present, axis=1)
-        for t, tau in enumerate(th):             # a tau >= V - 1 is above every |X|
-            events[t] = above_events[:, min(tau + 1, V - 1)]
-            sops[t] = above_sops[:, min(tau + 1, V - 1)]
-            esq[t] = sq[:, min(tau, V - 1)]
-            emax[t] = running_max[:, min(tau, V - 1)]
+        _conventional_curve(X, zp, layer, th, events, sops, emax, esq, xsq)
     max_error = emax.astype(np.float64)
     rel_error = _rel_error(esq, xsq[None, :])
     if not error:

@@ -576,19 +576,7 @@ def _add_replay_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, formatter_class=_Formatter,
-        description="Exact event statistics, cost models and design-space exploration for "
-                    "event-driven DNN inference (ELSE line deltas, temporal deltas, thresholds).",
-        epilog="example:\n  else-dse search studies/quick.toml --report reports/quick\n\n"
-               "exit status: 0 ok, 1 runtime failure, 2 usage error")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks on errors")
-
+def _add_record_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "record", formatter_class=_Formatter, parents=[common], help="run a model on media and record its layer inputs",
         description="Run a .tflite or .onnx model on video frames, images or scikit-image stills and "
@@ -609,8 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_record)
 
-    _add_replay_parser(sub, common)
 
+def _add_stats_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "stats", formatter_class=_Formatter, parents=[common], help="exact event statistics of a recording under a scheme",
         description="Quantize a recording and count events, SOPs and reconstruction error per layer "
@@ -628,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
     p.set_defaults(func=cmd_stats)
 
+
+def _add_cost_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "cost", formatter_class=_Formatter, parents=[common], help="energy, latency and memory on a hardware template",
         description="Estimate energy, latency, state and weight memory per layer on a hardware template "
@@ -649,6 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
     p.set_defaults(func=cmd_cost)
 
+
+def _add_search_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "search", formatter_class=_Formatter, parents=[common], help="run an Optuna study from a TOML or YAML config",
         description="Run a design-space exploration study described by a config file (recording, "
@@ -671,6 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_search)
 
+
+def _add_report_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "report", formatter_class=_Formatter, parents=[common], help="write an HTML report of a study or of results files",
         description="Write report.html (self-contained, figures embedded), the figures as PNG and the "
@@ -684,6 +678,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="report directory")
     p.add_argument("--title", help="report title")
     p.set_defaults(func=cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=_Formatter,
+        description="Exact event statistics, cost models and design-space exploration for "
+                    "event-driven DNN inference (ELSE line deltas, temporal deltas, thresholds).",
+        epilog="example:\n  else-dse search studies/quick.toml --report reports/quick\n\n"
+               "exit status: 0 ok, 1 runtime failure, 2 usage error")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    _add_record_parser(sub, common)
+    _add_replay_parser(sub, common)
+    _add_stats_parser(sub, common)
+    _add_cost_parser(sub, common)
+    _add_search_parser(sub, common)
+    _add_report_parser(sub, common)
     return parser
 
 

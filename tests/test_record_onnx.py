@@ -7,9 +7,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx", reason="the record extra (onnx) is not installed")
 pytest.importorskip("onnxruntime", reason="the record extra (onnxruntime) is not installed")
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import helper  # noqa: E402
 
 from else_dse import open_recording  # noqa: E402
+from onnx_build import save_model  # noqa: E402
 from else_dse.record import RecorderError, record  # noqa: E402
 
 H, W = 9, 11
@@ -61,17 +62,9 @@ def build(tmp_path, rng):
     wg = rng.normal(size=(7, 180)).astype(np.float32)
     bg = rng.normal(size=7).astype(np.float32)
     wm = rng.normal(size=(7, 5)).astype(np.float32)
-    inits = [helper.make_tensor(n, TensorProto.FLOAT, a.shape, a.ravel())
-             for n, a in [("wa", wa), ("ba", ba), ("wb", wb), ("bb", bb), ("wd", wd), ("bd", bd),
-                          ("wg", wg), ("bg", bg), ("wm", wm)]]
-    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, H, W])],
-                              [helper.make_tensor_value_info("m", TensorProto.FLOAT, [1, 5])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = tmp_path / "small.onnx"
-    onnx.save(model, str(path))
-    return path, dict(wa=wa, ba=ba, wb=wb, bb=bb, wd=wd, bd=bd, wg=wg, bg=bg, wm=wm)
+    w = dict(wa=wa, ba=ba, wb=wb, bb=bb, wd=wd, bd=bd, wg=wg, bg=bg, wm=wm)
+    path = save_model(tmp_path, "small", nodes, w, ["m"], [1, 3, H, W], {"m": [1, 5]}, check=True)
+    return path, w
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +137,7 @@ def test_unhandled_listed(tmp_path):
     w = np.ones((2, 1, 3, 3), np.float32)
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("ConvTranspose", ["c", "wt"], ["y"])]
-    inits = [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel()),
-             helper.make_tensor("wt", TensorProto.FLOAT, (2, 1, 2, 2), np.ones(8, np.float32))]
-    graph = helper.make_graph(nodes, "u", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "u.onnx"))
+    save_model(tmp_path, "u", nodes, {"w": w, "wt": np.ones((2, 1, 2, 2), np.float32)}, ["y"], [1, 1, 4, 4])
     rec = record(tmp_path / "u.onnx", [np.zeros((4, 4, 1), np.float32)], progress_bar=False)
     assert [layer.name for layer in rec.layers] == ["conv_00"]
     assert "ConvTranspose" in rec.attrs["unhandled_ops"]

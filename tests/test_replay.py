@@ -118,6 +118,7 @@ from else_dse.record.replay import open_replay  # noqa: E402
 from else_dse.tasks import fidelity  # noqa: E402
 
 import reference as ref  # noqa: E402
+from onnx_build import save_model  # noqa: E402
 from shipped import SHIPPED, shipped_model  # noqa: E402
 
 BLAZEFACE = "face_detection_short_range.tflite"
@@ -314,8 +315,8 @@ def test_cli_replay_mistakes(tmp_path, capsys):
 def _skip_model(tmp_path):
     """x -> A (3x3) -> relu = a;  a -> B (1x1) = b;  a -> C (3x3, stride 2) = c;
     s = relu(a + b) (skip connection: the Add reads a);  y = D(s) (3x3);  outputs y and c."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
+    pytest.importorskip("onnx")
+    from onnx import helper
 
     rng = np.random.default_rng(11)
     w = {"wa": rng.normal(size=(4, 3, 3, 3)), "ba": rng.normal(size=4), "wb": rng.normal(size=(4, 4, 1, 1)),
@@ -329,14 +330,7 @@ def _skip_model(tmp_path):
              helper.make_node("Add", ["a", "b"], ["s0"]),
              helper.make_node("Relu", ["s0"], ["s"]),
              helper.make_node("Conv", ["s", "wd", "bd"], ["y"], pads=[1, 1, 1, 1], name="D")]
-    inits = [helper.make_tensor(n, TensorProto.FLOAT, a.shape, a.ravel()) for n, a in w.items()]
-    graph = helper.make_graph(nodes, "skip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10, 9])],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("y", "c")],
-                              inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / "skip.onnx"
-    onnx.save(model, str(path))
+    path = save_model(tmp_path, "skip", nodes, w, ["y", "c"], [1, 3, 10, 9])
     return path, w
 
 

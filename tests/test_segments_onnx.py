@@ -13,20 +13,14 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from else_dse.record import RecorderError, record  # noqa: E402
 from else_dse.record.segments import SegmentError, open_segments  # noqa: E402
+from onnx_build import save_model  # noqa: E402
 from test_record_onnx import build, conv_ref  # noqa: E402
 
 H, W = 10, 9
 
 
 def _save(tmp_path, name, nodes, inits, outputs, in_shape=(1, 3, H, W)):
-    tensors = [helper.make_tensor(n, TensorProto.FLOAT, a.shape, a.ravel()) for n, a in inits.items()]
-    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], tensors)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path / f"{name}.onnx"
-    onnx.save(model, str(path))
-    return path
+    return save_model(tmp_path, name, nodes, inits, outputs, in_shape)
 
 
 @pytest.fixture(scope="module")

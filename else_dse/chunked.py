@@ -8,7 +8,9 @@ Conventional, dense and line-delta counts are per frame, so chunks are
 independent. A temporal delta carries its state (the sender's reference ``R``
 and the consumer's sum ``Y`` of every element) from one chunk to the next, so
 its chunks run in order. The open-loop event curve of a temporal delta without
-the error needs only the previous frame, prepended to each chunk. The chunk loop, the progress bar over chunks and the dispatch to a
+the error needs only the previous frame, prepended to each chunk; in the closed
+loop, or with the error, each threshold carries its own state from chunk to
+chunk (one ``count_events`` per threshold and chunk). The chunk loop, the progress bar over chunks and the dispatch to a
 ``dask.distributed`` cluster live in :mod:`else_dse.stream`.
 """
 
@@ -76,11 +78,39 @@ def curve_chunked(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     layer = qrec.layer(layer_name)
     sub = qrec.select_layers([layer.name])
     if isinstance(scheme, TemporalDelta) and (error or scheme.loop == "closed"):
-        raise NotImplementedError(
-            f"event_curve: {scheme!r} with error={error} over a chunked recording needs the "
-            "per-threshold state carried across chunks, which the curve kernel does not give yet; "
-            "load() the recording (open loop with error=False streams)")
+        return _carried_curve(sub, layer, scheme, thresholds, error)
     # open loop without the error: D_f = X_f - X_{f-1} (after tau) needs the previous frame only
     overlap = 1 if isinstance(scheme, TemporalDelta) else 0
     task = functools.partial(_curve_part, sub.layers, layer.name, scheme, list(thresholds), error)
     return _join(stream.run(sub.data, task, "event_curve", overlap=overlap))
+
+
+def _carried_part(layers: tuple[Layer, ...], scheme: TemporalDelta, thresholds: list[int], threads: int,
+                  part: xr.Dataset, skip: int, states: dict[int, dict[tuple, np.ndarray]]
+                  ) -> tuple[tuple[np.ndarray, ...], dict[int, dict[tuple, np.ndarray]]]:
+    """Events, SOPs and errors ``(T, frames)`` of one chunk for every threshold, each
+    threshold's temporal state carried from the chunks before (not modified)."""
+    rows, after = [], {}
+    for t in thresholds:
+        ds, after[t] = _count_part(layers, scheme.adjusted(threshold=t), False, threads, part, skip,
+                                   states.get(t, {}))
+        rows.append(ds.isel(layer=0))
+    return tuple(np.stack([r[v].values for r in rows]) for v in _CURVE_VARS), after
+
+
+_CURVE_VARS = ("events", "sops", "max_error", "rel_error")
+
+
+def _carried_curve(sub: QuantizedRecording, layer: Layer, scheme: TemporalDelta,
+                   thresholds: Sequence[int], error: bool) -> xr.Dataset:
+    """The event curve of a temporal delta whose every threshold needs its own state carried
+    across chunks (closed loop, or the error): :func:`else_dse.count_events` per threshold,
+    chunk by chunk in order, equal to ``count_events`` with each threshold as the in-memory
+    curve is."""
+    from .events import curve_dataset, resolve_threads
+    th = list(thresholds)
+    task = functools.partial(_carried_part, sub.layers, scheme, th, resolve_threads(None))
+    parts = stream.run(sub.data, task, "event_curve", carry=True, state={})
+    events, sops, max_error, rel_error = (np.concatenate([p[i] for p in parts], axis=1) for i in range(4))
+    return curve_dataset(sub, layer, scheme, np.asarray(th, np.int64), events, sops, max_error,
+                         rel_error, error)

@@ -80,7 +80,7 @@ from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, Temp
                       as_plan)
 from .workload import Layer
 
-__all__ = ["count_events", "event_curve", "layers_of", "stats_dataset", "LayerStats", "reconstruct", "Reconstruction", "TemporalState"]
+__all__ = ["count_events", "event_curve", "curve_dataset", "layers_of", "stats_dataset", "LayerStats", "reconstruct", "Reconstruction", "TemporalState"]
 
 _PROGRESS_MIN_LAYERS = 8
 
@@ -645,11 +645,18 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
         events, sops = _delta_curve(X, zp, layer, scheme, th, bool(error), events, sops, emax, esq, xsq)
     else:  # Conventional: thresholds are activation thresholds tau
         _conventional_curve(X, zp, layer, th, events, sops, emax, esq, xsq)
-    max_error = emax.astype(np.float64)
-    rel_error = _rel_error(esq, xsq[None, :])
+    return curve_dataset(qrec, layer, scheme, th, events, sops, emax.astype(np.float64),
+                         _rel_error(esq, xsq[None, :]), bool(error))
+
+
+def curve_dataset(qrec: QuantizedRecording, layer: Layer, scheme: Scheme, th: np.ndarray,
+                  events: np.ndarray, sops: np.ndarray, max_error: np.ndarray, rel_error: np.ndarray,
+                  error: bool) -> xr.Dataset:
+    """The ``(threshold, frame)`` Dataset of :func:`event_curve` from its arrays (errors NaN
+    when ``error`` is False); the one place that assembles a curve, in memory or chunked."""
     if not error:
-        max_error[:] = np.nan
-        rel_error = np.full((T, F), np.nan)
+        max_error = np.full(events.shape, np.nan)
+        rel_error = np.full(events.shape, np.nan)
     ds = xr.Dataset(
         {"events": (("threshold", "frame"), events), "sops": (("threshold", "frame"), sops),
          "max_error": (("threshold", "frame"), max_error),

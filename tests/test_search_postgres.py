@@ -126,7 +126,9 @@ def test_two_workers_share_one_study_on_postgres(pg_url, rec_path, tmp_path):
     search.prepare(problem, search.open_storage(pg_url), "two")
     go = tmp_path / "go"
     procs = [_worker(tmp_path, pg_url, "two", rec_path, n, seed, tmp_path / f"out{seed}",
-                     tmp_path / f"ready{seed}", go, 0, tmp_path) for seed in (1, 2)]
+                     tmp_path / f"ready{seed}", go, 0.1, tmp_path) for seed in (1, 2)]
+    # 0.1 s per evaluation: on a loaded machine one worker could otherwise finish all n
+    # trials before the other is scheduled at all
     deadline = time.time() + 90
     while not all((tmp_path / f"ready{s}").exists() for s in (1, 2)):
         assert time.time() < deadline and all(p.poll() is None for p in procs), \

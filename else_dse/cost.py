@@ -38,7 +38,12 @@ layers one after another, and its static power and barrier energy are split
 evenly over them. Cores are placed on the mesh in snake (boustrophedon) order,
 layer after layer, so consecutive layers are neighbours. When a layer fits no
 tiling, the finest tiling (one channel, one row per core) says by how much it
-overflows; the chip overflows when the mapping needs more than ``n_cores``.
+overflows; the chip overflows when the mapping needs more than ``n_cores``. An
+overflowing mapping is costed on ``ceil(total/n_cores)`` copies of the chip
+(:func:`chip_grid`; ``overflow_layout``, a template field [A]): ``"grid"`` tiles them
+in a near-square grid that forms one mesh (inter-chip links cost like mesh hops), so
+distances grow with the square root of the overflow; ``"strip"`` keeps the template's
+``mesh_x`` columns and adds rows (distances grow linearly; the former model).
 
 Producers [A]: the tensor a layer reads is produced by the nearest earlier
 layer whose output shape equals the tensor's shape, else by the previous layer;
@@ -69,7 +74,11 @@ real neurons (``C_out*H_out*W_out``):
 * busiest core time (s), with its share ``f = cc*rr/(C_out*H_rows)`` of the layer
   [A: load spread uniformly over the layer's neurons]:
   ``T = f*S*t_sop/lanes + f*U*t_neuron_update + f*copies*neuron_words*t_neuron_update
-  + (E*d/cores)*dist*t_hop`` (hardware.md: the receiving core serializes the hops).
+  + noc*t_hop`` with ``R = E*d/cores`` events received per core and (``hop_timing``, a
+  template field [A], :func:`noc_hops`) ``noc = R*min(dist, 1) + dist`` when ``"pipelined"``
+  (routers pass one event per ``t_hop``; the route's length adds once; events from the core's
+  own node use no link) or ``noc = R*dist`` when
+  ``"serialized"`` (every event's whole route is charged to the receiver, the former model).
 
 Frame latency (``schedule``, a template field, overridable per call; the same rule for
 every scheme -- docs/hardware.md "Schedule" gives the reasoning):
@@ -135,8 +144,10 @@ __all__ = [
     "frame_latency",
     "geometry",
     "layer_state_words",
+    "chip_grid",
     "map_layers",
     "memory_bytes",
+    "noc_hops",
     "neuron_updates",
     "state_words",
     "stream_runs",
@@ -504,17 +515,30 @@ def _pack(t: Tiling, state: StateWords, hw: Hardware) -> tuple[np.ndarray, np.nd
     return np.array(group_l, dtype=np.int64), np.array(first_l, dtype=np.int64), core_mem, phys
 
 
+def chip_grid(hw: Hardware, total: int) -> tuple[int, int]:
+    """(chips along x, chips along y) a mapping of ``total`` cores is placed on: one chip when it
+    fits; else ``ceil(total / n_cores)`` chips, in a near-square grid (``overflow_layout="grid"``)
+    or one column of chips (``"strip"``: the mesh keeps ``mesh_x`` columns and grows rows)."""
+    chips = max(-(-total // hw.n_cores), 1)
+    if chips == 1 or hw.overflow_layout == "strip":
+        return 1, chips
+    cx = int(np.ceil(np.sqrt(chips)))
+    return cx, -(-chips // cx)
+
+
 def _mean_distance(geom: Geometry, hw: Hardware, cores: np.ndarray, first: np.ndarray, total: int) -> np.ndarray:
-    """Cores placed in snake (boustrophedon) order, layer after layer; per layer the mean Manhattan
-    distance between a producer core and one of its cores (outside input enters at node (0, 0))."""
+    """Cores placed in snake (boustrophedon) order, layer after layer, on the mesh of the chips
+    :func:`chip_grid` gives (``cx*mesh_x`` columns); per layer the mean Manhattan distance
+    between a producer core and one of its cores (outside input enters at node (0, 0))."""
     n = len(cores)
+    mx = chip_grid(hw, total)[0] * hw.mesh_x
     starts = np.cumsum(cores) - cores
     idx = np.arange(int(cores.sum())) - np.repeat(starts, cores) + np.repeat(first, cores)
-    y = idx // hw.mesh_x
-    x = np.where(y % 2 == 0, idx % hw.mesh_x, hw.mesh_x - 1 - idx % hw.mesh_x)
+    y = idx // mx
+    x = np.where(y % 2 == 0, idx % mx, mx - 1 - idx % mx)
     owner = np.repeat(np.arange(n), cores)
-    ny = max(total - 1, 0) // hw.mesh_x + 1
-    hx = np.bincount(owner * hw.mesh_x + x, minlength=(n + 1) * hw.mesh_x).reshape(n + 1, hw.mesh_x)
+    ny = max(total - 1, 0) // mx + 1
+    hx = np.bincount(owner * mx + x, minlength=(n + 1) * mx).reshape(n + 1, mx)
     hy = np.bincount(owner * ny + y, minlength=(n + 1) * ny).reshape(n + 1, ny)
     inv = np.append(1.0 / cores, 1.0)[:, None]
     hx, hy = hx * inv, hy * inv
@@ -681,6 +705,17 @@ def neuron_updates(counts: Counts, execution: str) -> np.ndarray:
     return -N * np.expm1(-counts.sops / N)
 
 
+def noc_hops(received: np.ndarray, dist: np.ndarray, hop_timing: str) -> np.ndarray:
+    """Hop times (units of ``t_hop``) a core spends receiving ``received`` events that travel ``dist``
+    hops (a mean): ``"pipelined"`` routers hand it one event per hop time and the route adds its
+    length once, ``received*min(dist, 1) + dist`` (events from its own node, dist 0, use no
+    link); ``"serialized"`` charges every event its whole route, ``received*dist``
+    (docs/hardware.md "Hop timing")."""
+    if hop_timing == "serialized":
+        return received * dist
+    return received * np.minimum(dist, 1.0) + dist
+
+
 def core_work(counts: Counts, state: StateWords, m: CoreMapping, hw: Hardware, updates: np.ndarray) -> CoreWork:
     """Per-core work of every layer on mapping ``m`` (the module doc's ``U``, ``M`` and ``T``)."""
     E, S, geom, nw = counts.events, counts.sops, counts.geom, hw.neuron_words
@@ -692,7 +727,7 @@ def core_work(counts: Counts, state: StateWords, m: CoreMapping, hw: Hardware, u
     f = m.share[:, None]
     busy = 1e-9 * (f * S * (hw.t_sop / hw.lanes) + f * updates * hw.t_neuron_update
                    + (f * state.copies[:, None] * nw) * hw.t_neuron_update
-                   + (E * (m.dest / m.cores)[:, None]) * m.dist[:, None] * hw.t_hop)
+                   + noc_hops(E * (m.dest / m.cores)[:, None], m.dist[:, None], hw.hop_timing) * hw.t_hop)
     g_start = np.flatnonzero(np.concatenate([[True], np.diff(m.group) != 0]))
     return CoreWork(updates=updates, traffic_words=traffic, events_out=e_out[:n], busy=busy,
                     core_busy=np.add.reduceat(busy, g_start, axis=0))
@@ -888,7 +923,8 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     ``total_latency_sequential_s``, ``total_latency_streamed_s``, ``total_step_s``,
     ``total_static_power_mw``, ``throughput_fps``, ``peak_mem_per_core_bytes``,
     ``total_state_persistent_bytes``, ``total_state_frame_bytes``, ``total_weight_bytes``,
-    ``total_cores``, ``fits``. ``attrs``: ``schedule`` and ``execution`` used, and
+    ``total_cores``, ``fits``. ``attrs``: ``schedule``, ``execution``, ``hop_timing`` and
+    ``overflow_layout`` used, and
     ``overflow``, a human-readable description of why the mapping does
     not fit -- which layer overflows which limit (``neurons_per_core``,
     ``sram_per_core``, ``n_cores``) by how much, ``"; "``-separated -- and ``""``
@@ -913,6 +949,7 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     memory = memory_bytes(geom, st, m, hw)                                  # 5. memory
     fit = fit_of(geom, st, m, hw)                                           # 6. fit
     attrs = {"hardware": hw.name, "execution": execution, "schedule": schedule, "spread": int(spread),
+             "hop_timing": hw.hop_timing, "overflow_layout": hw.overflow_layout,
              "overflow": "; ".join(fit.overflow), "layers": stats.attrs["layers"],
              "hardware_json": _hardware_json(hw)}
     return _result(stats, counts, m, work, lat, energy, memory, fit, hw, attrs)

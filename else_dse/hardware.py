@@ -53,6 +53,8 @@ import tomli_w
 __all__ = [
     "EXECUTIONS",
     "SCHEDULES",
+    "HOP_TIMINGS",
+    "OVERFLOW_LAYOUTS",
     "FIELDS",
     "Hardware",
     "HardwareError",
@@ -65,7 +67,13 @@ __all__ = [
 EXECUTIONS = ("event", "timestep")
 #: how the layers of one frame share time (else_dse.cost); "auto" = "step" when time-stepped, else "streamed"
 SCHEDULES = ("sequential", "streamed", "step")
+#: how a core's received events take NoC time (else_dse.cost; docs/hardware.md "Hop timing")
+HOP_TIMINGS = ("pipelined", "serialized")
+#: where the cores of a mapping larger than the chip are placed (docs/hardware.md "Overflow")
+OVERFLOW_LAYOUTS = ("grid", "strip")
 SOURCE_TAGS = ("P", "S", "D", "A")
+#: the fields whose value is one of a fixed set of words
+_CHOICES = {"hop_timing": HOP_TIMINGS, "overflow_layout": OVERFLOW_LAYOUTS}
 
 
 class HardwareError(ValueError):
@@ -74,7 +82,7 @@ class HardwareError(ValueError):
 
 # field -> (kind, unit, meaning).  kind: "count" (int >= 1), "int0" (int >= 0),
 # "energy"/"time"/"power" (float >= 0), "clock" (float > 0, or 0 = asynchronous), "text",
-# "execution", "schedule".
+# "execution", "schedule", "choice" (one of _CHOICES[field]).
 FIELDS: dict[str, tuple[str, str, str]] = {
     "name": ("text", "-", "template name"),
     "execution": ("execution", "-", "'event': a neuron is updated only when it receives input; "
@@ -83,6 +91,13 @@ FIELDS: dict[str, tuple[str, str, str]] = {
                  "'sequential' (layer by layer), 'streamed' (consecutive layers on different cores "
                  "overlap line by line), 'step' (all layers in parallel, then a barrier), 'auto' "
                  "('step' when time-stepped, else 'streamed')"),
+    "hop_timing": ("choice", "-", "NoC time of a core's received events, the same for every scheme: "
+                   "'pipelined' (routers pass one event per t_hop; a core receives its events one per "
+                   "t_hop, the route adds its distance x t_hop once) or 'serialized' (every event's whole "
+                   "route, distance x t_hop, is charged to the receiving core)"),
+    "overflow_layout": ("choice", "-", "placement of a mapping that needs more cores than n_cores: "
+                        "'grid' (copies of the chip tiled in a near-square grid of chips, one mesh) or "
+                        "'strip' (one mesh_x-wide mesh, as many rows as needed)"),
     "n_cores": ("count", "-", "neuro cores on the chip"),
     "mesh_x": ("count", "-", "mesh columns (mesh_x * mesh_y >= n_cores)"),
     "mesh_y": ("count", "-", "mesh rows"),
@@ -107,7 +122,7 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "t_sop": ("time", "ns", "time of one synaptic operation on one lane (a core's S SOPs take "
                             "S*t_sop/lanes)"),
     "t_neuron_update": ("time", "ns", "time per neuron update"),
-    "t_hop": ("time", "ns", "time per event per hop, serialized at the receiving core"),
+    "t_hop": ("time", "ns", "time per event per hop (hop_timing says how it adds up at a core)"),
     "t_barrier": ("time", "ns", "time of one barrier (one per step/frame)"),
 }
 
@@ -135,6 +150,7 @@ def _allowed(kind: str, name: str = "") -> str:
         "text": "a non-empty string",
         "execution": f"one of {EXECUTIONS}",
         "schedule": f"one of {('auto', *SCHEDULES)}",
+        "choice": f"one of {_CHOICES.get(name)}",
     }[kind]
 
 
@@ -180,6 +196,8 @@ def validate(description: Mapping[str, Any], *, partial: bool = False) -> dict[s
             ok = value in EXECUTIONS
         elif kind == "schedule":
             ok = value in ("auto", *SCHEDULES)
+        elif kind == "choice":
+            ok = value in _CHOICES[name]
         if not ok:
             problems.append(f"{name} must be {_allowed(kind, name)}, got {value!r}")
         out[name] = value
@@ -232,6 +250,8 @@ class Hardware:
     clock_hz: float | None = None
     execution: str = "event"
     schedule: str = "auto"
+    hop_timing: str = "pipelined"
+    overflow_layout: str = "grid"
     neuron_words: int = 1
     event_bits: int = 32
     buffer_events: int = 64

@@ -79,6 +79,7 @@ QUANTITIES = ("e_dynamic_mj", "p_static_mw", "fps", "p_dynamic_mw", "e_total_mj"
 CALIBRATED = ("e_sop", "p_static_chip")
 MAPPINGS = ("benchmark", "fewest")
 LOIHI1_E_SOP_PJ = 23.6  # Loihi (1), minimum energy per SOP, Davies et al., IEEE Micro 2018, Table 2
+LOIHI1_T_UPDATE_NS = 8.4  # Loihi (1), time per active neuron update, Davies et al., IEEE Micro 2018, Table 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +221,14 @@ def run(data: str | Path = DATA, out: str | Path | None = ROOT / "reports" / "va
     say(f"window sensitivity: steps 8-23 instead of 0-15 change SOPs/frame by "
         f"{alt['sops_per_frame'] / pred['sops_per_frame'] - 1:+.1%} and dynamic energy/frame by "
         f"{pred['window_8_23_e_dynamic_rel']:+.1%}")
+    # time sensitivities: Loihi's own neuron-update time, and the former serialized hop timing
+    slow_upd, _ = predict(lif, hw.replace(t_neuron_update=LOIHI1_T_UPDATE_NS))
+    serial, _ = predict(lif, hw.replace(hop_timing="serialized"))
+    pred["t_update_halving_fps_rel"] = pred["fps"] / slow_upd["fps"] - 1.0
+    pred["serialized_hops_fps"] = serial["fps"]
+    say(f"time sensitivity: t_neuron_update {LOIHI1_T_UPDATE_NS:g} instead of {hw.t_neuron_update:g} ns "
+        f"changes the frame rate by {slow_upd['fps'] / pred['fps'] - 1:+.1%}; hop_timing 'serialized' "
+        f"gives {serial['fps']:.4g} fps")
 
     # ---- part 2: calibration on the 2023-01-10 run, checks on the other two
     fit = calibrate(lif, hw, MEASURED[FIT_RUN])
@@ -318,9 +327,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"{step_meas:.0f} us measured; the layer with the largest mean busy time is {pred['busiest_layer']} on "
         f"{pred['busiest_layer_cores']:.0f} core(s) ({pred['busiest_busy_us']:.0f} us per step). The "
         f"per-operation times are Loihi (2018) values -- `t_sop` {hw.t_sop:g} ns, `t_hop` {hw.t_hop:g} ns, "
-        f"`t_barrier` {hw.t_barrier:g} ns -- except `t_neuron_update` ({hw.t_neuron_update:g} ns, Loihi's 8.4 ns "
-        "halved for Intel's secondary claim of up to 2x faster neuron updates on Loihi 2, which moves the "
-        "frame rate by 2%): no per-operation Loihi 2 table was found, and the Loihi 2 runtime model of "
+        f"`t_barrier` {hw.t_barrier:g} ns -- except `t_neuron_update` ({hw.t_neuron_update:g} ns, Loihi's "
+        f"{LOIHI1_T_UPDATE_NS:g} ns halved for Intel's secondary claim of up to 2x faster neuron updates on "
+        f"Loihi 2, which moves the frame rate by {pred['t_update_halving_fps_rel']:.0%}); hops are "
+        f"`{hw.hop_timing}` (with the former `serialized` hop timing the frame rate would be "
+        f"{pred['serialized_hops_fps']:.4g} fps): no per-operation Loihi 2 table was found, and the Loihi 2 runtime model of "
         "Timcheck et al. (arXiv:2601.10035, 2026) could not be read here; the model's core split also "
         "differs from the lava compiler's (input encoder 13, "
         "conv-0 25, conv-1 13, ... cores). Because static energy is charged over the (too long) frame "

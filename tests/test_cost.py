@@ -78,10 +78,19 @@ def test_golden_two_layer_event_driven():
     ub = [32 * (1 - math.exp(-10 / 32)), 32 * (1 - math.exp(-30 / 32))]
     np.testing.assert_allclose(r["neuron_updates"].values, [np.mean(ua), np.mean(ub)])
 
-    # busiest core time in ns: share*S*t_sop + share*U*t_upd + (E*dest/cores)*dist*t_hop
-    busy_a = [0.5 * 100 + 0.5 * ua[0] * 2 + (10 * 2 / 2) * 0.5 * 4, 0.5 * 200 + 0.5 * ua[1] * 2 + 20 * 0.5 * 4]
-    busy_b = [10 + ub[0] * 2 + 5 * 1.5 * 4, 30 + ub[1] * 2 + 15 * 1.5 * 4]
+    # busiest core time in ns: share*S*t_sop + share*U*t_upd + (E*dest/cores*min(dist, 1) + dist)*t_hop
+    # (hop_timing "pipelined", the default: one event per t_hop, the route's length once; a's
+    # input enters at its own node (0, 0) for half its cores: dist 0.5)
+    busy_a = [0.5 * 100 + 0.5 * ua[0] * 2 + (10 * 2 / 2 * 0.5 + 0.5) * 4,
+              0.5 * 200 + 0.5 * ua[1] * 2 + (20 * 0.5 + 0.5) * 4]
+    busy_b = [10 + ub[0] * 2 + (5 + 1.5) * 4, 30 + ub[1] * 2 + (15 + 1.5) * 4]
     np.testing.assert_allclose(r["frame_busy_s"].values, 1e-9 * np.array([busy_a, busy_b]))
+    # "serialized": every event's whole route on the receiver, (E*dest/cores)*dist*t_hop
+    ser = ed.estimate(golden_stats(), toy(hop_timing="serialized"))
+    np.testing.assert_allclose(ser["frame_busy_s"].values, 1e-9 * np.array(
+        [[50 + ua[0] + 10 * 0.5 * 4, 100 + ua[1] + 20 * 0.5 * 4],
+         [10 + ub[0] * 2 + 5 * 1.5 * 4, 30 + ub[1] * 2 + 15 * 1.5 * 4]]))
+    np.testing.assert_allclose(ser["hops"].values, r["hops"].values)     # energy: the same hops
     # streamed (the template default "auto" for event execution), the same for every scheme:
     # a (conventional, 3 of its 4 rows' inputs before its first row) and b (temporal, 1x1) overlap:
     # min(sum T, max T + sum T*k/rows). (Before the schedule applied to every scheme alike, only
@@ -130,8 +139,8 @@ def test_golden_two_layer_timestep():
     r = ed.estimate(golden_stats(), hw)
     assert r.attrs["schedule"] == "step"
     np.testing.assert_allclose(r["neuron_updates"].values, [48, 32])
-    busy_a = np.array([0.5 * 100 + 0.5 * 48 * 2 + 10 * 0.5 * 4, 0.5 * 200 + 0.5 * 48 * 2 + 20 * 0.5 * 4])
-    busy_b = np.array([10 + 32 * 2 + 5 * 1.5 * 4, 30 + 32 * 2 + 15 * 1.5 * 4])
+    busy_a = np.array([0.5 * 100 + 0.5 * 48 * 2 + (10 * 0.5 + 0.5) * 4, 0.5 * 200 + 0.5 * 48 * 2 + (20 * 0.5 + 0.5) * 4])
+    busy_b = np.array([10 + 32 * 2 + (5 + 1.5) * 4, 30 + 32 * 2 + (15 + 1.5) * 4])
     step = 1e-9 * (np.maximum(busy_a, busy_b) + 100)
     np.testing.assert_allclose(r["frame_total_latency_s"].values, step)
     np.testing.assert_allclose(r["energy_barrier_pj"].values, [2 * 7.0, 7.0])

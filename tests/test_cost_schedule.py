@@ -11,6 +11,7 @@ power inflates ELSE's advantage beyond its SOPs, and ELSE with at least as few S
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -105,13 +106,55 @@ def test_the_old_line_only_overlap_would_fail_the_criterion():
     assert _within(r, energy) and _within(r, latency)
 
 
-@pytest.mark.parametrize("name", ["blazeface_carphone", "posedet_carphone"])
+#: the shipped recordings and the frames sampled from each (the landmark network: one frame, it is large)
+SHIPPED = {"blazeface_carphone": slice(0, 2), "posedet_carphone": slice(0, 2), "poselandmark_carphone": slice(0, 1)}
+
+
+@lru_cache(maxsize=None)
+def _shipped_counts(name: str, scheme: str):
+    """Counts of a shipped recording's sampled frames (read-only, shared by the tests below)."""
+    q = ed.open_recording(DATA / f"{name}.nc").select_frames(SHIPPED[name]).quantize(bits=8)
+    return ed.count_events(q, ed.Conventional() if scheme == "conventional" else ed.LineDelta(axis=scheme))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_networks_lossless_line_delta_on_every_template(name):
-    q = ed.open_recording(DATA / f"{name}.nc").select_frames(slice(0, 2)).quantize(bits=8)
-    conv = ed.count_events(q, ed.Conventional())
+    """Every shipped network, both axes, every template: no inflation (energy and latency gain at
+    most 1.25x the SOP ratio). ELSE may cost more than 25% extra only through the one cost its
+    semantics add to a consumer's time, the row copies (``Z_r = Z_{r-1} + ...``: every output row
+    starts from the previous row's potentials, one word read and written per neuron, charged at
+    ``t_neuron_update``; docs/hardware.md "Row copies"): without neuron-word time the lower side
+    must hold too. (Measured: on seneca, where a neuron-word operation takes 32x a core's SOP
+    time, the copies are 23-32% of ELSE's busy time and its latency is 1.25-1.33x conventional's
+    on BlazeFace and the landmark network.)"""
+    conv = _shipped_counts(name, "conventional")
     for axis in "yx":
-        line = ed.count_events(q, ed.LineDelta(axis=axis))
+        line = _shipped_counts(name, axis)
         for template in TEMPLATES:
-            r, (energy, latency) = _ratios(conv, line, ed.load_template(template))
-            assert _within(r, energy), (name, axis, template, r, energy)
-            assert _within(r, latency), (name, axis, template, r, latency)
+            hw = ed.load_template(template)
+            r, (energy, latency) = _ratios(conv, line, hw)
+            assert energy <= BOUND * r and latency <= BOUND * r, (name, axis, template, r, energy, latency)
+            if _within(r, energy) and _within(r, latency):
+                continue
+            r0, (energy0, latency0) = _ratios(conv, line, hw.replace(t_neuron_update=1e-9))
+            assert _within(r0, energy0) and _within(r0, latency0), (name, axis, template, r, energy, latency,
+                                                                    energy0, latency0)
+
+
+def test_overflowing_mappings_are_costed_on_a_grid_of_chips():
+    """The landmark network needs ~57x the cores of neuronflow. On one ``mesh_x``-wide strip
+    (the former placement) the skip edge into its heatmap head spans hundreds of mesh rows; on
+    a near-square grid of chips distances grow with the square root of the overflow. Serialized
+    hops (the former timing) charge those routes to the receiving core per event."""
+    conv = _shipped_counts("poselandmark_carphone", "conventional")
+    hw = ed.load_template("neuronflow")
+    grid, strip = ed.estimate(conv, hw), ed.estimate(conv, hw.replace(overflow_layout="strip"))
+    chips = -(-int(grid["total_cores"]) // hw.n_cores)
+    cx, cy = ed.cost.chip_grid(hw, int(grid["total_cores"]))
+    assert cx * cy >= chips and abs(cx - cy) <= 1 and ed.cost.chip_grid(hw, hw.n_cores) == (1, 1)
+    assert ed.cost.chip_grid(hw.replace(overflow_layout="strip"), int(grid["total_cores"])) == (1, chips)
+    dist_grid, dist_strip = (grid["hops"] / grid["dest_cores"]).max(), (strip["hops"] / strip["dest_cores"]).max()
+    assert dist_grid <= (cx * hw.mesh_x + cy * hw.mesh_y) < dist_strip
+    assert float(grid["total_energy_events_pj"]) < float(strip["total_energy_events_pj"])
+    serialized = ed.estimate(conv, hw.replace(overflow_layout="strip", hop_timing="serialized"))
+    assert float(serialized["total_latency_s"]) > 5 * float(grid["total_latency_s"])

@@ -376,6 +376,7 @@ def test_read_first_says_fit_schedule_reference_and_reductions(tmp_path: Path) -
     n_fit = sum(bool(t.user_attrs["totals"]["fits"]) for t in study.trials)
     assert re.match(rf"{n_fit} of 12 complete trials fit the hardware \(tiny, \d+-256 cores searched; they use", first[0])
     assert first[1].startswith("Schedule: streamed (consecutive layers on different cores overlap line by line)")
+    assert first[1].endswith("Hops: pipelined (a core receives one event per hop time, a route's length adds once).")
     assert first[2].startswith("Reference: conventional (trial 0) (") and "µJ" in first[2] and "ms" in first[2]
     lossless = [t for t in first if t.startswith("Lossless (error 0): ")]
     assert lossless and "x fewer SOPs" in lossless[0] and "µJ per frame" in lossless[0]
@@ -395,6 +396,8 @@ def test_read_first_when_nothing_fits_says_what_overflows(tmp_path: Path) -> Non
     first = report.read_first(report.collect(study))
     assert first[0].startswith("NO trial fits the hardware (tiny, ") and "overflows: " in first[0]
     assert "over " in first[0] and " by " in first[0]
+    assert re.search(r"It is costed on \d+ copies of the chip in a near-square grid \(overflow_layout grid\)\.$",
+                     first[0]), first[0]
     assert any(t.startswith("No reduction is shown") for t in first)
 
 
@@ -403,7 +406,8 @@ def test_read_first_of_cost_datasets_says_fit_and_schedule(tmp_path: Path) -> No
     assert report.read_first(res) == [
         "4 of 4 configurations fit the hardware.",
         "Schedule: streamed, the same for every scheme; static energy is charged over each "
-        "configuration's own latency."]
+        "configuration's own latency. Hops: pipelined (a core receives one event per hop time, "
+        "a route's length adds once)."]
     html = report.write(scheme_results(), tmp_path / "r", progress=False).read_text()
     assert "read this first" in html and "Schedule: streamed" in html
     names = {p.name for p in (tmp_path / "r").glob("data_*.nc")}

@@ -68,7 +68,7 @@ def _fit_line(res: Results, done: pd.DataFrame) -> str:
         closest = done.sort_values(_T + "total_cores").iloc[0] if _T + "total_cores" in done else done.iloc[0]
         return (f"NO trial fits the hardware ({_hardware_text(closest)}): the closest, trial "
                 f"{int(closest['trial'])} ({_trial_label(res, int(closest['trial']))}), overflows: "
-                f"{closest.get(_T + 'overflow') or 'see its totals'}.")
+                f"{closest.get(_T + 'overflow') or 'see its totals'}.{_overflow_text(closest)}")
     n_feas = int(done["feasible"].sum())
     cores = fits[_T + "total_cores"] if _T + "total_cores" in fits else pd.Series(dtype=float)
     use = f"; they use {cores.min():.0f}-{cores.max():.0f} cores" if len(cores.dropna()) else ""
@@ -90,7 +90,30 @@ def _schedule_line(done: pd.DataFrame) -> str | None:
             "sequential": "layers run one after another",
             "step": "all layers work in parallel within a time step, then a barrier"}.get(sched, sched)
     return (f"Schedule: {sched} ({what}), the same for every scheme ({execution} execution); static energy "
-            "is charged over each configuration's own latency and shown as its own component.")
+            "is charged over each configuration's own latency and shown as its own component."
+            + _hops_text(str(done[_HW + "hop_timing"].iloc[0]) if _HW + "hop_timing" in done else None))
+
+
+_HOPS = {"pipelined": "a core receives one event per hop time, a route's length adds once",
+         "serialized": "every event's whole route is charged to the receiving core"}
+
+
+def _hops_text(hop_timing: str | None) -> str:
+    """`` Hops: pipelined (...).`` -- how NoC time adds up (docs/hardware.md "Hop timing"), or ``""``."""
+    if hop_timing is None:
+        return ""
+    return f" Hops: {hop_timing} ({_HOPS.get(hop_timing, hop_timing)})."
+
+
+def _overflow_text(row: Any) -> str:
+    """How a mapping larger than the chip is costed (docs/hardware.md "Overflow"), or ``""``."""
+    cores, total = _num(row, _HW + "n_cores"), _num(row, _T + "total_cores")
+    layout = row.get(_HW + "overflow_layout") if hasattr(row, "get") else None
+    if not cores or total is None or total <= cores or layout is None or pd.isna(layout):
+        return ""
+    chips = -(-int(total) // int(cores))
+    where = "a near-square grid" if layout == "grid" else "one column"
+    return f" It is costed on {chips} copies of the chip in {where} (overflow_layout {layout})."
 
 
 def read_first(res: Results) -> list[str]:
@@ -174,6 +197,7 @@ def _datasets_first(res: Results) -> list[str]:
                          f"{c} does not" for c in res.configs.loc[~fits, "config"])) + ".")
     schedules = sorted({str(ds.attrs["schedule"]) for ds in res.datasets.values() if "schedule" in ds.attrs})
     if schedules:
+        hops = sorted({str(ds.attrs["hop_timing"]) for ds in res.datasets.values() if "hop_timing" in ds.attrs})
         lines.append(f"Schedule: {', '.join(schedules)}, the same for every scheme; static energy is charged "
-                     "over each configuration's own latency.")
+                     "over each configuration's own latency." + (_hops_text(", ".join(hops)) if hops else ""))
     return lines

@@ -364,17 +364,36 @@ def quantize_array(x: np.ndarray, bits: int = 8, calibration: str = "max",
     if not np.any(x):
         return np.zeros(x.shape, dtype=dtype), 1.0, 0
     lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+    _check_percentile(calibration, percentile)
     if calibration == "percentile":
-        if not 50.0 < percentile <= 100.0:
-            raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
-        p_lo = min(0.0, float(np.percentile(x, 100.0 - percentile)))
-        p_hi = max(0.0, float(np.percentile(x, percentile)))
-        if p_hi > p_lo:  # a sparse tensor can have both percentiles at 0: keep the full range
-            lo, hi = p_lo, p_hi
+        lo, hi = _clip_range(lo, hi, float(np.percentile(x, 100.0 - percentile)),
+                             float(np.percentile(x, percentile)))
     params = _affine(lo, hi, levels)
     if params is None:  # range below float64 resolution (subnormal values): nothing to code
         return np.zeros(x.shape, dtype=dtype), 1.0, 0
     return codes_of(x, *params, int(bits)), *params
+
+
+def _check_percentile(calibration: str, percentile: Any) -> None:
+    if calibration == "percentile" and not 50.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (50, 100], got {percentile!r}")
+
+
+def _clip_range(lo: float, hi: float, p_lo: float, p_hi: float) -> tuple[float, float]:
+    """The range of percentile calibration: ``[min(0, p_lo), max(0, p_hi)]``, or the full
+    ``[lo, hi]`` when both are 0 (a tensor sparser than the percentile)."""
+    p_lo, p_hi = min(0.0, p_lo), max(0.0, p_hi)
+    return (p_lo, p_hi) if p_hi > p_lo else (lo, hi)
+
+
+def _chunked_clip(ds: xr.Dataset, ranges: Mapping[str, tuple[float, float, int]],
+                  percentile: float) -> dict[str, tuple[float, float]]:
+    """``{variable: (lo, hi)}`` of percentile calibration of a chunked dataset whose full
+    ranges are ``ranges``: exact percentiles in streaming passes (:mod:`else_dse.quantiles`)."""
+    from .quantiles import chunked_percentiles
+    got = chunked_percentiles(ds, [100.0 - percentile, percentile], "quantize: percentiles")
+    return {v: _clip_range(min(0.0, ranges[v][0]), max(0.0, ranges[v][1]), p_lo, p_hi)
+            for v, (p_lo, p_hi) in got.items()}
 
 
 def codes_of(x: np.ndarray, scale: float, zero_point: int, bits: int) -> np.ndarray:
@@ -451,18 +470,21 @@ class QuantizedRecording(Recording):
     def _from_chunked(cls, rec: Recording, bits: int, calibration: str,
                       percentile: float) -> "QuantizedRecording":
         """:meth:`from_recording` of a chunked recording: the global range of each
-        tensor in one streaming pass, then lazy codes (the same formula per chunk)."""
+        tensor in one streaming pass (and, for percentile calibration, its exact
+        percentiles in ``bits / 16`` more), then lazy codes (the same formula per chunk)."""
         levels, dtype = _check_quant(bits, calibration)
-        if calibration != "max":
-            raise RecordingError("quantize: a chunked recording supports calibration='max' only "
-                                 "(percentiles need a whole tensor in memory); open it without chunks")
+        _check_percentile(calibration, percentile)
         from .stream import tensor_ranges
         ds = rec.data.copy()
-        for v, (lo, hi, bad) in tensor_ranges(ds, "quantize: range").items():
-            var = ds[v]
+        ranges = tensor_ranges(ds, "quantize: range")
+        for v, (_, _, bad) in ranges.items():
             if bad:
-                _raise_nonfinite(str(var.attrs["tensor"]), bad)
-            params = _affine(min(0.0, lo), max(0.0, hi), levels)
+                _raise_nonfinite(str(ds[v].attrs["tensor"]), bad)
+        clipped = _chunked_clip(ds, ranges, percentile) if calibration == "percentile" else {}
+        for v, (lo, hi, _) in ranges.items():
+            var = ds[v]
+            lo, hi = clipped.get(v, (min(0.0, lo), max(0.0, hi)))
+            params = _affine(lo, hi, levels)
             if params is None:   # no range: every code 0, as quantize_array
                 codes = var.data.map_blocks(np.zeros_like, dtype=dtype).astype(dtype)
                 params = (1.0, 0)
@@ -471,6 +493,8 @@ class QuantizedRecording(Recording):
             ds[v] = xr.Variable(var.dims, codes, attrs={**var.attrs, "scale": params[0],
                                                         "zero_point": params[1]})
         ds.attrs.update({"bits": int(bits), "calibration": calibration})
+        if calibration == "percentile":
+            ds.attrs["percentile"] = float(percentile)
         return cls(rec.layers, ds)
 
     @property

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import else_dse as ed
 from else_dse import Layer, Recording, RecordingError, open_recording, stream
@@ -85,6 +86,29 @@ def test_event_curve_chunked_is_exact(n, k, error, scheme):
     xr.testing.assert_identical(got, want)
 
 
+@SETTINGS
+@given(n=st.integers(1, 7), k=st.integers(1, 3), bits=st.sampled_from([4, 8, 12]),
+       percentile=st.sampled_from([99.99, 99.0, 90.0, 75.5, 100.0]), zero_b=st.booleans(),
+       seed=st.integers(0, 3))
+def test_percentile_calibration_chunked_is_exact(n, k, bits, percentile, zero_b, seed):
+    rec = recording(n, seed, zero_b)
+    want = rec.quantize(bits, calibration="percentile", percentile=percentile)
+    got = rec.chunk(k).quantize(bits, calibration="percentile", percentile=percentile)
+    xr.testing.assert_identical(got.load().data, want.data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=hnp.arrays(st.sampled_from([np.float16, np.float32, np.float64]), st.integers(1, 40),
+                    elements=st.floats(-1e4, 1e4, width=16) | st.just(-0.0) | st.just(0.0)),
+       k=st.integers(1, 5), q=st.floats(0, 100))
+def test_chunked_percentiles_match_numpy(x, k, q):
+    """Exact order statistics by radix selection, numpy's interpolation, every float type."""
+    from else_dse.quantiles import chunked_percentiles
+    ds = xr.Dataset({"a": ("frame", x)}).chunk({"frame": k})
+    got = chunked_percentiles(ds, [q, 100.0 - q, 0.0, 100.0], "test")["a"]
+    assert got == [float(np.percentile(x, p)) for p in (q, 100.0 - q, 0.0, 100.0)]
+
+
 @pytest.mark.parametrize("fmt", ["nc", "zarr"])
 @pytest.mark.parametrize("bits", [4, 8, 12])
 def test_open_chunked_and_quantize_exact(tmp_path, fmt, bits):
@@ -108,8 +132,8 @@ def test_chunked_errors(tmp_path):
     for bad in ({"frame": 0}, {"frame": 1.5}, {"x": 2}, 3, {"frame": True}):
         with pytest.raises(RecordingError, match="chunks must be"):
             open_recording(path, chunks=bad)
-    with pytest.raises(RecordingError, match="calibration='max' only"):
-        rec.chunk(2).quantize(8, calibration="percentile")
+    with pytest.raises(ValueError, match=r"percentile must be in \(50, 100\]"):
+        rec.chunk(2).quantize(8, calibration="percentile", percentile=40.0)
     a = recording(4).tensor("a").copy()
     a[3, 0, 0, 0] = np.nan
     ds = rec.data.copy()

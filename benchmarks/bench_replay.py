@@ -14,11 +14,16 @@ frames):
   temporal state carried from the frame before;
 - ``kernels``: the part of ``replayed`` spent in ``else_dse.events.reconstruct``.
 
-The goal (issue 10) is ``replayed <= 3 * runtime + kernels``; the last column
-says how far from it a model is. Reported, not asserted (timings on a shared
+The goal (issue 10) is ``replayed <= 3 * runtime + kernels``: the goal is met
+where ``(replayed-kernels)/runtime`` is at most 3, i.e. ``replayed/goal`` (replayed
+over ``3 * runtime + kernels``) at most 1. Reported, not asserted (timings on a shared
 machine are noisy).
 
-    python benchmarks/bench_replay.py [--frames 4] [--repeat 3] [--scheme line_y:2]
+``--clock cpu`` times with the process's CPU time instead of the wall clock:
+on a machine shared with other jobs it is far less noisy (the runtime, the
+kernels and the copies all run on this process's threads).
+
+    python benchmarks/bench_replay.py [--frames 4] [--repeat 3] [--scheme line_y:2] [--clock cpu]
 """
 
 from __future__ import annotations
@@ -51,16 +56,20 @@ def _frames(n: int) -> list[np.ndarray]:
         return [media.still(names[i % len(names)]) for i in range(n)]
 
 
-def _best(fn: Callable[[], Any], repeat: int) -> float:
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def _best(fn: Callable[[], Any], repeat: int, clock: Callable[[], float]) -> float:
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
-def bench_model(name: str, frames: list[np.ndarray], scheme: Scheme, repeat: int) -> dict[str, float]:
+def bench_model(name: str, frames: list[np.ndarray], scheme: Scheme, repeat: int,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     seg = open_segments(ROOT / "data" / "models" / name)
     h, w, c = seg.input_hwc
     xs = list(model_frames(frames, h, w, c, MODELS[name]))
@@ -70,16 +79,17 @@ def bench_model(name: str, frames: list[np.ndarray], scheme: Scheme, repeat: int
     rows: dict[str, list[float]] = {"runtime": [], "segmented": [], "replayed": [], "kernels": []}
     dep = Deployed(seg.layers, schemes, pinned)
     for x in xs:
-        rows["runtime"].append(_best(lambda: seg.run_full(x), repeat))
-        rows["segmented"].append(_best(lambda: seg.run(x), repeat))
+        rows["runtime"].append(_best(lambda: seg.run_full(x), repeat, clock))
+        rows["segmented"].append(_best(lambda: seg.run(x), repeat, clock))
         best, kern = np.inf, 0.0
         for _ in range(repeat):  # each repeat continues the stream from a copy of the state
             trial = Deployed(seg.layers, schemes, pinned)
             trial.states = list(dep.states)
-            t0 = time.perf_counter()
+            trial.clock = clock
+            t0 = clock()
             seg.run(x, trial)
             trial.next_frame()
-            t = time.perf_counter() - t0
+            t = clock() - t0
             if t < best:
                 best, kern = t, trial.kernel_seconds
         rows["replayed"].append(best)
@@ -97,20 +107,23 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--scheme", default="line_y:2", help="scheme for every layer (else-dse --scheme syntax)")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                    help="wall clock (default) or the process's CPU time (less noisy on a shared machine)")
     args = ap.parse_args()
     from else_dse.cli import parse_plan
 
     scheme = parse_plan([args.scheme])
     frames = _frames(args.frames)
-    print(f"{len(frames)} frames, scheme {scheme}, wall ms per frame (median over frames of the best "
+    print(f"{len(frames)} frames, scheme {scheme}, {args.clock} ms per frame (median over frames of the best "
           f"of {args.repeat})")
     print(f"{'model':36s} {'segs':>5s} {'runtime':>8s} {'segmented':>9s} {'replayed':>9s} {'kernels':>8s} "
-          f"{'replayed/runtime':>16s} {'(replayed-kernels)/runtime':>26s}")
+          f"{'replayed/runtime':>16s} {'(replayed-kernels)/runtime':>26s} {'replayed/goal':>13s}")
     for name in args.models:
-        r = bench_model(name, frames, scheme, args.repeat)
+        r = bench_model(name, frames, scheme, args.repeat, CLOCKS[args.clock])
         print(f"{name:36s} {int(r['segments']):5d} {1e3 * r['runtime']:8.2f} {1e3 * r['segmented']:9.2f} "
               f"{1e3 * r['replayed']:9.2f} {1e3 * r['kernels']:8.2f} {r['replayed'] / r['runtime']:16.2f} "
-              f"{(r['replayed'] - r['kernels']) / r['runtime']:26.2f}")
+              f"{(r['replayed'] - r['kernels']) / r['runtime']:26.2f} "
+              f"{r['replayed'] / (3 * r['runtime'] + r['kernels']):13.2f}")
 
 
 if __name__ == "__main__":

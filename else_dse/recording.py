@@ -399,30 +399,53 @@ def _chunked_clip(ds: xr.Dataset, ranges: Mapping[str, tuple[float, float, int]]
 def codes_of(x: np.ndarray, scale: float, zero_point: int, bits: int) -> np.ndarray:
     """Codes of ``x`` with a given (pinned) scale and zero point:
     ``clip(round(x / scale) + zero_point, 0, 2**bits - 1)`` in float64, round half to
-    even; uint8 for ``bits <= 8``, else uint16 (the arithmetic of :func:`quantize_array`)."""
+    even; uint8 for ``bits <= 8``, else uint16 (the arithmetic of :func:`quantize_array`).
+    A float32 ``x`` whose memory is contiguous in some axis order (e.g. a transposed
+    view) is read in place and the codes have that memory order too."""
     levels = 2 ** int(bits) - 1
     dtype = np.uint8 if bits <= 8 else np.uint16
     x = np.asarray(x)
     if x.dtype == np.float32 and scale > 0:  # the same arithmetic in one pass (else_dse._kernels)
         from . import _kernels
 
-        out = np.empty(x.shape, dtype)
-        _kernels.quantize_codes(np.ascontiguousarray(x).ravel(), float(scale), int(zero_point), levels,
-                                out.ravel())
-        return out
+        src, back = _memory_order(x)
+        out = np.empty(src.shape, dtype)
+        _kernels.quantize_codes(src.ravel(), float(scale), int(zero_point), levels, out.ravel())
+        return out.transpose(back)
     return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale) + zero_point, 0, levels).astype(dtype)
 
 
-def dequantize_codes(signed: np.ndarray, scale: float) -> np.ndarray:
-    """Float32 values of signed codes ``X = code - zero_point``: ``X * scale`` in float64."""
+def _memory_order(x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``x`` with its axes in memory order (C-contiguous: a view when the memory is
+    contiguous in some axis order, else a copy) and the axes that give ``x`` back."""
+    if x.flags.c_contiguous:
+        return x, tuple(range(x.ndim))
+    perm = sorted(range(x.ndim), key=lambda k: -abs(x.strides[k]))
+    src = x.transpose(perm)
+    if not src.flags.c_contiguous:
+        return np.ascontiguousarray(x), tuple(range(x.ndim))
+    back = [0] * x.ndim
+    for k, p in enumerate(perm):
+        back[p] = k
+    return src, tuple(back)
+
+
+def dequantize_codes(signed: np.ndarray, scale: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Float32 values of signed codes ``X = code - zero_point``: ``X * scale`` in float64,
+    written to ``out`` (float32, the shape of ``signed``, any memory layout) if given."""
     signed = np.asarray(signed)
-    if signed.dtype == np.int32:  # one pass (else_dse._kernels)
+    if out is None:
+        out = np.empty(signed.shape, np.float32)
+    elif out.dtype != np.float32 or out.shape != signed.shape:
+        raise ValueError(f"dequantize_codes: out must be float32 of shape {signed.shape}, "
+                         f"got {out.dtype} {out.shape}")
+    if signed.dtype == np.int32 and out.flags.c_contiguous:  # one pass (else_dse._kernels)
         from . import _kernels
 
-        out = np.empty(signed.shape, np.float32)
         _kernels.dequantize_values(np.ascontiguousarray(signed).ravel(), float(scale), out.ravel())
-        return out
-    return (np.asarray(signed, dtype=np.float64) * scale).astype(np.float32)
+    else:  # numpy in float64, cast once to float32 (strided out: no separate transpose)
+        np.multiply(signed, np.float64(scale), out=out, dtype=np.float64, casting="unsafe")
+    return out
 
 
 def _check_quant(bits: Any, calibration: Any) -> tuple[int, type]:

@@ -44,6 +44,27 @@ def test_codes_of_kernel_is_the_numpy_arithmetic(seed, bits, kind):
     np.testing.assert_array_equal(dequantize_codes(v, scale), (v.astype(np.float64) * scale).astype(np.float32))
 
 
+@pytest.mark.parametrize("perm", [(2, 0, 1), (1, 2, 0), (0, 2, 1)])
+def test_codes_in_any_memory_order(perm):
+    """A permuted float32 view (the runtime's (H, W, C) seen as (C, H, W)) is quantized in
+    place with the codes of its contiguous copy; dequantize_codes writes into an out= of
+    any memory order the values it returns by default."""
+    rng = np.random.default_rng(7)
+    base = (rng.standard_normal((5, 6, 7)) * 3).astype(np.float32)
+    x = base.transpose(perm)
+    got = codes_of(x, 0.02, 100, 8)
+    np.testing.assert_array_equal(got, codes_of(np.ascontiguousarray(x), 0.02, 100, 8))
+    assert got.transpose(np.argsort(perm)).flags.c_contiguous  # x's memory order
+    strided = codes_of(base[:, ::2], 0.02, 100, 8)  # not contiguous in any order: a copy
+    np.testing.assert_array_equal(strided, codes_of(np.ascontiguousarray(base[:, ::2]), 0.02, 100, 8))
+    v = got.astype(np.int32) - 100
+    out = np.empty_like(x)
+    assert dequantize_codes(v, 0.02, out=out) is out and not out.flags.c_contiguous
+    np.testing.assert_array_equal(out, dequantize_codes(v, 0.02))
+    with pytest.raises(ValueError, match="out must be float32 of shape"):
+        dequantize_codes(v, 0.02, out=np.empty(v.shape, np.float64))
+
+
 def _two_consumers():
     """One tensor read by two layers of different strides, then an fc on another."""
     layers = [Layer("a", "t", "conv", 2, 3, kernel=3, stride=1, padding=(1, 1, 1, 1), input_shape=(2, 7, 6)),

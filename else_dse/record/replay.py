@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -116,8 +116,11 @@ class Deployed:
     the codes (the sender's X, once per tensor and frame), runs the layer's
     scheme through :func:`else_dse.events.reconstruct` (temporal state per layer,
     carried across frames in order) and returns the dequantized reconstruction.
-    Call :meth:`next_frame` after each frame.
+    Call :meth:`next_frame` after each frame. ``kernel_seconds`` sums the time in
+    the kernels as ``clock`` measures it (the wall clock unless set).
     """
+
+    clock: Callable[[], float] = staticmethod(time.perf_counter)
 
     def __init__(self, layers: Sequence[Layer], schemes: Sequence[Scheme], pinned: QuantizedRecording):
         self.layers, self.schemes = tuple(layers), tuple(schemes)
@@ -134,15 +137,17 @@ class Deployed:
 
     def __call__(self, i: int, layer: Layer, x_chw: np.ndarray) -> np.ndarray:
         tensor = layer.input
-        if tensor not in self._frame:
-            self._frame[tensor] = codes_of(x_chw, self.scale[tensor], self.zero_point[tensor], self.bits)
-        t0 = time.perf_counter()
+        if tensor not in self._frame:  # quantized in the runtime's memory order, then (C, H, W)
+            codes = codes_of(x_chw, self.scale[tensor], self.zero_point[tensor], self.bits)
+            self._frame[tensor] = np.ascontiguousarray(codes)
+        t0 = self.clock()
         r = reconstruct(self._frame[tensor][None], layer, self.schemes[i],
                         zero_point=self.zero_point[tensor], state=self.states[i])
-        self.kernel_seconds += time.perf_counter() - t0
+        self.kernel_seconds += self.clock() - t0
         self.states[i] = r.state
         self._counts[i] = (int(r.events[0]), int(r.sops[0]))
-        return dequantize_codes(r.values[0], self.scale[tensor])
+        # dequantized straight into an array with x_chw's memory order (the runtime's layout)
+        return dequantize_codes(r.values[0], self.scale[tensor], out=np.empty_like(x_chw))
 
     def next_frame(self) -> None:
         """Close the frame: keep its codes and the kernels' counts of every layer."""

@@ -24,7 +24,7 @@ from ..workload import Layer
 from .cut import Cut, CutPlan, PlannedOp, Segment, plan_cuts
 from ._common import SegmentError
 from .segments import SegmentedModel
-from .tflite import _schema, _tensor_name, _to_chw, parse_tflite
+from .tflite import _schema, _tensor_name, parse_tflite
 
 __all__ = ["TFLiteSegments"]
 
@@ -176,7 +176,7 @@ class TFLiteSegments(SegmentedModel):
 
     # ---- run -------------------------------------------------------------------------
     def _feed(self, x: np.ndarray) -> dict[Hashable, np.ndarray]:
-        return {self._input: x[None]}
+        return {self._input: x[None].copy()}  # its own array: a layer's input may be a view of it
 
     def _run_segment(self, reconstruction: bool, index: int, seg: Segment,
                      values: Mapping[Hashable, np.ndarray]) -> dict[Hashable, np.ndarray]:
@@ -190,7 +190,11 @@ class TFLiteSegments(SegmentedModel):
         return {t: got[name] for t, name in outs}
 
     def _to_chw(self, layer: Layer, a: np.ndarray) -> np.ndarray:
-        return _to_chw(layer, a)
+        """A (C, H, W) view of the runtime's (1, H, W, C) array (no copy; ``_from_chw`` of an
+        array in that memory order is a view again)."""
+        if a.ndim == 4:
+            return a[0].transpose(2, 0, 1)
+        return a.reshape(layer.input_shape)
 
     def _from_chw(self, layer: Layer, x: np.ndarray, like: np.ndarray) -> np.ndarray:
         if like.ndim == 4:

@@ -126,6 +126,10 @@ class SegmentedModel:
         for the tensor's first layer in network order. In that mode a layer may be visited
         before an earlier one when its input depends on such a reconstruction.
 
+        A consumer with a true attribute ``finite`` (e.g. :class:`~else_dse.record.replay.Deployed`,
+        whose arrays are dequantized codes) promises finite values: the scan for NaN and inf of
+        what it returns is skipped (its dtype and shape are still checked).
+
         With ``consume=None`` every layer gets its exact input: the outputs are bit for bit
         those of :meth:`run_full` (the runtime's own whole-model run: no delegates, default
         thread count) and ``inputs`` those ``record()`` records on the same frame.
@@ -135,6 +139,7 @@ class SegmentedModel:
         values = self._feed(check_float_frame(x, (h, w, c), "frame"))
         inputs: dict[str, np.ndarray] = {}
         reconstruction = nonsynaptic == "reconstruction"
+        finite = bool(getattr(consume, "finite", False))
         k = 0
         for step in plan.steps:
             if isinstance(step, Segment):
@@ -150,7 +155,7 @@ class SegmentedModel:
             if got is chw:  # the exact input itself: feed the runtime's own array, no layout change
                 fed = exact
             else:
-                fed = self._from_chw(layer, self._checked(step.layer, layer, got), exact)
+                fed = self._from_chw(layer, self._checked(step.layer, layer, got, finite), exact)
             values[step.fed] = fed
             if step.recon is not None:
                 values[step.recon] = fed
@@ -158,7 +163,7 @@ class SegmentedModel:
         return SegmentRun(ordered, {n: values[t] for n, t in zip(self.output_names, plan.outputs)})
 
     @staticmethod
-    def _checked(i: int, layer: Layer, a: Any) -> np.ndarray:
+    def _checked(i: int, layer: Layer, a: Any, finite: bool = False) -> np.ndarray:
         want = f"a float32 array of shape (C, H, W) = {layer.input_shape}"
         if not isinstance(a, np.ndarray):
             raise SegmentError(f"layer {layer.name!r} (layer {i}): consume returned {type(a).__name__}; "
@@ -166,7 +171,7 @@ class SegmentedModel:
         if a.dtype != np.float32 or a.shape != layer.input_shape:
             raise SegmentError(f"layer {layer.name!r} (layer {i}): consume returned dtype {a.dtype} shape "
                                f"{a.shape}; it must return {want}")
-        if not np.isfinite(a).all():
+        if not finite and not np.isfinite(a).all():
             raise SegmentError(f"layer {layer.name!r} (layer {i}): consume returned non-finite values "
                                "(NaN or inf)")
         return a

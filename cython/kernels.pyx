@@ -48,6 +48,11 @@ cdef extern from "kernels_core.h" nogil:
                        Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
                        int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
                        int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
+    void ek_line_frame16(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                         Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
+                         Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                         int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb,
+                         int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose(int kind, const void *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       int32_t *dst)
     void ek_pair_counts(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
@@ -115,12 +120,28 @@ cdef inline void _temporal16(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize
     ek_temporal16(_kind(x), x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 
 
+cdef inline void _line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                             Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
+                             Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                             int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb, int64_t *line_ev,
+                             int64_t *line_sp, ek_err *err, int32_t *out, bint narrow) noexcept nogil:
+    """ek_line_frame, on 16-bit state and lanes when ``narrow`` (the int32 scratch
+    then holds int16 buffers of the same element counts)."""
+    if narrow:
+        ek_line_frame16(kind, x, zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau,
+                        <int16_t *>ref, <int16_t *>rec, <int16_t *>xl, <int16_t *>eb, line_ev, line_sp,
+                        err, out)
+    else:
+        ek_line_frame(kind, x, zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau,
+                      ref, rec, xl, eb, line_ev, line_sp, err, out)
+
+
 cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int axis,
                        int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                        const int32_t *cp, int32_t theta, int closed, int32_t tau,
                        int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
                        int64_t *line_ev, int64_t *line_sp, ek_err *err,
-                       int32_t *tbuf, int32_t *out, int32_t *obuf) noexcept nogil:
+                       int32_t *tbuf, int32_t *out, int32_t *obuf, bint narrow) noexcept nogil:
     """One frame (C, H, W) of codes; axis x transposes the planes of a chunk of
     channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk.
     ``out`` (C, H, W) int32 or NULL: the reconstruction; axis x writes it
@@ -132,14 +153,14 @@ cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, 
             cc = min(chunk, C - c0)
             for c in range(c0, c0 + cc):
                 ek_transpose(_kind(x), x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
-            ek_line_frame(EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
-                          ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL)
+            _line_frame(EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
+                        ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL, narrow)
             if out != NULL:
                 for c in range(c0, c0 + cc):
                     ek_transpose(EK_I32, obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)
         return
-    ek_line_frame(_kind(x), x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
-                  ref, rec, xl, eb, line_ev, line_sp, err, out)
+    _line_frame(_kind(x), x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
+                ref, rec, xl, eb, line_ev, line_sp, err, out, narrow)
 
 
 cdef inline void _temporal_thresholds(const code_t *x, int32_t zp, Py_ssize_t nb, const int32_t *thetas,
@@ -285,6 +306,7 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     cdef ek_err *errs
     cdef bint want = recon is not None
     cdef int team = _team(threads, F)
+    cdef bint narrow = _narrow_line(<code_t *>NULL, zp, theta, tau, closed, L, max(EK_BLOCK, npos))
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
@@ -309,10 +331,32 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
                 _line(&X[f, 0, 0, 0], zp, C, H, W, axis, reverse, &cover_line[0], L, s, cp,
                       theta, closed, tau, b + 2 * n, b + (2 + s) * n, b, b + n,
                       &line_events[f, 0], &line_sops[f, 0], &errs[f], t,
-                      &recon[f, 0, 0, 0] if want else NULL, t + tsize if want else NULL)
+                      &recon[f, 0, 0, 0] if want else NULL, t + tsize if want else NULL, narrow)
         _errs_out(errs, F, err_max, err_sq, x_sq)
     finally:
         free(cp); free(buf); free(tbuf); free(errs)
+
+
+cdef int64_t _code_bound(code_t *kind, int zp) noexcept:
+    """max |code - zp| over the codes of an 8-bit type (-1 for wider types)."""
+    if code_t is int8_t:
+        return max(abs(-128 - zp), abs(127 - zp))
+    elif code_t is uint8_t:
+        return max(abs(zp), abs(255 - zp))
+    return -1
+
+
+cdef bint _narrow_line(code_t *kind, int zp, int theta, int tau, bint closed, Py_ssize_t L,
+                       Py_ssize_t n) noexcept:
+    """Whether 16-bit state and lanes hold every value of a line delta of 8-bit codes
+    (b = max|X|): closed |R| <= b + theta; open |Y - Xt| <= L*theta (theta per line of
+    a chain); deltas and errors add at most b. The x^2 of a line chunk of at most ``n``
+    codes is summed in int32 (b^2 * n < 2^31)."""
+    cdef int64_t xb = _code_bound(kind, zp)
+    if xb < 0 or not -1024 <= zp <= 1024:
+        return False
+    return (theta <= 16000 and tau <= 16000 and xb * xb * n < 2 ** 31
+            and 2 * xb + (1 if closed else L) * <int64_t>theta < 32000)
 
 
 cdef int32_t _check_lut(const int32_t[::1] lut, Py_ssize_t T, int64_t[:, ::1] hist_c,
@@ -549,10 +593,9 @@ cdef bint _narrow_state(code_t *kind, int zp, int theta, int tau, bint closed, P
     codes. With b = max|X| from the code range and m = max|state| given:
     closed |R| <= max(m, b + theta); open |Y| <= 2m + b + F*theta; deltas and errors
     add at most 2b. tau and theta must fit int16."""
-    cdef int64_t xb
-    if not (code_t is int8_t or code_t is uint8_t) or not -1024 <= zp <= 1024:
+    cdef int64_t xb = _code_bound(kind, zp)
+    if xb < 0 or not -1024 <= zp <= 1024:
         return False
-    xb = max(abs(-128 - zp), abs(127 - zp)) if code_t is int8_t else max(abs(zp), abs(255 - zp))
     return (theta <= 16000 and tau <= 16000
             and 2 * xb + 2 * m + (1 if closed else F) * <int64_t>theta < 32000)
 
@@ -570,6 +613,12 @@ cdef void _state_load(int32_t[:, ::1] state, Py_ssize_t i0, Py_ssize_t nb, int32
                       int16_t *ref16, Py_ssize_t TB) noexcept nogil:
     """Block [i0, i0 + nb) of the state (or zeros) into ref / ref16 (R at 0, Y at TB)."""
     cdef Py_ssize_t k, p
+    if state is None:  # the start of a stream
+        if ref16 != NULL:
+            memset(ref16, 0, 2 * TB * sizeof(int16_t))
+        else:
+            memset(ref, 0, 2 * TB * sizeof(int32_t))
+        return
     for k in range(2):
         for p in range(nb):
             if ref16 != NULL:

@@ -43,9 +43,11 @@ typedef struct {
 
 /* The delta step every loop shares (semantics.md): a delta d (after the
  * activation threshold) is sent iff |d| > theta; 1 if sent, else 0. The
- * receiver then adds d (closed loop: the sender's reference too). */
-static inline int32_t ek_sent(int32_t d, int32_t theta) {
-    return (d > theta) | (d < -theta);
+ * receiver then adds d (closed loop: the sender's reference too). The caller
+ * passes ntheta = -theta in its own lane type, so that loops over 16-bit lanes
+ * compare in 16-bit lanes (-theta formed in int32 would widen them). */
+static inline int32_t ek_sent(int32_t d, int32_t theta, int32_t ntheta) {
+    return (d > theta) | (d < ntheta);
 }
 
 /* Stride of the sub-histograms of T+1 bins (open-loop event curves): padded to
@@ -72,12 +74,27 @@ static inline int64_t ek_sumsq(const int32_t *restrict v, ptrdiff_t n, int32_t a
     return total;
 }
 
-/* Gather line `src` of C planes (stride `plane`) into xl as X = code - zp;
- * NP is a constant for the short lines of small feature maps. */
-#define EK_GATHER(NP)                                                         \
+/* Exact sum of squares of n int16 values with |v| <= amax: int32 when it
+ * cannot wrap, int64 otherwise. */
+static inline int64_t ek_sumsq16(const int16_t *restrict v, ptrdiff_t n, int32_t amax) {
+    ptrdiff_t i;
+    if ((int64_t)amax * amax * n < 2147483647LL) {
+        int32_t acc = 0;
+        for (i = 0; i < n; i++) acc += (int32_t)v[i] * v[i];
+        return acc;
+    } else {
+        int64_t acc = 0;
+        for (i = 0; i < n; i++) acc += (int64_t)v[i] * v[i];
+        return acc;
+    }
+}
+
+/* Gather line `src` of C planes (stride `plane`) into xl (of type T) as
+ * X = code - zp; NP is a constant for the short lines of small feature maps. */
+#define EK_GATHER(NP, T)                                                      \
     for (c = 0; c < C; c++)                                                   \
         for (p = 0; p < (NP); p++)                                            \
-            xl[c * (NP) + p] = (int32_t)src[c * plane + p] - zp
+            xl[c * (NP) + p] = (T)((T)src[c * plane + p] - (T)zp)
 
 /* Codes of float32 values with a pinned scale and zero point, and back (replay):
  * out = clip(rint(x / scale) + zp, 0, levels) in double, round half to even
@@ -105,41 +122,51 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t n, double scale, 
 #define CODE_T int8_t
 #define EK_LOAD8(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_i8
+#define EK_NARROW 1
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
+#undef EK_NARROW
 
 #undef EK_LOAD8
 #define CODE_T uint8_t
 #define EK_LOAD8(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_u8
+#define EK_NARROW 1
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
+#undef EK_NARROW
 
 #undef EK_LOAD8
 #define CODE_T int16_t
 #define EK_LOAD8(p) _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_i16
+#define EK_NARROW 0
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
+#undef EK_NARROW
 
 #undef EK_LOAD8
 #define CODE_T uint16_t
 #define EK_LOAD8(p) _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_u16
+#define EK_NARROW 0
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
+#undef EK_NARROW
 
 #undef EK_LOAD8
 #define CODE_T int32_t
 #define EK_LOAD8(p) _mm256_loadu_si256((const __m256i *)(p))
 #define EK_SUF(name) name##_i32
+#define EK_NARROW 1
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
+#undef EK_NARROW
 
 /* One entry point per kernel over every code type: `kind` names the type of
  * the codes `x` (kernels.pyx derives it from its fused type) and picks the
@@ -165,10 +192,28 @@ EK_ENTRY(ek_temporal, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptrdiff
                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec,
                        int32_t *cnt, ek_err *err, int32_t *out),
          zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-EK_ENTRY(ek_temporal16, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptrdiff_t off, ptrdiff_t N,
-                         int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
-                         int32_t *cnt, ek_err *err, int32_t *out),
-         zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+/* The same over 16-bit state (kernels_state_impl.h): codes of 8 bits, or int32
+ * codes of 8-bit values (transposes); any other kind does nothing. */
+#define EK_ENTRY16(name, params, ...)                                             \
+    static inline void name params {                                              \
+        switch (kind) {                                                           \
+        case EK_I8: name##_i8(EK_CAST(int8_t, x), __VA_ARGS__); break;            \
+        case EK_U8: name##_u8(EK_CAST(uint8_t, x), __VA_ARGS__); break;           \
+        case EK_I32: name##_i32(EK_CAST(int32_t, x), __VA_ARGS__); break;         \
+        default: break;                                                           \
+        }                                                                         \
+    }
+EK_ENTRY16(ek_temporal16, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptrdiff_t off, ptrdiff_t N,
+                           int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
+                           int32_t *cnt, ek_err *err, int32_t *out),
+           zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+EK_ENTRY16(ek_line_frame16, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                             ptrdiff_t npos, int reverse, const int64_t *cover_line, ptrdiff_t L,
+                             ptrdiff_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                             int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb, int64_t *line_ev,
+                             int64_t *line_sp, ek_err *err, int32_t *out),
+           zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau, ref, rec, xl, eb,
+           line_ev, line_sp, err, out)
 EK_ENTRY(ek_line_frame, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                          ptrdiff_t npos, int reverse, const int64_t *cover_line, ptrdiff_t L,
                          ptrdiff_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,

@@ -94,153 +94,28 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
     }
 }
 
-/* Temporal delta over n contiguous codes of one frame (planes of N positions;
- * x[0] is element `off` of the frame) against the state of the previous frame
- * (ref: sender reference, rec: consumer's sum, used in the open loop only; both
- * n). cnt (the frame's N counters) [j] += number of channels with Dt != 0 at j.
- * out (n, or NULL): the reconstruction of this frame (closed loop R, open loop Y).
- * The caller runs a range of positions through all frames while its state is
- * in cache. */
-EK_CLONES
-static void EK_SUF(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
-                                ptrdiff_t N, int32_t theta, int closed, int32_t tau,
-                                int32_t *restrict ref, int32_t *restrict rec, int32_t *restrict cnt,
-                                ek_err *restrict err, int32_t *restrict out) {
-    int32_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
-    ptrdiff_t i0, p, nb;
-    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
-        int32_t xmax = 0, emax = 0;
-        int32_t *restrict r = ref + i0;
-        int32_t *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
-        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
-        for (p = 0; p < nb; p++) {
-            int32_t v = (int32_t)x[i0 + p] - zp;
-            int32_t a = v < 0 ? -v : v;
-            xb[p] = v;
-            xmax = a > xmax ? a : xmax;
-        }
-        if (closed) {
-            for (p = 0; p < nb; p++) {
-                int32_t v = xb[p];
-                int32_t a = v < 0 ? -v : v;
-                int32_t xt = a > tau ? v : 0;
-                int32_t d = xt - r[p];
-                int32_t nz = ek_sent(d, theta);
-                int32_t rr = r[p] + (nz ? d : 0);
-                int32_t e = v - rr;
-                r[p] = rr;
-                nzb[p] = nz;
-                e = e < 0 ? -e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        } else {
-            for (p = 0; p < nb; p++) {
-                int32_t v = xb[p];
-                int32_t a = v < 0 ? -v : v;
-                int32_t xt = a > tau ? v : 0;
-                int32_t d = xt - r[p];
-                int32_t nz = ek_sent(d, theta);
-                int32_t yy = y[p] + (nz ? d : 0);
-                int32_t e = v - yy;
-                y[p] = yy;
-                r[p] = xt;
-                nzb[p] = nz;
-                e = e < 0 ? -e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        }
-        EK_SUF(ek_add_counts)(nzb, nb, off + i0, N, cnt);
-        err->xsq += ek_sumsq(xb, nb, xmax);
-        err->esq += ek_sumsq(eb, nb, emax);
-        if (emax > err->emax) err->emax = emax;
-        if (out)
-            memcpy(out + i0, closed ? r : y, (size_t)nb * sizeof(int32_t));
-    }
-}
-
-/* ek_temporal with 16-bit state and lanes, for codes whose |X| <= 255 (8-bit
- * codes): twice as many lanes per vector and half the state traffic. The
- * caller guarantees that no value can leave int16: closed loop |R| <= 255 +
- * theta; open loop |Y| <= 255 + frames * theta (|Xt - Y| grows by at most
- * theta per frame); deltas and errors add at most 510. */
-EK_CLONES
-static void EK_SUF(ek_temporal16)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
-                                  ptrdiff_t N, int32_t theta32, int closed, int32_t tau32,
-                                  int16_t *restrict ref, int16_t *restrict rec, int32_t *restrict cnt,
-                                  ek_err *restrict err, int32_t *restrict out) {
-    int16_t xb[EK_BLOCK], eb[EK_BLOCK], nzb[EK_BLOCK];
-    const int16_t theta = (int16_t)theta32, tau = (int16_t)tau32, z = (int16_t)zp;
-    ptrdiff_t i0, p, nb;
-    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
-        int16_t emax = 0;
-        int32_t xsq = 0;
-        int16_t *restrict r = ref + i0;
-        int16_t *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
-        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
-        for (p = 0; p < nb; p++) xb[p] = (int16_t)((int16_t)x[i0 + p] - z);
-        if (closed) {
-            for (p = 0; p < nb; p++) {
-                int16_t v = xb[p];
-                int16_t a = v < 0 ? (int16_t)-v : v;
-                int16_t xt = a > tau ? v : 0;
-                int16_t d = (int16_t)(xt - r[p]);
-                int16_t nz = (int16_t)ek_sent(d, theta);
-                int16_t rr = (int16_t)(r[p] + (nz ? d : 0));
-                int16_t e = (int16_t)(v - rr);
-                r[p] = rr;
-                nzb[p] = nz;
-                e = e < 0 ? (int16_t)-e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        } else {
-            for (p = 0; p < nb; p++) {
-                int16_t v = xb[p];
-                int16_t a = v < 0 ? (int16_t)-v : v;
-                int16_t xt = a > tau ? v : 0;
-                int16_t d = (int16_t)(xt - r[p]);
-                int16_t nz = (int16_t)ek_sent(d, theta);
-                int16_t yy = (int16_t)(y[p] + (nz ? d : 0));
-                int16_t e = (int16_t)(v - yy);
-                y[p] = yy;
-                r[p] = xt;
-                nzb[p] = nz;
-                e = e < 0 ? (int16_t)-e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        }
-        {   /* per-position counts */
-            ptrdiff_t q = 0, j = (off + i0) % N;
-            while (q < nb) {
-                ptrdiff_t run = N - j < nb - q ? N - j : nb - q, u;
-                for (u = 0; u < run; u++) cnt[j + u] += nzb[q + u];
-                q += run;
-                j = 0;
-            }
-        }
-        for (p = 0; p < nb; p++) xsq += (int32_t)xb[p] * xb[p];   /* <= 1024 * 255^2 */
-        err->xsq += xsq;
-        if (emax) {
-            if ((int64_t)emax * emax * nb < 2147483647LL) {
-                int32_t esq = 0;
-                for (p = 0; p < nb; p++) esq += (int32_t)eb[p] * eb[p];
-                err->esq += esq;
-            } else {
-                int64_t esq = 0;
-                for (p = 0; p < nb; p++) esq += (int64_t)eb[p] * eb[p];
-                err->esq += esq;
-            }
-            if (emax > err->emax) err->emax = emax;
-        }
-        if (out) {
-            const int16_t *restrict st = closed ? r : y;
-            for (p = 0; p < nb; p++) out[i0 + p] = st[p];
-        }
-    }
-}
+/* The stateful loops: 32-bit state for every code type, 16-bit state where
+ * values fit (8-bit codes, and the int32 transposes of 8-bit codes). */
+#define EK_ST int32_t
+#define EK_SQ int64_t
+#define EK_SS(name) EK_SUF(name)
+#define EK_SUMSQ(v, n, amax) ek_sumsq(v, n, amax)
+#include "kernels_state_impl.h"
+#undef EK_ST
+#undef EK_SQ
+#undef EK_SS
+#undef EK_SUMSQ
+#if EK_NARROW
+#define EK_ST int16_t
+#define EK_SQ int32_t
+#define EK_SS(name) EK_SUF(name##16)
+#define EK_SUMSQ(v, n, amax) ek_sumsq16(v, n, amax)
+#include "kernels_state_impl.h"
+#undef EK_ST
+#undef EK_SQ
+#undef EK_SS
+#undef EK_SUMSQ
+#endif
 
 /* Lossless line deltas without state: over one frame of C planes of N codes,
  * pair[j] += [x_j != x_{j-k}] for j >= k (k = s*W: rows s apart; k = s:
@@ -357,7 +232,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
             } else {
                 for (p = 0; p < nb; p++) {
                     int32_t d = xtb[p];
-                    int32_t nz = ek_sent(d, theta);
+                    int32_t nz = ek_sent(d, theta, -theta);
                     int32_t yy = y[p] + (nz ? d : 0);
                     int32_t e = xb[p] - yy;
                     y[p] = yy;
@@ -389,7 +264,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
         } else if (!with_error) {
             for (p = 0; p < nb; p++) {
                 int32_t d = xtb[p] - r[p];
-                int32_t nz = ek_sent(d, theta);
+                int32_t nz = ek_sent(d, theta, -theta);
                 r[p] += nz ? d : 0;
                 ev += nz;
                 sp += nz ? fan[p] : 0;
@@ -397,7 +272,7 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
         } else {
             for (p = 0; p < nb; p++) {
                 int32_t d = xtb[p] - r[p];
-                int32_t nz = ek_sent(d, theta);
+                int32_t nz = ek_sent(d, theta, -theta);
                 int32_t rr = r[p] + (nz ? d : 0);
                 int32_t e = xb[p] - rr;
                 r[p] = rr;
@@ -412,151 +287,6 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
         sp_out[t] += sp;
         if (emax > emax_out[t]) emax_out[t] = emax;
         if (emax) esq_out[t] += ek_sumsq(eb, nb, emax);
-    }
-}
-
-/* Line delta over one chunk of C planes (n_real lines x npos positions each,
- * contiguous; plane stride n_real*npos). Line h of the scan is plane row
- * (reverse ? n_real-1-h : h) for h < n_real; lines h >= n_real are zero
- * padding; lines with cover_line[h] == 0 are not needed and skipped. Line h of
- * all C channels is processed as one vector of C*npos positions.
- * cp: cover across the scan repeated per channel (C*npos); ref/rec: s*C*npos
- * ring buffers; xl, eb: C*npos scratch.
- * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h].
- * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped.
- * out (or NULL; int32, the layout of x): the reconstruction of the real lines,
- * R (closed loop) or Y (open loop) on needed lines, X on lines no row reads. */
-EK_CLONES
-static void EK_SUF(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
-                                  ptrdiff_t npos, int reverse,
-                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
-                                  const int32_t *restrict cp, int32_t theta, int closed, int32_t tau,
-                                  int32_t *restrict ref, int32_t *restrict rec,
-                                  int32_t *restrict xl, int32_t *restrict eb,
-                                  int64_t *restrict line_ev, int64_t *restrict line_sp,
-                                  ek_err *restrict err, int32_t *restrict out) {
-    ptrdiff_t h, p, c, n = C * npos, plane = n_real * npos;
-    int lossless = theta == 0 && tau == 0;
-    memset(ref, 0, (size_t)(s * n) * sizeof(int32_t));
-    if (!closed) memset(rec, 0, (size_t)(s * n) * sizeof(int32_t));
-    for (h = 0; h < L; h++) {
-        int32_t xmax = 0, emax = 0, ev = 0, spi = 0;
-        int32_t *restrict r, *restrict y;
-        if (cover_line[h] == 0) {
-            if (out && h < n_real) {  /* not sent, not read: the reconstruction keeps X */
-                ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
-                for (c = 0; c < C; c++)
-                    for (p = 0; p < npos; p++)
-                        out[c * plane + row + p] = (int32_t)x[c * plane + row + p] - zp;
-            }
-            continue;
-        }
-        if (h < n_real) {
-            const CODE_T *restrict src = x + (reverse ? n_real - 1 - h : h) * npos;
-            ptrdiff_t plane = n_real * npos;
-            if (lossless) {  /* gather only; short lines get loops of constant length */
-                switch (npos) {
-                case 1: EK_GATHER(1); break;
-                case 2: EK_GATHER(2); break;
-                case 4: EK_GATHER(4); break;
-                case 8: EK_GATHER(8); break;
-                case 16: EK_GATHER(16); break;
-                default: EK_GATHER(npos); break;
-                }
-            } else {
-                switch (npos) {
-                case 1: EK_GATHER(1); break;
-                case 2: EK_GATHER(2); break;
-                case 4: EK_GATHER(4); break;
-                case 8: EK_GATHER(8); break;
-                case 16: EK_GATHER(16); break;
-                default: EK_GATHER(npos); break;
-                }
-            }
-        } else {
-            memset(xl, 0, (size_t)n * sizeof(int32_t));
-        }
-        r = ref + (h % s) * n;
-        y = rec + (h % s) * n;
-        if (lossless) {  /* D = X_h - X_{h-s}, R = X in both loops */
-            for (p = 0; p < n; p++) {
-                int32_t v = xl[p];
-                int32_t nz = v != r[p];
-                r[p] = v;
-                ev += nz;
-                spi += nz ? cp[p] : 0;
-            }
-        } else if (closed) {
-            for (p = 0; p < n; p++) {
-                int32_t v = xl[p];
-                int32_t a = v < 0 ? -v : v;
-                int32_t xt = a > tau ? v : 0;
-                xmax = a > xmax ? a : xmax;
-                int32_t d = xt - r[p];
-                int32_t nz = ek_sent(d, theta);
-                int32_t rr = r[p] + (nz ? d : 0);
-                int32_t e = v - rr;
-                r[p] = rr;
-                ev += nz;
-                spi += nz ? cp[p] : 0;
-                e = e < 0 ? -e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        } else {
-            for (p = 0; p < n; p++) {
-                int32_t v = xl[p];
-                int32_t a = v < 0 ? -v : v;
-                int32_t xt = a > tau ? v : 0;
-                xmax = a > xmax ? a : xmax;
-                int32_t d = xt - r[p];
-                int32_t nz = ek_sent(d, theta);
-                int32_t yy = y[p] + (nz ? d : 0);
-                int32_t e = v - yy;
-                y[p] = yy;
-                r[p] = xt;
-                ev += nz;
-                spi += nz ? cp[p] : 0;
-                e = e < 0 ? -e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-            }
-        }
-        line_ev[h] += ev;
-        line_sp[h] += (int64_t)spi * cover_line[h];
-        if (!lossless) {
-            err->xsq += ek_sumsq(xl, n, xmax);
-            err->esq += ek_sumsq(eb, n, emax);
-            if (emax > err->emax) err->emax = emax;
-        }
-        if (out && h < n_real) {  /* what the consumer holds for line h */
-            const int32_t *restrict st = closed || lossless ? r : y;
-            ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
-            for (c = 0; c < C; c++)
-                memcpy(out + c * plane + row, st + c * npos, (size_t)npos * sizeof(int32_t));
-        }
-    }
-}
-
-/* One frame of C planes: channels are processed in chunks of about EK_BLOCK
- * positions per line so that the ring buffers and scratch stay in L1. The
- * buffers passed must hold s*C*npos (ref, rec) and C*npos (cp, xl, eb); out
- * (or NULL) C*n_real*npos. */
-static void EK_SUF(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
-                                  ptrdiff_t npos, int reverse,
-                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
-                                  const int32_t *restrict cp, int32_t theta, int closed, int32_t tau,
-                                  int32_t *restrict ref, int32_t *restrict rec,
-                                  int32_t *restrict xl, int32_t *restrict eb,
-                                  int64_t *restrict line_ev, int64_t *restrict line_sp,
-                                  ek_err *restrict err, int32_t *restrict out) {
-    ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
-    if (chunk < 1) chunk = 1;
-    for (c0 = 0; c0 < C; c0 += chunk) {
-        ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
-        EK_SUF(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, cover_line, L, s,
-                              cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err,
-                              out ? out + c0 * n_real * npos : NULL);
     }
 }
 
@@ -591,12 +321,12 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
             const CODE_T *restrict src = x + (reverse ? n_real - 1 - h : h) * npos;
             ptrdiff_t plane = n_real * npos;
             switch (npos) {
-            case 1: EK_GATHER(1); break;
-            case 2: EK_GATHER(2); break;
-            case 4: EK_GATHER(4); break;
-            case 8: EK_GATHER(8); break;
-            case 16: EK_GATHER(16); break;
-            default: EK_GATHER(npos); break;
+            case 1: EK_GATHER(1, int32_t); break;
+            case 2: EK_GATHER(2, int32_t); break;
+            case 4: EK_GATHER(4, int32_t); break;
+            case 8: EK_GATHER(8, int32_t); break;
+            case 16: EK_GATHER(16, int32_t); break;
+            default: EK_GATHER(npos, int32_t); break;
             }
         } else {
             memset(xl, 0, (size_t)n * sizeof(int32_t));
@@ -631,7 +361,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
                 } else {
                     for (p = 0; p < n; p++) {
                         int32_t d = xtl[p];
-                        int32_t nz = ek_sent(d, theta);
+                        int32_t nz = ek_sent(d, theta, -theta);
                         int32_t yy = y[p] + (nz ? d : 0);
                         int32_t e = xl[p] - yy;
                         y[p] = yy;
@@ -663,7 +393,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
             } else if (!with_error) {
                 for (p = 0; p < n; p++) {
                     int32_t d = xtl[p] - r[p];
-                    int32_t nz = ek_sent(d, theta);
+                    int32_t nz = ek_sent(d, theta, -theta);
                     r[p] += nz ? d : 0;
                     ev += nz;
                     spi += nz ? cp[p] : 0;
@@ -671,7 +401,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
             } else {
                 for (p = 0; p < n; p++) {
                     int32_t d = xtl[p] - r[p];
-                    int32_t nz = ek_sent(d, theta);
+                    int32_t nz = ek_sent(d, theta, -theta);
                     int32_t rr = r[p] + (nz ? d : 0);
                     int32_t e = xl[p] - rr;
                     r[p] = rr;

@@ -68,6 +68,7 @@ import dataclasses
 import functools
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -137,6 +138,15 @@ def _dense_macs(layer: Layer) -> int:
 @functools.lru_cache(maxsize=64)
 def _layers_json(layers: tuple[Layer, ...]) -> str:
     return json.dumps([layer.to_dict() for layer in layers])
+
+
+@functools.lru_cache(maxsize=64)
+def _dense_columns(layers: tuple[Layer, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Dense events and MACs per layer, ``(n_layers, 1)`` int64, read-only."""
+    ev = np.array([[layer.dense_events] for layer in layers], np.int64)
+    macs = np.array([[_dense_macs(layer)] for layer in layers], np.int64)
+    ev.flags.writeable = macs.flags.writeable = False
+    return ev, macs
 
 
 def _line_geometry(layer: Layer, scheme: LineDelta) -> tuple[Layer, np.ndarray, np.ndarray]:
@@ -405,7 +415,7 @@ def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
     F = qrec.n_frames
     results: list[_Counts] = []
     iterator: Any = enumerate(zip(layers, schemes))
-    if len(layers) >= _PROGRESS_MIN_LAYERS:
+    if len(layers) >= _PROGRESS_MIN_LAYERS and sys.stderr.isatty():  # tqdm's disable=None, unbuilt
         from tqdm.auto import tqdm
         iterator = tqdm(iterator, total=len(layers), desc="count_events", unit="layer",
                         disable=None, leave=False)
@@ -413,8 +423,10 @@ def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
         results.append(_count_layer(i, layer, scheme, cache, F))
         cache.done(i, layer.input)
 
-    rows = [LayerStats(r.events, r.sops, r.max_error, _rel_error(r.err_sq, r.x_sq),
-                       r.line_events if lines else None, r.line_sops if lines else None) for r in results]
+    rel = _rel_error(np.stack([r.err_sq for r in results]), np.stack([r.x_sq for r in results])) \
+        if results else []
+    rows = [LayerStats(r.events, r.sops, r.max_error, rel[i], r.line_events if lines else None,
+                       r.line_sops if lines else None) for i, r in enumerate(results)]
     return stats_dataset(qrec, scheme_or_plan, rows)
 
 
@@ -448,9 +460,10 @@ def stats_dataset(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         raise ValueError(f"stats_dataset: {len(rows)} rows for {len(layers)} layers")
     F = qrec.n_frames
     names = [layer.name for layer in layers]
-    coords: dict[str, Any] = {"layer": names, "frame": qrec.data["frame"].values}
+    variables = qrec.data.variables   # Variables, not DataArrays: this is on count_events' path
+    coords: dict[str, Any] = {"layer": names, "frame": variables["frame"].values}
     if "frame_label" in qrec.data.coords:
-        coords["frame_label"] = ("frame", qrec.data["frame_label"].values)
+        coords["frame_label"] = ("frame", variables["frame_label"].values)
     fields = [s.to_dict() for s in schemes]
     coords.update({
         "scheme": ("layer", [f["kind"] for f in fields]),
@@ -459,12 +472,13 @@ def stats_dataset(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         "op": ("layer", [layer.op for layer in layers]),
     })
     stack = lambda attr, dtype: np.stack([getattr(r, attr) for r in rows]).astype(dtype)  # noqa: E731
+    dense_ev, dense_macs = _dense_columns(tuple(layers))
     LF = ("layer", "frame")
     data = {
         "events": (LF, stack("events", np.int64)),
         "sops": (LF, stack("sops", np.int64)),
-        "dense_events": (LF, np.repeat(np.array([[l.dense_events] for l in layers], np.int64), F, axis=1)),
-        "dense_macs": (LF, np.repeat(np.array([[_dense_macs(l)] for l in layers], np.int64), F, axis=1)),
+        "dense_events": (LF, np.repeat(dense_ev, F, axis=1)),
+        "dense_macs": (LF, np.repeat(dense_macs, F, axis=1)),
         "max_error": (LF, stack("max_error", np.float64)),
         "rel_error": (LF, stack("rel_error", np.float64)),
     }

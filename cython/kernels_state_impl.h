@@ -1,0 +1,248 @@
+/* The stateful delta loops (temporal delta, lossy line delta) for codes of type
+ * CODE_T with state, lanes and scratch of type EK_ST (see kernels_core_impl.h):
+ * int32_t for every code type, and int16_t (names suffixed 16) where the caller
+ * has checked that no value leaves int16 (8-bit codes: twice the lanes per vector,
+ * half the state traffic). EK_SQ is the per-block accumulator of X^2 (int32_t
+ * for int16_t lanes: |X| <= 1279 and 1024 * 1279^2 < 2^31; int64_t otherwise),
+ * EK_SUMSQ the exact sum of squares of an EK_ST buffer. Included several times;
+ * no include guard on purpose. */
+
+/* Temporal delta over n contiguous codes of one frame (planes of N positions;
+ * x[0] is element `off` of the frame) against the state of the previous frame
+ * (ref: sender reference, rec: consumer's sum, used in the open loop only; both
+ * n). cnt (the frame's N counters) [j] += number of channels with Dt != 0 at j.
+ * out (n, or NULL): the reconstruction of this frame (closed loop R, open loop Y).
+ * The caller runs a range of positions through all frames while its state is
+ * in cache. One fused pass per block forms X, steps the delta, and keeps the
+ * flags, |X - Y| and X^2 in lanes; counts and the error sum follow. */
+EK_CLONES
+static void EK_SS(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
+                               ptrdiff_t N, int32_t theta32, int closed, int32_t tau32,
+                               EK_ST *restrict ref, EK_ST *restrict rec, int32_t *restrict cnt,
+                               ek_err *restrict err, int32_t *restrict out) {
+    EK_ST eb[EK_BLOCK], nzb[EK_BLOCK];
+    const EK_ST theta = (EK_ST)theta32, ntheta = (EK_ST)-theta32, tau = (EK_ST)tau32, z = (EK_ST)zp;
+    ptrdiff_t i0, p, nb;
+    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
+        EK_ST emax = 0;
+        EK_SQ xsq = 0;
+        const CODE_T *restrict xs = x + i0;
+        EK_ST *restrict r = ref + i0;
+        EK_ST *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
+        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
+        if (closed) {
+            for (p = 0; p < nb; p++) {
+                EK_ST v = (EK_ST)((EK_ST)xs[p] - z);
+                EK_ST a = v < 0 ? (EK_ST)-v : v;
+                EK_ST xt = a > tau ? v : 0;
+                EK_ST d = (EK_ST)(xt - r[p]);
+                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
+                EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
+                EK_ST e = (EK_ST)(v - rr);
+                r[p] = rr;
+                nzb[p] = nz;
+                e = e < 0 ? (EK_ST)-e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+                xsq += (EK_SQ)v * v;
+            }
+        } else {
+            for (p = 0; p < nb; p++) {
+                EK_ST v = (EK_ST)((EK_ST)xs[p] - z);
+                EK_ST a = v < 0 ? (EK_ST)-v : v;
+                EK_ST xt = a > tau ? v : 0;
+                EK_ST d = (EK_ST)(xt - r[p]);
+                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
+                EK_ST yy = (EK_ST)(y[p] + (nz ? d : 0));
+                EK_ST e = (EK_ST)(v - yy);
+                y[p] = yy;
+                r[p] = xt;
+                nzb[p] = nz;
+                e = e < 0 ? (EK_ST)-e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+                xsq += (EK_SQ)v * v;
+            }
+        }
+        {   /* per-position counts */
+            ptrdiff_t q = 0, j = (off + i0) % N;
+            while (q < nb) {
+                ptrdiff_t run = N - j < nb - q ? N - j : nb - q, u;
+                for (u = 0; u < run; u++) cnt[j + u] += nzb[q + u];
+                q += run;
+                j = 0;
+            }
+        }
+        err->xsq += xsq;
+        if (emax) {
+            err->esq += EK_SUMSQ(eb, nb, emax);
+            if (emax > err->emax) err->emax = emax;
+        }
+        if (out) {
+            const EK_ST *restrict st = closed ? r : y;
+            for (p = 0; p < nb; p++) out[i0 + p] = st[p];
+        }
+    }
+}
+
+/* 16 values X = code - zp (restrict parameters: one vector, whatever CODE_T). */
+static inline void EK_SS(ek_cvt16)(const CODE_T *restrict src, EK_ST zp, EK_ST *restrict dst) {
+    int k;
+    for (k = 0; k < 16; k++) dst[k] = (EK_ST)((EK_ST)src[k] - zp);
+}
+
+/* X = code - zp of the row at `row` of C planes (stride `plane`) of npos codes
+ * into xl (C*npos): rows of 16 codes or more as runs of 16 (the last one
+ * overlapping the one before); shorter rows as 16 codes each, in channel order
+ * so that every row overwrites the surplus of the one before, for the channels
+ * whose 16 codes lie within the C planes and whose 16 values lie within xl (the
+ * last rows exactly). */
+static inline void EK_SS(ek_gather)(const CODE_T *restrict x, ptrdiff_t row, EK_ST zp, ptrdiff_t C,
+                                    ptrdiff_t npos, ptrdiff_t plane, EK_ST *restrict xl) {
+    ptrdiff_t c, p, k, wide;
+    if (npos >= 16) {
+        for (c = 0; c < C; c++) {
+            const CODE_T *restrict src = x + c * plane + row;
+            EK_ST *restrict dst = xl + c * npos;
+            for (p = 0; p < npos; p += 16) {
+                ptrdiff_t q = p + 16 <= npos ? p : npos - 16;
+                EK_SS(ek_cvt16)(src + q, zp, dst + q);
+            }
+        }
+        return;
+    }
+    /* channels c with c*plane + row + 16 <= C*plane and c*npos + 16 <= C*npos */
+    wide = C * plane - row < 16 || C * npos < 16 ? 0 : (C * plane - row - 16) / plane + 1;
+    if (C * npos >= 16 && (C * npos - 16) / npos + 1 < wide) wide = (C * npos - 16) / npos + 1;
+    for (c = 0; c < wide; c++) EK_SS(ek_cvt16)(x + c * plane + row, zp, xl + c * npos);
+    for (; c < C; c++)
+        for (k = 0; k < npos; k++) xl[c * npos + k] = (EK_ST)((EK_ST)x[c * plane + row + k] - zp);
+}
+
+/* Line delta over one chunk of C planes (n_real lines x npos positions each,
+ * contiguous; plane stride n_real*npos). Line h of the scan is plane row
+ * (reverse ? n_real-1-h : h) for h < n_real; lines h >= n_real are zero
+ * padding; lines with cover_line[h] == 0 are not needed and skipped. Line h of
+ * all C channels is processed as one vector of C*npos positions.
+ * cp: cover across the scan repeated per channel (C*npos); ref/rec: s*C*npos
+ * ring buffers; xl, eb: C*npos scratch.
+ * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h].
+ * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped.
+ * out (or NULL; int32, the layout of x): the reconstruction of the real lines,
+ * R (closed loop) or Y (open loop) on needed lines, X on lines no row reads. */
+EK_CLONES
+static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                                 ptrdiff_t npos, int reverse,
+                                 const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
+                                 const int32_t *restrict cp, int32_t theta32, int closed,
+                                 int32_t tau32, EK_ST *restrict ref, EK_ST *restrict rec,
+                                 EK_ST *restrict xl, EK_ST *restrict eb,
+                                 int64_t *restrict line_ev, int64_t *restrict line_sp,
+                                 ek_err *restrict err, int32_t *restrict out) {
+    const EK_ST theta = (EK_ST)theta32, ntheta = (EK_ST)-theta32, tau = (EK_ST)tau32;
+    ptrdiff_t h, p, c, n = C * npos, plane = n_real * npos;
+    int lossless = theta32 == 0 && tau32 == 0;
+    memset(ref, 0, (size_t)(s * n) * sizeof(EK_ST));
+    if (!closed) memset(rec, 0, (size_t)(s * n) * sizeof(EK_ST));
+    for (h = 0; h < L; h++) {
+        EK_ST emax = 0;
+        EK_SQ xsq = 0;
+        int32_t ev = 0, spi = 0;
+        EK_ST *restrict r, *restrict y;
+        if (cover_line[h] == 0) {
+            if (out && h < n_real) {  /* not sent, not read: the reconstruction keeps X */
+                ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
+                for (c = 0; c < C; c++)
+                    for (p = 0; p < npos; p++)
+                        out[c * plane + row + p] = (int32_t)x[c * plane + row + p] - zp;
+            }
+            continue;
+        }
+        if (h < n_real) {
+            EK_SS(ek_gather)(x, (reverse ? n_real - 1 - h : h) * npos, (EK_ST)zp, C, npos, plane, xl);
+        } else {
+            memset(xl, 0, (size_t)n * sizeof(EK_ST));
+        }
+        r = ref + (h % s) * n;
+        y = rec + (h % s) * n;
+        if (lossless) {  /* D = X_h - X_{h-s}, R = X in both loops */
+            for (p = 0; p < n; p++) {
+                EK_ST v = xl[p];
+                int32_t nz = v != r[p];
+                r[p] = v;
+                ev += nz;
+                spi += nz ? cp[p] : 0;
+            }
+        } else if (closed) {
+            for (p = 0; p < n; p++) {
+                EK_ST v = xl[p];
+                EK_ST a = v < 0 ? (EK_ST)-v : v;
+                EK_ST xt = a > tau ? v : 0;
+                EK_ST d = (EK_ST)(xt - r[p]);
+                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
+                EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
+                EK_ST e = (EK_ST)(v - rr);
+                r[p] = rr;
+                ev += nz;
+                spi += nz ? cp[p] : 0;
+                e = e < 0 ? (EK_ST)-e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+                xsq += (EK_SQ)v * v;
+            }
+        } else {
+            for (p = 0; p < n; p++) {
+                EK_ST v = xl[p];
+                EK_ST a = v < 0 ? (EK_ST)-v : v;
+                EK_ST xt = a > tau ? v : 0;
+                EK_ST d = (EK_ST)(xt - r[p]);
+                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
+                EK_ST yy = (EK_ST)(y[p] + (nz ? d : 0));
+                EK_ST e = (EK_ST)(v - yy);
+                y[p] = yy;
+                r[p] = xt;
+                ev += nz;
+                spi += nz ? cp[p] : 0;
+                e = e < 0 ? (EK_ST)-e : e;
+                eb[p] = e;
+                emax = e > emax ? e : emax;
+                xsq += (EK_SQ)v * v;
+            }
+        }
+        line_ev[h] += ev;
+        line_sp[h] += (int64_t)spi * cover_line[h];
+        if (!lossless) {
+            err->xsq += xsq;
+            if (emax) err->esq += EK_SUMSQ(eb, n, emax);
+            if (emax > err->emax) err->emax = emax;
+        }
+        if (out && h < n_real) {  /* what the consumer holds for line h */
+            const EK_ST *restrict st = closed || lossless ? r : y;
+            ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
+            for (c = 0; c < C; c++)
+                for (p = 0; p < npos; p++) out[c * plane + row + p] = st[c * npos + p];
+        }
+    }
+}
+
+/* One frame of C planes: channels are processed in chunks of about EK_BLOCK
+ * positions per line so that the ring buffers and scratch stay in L1. The
+ * buffers passed must hold s*C*npos (ref, rec) and C*npos (xl, eb) EK_ST and
+ * C*npos (cp) int32; out (or NULL) C*n_real*npos. */
+static void EK_SS(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                                 ptrdiff_t npos, int reverse,
+                                 const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
+                                 const int32_t *restrict cp, int32_t theta, int closed, int32_t tau,
+                                 EK_ST *restrict ref, EK_ST *restrict rec,
+                                 EK_ST *restrict xl, EK_ST *restrict eb,
+                                 int64_t *restrict line_ev, int64_t *restrict line_sp,
+                                 ek_err *restrict err, int32_t *restrict out) {
+    ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
+    if (chunk < 1) chunk = 1;
+    for (c0 = 0; c0 < C; c0 += chunk) {
+        ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
+        EK_SS(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, cover_line, L, s,
+                             cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err,
+                             out ? out + c0 * n_real * npos : NULL);
+    }
+}

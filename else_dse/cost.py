@@ -130,6 +130,7 @@ __all__ = [
     "CoreWork",
     "CostError",
     "Counts",
+    "Estimate",
     "Energy",
     "Fit",
     "Geometry",
@@ -140,6 +141,7 @@ __all__ = [
     "core_work",
     "energy_components",
     "estimate",
+    "estimate_values",
     "fit_of",
     "frame_latency",
     "geometry",
@@ -930,6 +932,26 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
     ``sram_per_core``, ``n_cores``) by how much, ``"; "``-separated -- and ``""``
     exactly when ``fits`` is true.
     """
+    return estimate_values(stats, hardware, execution, schedule, spread).dataset()
+
+
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """What :func:`estimate` returns, as numpy values: ``data`` ``{name: (dims, values)}`` in the
+    Dataset's order, ``coords`` and ``attrs``; :meth:`dataset` is that Dataset."""
+
+    data: dict[str, tuple[tuple[str, ...], Any]]
+    coords: dict[str, Any]
+    attrs: dict[str, Any]
+
+    def dataset(self) -> xr.Dataset:
+        return xr.Dataset(self.data, coords=self.coords, attrs=self.attrs)
+
+
+def estimate_values(stats: xr.Dataset, hardware: Hardware, execution: str | None = None,
+                    schedule: str | None = None, spread: bool = False) -> Estimate:
+    """:func:`estimate` (same arguments, same checks) without building the Dataset: the
+    search's per-trial path, which reads the values it stores straight from the arrays."""
     if not isinstance(hardware, Hardware):
         raise CostError(f"hardware must be an else_dse.Hardware, got {type(hardware).__name__}")
     hw = hardware
@@ -956,8 +978,8 @@ def estimate(stats: xr.Dataset, hardware: Hardware, execution: str | None = None
 
 
 def _result(stats: xr.Dataset, counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, energy: Energy,
-            memory: Memory, fit: Fit, hw: Hardware, attrs: dict[str, Any]) -> xr.Dataset:
-    """The steps' values as the documented Dataset."""
+            memory: Memory, fit: Fit, hw: Hardware, attrs: dict[str, Any]) -> Estimate:
+    """The steps' values as the documented variables."""
     L, LF, F = ("layer",), ("layer", "frame"), ("frame",)
     mean = lambda a: a.mean(axis=1)  # noqa: E731
     comp, total = energy.components(), energy.total
@@ -1007,7 +1029,7 @@ def _result(stats: xr.Dataset, counts: Counts, m: CoreMapping, w: CoreWork, lat:
     coords: dict[str, Any] = {"layer": list(counts.geom.names), "scheme": (L, np.array(KINDS)[counts.kind])}
     if "frame" in stats.coords:
         coords["frame"] = stats.variables["frame"].values
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return Estimate(data, coords, attrs)
 
 
 @lru_cache(maxsize=256)

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from ..cost import Estimate
 from ..events import LayerStats, count_events, event_curve, stats_dataset
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Dense, Plan, Scheme, as_plan
@@ -167,8 +168,16 @@ def _arrays(ds: xr.Dataset) -> dict[str, np.ndarray]:
     return {str(k): v.values for k, v in ds.variables.items()}
 
 
-def _totals(stats: xr.Dataset, cost: xr.Dataset | None) -> dict[str, Any]:
-    st = _arrays(stats)
+def _cost_variables(cost: xr.Dataset | Estimate) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """The data variables of an estimate as ``{name: (dims, numpy array)}`` in the Dataset's
+    order (an :class:`~else_dse.cost.Estimate` is read as is: no Dataset is built)."""
+    if isinstance(cost, Estimate):
+        return {k: (tuple(d), np.asarray(v)) for k, (d, v) in cost.data.items()}
+    return {str(k): (cost.variables[k].dims, cost.variables[k].values) for k in cost.data_vars}
+
+
+def _totals(st: dict[str, np.ndarray], co: dict[str, np.ndarray] | None, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The totals a trial stores: stats summed over layers (means over frames) and every scalar of the cost."""
     per_layer_rel = st["rel_error"].mean(axis=1)
     out: dict[str, Any] = {
         "sops": float(st["sops"].mean(axis=1).sum()),
@@ -177,15 +186,15 @@ def _totals(stats: xr.Dataset, cost: xr.Dataset | None) -> dict[str, Any]:
         "error": float(per_layer_rel.mean()),
         "max_error": float(st["max_error"].max()),
     }
-    if cost is not None:
-        for v, var in cost.variables.items():
-            if var.ndim == 0:
-                val = var.values.item()
-                out[str(v)] = bool(val) if isinstance(val, (bool, np.bool_)) else float(val)
+    if co is not None:
+        for v, a in co.items():
+            if a.ndim == 0:
+                val = a.item()
+                out[v] = bool(val) if isinstance(val, (bool, np.bool_)) else float(val)
         for o, (_, need, name) in OBJECTIVES.items():
             if need:
                 out[o] = float(out[name])
-        out["overflow"] = str(cost.attrs.get("overflow", ""))
+        out["overflow"] = str(attrs.get("overflow", ""))
     return out
 
 
@@ -200,19 +209,22 @@ def _jsonable(a: np.ndarray) -> list[Any]:
 
 
 def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], config: Config,
-               stats: xr.Dataset, cost: xr.Dataset | None) -> Evaluation:
-    """Objective and constraint values of a configuration and the breakdown a trial stores."""
-    totals = _totals(stats, cost)
-    values = tuple(float(totals[o]) for o in objectives)
+               stats: xr.Dataset, cost: xr.Dataset | Estimate | None) -> Evaluation:
+    """Objective and constraint values of a configuration and the breakdown a trial stores;
+    ``cost``: :func:`else_dse.estimate` or (the same values, faster)
+    :func:`else_dse.cost.estimate_values`."""
     st = _arrays(stats)
-    co = _arrays(cost) if cost is not None else {}
+    cv = _cost_variables(cost) if cost is not None else {}
+    co = {k: a for k, (_, a) in cv.items()} if cost is not None else None
+    totals = _totals(st, co, cost.attrs if cost is not None else {})
+    values = tuple(float(totals[o]) for o in objectives)
     rel = st["rel_error"].mean(axis=1)
     mx = st["max_error"].max(axis=1)
     names = [str(n) for n in st["layer"]]
     cons: dict[str, float] = {}
     for c in constraints:
         if isinstance(c, Fits):
-            assert cost is not None
+            assert co is not None
             if bool(co["fits"]):
                 v = 0.0
             else:
@@ -247,10 +259,9 @@ def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], con
         "rel_error": _jsonable(rel),
         "max_error": _jsonable(mx),
     }
-    if cost is not None:
-        for v, var in cost.variables.items():
-            if var.dims == ("layer",) and str(v) not in layers:
-                layers[str(v)] = _jsonable(np.asarray(var.values))
+    for v, (dims, a) in cv.items():
+        if dims == ("layer",) and v not in layers:
+            layers[v] = _jsonable(a)
     attrs = {"config": config.describe(), "totals": totals, "layers": layers, "constraints": cons,
              "feasible": all(v <= 0 for v in cons.values())}
     return Evaluation(values, tuple(cons.values()), attrs)

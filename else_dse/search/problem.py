@@ -10,7 +10,7 @@ import optuna
 from optuna.distributions import (BaseDistribution, CategoricalDistribution, FloatDistribution,
                                   IntDistribution)
 
-from ..cost import estimate
+from ..cost import estimate_values
 from ..hardware import FIELDS as HARDWARE_FIELDS
 from ..hardware import Hardware, HardwareError, load_template
 from ..recording import QuantizedRecording, Recording
@@ -44,6 +44,7 @@ class Problem:
     fixed_schemes: Mapping[str, Scheme]                      # every non-free layer -> scheme
     content: str                                             # recording content hash
     cache: StatsCache = field(compare=False, repr=False)      # statistics, owned by the problem
+    drawn: dict[tuple[str, int, int], Scheme] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- parameters -> configuration
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -73,7 +74,7 @@ class Problem:
                 key_s, key_t = ("scheme", "threshold") if sp.shared else (f"scheme.{n}", f"threshold.{n}")
                 choice = str(params.get(key_s, self.layer_choices[n][0]))
                 thr = int(params.get(key_t, _values(self.layer_thresholds[n])[0]))
-                schemes[n] = Scheme.parse(choice).adjusted(threshold=thr, tau=tau, loop=sp.loop)
+                schemes[n] = self._drawn(choice, thr, tau)
             else:
                 schemes[n] = self.fixed_schemes[n].adjusted(tau=tau)
         hw = self.hardware
@@ -85,11 +86,21 @@ class Problem:
             hw = _apply_hardware(hw, changes, sp.grow_mesh, sp.derive)
         return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw)
 
+    def _drawn(self, choice: str, threshold: int, tau: int) -> Scheme:
+        """The scheme of a drawn choice and threshold, built once (``drawn``: at most one entry
+        per choice, threshold and tau of the space)."""
+        key = (choice, threshold, tau)
+        s = self.drawn.get(key)
+        if s is None:
+            s = Scheme.parse(choice).adjusted(threshold=threshold, tau=tau, loop=self.space.loop)
+            self.drawn[key] = s
+        return s
+
     # ---- evaluation
     def evaluate(self, config: Config) -> Evaluation:
         """Statistics (cached), cost, objectives, constraints and the stored breakdown."""
         stats = self.cache.stats(config.plan, config.bits)
-        cost = estimate(stats, config.hardware) if config.hardware is not None else None
+        cost = estimate_values(stats, config.hardware) if config.hardware is not None else None
         return evaluation(self.objectives, self.constraints, config, stats, cost)
 
     def baseline_evaluation(self) -> Evaluation:
@@ -100,7 +111,7 @@ class Problem:
         cfg = Config(bits, 0, Plan({layer.name: Conventional() for layer in self.recording.layers}),
                      self.hardware)
         stats = self.cache.stats(cfg.plan, bits)
-        cost = estimate(stats, self.hardware) if self.hardware is not None else None
+        cost = estimate_values(stats, self.hardware) if self.hardware is not None else None
         return evaluation(self.objectives, self.constraints, cfg, stats, cost)
 
     def baseline(self, evaluation: Evaluation | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import signal
 import threading
 import time
@@ -105,7 +106,9 @@ class _Worker:
         self.problem, self.storage, self.n_trials = problem, storage, n_trials
         self.study_id = storage.get_study_id_from_name(study_name)
         directions = storage.get_study_directions(self.study_id)
-        self.mirror = optuna.create_study(directions=directions, sampler=sampler)
+        self.mirror_storage = optuna.storages.InMemoryStorage()     # the mirror's storage, written by _tell
+        self.mirror = optuna.create_study(storage=self.mirror_storage, directions=directions, sampler=sampler)
+        self.mirror_id = self.mirror_storage.get_study_id_from_name(self.mirror.study_name)
         self.interval = heartbeat_interval
         self.grace = grace_period if grace_period is not None else 2 * (heartbeat_interval or 10)
         self.seen: set[int] = set()      # storage trial numbers the mirror holds
@@ -192,14 +195,26 @@ class _Worker:
                 ev = self.problem.evaluate(self.problem.config(params))
         for name, value in zip(ev.user_attrs["constraints"], ev.constraints):
             local.set_constraint(name, value)
-        self.mirror.tell(local, list(ev.values))
-        frozen = self.mirror.get_trials(deepcopy=False)[local.number]
+        frozen = self._tell(local.number, [float(v) for v in ev.values])
         system = {k: v for k, v in frozen.system_attrs.items() if k != "fixed_params"}
         with _interrupt_after():
             if popped is None:
                 return self._store_new(frozen, ev.user_attrs, system, list(ev.values))
             self._store_popped(popped, frozen, ev.user_attrs, system, list(ev.values))
             return popped.number
+
+    def _tell(self, number: int, values: list[float]) -> FrozenTrial:
+        """``mirror.tell(trial, values)`` without the deep copy of the trial it returns: what tell
+        does for values it accepts (the sampler's ``after_trial``, then COMPLETE), on public
+        interfaces; a NaN value goes through ``tell`` itself (a FAIL with Optuna's warning).
+        Returns the mirror's finished trial."""
+        if any(math.isnan(v) for v in values):
+            self.mirror.tell(number, values)
+            return self.mirror.get_trials(deepcopy=False)[number]
+        tid = self.mirror_storage.get_trial_id_from_study_id_trial_number(self.mirror_id, number)
+        self.mirror.sampler.after_trial(self.mirror, self.mirror_storage.get_trial(tid), TrialState.COMPLETE, values)
+        self.mirror_storage.set_trial_state_values(tid, TrialState.COMPLETE, values)
+        return self.mirror_storage.get_trial(tid)
 
     def _store_new(self, frozen: FrozenTrial, user_attrs: dict[str, Any], system: dict[str, Any],
                    values: list[float]) -> int | None:

@@ -285,6 +285,41 @@ def test_enqueued_reference_plans_run_first_and_are_checked(rec, tmp_path):
     assert not (tmp_path / "e2.db").exists()          # refused before any storage was opened
 
 
+def test_journal_reads_continue_where_they_ended_across_writers(tmp_path):
+    """Two backends on one file append in turn; every read from any position, continuing or not,
+    returns exactly the logs from that position on, in commit order."""
+    url = f"sqlite:///{tmp_path}/j.db"
+    a, b = search.SQLJournalBackend(url), search.SQLJournalBackend(url)
+    written = []
+    for i in range(12):
+        logs = [{"op": i, "k": j} for j in range(1 + i % 3)]
+        (a if i % 2 else b).append_logs(logs)
+        written += logs
+        assert list(a.read_logs(len(written) - len(logs))) == logs          # continues where it ended
+        assert list(b.read_logs(0)) == written
+    for start in (0, 5, len(written) - 1, len(written), len(written) + 3):
+        assert list(a.read_logs(start)) == written[start:]
+    assert list(b.read_logs(3)) == written[3:] and list(b.read_logs(len(written))) == []
+
+
+def test_evaluation_from_estimate_values_equals_the_dataset(rec):
+    space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 2),
+                  hardware={"hardware.n_cores": IntRange(8, 64)})
+    problem = search.define(rec, space, ["energy", "error"], hardware=small_hardware(),
+                            constraints=[Fits(), ErrorBudget(0.05, layer="each")])
+    study = optuna.create_study(directions=["minimize"] * 2, sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(6):
+        cfg = problem.config(problem.suggest(study.ask()))
+        stats = problem.cache.stats(cfg.plan, cfg.bits)
+        ds = search.evaluation(problem.objectives, problem.constraints, cfg, stats, ed.estimate(stats, cfg.hardware))
+        values = search.evaluation(problem.objectives, problem.constraints, cfg, stats,
+                                   ed.cost.estimate_values(stats, cfg.hardware))
+        assert json.dumps(values.user_attrs) == json.dumps(ds.user_attrs)           # keys in the same order too
+        assert (values.values, values.constraints) == (ds.values, ds.constraints)
+    xr.testing.assert_identical(ed.cost.estimate_values(stats, cfg.hardware).dataset(),
+                                ed.estimate(stats, cfg.hardware))
+
+
 def test_two_worker_processes_on_an_sqlite_file(rec, tmp_path):
     space = Space(schemes=("line_y", "line_x", "temporal"), threshold=IntRange(0, 3))
     study = search.run(rec, space, ["sops", "error"], n_trials=14, storage=f"sqlite:///{tmp_path}/w.db",

@@ -77,6 +77,7 @@ class SQLJournalBackend(BaseJournalBackend):
         if self.is_sqlite and ":memory:" not in self.url:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._pid = os.getpid()
+        self._seen: tuple[int, int | None] = (0, None)   # (logs read, id of the last one)
 
     def _engine(self) -> Any:
         if os.getpid() != self._pid:        # a forked worker: no connection of the parent is reused
@@ -85,19 +86,46 @@ class SQLJournalBackend(BaseJournalBackend):
         return self.engine
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        """Logs number ``log_number_from`` on, in order."""
-        sa = self._sa
-        query = sa.select(self.table.c.log).order_by(self.table.c.id).offset(log_number_from)
-        with self._engine().connect() as con:
-            return [json.loads(row) for row in con.execute(query).scalars()]
+        """Logs number ``log_number_from`` on, in order.
+
+        Rows are read through the driver's own connection (SQLAlchemy's public
+        ``Engine.raw_connection``): JournalStorage reads after every operation, and
+        most reads find nothing new. Row ids grow in commit order (appends are
+        serialized), so a read that continues where the last one ended asks for the
+        ids after the last one seen instead of counting rows from the start."""
+        ph = "?" if self.is_sqlite else "%s"
+        count, last = self._seen
+        if log_number_from == count and last is not None:
+            sql, arg = f"SELECT id, log FROM {TABLE} WHERE id > {ph} ORDER BY id", last
+        else:
+            sql = f"SELECT id, log FROM {TABLE} ORDER BY id {'LIMIT -1 ' if self.is_sqlite else ''}OFFSET {ph}"
+            arg = log_number_from
+        con = self._engine().raw_connection()
+        try:
+            cur = con.cursor()
+            cur.execute(sql, (arg,))
+            rows = cur.fetchall()
+            cur.close()
+        finally:
+            con.close()                 # back to the pool, which ends the read transaction (rollback)
+        if rows:
+            self._seen = (log_number_from + len(rows), rows[-1][0])
+        return [json.loads(log) for _, log in rows]
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs`` in one transaction, after every earlier append has committed."""
-        sa = self._sa
-        with self._engine().begin() as con:
+        ph = "?" if self.is_sqlite else "%s"
+        texts = [(json.dumps(log),) for log in logs]
+        con = self._engine().raw_connection()
+        try:
+            cur = con.cursor()
             if self.is_postgres:
-                con.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-            con.execute(sa.insert(self.table), [{"log": json.dumps(log)} for log in logs])
+                cur.execute(f"SELECT pg_advisory_xact_lock({ph})", (_LOCK_KEY,))
+            cur.executemany(f"INSERT INTO {TABLE} (log) VALUES ({ph})", texts)
+            cur.close()
+            con.commit()
+        finally:
+            con.close()                 # back to the pool (an uncommitted append is rolled back)
 
 
 def _has_rdb_tables(url: str) -> bool:

@@ -11,6 +11,14 @@ logs in the same order.
 
 A database that already holds Optuna's own RDB tables (and no journal) is opened
 with ``RDBStorage``, so studies written by plain Optuna still load.
+
+Finished trials are not batched: each is written when it is finished, so a killed
+worker loses only the trial it was evaluating, and every other worker sees each
+trial at once. A batch would save little: most of a trial's storage time is the
+JSON encoding of its breakdown and Optuna's replay of the row (its distributions,
+parameters and attributes), which a batch pays all the same; only the commit per
+row would be shared (about 1 ms of 14 per trial on the pose benchmark), at the
+price of losing every finished trial of an unwritten batch when a worker is killed.
 """
 
 from __future__ import annotations

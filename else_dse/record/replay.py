@@ -207,7 +207,8 @@ def replay(model_path: "str | Path | SegmentedModel", frames: Iterable[Any],
            plan: SchemeOrPlan | None = None, *,
            bits: int = 8, calibration: Literal["max", "percentile"] = "max",
            value_range: tuple[float, float] = (0.0, 1.0), progress_bar: bool = True,
-           nonsynaptic: Literal["exact", "reconstruction"] = "exact") -> Replay:
+           nonsynaptic: Literal["exact", "reconstruction"] = "exact",
+           reference: Replay | None = None) -> Replay:
     """Run ``model_path`` (``.tflite`` / ``.onnx``) on ``frames`` with ``plan`` applied
     at every synaptic layer's input, in closed loop (see :class:`Replay`).
 
@@ -221,6 +222,9 @@ def replay(model_path: "str | Path | SegmentedModel", frames: Iterable[Any],
     (``value_range``); a tqdm bar runs over frames unless ``progress_bar=False``.
     ``model_path`` may also be a model opened with
     :func:`~else_dse.record.segments.open_segments` (reused across replays).
+    ``reference``: the ``plan=None`` replay of the same model and frames (same
+    ``value_range``): its float run is reused instead of run again (the result is
+    the same); a reference of other frames, another model or preprocessing is an error.
     """
     from .segments import SegmentedModel, open_segments
 
@@ -233,19 +237,37 @@ def replay(model_path: "str | Path | SegmentedModel", frames: Iterable[Any],
     if not prepared:
         raise RecorderError(f"{path}: no frames given")
     t0 = time.perf_counter()
-    arrays, reference = _float_run(seg, prepared, progress_bar, path.name)
     attrs = _attrs(path, Preprocess(h, w, value_range), plan, nonsynaptic)
-    rec = Recording.from_arrays(seg.layers, arrays, attrs=attrs)
+    if reference is None:
+        arrays, reference_out = _float_run(seg, prepared, progress_bar, path.name)
+        rec = Recording.from_arrays(seg.layers, arrays, attrs=attrs)
+    else:
+        rec, reference_out = _reused(reference, attrs, len(prepared)), dict(reference.reference)
     seconds = {"float_run": time.perf_counter() - t0}
     if schemes is None:
-        return Replay(rec, None, reference, reference, None, seconds)
+        return Replay(rec, None, reference_out, reference_out, None, seconds)
     pinned = rec.quantize(bits=bits, calibration=calibration)
     deployed = Deployed(seg.layers, schemes, pinned)
     t0 = time.perf_counter()
     outputs = _plan_run(seg, prepared, deployed, progress_bar, path.name, nonsynaptic)
     seconds.update(plan_run=time.perf_counter() - t0, kernels=deployed.kernel_seconds)
     sent = deployed.recording(pinned)
-    return Replay(sent, count_events(sent, plan), outputs, reference, plan, seconds)
+    return Replay(sent, count_events(sent, plan), outputs, reference_out, plan, seconds)
+
+
+def _reused(reference: Replay, attrs: Mapping[str, Any], n_frames: int) -> Recording:
+    """The float recording of a ``plan=None`` replay, checked against this replay's model,
+    preprocessing and frame count, with this replay's attrs."""
+    rec = reference.recording
+    if reference.plan is not None or isinstance(rec, QuantizedRecording):
+        raise ValueError("replay: reference must be a plan=None replay (the float run)")
+    for key in ("model_sha256", "preprocessing"):
+        if rec.attrs.get(key) != attrs[key]:
+            raise ValueError(f"replay: reference was run with another {key} ({rec.attrs.get(key)!r}, "
+                             f"this replay {attrs[key]!r})")
+    if rec.n_frames != n_frames:
+        raise ValueError(f"replay: reference has {rec.n_frames} frames, this replay {n_frames}")
+    return type(rec)(rec.layers, rec.data.assign_attrs(dict(attrs)))
 
 
 def _attrs(path: Path, prep: Preprocess, plan: SchemeOrPlan | None, nonsynaptic: str) -> dict[str, Any]:

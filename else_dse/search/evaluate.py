@@ -16,7 +16,7 @@ from ..cost import Estimate
 from ..events import LayerStats, count_events, event_curve, stats_dataset
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Dense, Plan, Scheme, as_plan
-from .objectives import OBJECTIVES, Constraint, Fits
+from .objectives import OBJECTIVES, Constraint, Fits, TaskBudget, task_values
 from .space import Config
 
 
@@ -176,7 +176,8 @@ def _cost_variables(cost: xr.Dataset | Estimate) -> dict[str, tuple[tuple[str, .
     return {str(k): (cost.variables[k].dims, cost.variables[k].values) for k in cost.data_vars}
 
 
-def _totals(st: dict[str, np.ndarray], co: dict[str, np.ndarray] | None, attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _totals(st: dict[str, np.ndarray], co: dict[str, np.ndarray] | None, attrs: Mapping[str, Any],
+            fidelity: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The totals a trial stores: stats summed over layers (means over frames) and every scalar of the cost."""
     per_layer_rel = st["rel_error"].mean(axis=1)
     out: dict[str, Any] = {
@@ -195,7 +196,14 @@ def _totals(st: dict[str, np.ndarray], co: dict[str, np.ndarray] | None, attrs: 
             if need:
                 out[o] = float(out[name])
         out["overflow"] = str(attrs.get("overflow", ""))
+    if fidelity is not None:
+        out.update(task_values(fidelity))
     return out
+
+
+def _finite(d: Mapping[str, float]) -> dict[str, float | None]:
+    """A JSON-able copy: non-finite values as None."""
+    return {str(k): float(v) if math.isfinite(float(v)) else None for k, v in d.items()}
 
 
 def _jsonable(a: np.ndarray) -> list[Any]:
@@ -209,14 +217,16 @@ def _jsonable(a: np.ndarray) -> list[Any]:
 
 
 def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], config: Config,
-               stats: xr.Dataset, cost: xr.Dataset | Estimate | None) -> Evaluation:
+               stats: xr.Dataset, cost: xr.Dataset | Estimate | None,
+               fidelity: Mapping[str, float] | None = None) -> Evaluation:
     """Objective and constraint values of a configuration and the breakdown a trial stores;
     ``cost``: :func:`else_dse.estimate` or (the same values, faster)
-    :func:`else_dse.cost.estimate_values`."""
+    :func:`else_dse.cost.estimate_values`; ``fidelity`` (of a closed-loop replay) gives the
+    task objectives and is stored too."""
     st = _arrays(stats)
     cv = _cost_variables(cost) if cost is not None else {}
     co = {k: a for k, (_, a) in cv.items()} if cost is not None else None
-    totals = _totals(st, co, cost.attrs if cost is not None else {})
+    totals = _totals(st, co, cost.attrs if cost is not None else {}, fidelity)
     values = tuple(float(totals[o]) for o in objectives)
     rel = st["rel_error"].mean(axis=1)
     mx = st["max_error"].max(axis=1)
@@ -234,6 +244,8 @@ def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], con
                      + float(co["overflow_sram_bytes"].sum()) / hw.sram_per_core
                      + float(co["overflow_neurons"].sum()) / hw.neurons_per_core)
                 v = max(v, 1.0)
+        elif isinstance(c, TaskBudget):
+            v = float(totals[c.metric]) - float(c.limit)
         else:
             per = rel if c.metric == "error" else mx
             if c.layer is None:
@@ -264,4 +276,6 @@ def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], con
             layers[v] = _jsonable(a)
     attrs = {"config": config.describe(), "totals": totals, "layers": layers, "constraints": cons,
              "feasible": all(v <= 0 for v in cons.values())}
+    if fidelity is not None:
+        attrs["fidelity"] = _finite(fidelity)
     return Evaluation(values, tuple(cons.values()), attrs)

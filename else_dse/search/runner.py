@@ -7,7 +7,7 @@ import multiprocessing
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from ..hardware import Hardware
 from ..recording import Recording
+from .closed_loop import ClosedLoop, recording_info
 from .objectives import Constraint
 from .problem import Problem, define
 from ..schemes import NAMES, Scheme
@@ -40,12 +41,6 @@ def _check_run_args(n_trials: Any, workers: Any, sampler: Any, storage: Any, see
                           "worker process can open, not a storage object")
     if workers > 1 and isinstance(storage, str) and ":memory:" in storage:
         raise SearchError("workers > 1 cannot share an in-memory SQLite database; use a file or a server")
-
-
-def _recording_info(rec: Recording, content: str) -> dict[str, Any]:
-    return {"hash": content, "n_frames": rec.n_frames, "layers": [layer.name for layer in rec.layers],
-            "source": str(rec.attrs.get("source", rec.attrs.get("model", ""))),
-            **{k: str(v) for k, v in rec.attrs.items() if k in ("network", "model", "media", "task")}}
 
 
 def _check_enqueue(problem: Problem, enqueue: Sequence[Mapping[str, Any]]) -> None:
@@ -76,7 +71,7 @@ def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: 
     if stored is None:
         study.set_user_attr("search", desc)
         study.set_user_attr("objectives", list(problem.objectives))
-        study.set_user_attr("recording", _recording_info(problem.recording, problem.content))
+        study.set_user_attr("recording", recording_info(problem.recording, problem.content))
         base = problem.baseline_evaluation()
         study.set_user_attr("baseline_conventional", problem.baseline(base))
         study.set_user_attr("baseline_conventional_layers", base.user_attrs["layers"])
@@ -159,7 +154,9 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
         study_name: str = "else-dse", seed: int | None = 0,
         sampler: str | optuna.samplers.BaseSampler = "auto", workers: int = 1,
         heartbeat_interval: float | None = 10, grace_period: float | None = None,
-        progress_bar: bool = False, enqueue: Sequence[Mapping[str, Any]] = ()) -> optuna.Study:
+        progress_bar: bool = False, enqueue: Sequence[Mapping[str, Any]] = (),
+        model: "str | Path | ClosedLoop | None" = None, frames: Iterable[Any] | None = None,
+        value_range: tuple[float, float] | None = None) -> optuna.Study:
     """Run (or resume) a study until it holds ``n_trials`` complete trials; returns it.
 
     Everything is validated first (:func:`define`). ``sampler``: ``"auto"`` (TPE for
@@ -173,7 +170,8 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
     retried (see :mod:`else_dse.search.worker`). Ctrl-C (one or N workers) raises
     :class:`Interrupted`, whose one-line message says how many trials were kept;
     no RUNNING trial is left behind. ``enqueue``: parameter sets to evaluate first (e.g. reference plans),
-    queued when the study is new.
+    queued when the study is new. ``model``, ``frames`` (``value_range``): replay every trial in closed
+    loop on the recording's model and frames (:func:`define`); task objectives need them.
 
     >>> import numpy as np, else_dse as ed
     >>> layer = ed.Layer("c", "x", "conv", 1, 2, kernel=3, padding=1, input_shape=(1, 6, 6))
@@ -183,7 +181,8 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
     >>> len(study.trials), sorted(study.trials[0].user_attrs)
     (4, ['config', 'constraints', 'feasible', 'layers', 'totals'])
     """
-    problem = define(recording, space, objectives, constraints=constraints, hardware=hardware)
+    problem = define(recording, space, objectives, constraints=constraints, hardware=hardware, model=model,
+                     frames=frames, value_range=value_range)
     _check_run_args(n_trials, workers, sampler, storage, seed)
     if not isinstance(study_name, str) or not study_name:
         raise SearchError(f"study_name must be a non-empty string, got {study_name!r}")

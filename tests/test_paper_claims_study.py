@@ -69,3 +69,25 @@ def test_tiny_real_run(study):
     for r in rows:  # theta 0 is lossless: every scheme's outputs are conventional's
         assert r["identical_to_conventional"] and r["sop_reduction"] >= 1.0
         assert r["detection.recall"] == 1.0 and r["detection.mean_iou"] > 0.95
+
+
+def test_tiny_search_row(study):
+    """The per-layer task-objective search, seeded with the uniform families within budget: it finds
+    at least their reduction (3 trials: the seeds, and a sampled one where a family misses the budget)."""
+    pytest.importorskip("ai_edge_litert", reason="the record extra is not installed")
+    from else_dse.record.segments import open_segments
+    from else_dse.search import ClosedLoop
+
+    try:
+        net = study.NETWORKS["blazeface"]
+        frames = net.frames(2)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    rows = study.runs_at(net, open_segments(study.MODELS / net.model), frames, 8, [1])
+    loop = ClosedLoop(study.MODELS / net.model, frames, value_range=net.value_range)
+    row = study.search_row(net, loop, 8, rows, trials=3)
+    uniform = [r for r in study.best_rows(rows, net, 0.05) if r["budget"] == "detection"
+               and r["scheme"] in study.SEARCH_NAMES and r["best_reduction"] is not None]
+    assert row["scheme"] == "search" and row["search_seeds"] == len(uniform) and row["search_trials"] == 3
+    assert row["search_plan"]
+    assert uniform and row["best_reduction"] >= max(r["best_reduction"] for r in uniform) * (1 - 1e-12)

@@ -187,7 +187,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     cache = StatsCache(recording, space.calibration, levels=_levels(recording, space, layer_thr))
     loop = _closed_loop(recording, objs, cons, space, model, frames, value_range)
     return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
-                   fixed, cache.content, cache, loop)
+                   fixed, cache.content, cache, closed_loop=loop)
 
 
 def _new_closed_loop(recording: Recording, space: Space, model: str | Path | None, frames: Iterable[Any] | None,

@@ -59,7 +59,6 @@ sys.path.insert(0, str(ROOT))
 
 import else_dse as ed  # noqa: E402
 from else_dse.record import media, replay  # noqa: E402
-from else_dse.record.segments import open_segments  # noqa: E402
 from else_dse.search import ClosedLoop, IntRange, Space, TaskBudget  # noqa: E402
 from else_dse.tasks import fidelity, person_crops  # noqa: E402
 from else_dse.tasks.crops import detector_input  # noqa: E402
@@ -122,12 +121,17 @@ def _same(a: dict, b: dict) -> bool:
     return all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def runs_at(net: Network, seg, frames: list, bits: int, thetas: list[int]) -> list[dict]:
-    """One row per scheme and theta at ``bits``: closed- and open-loop SOPs, fidelity."""
-    kw = dict(bits=bits, value_range=net.value_range, progress_bar=False)
+def runs_at(net: Network, seg, frames: list, bits: int, thetas: list[int], reference=None) -> list[dict]:
+    """One row per scheme and theta at ``bits``: closed- and open-loop SOPs, fidelity.
+
+    ``reference``: the float run of ``frames`` (``replay(seg, frames, None)``), run here when not given;
+    every replay reuses it instead of running the float network again."""
+    if reference is None:
+        reference = replay(seg, frames, None, value_range=net.value_range, progress_bar=False)
+    kw = dict(bits=bits, value_range=net.value_range, progress_bar=False, reference=reference)
     conv = replay(seg, frames, ed.Conventional(), **kw)
     conv_sops = int(conv.stats["sops"].sum())
-    pinned = replay(seg, frames, None, **kw).recording.quantize(bits=bits)
+    pinned = reference.recording.quantize(bits=bits)
     conv_open = int(ed.count_events(pinned, ed.Conventional())["sops"].sum())
     base = {"network": net.name, "bits": bits, "scheme": "conventional", "theta": 0, "frames": len(frames),
             "sop_reduction": 1.0, "open_sop_reduction": 1.0, "open_mean_rel_error": 0.0,
@@ -255,13 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.networks:
         net, t0 = NETWORKS[name], time.time()
         frames = net.frames(args.frames)
-        seg = open_segments(MODELS / net.model)
-        mine = [r for bits in args.bits for r in runs_at(net, seg, frames, bits, args.thresholds)]
+        loop = ClosedLoop(MODELS / net.model, frames, value_range=net.value_range)  # runs the float network once
+        mine = [r for bits in args.bits
+                for r in runs_at(net, loop.segments, frames, bits, args.thresholds, loop.reference)]
         rows += mine
         best += best_rows(mine, net, args.proxy_error)
         print(f"{name}: {len(mine)} replays of {len(frames)} frames in {time.time() - t0:.0f} s", flush=True)
         if args.search_trials:
-            loop = ClosedLoop(MODELS / net.model, frames, value_range=net.value_range)
             for bits in args.bits:
                 found = search_row(net, loop, bits, mine, args.search_trials)
                 best.append(found)

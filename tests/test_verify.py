@@ -195,6 +195,23 @@ def test_task_objective_search_is_closed_loop(recording, frames, loop):
         assert t.system_attrs["constraints:task_recall<=0.5"] == t.values[1] - 0.5
 
 
+def test_task_objective_search_with_two_workers(recording, frames, tmp_path):
+    """Two worker processes share one SQLite study in closed loop: every complete trial's values are
+    its plan's closed-loop replay, none is lost or counted twice."""
+    space = Space(schemes=("line_y", "conventional"), threshold=IntRange(0, 4))
+    st = ed.search.run(recording.select_frames(slice(0, 2)), space, ["sops", "task_iou"],
+                       constraints=[TaskBudget("task_recall", 0.5)], n_trials=6,
+                       storage=f"sqlite:///{tmp_path / 's.db'}", model=MODEL, frames=frames[:2], workers=2)
+    small = ClosedLoop(MODEL, frames[:2], value_range=VR)
+    done = st.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 6 and sorted(t.number for t in done) == sorted({t.number for t in done})
+    assert all(t.state != optuna.trial.TrialState.RUNNING for t in st.trials)
+    for t in done:
+        run = small.run(config_of(t).plan, 8)
+        assert t.user_attrs["loop"].startswith("closed")
+        assert t.values[0] == _sops(run.stats)
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(), "task_recall need model= and frames="),
     (dict(model=MODEL), "closed loop needs both model= and frames=, got only model"),

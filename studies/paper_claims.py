@@ -34,7 +34,8 @@ frames: NSGA-II on SOPs and 1 - mean IoU (detection) or 1 - PCK@0.05
 constraints; each layer's scheme among conventional, ELSE y, ELSE x, temporal
 and its theta in 0..4; ``--search-trials`` trials (default 300), started from
 every uniform plan within budget, so it finds at least as much as the best of
-them). Where quantization alone misses the budget nothing is searched.
+them, and from two-level depth splits of each family's best theta, see
+:func:`_seeds`). Where quantization alone misses the budget nothing is searched.
 
     python studies/paper_claims.py                         # about 25 min on 2 cores
     python studies/paper_claims.py --networks blazeface --bits 8 --thresholds 0 1 2 --frames 4
@@ -183,23 +184,39 @@ SEARCH_BUDGETS = {
 SEARCH_NAMES = {"else_y": "line_y", "else_x": "line_x", "temporal": "temporal"}
 
 
-def _uniform(problem, choice: str, theta: int) -> dict:
-    """The per-layer parameters of one scheme and theta in every layer it applies to (else conventional)."""
+def _uniform(problem, choice: str, theta: int | list[int]) -> dict:
+    """The per-layer parameters of one scheme in every layer it applies to (else conventional), with
+    one theta, or one theta per free layer (in model order)."""
+    thetas = [theta] * len(problem.free) if isinstance(theta, int) else theta
     out = {}
-    for n in problem.free:
+    for n, t in zip(problem.free, thetas):
         out[f"scheme.{n}"] = choice if choice in problem.layer_choices[n] else "conventional"
-        out[f"threshold.{n}"] = int(theta)
+        out[f"threshold.{n}"] = int(t)
     return out
 
 
-def _seeds(problem, net: Network, bits: int, rows: list[dict]) -> list[dict]:
-    """Every uniform plan of ``rows`` within the task budget at ``bits``, most SOP reduction first."""
+def _seeds(problem, net: Network, bits: int, rows: list[dict],
+           splits: tuple[float, ...] = (0.25, 0.5, 0.75)) -> list[dict]:
+    """Where the search starts: every uniform plan of ``rows`` within the task budget at ``bits`` (most
+    SOP reduction first), then for each family's best such theta b the two-level depth splits around
+    it: theta b + 1 or b + 2 in the first or the last ``splits`` (fractions) of the layers, b elsewhere
+    (the crossover then mixes them layer by layer)."""
     ok = [r for r in rows if r["bits"] == bits and r["scheme"] in SEARCH_NAMES and meets(net.task, r)]
     ok.sort(key=lambda r: -r["sop_reduction"])
-    return [_uniform(problem, SEARCH_NAMES[r["scheme"]], r["theta"]) for r in ok]
+    seeds = [_uniform(problem, SEARCH_NAMES[r["scheme"]], r["theta"]) for r in ok]
+    n = len(problem.free)
+    for scheme in dict.fromkeys(r["scheme"] for r in ok):
+        b = max(r["theta"] for r in ok if r["scheme"] == scheme)
+        for a in (b + 1, b + 2):
+            for k in sorted({int(f * n) for f in splits} - {0, n}):
+                if a <= 4:
+                    seeds.append(_uniform(problem, SEARCH_NAMES[scheme], [a] * k + [b] * (n - k)))
+                    seeds.append(_uniform(problem, SEARCH_NAMES[scheme], [b] * k + [a] * (n - k)))
+    return seeds
 
 
-def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], trials: int, seed: int = 0) -> dict:
+def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], trials: int, seed: int = 0,
+               splits: tuple[float, ...] = (0.25, 0.5, 0.75)) -> dict:
     """The best per-layer plan a task-objective search (closed loop, ``trials`` NSGA-II trials) finds
     within the network's task budget at ``bits``, as a :func:`best_rows` row (scheme ``search``).
 
@@ -219,7 +236,7 @@ def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], tria
     objectives, constraints = SEARCH_BUDGETS[net.task]
     space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 4), bits=bits)
     problem = ed.search.define(loop.reference.recording, space, objectives, constraints=constraints, model=loop)
-    seeds = _seeds(problem, net, bits, rows)
+    seeds = _seeds(problem, net, bits, rows, splits)
     t0 = time.time()
     study = ed.search.run(loop.reference.recording, space, objectives, constraints=constraints, model=loop,
                           n_trials=max(trials, len(seeds)), storage=optuna.storages.InMemoryStorage(),

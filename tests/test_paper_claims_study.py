@@ -85,9 +85,31 @@ def test_tiny_search_row(study):
         pytest.skip(str(exc))
     rows = study.runs_at(net, open_segments(study.MODELS / net.model), frames, 8, [1])
     loop = ClosedLoop(study.MODELS / net.model, frames, value_range=net.value_range)
-    row = study.search_row(net, loop, 8, rows, trials=3)
+    row = study.search_row(net, loop, 8, rows, trials=3, splits=())
     uniform = [r for r in study.best_rows(rows, net, 0.05) if r["budget"] == "detection"
                and r["scheme"] in study.SEARCH_NAMES and r["best_reduction"] is not None]
     assert row["scheme"] == "search" and row["search_seeds"] == len(uniform) and row["search_trials"] == 3
     assert row["search_plan"]
     assert uniform and row["best_reduction"] >= max(r["best_reduction"] for r in uniform) * (1 - 1e-12)
+
+
+def test_search_seeds_are_uniform_plans_then_depth_splits(study):
+    """Seeds: the uniform plans within budget (best first), then two-level splits of each family's
+    best theta b: b+1 or b+2 in the first or last k layers, b elsewhere; other layers conventional."""
+    from types import SimpleNamespace
+
+    free = ("a", "b", "c", "d")
+    problem = SimpleNamespace(free=free, layer_choices={n: ("conventional", "line_y", "temporal") for n in free})
+    net = study.NETWORKS["blazeface"]
+    ok = {"detection.recall": 1.0, "detection.mean_iou": 0.96}
+    bad = {"detection.recall": 1.0, "detection.mean_iou": 0.90}
+    rows = [{"bits": 8, "scheme": "temporal", "theta": 1, "sop_reduction": 2.0, **ok},
+            {"bits": 8, "scheme": "temporal", "theta": 2, "sop_reduction": 2.9, **bad},
+            {"bits": 8, "scheme": "else_y", "theta": 3, "sop_reduction": 1.5, **ok},
+            {"bits": 6, "scheme": "temporal", "theta": 4, "sop_reduction": 9.0, **ok}]
+    seeds = study._seeds(problem, net, 8, rows, splits=(0.5,))
+    th = [[s[f"threshold.{n}"] for n in free] for s in seeds]
+    sc = [{s[f"scheme.{n}"] for n in free} for s in seeds]
+    assert th[:2] == [[1] * 4, [3] * 4] and sc[:2] == [{"temporal"}, {"line_y"}]
+    assert th[2:] == [[2, 2, 1, 1], [1, 1, 2, 2], [3, 3, 1, 1], [1, 1, 3, 3], [4, 4, 3, 3], [3, 3, 4, 4]]
+    assert sc[2:] == [{"temporal"}] * 4 + [{"line_y"}] * 2

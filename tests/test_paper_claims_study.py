@@ -113,3 +113,31 @@ def test_search_seeds_are_uniform_plans_then_depth_splits(study):
     assert th[:2] == [[1] * 4, [3] * 4] and sc[:2] == [{"temporal"}, {"line_y"}]
     assert th[2:] == [[2, 2, 1, 1], [1, 1, 2, 2], [3, 3, 1, 1], [1, 1, 3, 3], [4, 4, 3, 3], [3, 3, 4, 4]]
     assert sc[2:] == [{"temporal"}] * 4 + [{"line_y"}] * 2
+
+
+def test_lossless_search_row_is_the_per_layer_argmin(study):
+    """At theta 0 the closed-loop search finds the per-layer argmin of the SOPs on conventional's
+    closed-loop inputs (a layer's choice changes no other layer's input), its outputs identical to
+    conventional's."""
+    pytest.importorskip("ai_edge_litert", reason="the record extra is not installed")
+    import numpy as np
+
+    import else_dse as ed
+    from else_dse.search import ClosedLoop
+
+    try:
+        net = study.NETWORKS["blazeface"]
+        frames = net.frames(2)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    loop = ClosedLoop(study.MODELS / net.model, frames, value_range=net.value_range)
+    row = study.lossless_search_row(net, loop, 8, trials=4)
+    from else_dse.record import replay
+
+    sent = replay(loop.segments, loop.frames, ed.Conventional(), value_range=net.value_range,
+                  progress_bar=False).recording
+    per = np.stack([ed.count_events(sent, s)["sops"].values.sum(axis=1) for s in
+                    (ed.Conventional(), ed.LineDelta(axis="y"), ed.LineDelta(axis="x"), ed.TemporalDelta())])
+    conv = per[0].sum()
+    assert row["identical_to_conventional"] and row["search_trials"] == 4
+    assert row["best_reduction"] == pytest.approx(conv / per.min(axis=0).sum(), rel=1e-12)

@@ -20,6 +20,20 @@ def study():
     return mod
 
 
+@pytest.fixture(scope="module")
+def blazeface(study):
+    """BlazeFace on 2 carphone frames: (network, frames, its ClosedLoop)."""
+    pytest.importorskip("ai_edge_litert", reason="the record extra is not installed")
+    from else_dse.search import ClosedLoop
+
+    net = study.NETWORKS["blazeface"]
+    try:
+        frames = net.frames(2)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    return net, frames, ClosedLoop(study.MODELS / net.model, frames, value_range=net.value_range)
+
+
 def _row(scheme, theta, red, open_red, open_err, identical, recall=1.0, iou=1.0):
     return {"network": "blazeface", "bits": 8, "scheme": scheme, "theta": theta, "sop_reduction": red,
             "open_sop_reduction": open_red, "open_mean_rel_error": open_err,
@@ -71,20 +85,11 @@ def test_tiny_real_run(study):
         assert r["detection.recall"] == 1.0 and r["detection.mean_iou"] > 0.95
 
 
-def test_tiny_search_row(study):
+def test_tiny_search_row(study, blazeface):
     """The per-layer task-objective search, seeded with the uniform families within budget: it finds
     at least their reduction (3 trials: the seeds, and a sampled one where a family misses the budget)."""
-    pytest.importorskip("ai_edge_litert", reason="the record extra is not installed")
-    from else_dse.record.segments import open_segments
-    from else_dse.search import ClosedLoop
-
-    try:
-        net = study.NETWORKS["blazeface"]
-        frames = net.frames(2)
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    rows = study.runs_at(net, open_segments(study.MODELS / net.model), frames, 8, [1])
-    loop = ClosedLoop(study.MODELS / net.model, frames, value_range=net.value_range)
+    net, frames, loop = blazeface
+    rows = study.runs_at(net, loop.segments, frames, 8, [1], loop.reference)
     row = study.search_row(net, loop, 8, rows, trials=3, splits=())
     uniform = [r for r in study.best_rows(rows, net, 0.05) if r["budget"] == "detection"
                and r["scheme"] in study.SEARCH_NAMES and r["best_reduction"] is not None]
@@ -115,25 +120,17 @@ def test_search_seeds_are_uniform_plans_then_depth_splits(study):
     assert sc[2:] == [{"temporal"}] * 4 + [{"line_y"}] * 2
 
 
-def test_lossless_search_row_is_the_per_layer_argmin(study):
+def test_lossless_search_row_is_the_per_layer_argmin(study, blazeface):
     """At theta 0 the closed-loop search finds the per-layer argmin of the SOPs on conventional's
     closed-loop inputs (a layer's choice changes no other layer's input), its outputs identical to
     conventional's."""
-    pytest.importorskip("ai_edge_litert", reason="the record extra is not installed")
     import numpy as np
 
     import else_dse as ed
-    from else_dse.search import ClosedLoop
-
-    try:
-        net = study.NETWORKS["blazeface"]
-        frames = net.frames(2)
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    loop = ClosedLoop(study.MODELS / net.model, frames, value_range=net.value_range)
-    row = study.lossless_search_row(net, loop, 8, trials=4)
     from else_dse.record import replay
 
+    net, frames, loop = blazeface
+    row = study.lossless_search_row(net, loop, 8, trials=4)
     sent = replay(loop.segments, loop.frames, ed.Conventional(), value_range=net.value_range,
                   progress_bar=False).recording
     per = np.stack([ed.count_events(sent, s)["sops"].values.sum(axis=1) for s in

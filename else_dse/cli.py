@@ -452,9 +452,8 @@ def _toml_ready(value: Any) -> Any:
 # ---- verify --------------------------------------------------------------------------------
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import optuna
-
     from .search import verify
+    from .search.verify import verified_trials
 
     url = _storage_url(args.storage)
     if url is None:
@@ -464,8 +463,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     vr = tuple(args.value_range) if args.value_range else None
     vstudy = verify(study.study_name, _existing(args.model, "model file"), frames, args.which, storage=url,
                     value_range=vr, progress_bar=not args.no_progress)  # type: ignore[arg-type]
-    done = vstudy.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    for t in sorted(done, key=lambda t: t.user_attrs["verified_trial"]):
+    done = verified_trials(vstudy)
+    for t in done:
         print(_verified_line(t))
     print(f"study {vstudy.study_name!r}: {len(done)} verified trials", file=sys.stderr)
     return 0

@@ -16,7 +16,7 @@ from else_dse import schemes as S
 from else_dse.cli import main
 from else_dse.record import media, replay
 from else_dse.search import ClosedLoop, IntRange, SearchError, Space, TaskBudget, verify
-from else_dse.search.verify import config_of
+from else_dse.search.verify import config_of, verified_trials
 from else_dse.tasks import fidelity
 
 from shipped import shipped_model
@@ -135,6 +135,10 @@ def test_verify_stores_closed_loop_beside_the_proxy(study, frames, loop):
     every = verify("bf", MODEL, frames, "all", storage=study, progress_bar=False)
     numbers = sorted(t.user_attrs["verified_trial"] for t in every.trials)
     assert numbers == list(range(5))                                            # each once
+    every.add_trial(every.trials[0])          # as if a concurrent verify had stored trial 0 again
+    kept = verified_trials(every)
+    assert [t.user_attrs["verified_trial"] for t in kept] == list(range(5))
+    assert kept[0].number == min(t.number for t in every.trials if t.user_attrs["verified_trial"] == 0)
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -168,7 +172,7 @@ def test_cli_verify_and_report_show_proxy_and_truth(study, clip, tmp_path, capsy
     import pandas as pd
     table = pd.read_csv(tmp_path / "r" / "verified.csv")
     v = optuna.load_study(study_name="bf:verify", storage=ed.search.open_storage(study))
-    assert len(table) == len(v.trials)
+    assert len(table) == len(verified_trials(v))     # one row per verified trial, a stored duplicate left out
     t0 = next(t for t in v.trials if t.user_attrs["verified_trial"] == 0)
     row = table[table["configuration"].str.endswith("(trial 0)")].iloc[0]
     assert row["SOPs closed loop (M/frame)"] == pytest.approx(t0.user_attrs["totals"]["sops"] * 1e-6, rel=1e-12)

@@ -45,13 +45,12 @@ def verified_table(res: Results, vstudy: "optuna.Study") -> pd.DataFrame:
     SOP reductions are against conventional processing in the same loop: open loop against the
     report's reference, closed loop against the closed-loop conventional baseline ``verify`` stored.
     ``proxy / truth (SOP reduction)`` > 1: the proxy promised more than the deployed network gives."""
-    from optuna.trial import TrialState
+    from ..search.verify import verified_trials
 
     base_open = _num(res.baseline, "sops", "total_sops")
     base_closed = _num(vstudy.user_attrs.get("baseline_conventional") or {}, "sops")
     rows = []
-    trials = vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    for t in sorted(trials, key=lambda t: int(t.user_attrs.get("verified_trial", -1))):
+    for t in verified_trials(vstudy):
         number = int(t.user_attrs["verified_trial"])
         closed, fid = t.user_attrs.get("totals") or {}, t.user_attrs.get("fidelity") or {}
         open_ = (t.user_attrs.get("open_loop") or {}).get("totals") or {}

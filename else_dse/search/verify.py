@@ -13,7 +13,9 @@ events, SOPs, error and the cost model's totals: energy, latency, ...),
 ``values`` by objective and its ``totals``), ``config``, ``loop`` and
 ``replay_seconds``; the study's user attribute ``baseline_conventional`` holds the
 closed-loop totals of the study's conventional baseline. A trial already verified is skipped, so a rerun only adds
-what is missing. Constraints are not re-evaluated; ``totals.fits`` says whether
+what is missing (checked again before each trial is stored; should concurrent
+runs on one study still store a trial twice, :func:`verified_trials` and the
+report keep the first). Constraints are not re-evaluated; ``totals.fits`` says whether
 the closed-loop mapping fits.
 """
 
@@ -33,7 +35,7 @@ from .closed_loop import LOOP_NOTE, ClosedLoop, value_range_of
 from .space import Config, SearchError
 from .storage import open_storage
 
-__all__ = ["verify", "verify_study_name", "config_of"]
+__all__ = ["verify", "verify_study_name", "verified_trials", "config_of"]
 
 SUFFIX = ":verify"
 
@@ -106,6 +108,21 @@ def _baseline_config(study: optuna.Study, loop: ClosedLoop, first: FrozenTrial) 
     return Config(int(bits), 0, Plan({layer.name: Conventional() for layer in layers}), hw)
 
 
+def verified_trials(vstudy: optuna.Study) -> list[FrozenTrial]:
+    """The complete trials of a ``<name>:verify`` study, one per verified trial (the first stored,
+    should concurrent runs have stored one twice), by the original trial's number."""
+    out: dict[int, FrozenTrial] = {}
+    for t in vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if "verified_trial" in t.user_attrs:
+            out.setdefault(int(t.user_attrs["verified_trial"]), t)
+    return [out[k] for k in sorted(out)]
+
+
+def _verified(vstudy: optuna.Study) -> set[int]:
+    """Numbers of the original trials ``vstudy`` already holds."""
+    return {int(t.user_attrs["verified_trial"]) for t in verified_trials(vstudy)}
+
+
 def _verify_one(loop: ClosedLoop, objectives: Sequence[str], trial: FrozenTrial) -> optuna.trial.FrozenTrial:
     ev = loop.evaluate(objectives, (), config_of(trial))
     attrs = dict(ev.user_attrs)
@@ -148,12 +165,13 @@ def verify(study: str | optuna.Study, model: str | Path, frames: Iterable[Any], 
     if "baseline_conventional" not in vstudy.user_attrs:
         base = loop.evaluate(objectives, (), _baseline_config(study, loop, chosen[0]))
         vstudy.set_user_attr("baseline_conventional", base.user_attrs["totals"])
-    done = {t.user_attrs.get("verified_trial") for t in vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    todo = [t for t in chosen if t.number not in done]
+    todo = [t for t in chosen if t.number not in _verified(vstudy)]
     bar = Progress(len(todo), f"verify {name}", "trial", enabled=progress_bar)
     try:
         for t in todo:
-            vstudy.add_trial(_verify_one(loop, objectives, t))
+            one = _verify_one(loop, objectives, t)
+            if t.number not in _verified(vstudy):   # another verify of the same study may have stored it meanwhile
+                vstudy.add_trial(one)
             bar.update()
     finally:
         bar.close()

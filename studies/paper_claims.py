@@ -344,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {len(mine)} replays of {len(frames)} frames in {time.time() - t0:.0f} s", flush=True)
         if args.search_trials:
             for bits in args.bits:
-                for found in (lossless_search_row(net, loop, bits, args.lossless_trials),
-                              search_row(net, loop, bits, mine, args.search_trials)):
+                for search in (lambda: lossless_search_row(net, loop, bits, args.lossless_trials),
+                               lambda: search_row(net, loop, bits, mine, args.search_trials)):
+                    found = search()
                     best.append(found)
                     print(f"{name} {bits} bits {found['budget']}: search of {found['search_trials']} trials "
                           f"({found['search_seeds']} seeds) in {found['search_seconds']:.0f} s: "

@@ -871,7 +871,7 @@ def abs_histogram(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
 cdef extern from "kernels_core.h" nogil:
     void ek_quantize_u8(const float *x, Py_ssize_t n, double scale, double zp, double levels, uint8_t *out)
     void ek_quantize_u16(const float *x, Py_ssize_t n, double scale, double zp, double levels, uint16_t *out)
-    void ek_dequantize(const int32_t *v, Py_ssize_t n, double scale, float *out)
+    void ek_dequantize(const int32_t *v, Py_ssize_t C, Py_ssize_t N, double scale, float *out, int to_last)
 
 
 ctypedef fused ucode_t:
@@ -896,12 +896,13 @@ def quantize_codes(const float[::1] x, double scale, int zp, int levels, ucode_t
             ek_quantize_u16(&x[0], n, scale, zp, levels, &out[0])
 
 
-def dequantize_values(const int32_t[::1] values, double scale, float[::1] out):
-    """``out = float32(values * scale)`` computed in float64 (``recording.dequantize_codes``)."""
-    cdef Py_ssize_t n = values.shape[0]
-    if out.shape[0] != n:
-        raise ValueError("out must have the length of values")
-    if n == 0:
+def dequantize_values(const int32_t[:, ::1] values, double scale, float[::1] out, bint to_last=False):
+    """``out = float32(values * scale)`` computed in float64 (``recording.dequantize_codes``) for
+    values of shape (C, N): out holds them in that order, or (``to_last``) in (N, C) order."""
+    cdef Py_ssize_t C = values.shape[0], N = values.shape[1]
+    if out.shape[0] != C * N:
+        raise ValueError("out must have the size of values")
+    if C * N == 0:
         return
     with nogil:
-        ek_dequantize(&values[0], n, scale, &out[0])
+        ek_dequantize(&values[0, 0], C, N, scale, &out[0], to_last)

@@ -113,10 +113,26 @@ static inline int64_t ek_sumsq16(const int16_t *restrict v, ptrdiff_t n, int32_t
 EK_QUANTIZE(ek_quantize_u8, uint8_t)
 EK_QUANTIZE(ek_quantize_u16, uint16_t)
 
+/* Float32 values of C planes of N signed codes, v * scale in double: out in the same
+ * (C, N) order, or (to_last) with the planes' axis moved last, (N, C) -- the layout of
+ * a runtime that keeps channels last -- in tiles of 64 positions. */
+static inline float ek_value(int32_t v, double scale) { return (float)((double)v * scale); }
+
 EK_CLONES
-static void ek_dequantize(const int32_t *restrict v, ptrdiff_t n, double scale, float *restrict out) {
-    ptrdiff_t i;
-    for (i = 0; i < n; i++) out[i] = (float)((double)v[i] * scale);
+static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, double scale,
+                          float *restrict out, int to_last) {
+    ptrdiff_t i, c, p, p0;
+    if (!to_last) {
+        for (i = 0; i < C * N; i++) out[i] = ek_value(v[i], scale);
+        return;
+    }
+    for (p0 = 0; p0 < N; p0 += 64) {
+        ptrdiff_t p1 = p0 + 64 < N ? p0 + 64 : N;
+        for (c = 0; c < C; c++) {
+            const int32_t *restrict vc = v + c * N;
+            for (p = p0; p < p1; p++) out[p * C + c] = ek_value(vc[p], scale);
+        }
+    }
 }
 
 #define CODE_T int8_t

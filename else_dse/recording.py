@@ -440,12 +440,20 @@ def dequantize_codes(signed: np.ndarray, scale: float, out: np.ndarray | None = 
     elif out.dtype != np.float32 or out.shape != signed.shape:
         raise ValueError(f"dequantize_codes: out must be float32 of shape {signed.shape}, "
                          f"got {out.dtype} {out.shape}")
-    if signed.dtype == np.int32 and out.flags.c_contiguous:  # one pass (else_dse._kernels)
+    if signed.dtype == np.int32 and signed.ndim >= 1 and signed.size:  # one pass (else_dse._kernels)
         from . import _kernels
 
-        _kernels.dequantize_values(np.ascontiguousarray(signed).ravel(), float(scale), out.ravel())
-    else:  # numpy in float64, cast once to float32 (strided out: no separate transpose)
-        np.multiply(signed, np.float64(scale), out=out, dtype=np.float64, casting="unsafe")
+        planes = np.ascontiguousarray(signed).reshape(signed.shape[0], -1)
+        if out.flags.c_contiguous:
+            _kernels.dequantize_values(planes, float(scale), out.reshape(-1))
+            return out
+        to_last = (*range(1, signed.ndim), 0)          # out's memory holds axis 0 last (channels last)
+        mem = out.transpose(to_last)
+        if mem.flags.c_contiguous:
+            _kernels.dequantize_values(planes, float(scale), mem.reshape(-1), True)
+            return out
+    # numpy in float64, cast once to float32 (strided out: no separate transpose)
+    np.multiply(signed, np.float64(scale), out=out, dtype=np.float64, casting="unsafe")
     return out
 
 

@@ -65,6 +65,19 @@ def test_codes_in_any_memory_order(perm):
         dequantize_codes(v, 0.02, out=np.empty(v.shape, np.float64))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 70), st.integers(1, 9), st.integers(1, 40))
+def test_dequantize_channels_last_is_the_numpy_arithmetic(seed, c, h, w):
+    """Into a (C, H, W) view of a channels-last array (the TFLite runtime's layout) the values are
+    written in one transposing pass (tiles of 64 positions): float32(X * scale) in float64."""
+    rng = np.random.default_rng(seed)
+    scale = float(rng.uniform(1e-4, 2.0))
+    v = rng.integers(-2**20, 2**20, (c, h, w)).astype(np.int32)
+    out = np.empty((h, w, c), np.float32).transpose(2, 0, 1)
+    assert dequantize_codes(v, scale, out=out) is out
+    np.testing.assert_array_equal(out, (v.astype(np.float64) * scale).astype(np.float32))
+
+
 def _two_consumers():
     """One tensor read by two layers of different strides, then an fc on another."""
     layers = [Layer("a", "t", "conv", 2, 3, kernel=3, stride=1, padding=(1, 1, 1, 1), input_shape=(2, 7, 6)),

@@ -40,7 +40,7 @@ The lossless ``search`` rows: the best per-layer choice among the same four
 schemes at theta 0 (``--lossless-trials``, :func:`lossless_search_row`), with
 the outputs checked identical to conventional's.
 
-    python studies/paper_claims.py                         # about 25 min on 2 cores
+    python studies/paper_claims.py                         # about 20 min on 2 cores
     python studies/paper_claims.py --networks blazeface --bits 8 --thresholds 0 1 2 --frames 4
     python studies/paper_claims.py --search-trials 0       # without the searches
 
@@ -247,14 +247,27 @@ def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], tria
     feasible = [t for t in study.trials if t.state.name == "COMPLETE" and t.user_attrs.get("feasible")]
     base = float(study.user_attrs["baseline_conventional"]["sops"])
     best = min(feasible, key=lambda t: t.user_attrs["totals"]["sops"], default=None)
-    plan = [ed.Scheme.from_dict(d).name for d in (best.user_attrs["config"]["plan"].values() if best else [])]
     row.update({"best_theta": "per-layer" if best else None,
                 "best_reduction": base / best.user_attrs["totals"]["sops"] if best else None,
                 "search_trials": len(study.trials), "search_seeds": len(seeds),
                 "search_seconds": round(time.time() - t0, 1), "search_feasible": len(feasible),
-                "search_plan": ", ".join(f"{k} {plan.count(k)}" for k in dict.fromkeys(plan))
-                or "nothing within budget"})
+                "search_plan": _plan_summary(best.user_attrs["config"]["plan"]) if best else "nothing within budget"})
+    if best is not None:
+        row.update({f"search_{k}": v for k, v in best.user_attrs["fidelity"].items()
+                    if k in ("detection.recall", "detection.mean_iou", "landmark.pck@0.05")})
     return row
+
+
+def _plan_summary(plan: dict) -> str:
+    """``temporal 37 (theta 1: 20, 2: 17)``: layers per scheme and, for delta schemes, per theta."""
+    schemes = [ed.Scheme.from_dict(d) for d in plan.values()]
+    parts = []
+    for name in dict.fromkeys(s.name for s in schemes):
+        mine = [s for s in schemes if s.name == name]
+        thetas = sorted(int(s.threshold) for s in mine if s.thresholded)
+        counts = ", ".join(f"{t}: {thetas.count(t)}" for t in dict.fromkeys(thetas))
+        parts.append(f"{name} {len(mine)}" + (f" (theta {counts})" if thetas else ""))
+    return ", ".join(parts)
 
 
 def lossless_search_row(net: Network, loop: ClosedLoop, bits: int, trials: int, seed: int = 0) -> dict:
@@ -284,7 +297,6 @@ def lossless_search_row(net: Network, loop: ClosedLoop, bits: int, trials: int, 
     plan = ed.Plan({n: ed.Scheme.from_dict(d) for n, d in best.user_attrs["config"]["plan"].items()})
     same = _same(replay(loop.segments, loop.frames, plan, **kw).outputs, conv.outputs)
     base = float(study.user_attrs["baseline_conventional"]["sops"])
-    kinds = [plan.scheme_for(n).name for n in names]
     return {"network": net.name, "bits": bits, "budget": "lossless", "scheme": "search",
             "best_theta": "per-layer" if same else None,
             "best_reduction": base / best.values[0] if same else None,
@@ -292,7 +304,7 @@ def lossless_search_row(net: Network, loop: ClosedLoop, bits: int, trials: int, 
             "paper_low": net.paper[0], "paper_high": net.paper[1], "search_trials": len(study.trials),
             "search_seeds": len(seeds), "search_seconds": round(time.time() - t0, 1),
             "search_feasible": int(same), "identical_to_conventional": same,
-            "search_plan": ", ".join(f"{k} {kinds.count(k)}" for k in dict.fromkeys(kinds))}
+            "search_plan": _plan_summary(best.user_attrs["config"]["plan"])}
 
 
 def _fmt(v, spec: str = ".2f") -> str:

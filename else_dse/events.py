@@ -227,10 +227,11 @@ class _TensorCache:
             for key in [k for k in self.results if k[0] == tensor]:
                 del self.results[key]
 
-    def threads_for(self, X: np.ndarray) -> int:
-        """Kernel threads for the codes ``X``: one per ``PAR_MIN`` elements, at most
-        ``threads`` (a thread team costs more than it saves on a small tensor)."""
-        return max(1, min(self.threads, X.size // PAR_MIN))
+    def threads_for(self, X: np.ndarray, streaming: bool = False) -> int:
+        """Kernel threads for the codes ``X``: one per ``PAR_MIN`` elements (``PAR_MIN_STREAMING``
+        for the kernels that only stream the codes once: conventional, lossless deltas), at
+        most ``threads`` (a thread team costs more than it saves on a small tensor)."""
+        return max(1, min(self.threads, X.size // (PAR_MIN_STREAMING if streaming else PAR_MIN)))
 
     def temporal_state(self, tensor: str, scheme: TemporalDelta, X: np.ndarray) -> dict[str, np.ndarray]:
         """The kernel's ``state=`` argument when the run carries temporal state
@@ -307,7 +308,7 @@ def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
         # With theta = tau = 0 the reference is the input itself (R = X in both
         # loops), so D_h = X_h - X_{h-s} needs no state.
         pair, nzc = cache.get((layer.input, "pairs", scheme.axis, s),
-                              lambda: _pair_counts(X, zp, scheme.axis, s, cache.threads_for(X)))
+                              lambda: _pair_counts(X, zp, scheme.axis, s, cache.threads_for(X, True)))
         le, ls = np.empty((F, L), np.int64), np.empty((F, L), np.int64)
         ev, sp = np.empty(F, np.int64), np.empty(F, np.int64)
         _kernels.line_rows(pair, nzc, 0 if scheme.axis == "y" else 1, s,
@@ -339,17 +340,18 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
     if isinstance(scheme, (Conventional, Dense)):
         res = cache.get((layer.input, "conventional", scheme.tau),
                         lambda: _position_counts(_kernels.conventional, X, zp, scheme.tau,
-                                                 threads=cache.threads_for(X)))
+                                                 threads=cache.threads_for(X, True)))
         if isinstance(scheme, Dense):  # everything is sent; the error is that of the threshold
             dense = _dense(layer, F)
             return dataclasses.replace(dense, max_error=res[1].astype(np.float64), err_sq=res[2],
                                        x_sq=res[3])
         return _from_position_counts(layer, res)
     if isinstance(scheme, TemporalDelta):
+        lossless = scheme.threshold == scheme.tau == 0
         res = cache.get((layer.input, "temporal_delta", scheme),
                         lambda: _position_counts(_kernels.temporal_delta, X, zp, scheme.threshold,
                                                  scheme.loop == "closed", scheme.tau,
-                                                 threads=cache.threads_for(X),
+                                                 threads=cache.threads_for(X, lossless),
                                                  **cache.temporal_state(layer.input, scheme, X)))
         return _from_position_counts(layer, res)
     if isinstance(scheme, LineDelta):
@@ -361,6 +363,9 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
 
 THREADS_ENV = "ELSE_DSE_THREADS"
 PAR_MIN = 1 << 18   # codes per kernel thread: below it a tensor runs on fewer threads
+#: the same for the kernels that stream the codes once (conventional, lossless deltas): one
+#: thread already reads some 50 GB/s and a team start costs ~60 µs (benchmarks/bench_events.py)
+PAR_MIN_STREAMING = 1 << 22
 
 
 def resolve_threads(threads: int | None) -> int:

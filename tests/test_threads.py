@@ -40,7 +40,8 @@ def case(draw):
 @given(case(), SCHEMES, st.booleans())
 def test_every_thread_count_gives_the_same_result(q, scheme, lines):
     want = ed.count_events(q, scheme, lines=lines, threads=1)
-    with mock.patch.object(ed.events, "PAR_MIN", 1):   # threads even on small tensors
+    with mock.patch.object(ed.events, "PAR_MIN", 1), \
+            mock.patch.object(ed.events, "PAR_MIN_STREAMING", 1):   # threads even on small tensors
         for n in (2, 3, 7):
             xr.testing.assert_identical(ed.count_events(q, scheme, lines=lines, threads=n), want)
 
@@ -58,6 +59,20 @@ def test_thread_count_sources(monkeypatch):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads must be an int >= 1"):
             resolve_threads(bad)
+
+
+def test_streaming_kernels_need_larger_tensors_for_threads():
+    """Conventional and lossless deltas only stream the codes: a team of threads starts at
+    PAR_MIN_STREAMING codes per thread, the lossy recursions at PAR_MIN."""
+    from else_dse.events import PAR_MIN, PAR_MIN_STREAMING, _TensorCache
+
+    layer = ed.Layer("c", "x", "conv", 1, 1, kernel=1, input_shape=(1, 2, 2))
+    q = make_qrec([layer], {"x": np.zeros((1, 1, 2, 2), np.int64)})
+    cache = _TensorCache(q, q.layers, threads=2)
+    X = np.zeros(2 * PAR_MIN, np.int16)
+    assert PAR_MIN_STREAMING > PAR_MIN
+    assert cache.threads_for(X) == 2 and cache.threads_for(X, streaming=True) == 1
+    assert cache.threads_for(np.zeros(2 * PAR_MIN_STREAMING, np.int8), streaming=True) == 2
 
 
 def test_large_tensor_uses_threads_and_chunks_are_exact():

@@ -89,21 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline naive trial (count_events + estimate): {t_naive * 1e3:.0f} ms "
           f"-> {args.trials} trials would take {t_naive * args.trials:.0f} s")
 
-    with tempfile.TemporaryDirectory() as d:
-        storage = args.storage or f"sqlite:///{d}/bench.db"
-        profiler = cProfile.Profile() if args.profile else None
-        t0, c0 = time.perf_counter(), time.process_time()
-        if profiler is not None:
-            profiler.enable()
-        study = search.run(rec, space, objectives, hardware=hw, constraints=constraints,
-                           n_trials=args.trials, storage=storage, study_name="bench_search", seed=0)
-        if profiler is not None:
-            profiler.disable()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        if profiler is not None:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
-        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        front = study.best_trials
+    complete, front, wall, cpu = run_study(args, rec, space, objectives, constraints, hw)
     print(f"study: {len(complete)} complete trials in {wall:.1f} s = {len(complete) / wall:.2f} trials/s "
           f"({wall / max(len(complete), 1) * 1e3:.0f} ms per trial: sampling, evaluation, storage), storage "
           f"{'SQLite file' if args.storage is None else args.storage}")
@@ -126,6 +112,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pareto front: {len(front)} feasible trials; target <= 180 s: "
           f"{'met' if wall <= 180 else 'NOT met'}")
     return 0
+
+
+def run_study(args: argparse.Namespace, rec: ed.Recording, space: search.Space, objectives: list[str],
+              constraints: list, hw: ed.Hardware) -> tuple[list, list, float, float]:
+    """The timed study (``--profile``: under cProfile, its 40 costliest functions printed): complete
+    trials, Pareto front, wall and CPU seconds."""
+    with tempfile.TemporaryDirectory() as d:
+        storage = args.storage or f"sqlite:///{d}/bench.db"
+        profiler = cProfile.Profile() if args.profile else None
+        t0, c0 = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        study = search.run(rec, space, objectives, hardware=hw, constraints=constraints,
+                           n_trials=args.trials, storage=storage, study_name="bench_search", seed=0)
+        if profiler is not None:
+            profiler.disable()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if profiler is not None:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return complete, study.best_trials, wall, cpu
 
 
 def bare_optuna(problem: search.Problem, n_trials: int) -> tuple[float, float]:

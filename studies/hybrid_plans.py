@@ -61,6 +61,78 @@ def first_k_params(problem: search.Problem, k: int) -> dict:
     return params
 
 
+def run_network(args: argparse.Namespace, task: str, out: Path, hw: ed.Hardware, space: search.Space,
+                objectives: list[str]) -> dict:
+    """One network's study: references, Pareto front and report written to ``out``; its summary row."""
+    name = NETWORKS[task]
+    rec = ed.open_recording(ROOT / "data" / f"{name}.nc")
+    if args.frames and rec.n_frames > args.frames:
+        idx = np.linspace(0, rec.n_frames - 1, args.frames).round().astype(int)
+        rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
+    problem = search.define(rec, space, objectives, hardware=hw)
+    n = len(problem.free)
+    ks = sorted({0, n // 8, n // 4, n // 2, 3 * n // 4, n})
+    refs = [(f"line_y in first {k} layers" if 0 < k < n else ("temporal everywhere" if k == 0
+                                                                else "line_y everywhere"), k) for k in ks]
+    print(f"{task}: {name}, {len(rec.layers)} layers, {rec.n_frames} frames; {args.trials} trials",
+          file=sys.stderr)
+    sampler = (optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
+               if args.sampler == "nsga2" else args.sampler)
+    study = search.run(rec, space, objectives, hardware=hw, n_trials=args.trials,
+                       storage=f"sqlite:///{(out / 'study.db').resolve()}",
+                       study_name=f"{args.sampler}-{task}-{name}-f{rec.n_frames}-t{args.max_threshold}-{args.template}",
+                       seed=args.seed, sampler=sampler, progress_bar=True,
+                       enqueue=[first_k_params(problem, k) for _, k in refs])
+    table = search.trials_table(study).set_index("trial")
+    temporal_state = float(table.loc[0, "state_memory"])
+    temporal_sops = float(table.loc[0, "sops"])
+    frame = "total.total_state_frame_bytes"
+    temporal_total = temporal_state + float(table.loc[0, frame])
+    cols = ["sops", "state_memory", frame, "total_state", "error", "n_temporal", "n_line_y", "n_line_x"]
+    derived = ["persistent_state_reduction_vs_temporal", "total_state_reduction_vs_temporal",
+               "sops_vs_temporal"]
+    table["total_state"] = table["state_memory"] + table[frame]
+    cols = [c for c in cols if c in table.columns]
+    references = table.loc[range(len(refs)), cols].copy()
+    references.insert(0, "plan", [r for r, _ in refs])
+    front = search.trials_table(study, front=True)
+    front["total_state"] = front["state_memory"] + front[frame]
+    for df in (references, front):
+        df["persistent_state_reduction_vs_temporal"] = temporal_state / df["state_memory"]
+        df["total_state_reduction_vs_temporal"] = temporal_total / df["total_state"]
+        df["sops_vs_temporal"] = df["sops"] / temporal_sops
+    references.to_csv(out / f"{task}_references.csv", index=False)
+    front[["trial"] + cols + derived].to_csv(out / f"{task}_front.csv", index=False)
+    if not args.no_report:
+        ed.report.write(study, out / task, title=f"Hybrid temporal/ELSE plans: {task} ({name})")
+    pd.set_option("display.width", 200)
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    print(f"\n{task} ({name}): references (SOPs per frame; state_memory: persistent bytes, "
+          f"{frame}: within-frame bytes, total_state: their sum)")
+    print(references.to_string(index=False, float_format=fmt))
+    print(f"\n{task}: Pareto front of SOPs vs persistent state ({len(front)} trials)")
+    print(front[["trial"] + cols + derived].to_string(index=False, float_format=fmt))
+    # the best state reductions at no more SOPs than all-temporal + 10 %, over every trial
+    # (the plan of least total state need not be on the SOPs-vs-persistent front)
+    table["persistent_state_reduction_vs_temporal"] = temporal_state / table["state_memory"]  # x/0: inf
+    table["total_state_reduction_vs_temporal"] = temporal_total / table["total_state"]
+    near = table[(table["sops"] <= 1.1 * temporal_sops) & table["feasible"]]
+
+    def best(col: str, how: str) -> float:
+        return float(getattr(near[col], how)()) if len(near) else np.nan
+
+    return {"task": task, "network": name, "frames": rec.n_frames, "trials": args.trials,
+                    "front_size": len(front), "temporal_sops": temporal_sops,
+                    "temporal_persistent_state_bytes": temporal_state,
+                    "temporal_total_state_bytes": temporal_total,
+                    "min_persistent_state_bytes_within_10pct_sops": best("state_memory", "min"),
+                    "best_persistent_state_reduction_within_10pct_sops":
+                        best("persistent_state_reduction_vs_temporal", "max"),
+                    "min_total_state_bytes_within_10pct_sops": best("total_state", "min"),
+                    "best_total_state_reduction_within_10pct_sops":
+                        best("total_state_reduction_vs_temporal", "max"),
+                    "paper_claim": "> 2x"}
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=150, help="trials per network")
@@ -81,76 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     space = search.Space(schemes=("temporal", "line_y", "line_x"),
                          threshold=search.IntRange(0, args.max_threshold) if args.max_threshold else 0)
     objectives = ["sops", "state_memory"]
-    summary = []
-    for task in args.networks:
-        name = NETWORKS[task]
-        rec = ed.open_recording(ROOT / "data" / f"{name}.nc")
-        if args.frames and rec.n_frames > args.frames:
-            idx = np.linspace(0, rec.n_frames - 1, args.frames).round().astype(int)
-            rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
-        problem = search.define(rec, space, objectives, hardware=hw)
-        n = len(problem.free)
-        ks = sorted({0, n // 8, n // 4, n // 2, 3 * n // 4, n})
-        refs = [(f"line_y in first {k} layers" if 0 < k < n else ("temporal everywhere" if k == 0
-                                                                    else "line_y everywhere"), k) for k in ks]
-        print(f"{task}: {name}, {len(rec.layers)} layers, {rec.n_frames} frames; {args.trials} trials",
-              file=sys.stderr)
-        sampler = (optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
-                   if args.sampler == "nsga2" else args.sampler)
-        study = search.run(rec, space, objectives, hardware=hw, n_trials=args.trials,
-                           storage=f"sqlite:///{(out / 'study.db').resolve()}",
-                           study_name=f"{args.sampler}-{task}-{name}-f{rec.n_frames}-t{args.max_threshold}-{args.template}",
-                           seed=args.seed, sampler=sampler, progress_bar=True,
-                           enqueue=[first_k_params(problem, k) for _, k in refs])
-        table = search.trials_table(study).set_index("trial")
-        temporal_state = float(table.loc[0, "state_memory"])
-        temporal_sops = float(table.loc[0, "sops"])
-        frame = "total.total_state_frame_bytes"
-        temporal_total = temporal_state + float(table.loc[0, frame])
-        cols = ["sops", "state_memory", frame, "total_state", "error", "n_temporal", "n_line_y", "n_line_x"]
-        derived = ["persistent_state_reduction_vs_temporal", "total_state_reduction_vs_temporal",
-                   "sops_vs_temporal"]
-        table["total_state"] = table["state_memory"] + table[frame]
-        cols = [c for c in cols if c in table.columns]
-        references = table.loc[range(len(refs)), cols].copy()
-        references.insert(0, "plan", [r for r, _ in refs])
-        front = search.trials_table(study, front=True)
-        front["total_state"] = front["state_memory"] + front[frame]
-        for df in (references, front):
-            df["persistent_state_reduction_vs_temporal"] = temporal_state / df["state_memory"]
-            df["total_state_reduction_vs_temporal"] = temporal_total / df["total_state"]
-            df["sops_vs_temporal"] = df["sops"] / temporal_sops
-        references.to_csv(out / f"{task}_references.csv", index=False)
-        front[["trial"] + cols + derived].to_csv(out / f"{task}_front.csv", index=False)
-        if not args.no_report:
-            ed.report.write(study, out / task, title=f"Hybrid temporal/ELSE plans: {task} ({name})")
-        pd.set_option("display.width", 200)
-        fmt = lambda v: f"{v:.4g}"  # noqa: E731
-        print(f"\n{task} ({name}): references (SOPs per frame; state_memory: persistent bytes, "
-              f"{frame}: within-frame bytes, total_state: their sum)")
-        print(references.to_string(index=False, float_format=fmt))
-        print(f"\n{task}: Pareto front of SOPs vs persistent state ({len(front)} trials)")
-        print(front[["trial"] + cols + derived].to_string(index=False, float_format=fmt))
-        # the best state reductions at no more SOPs than all-temporal + 10 %, over every trial
-        # (the plan of least total state need not be on the SOPs-vs-persistent front)
-        table["persistent_state_reduction_vs_temporal"] = temporal_state / table["state_memory"]  # x/0: inf
-        table["total_state_reduction_vs_temporal"] = temporal_total / table["total_state"]
-        near = table[(table["sops"] <= 1.1 * temporal_sops) & table["feasible"]]
-
-        def best(col: str, how: str) -> float:
-            return float(getattr(near[col], how)()) if len(near) else np.nan
-
-        summary.append({"task": task, "network": name, "frames": rec.n_frames, "trials": args.trials,
-                        "front_size": len(front), "temporal_sops": temporal_sops,
-                        "temporal_persistent_state_bytes": temporal_state,
-                        "temporal_total_state_bytes": temporal_total,
-                        "min_persistent_state_bytes_within_10pct_sops": best("state_memory", "min"),
-                        "best_persistent_state_reduction_within_10pct_sops":
-                            best("persistent_state_reduction_vs_temporal", "max"),
-                        "min_total_state_bytes_within_10pct_sops": best("total_state", "min"),
-                        "best_total_state_reduction_within_10pct_sops":
-                            best("total_state_reduction_vs_temporal", "max"),
-                        "paper_claim": "> 2x"})
+    summary = [run_network(args, task, out, hw, space, objectives) for task in args.networks]
     pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
     print("\nconventions: persistent state is kept across frames, within-frame state only while a "
           "frame is processed,\ntotal = persistent + within-frame (bytes, whole network); reductions "

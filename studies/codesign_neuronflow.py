@@ -53,6 +53,57 @@ def sram_costs(hw: ed.Hardware) -> ed.Hardware:
     return hw.replace(e_sram_bit=TEMPLATE.e_sram_bit * math.sqrt(f), p_static_core=TEMPLATE.p_static_core * f)
 
 
+def reference_plans(problem: search.Problem, args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """The references: uniform plans on the template's SRAM with the most cores (they also seed
+    the search), as (label, parameters)."""
+    refs = []
+    plans = [(c, 0) for c in ("conventional", "line_y", "line_x", "temporal")] + [
+        ("line_y", t) for t in range(1, args.max_threshold + 1)]
+    for choice, thr in plans:
+        params = {"hardware.n_cores": args.cores[1], "hardware.sram_per_core": TEMPLATE.sram_per_core
+                  if args.sram[0] <= TEMPLATE.sram_per_core <= args.sram[1] else args.sram[1]}
+        for name, dist in problem.distributions.items():
+            if name.startswith("scheme."):
+                params[name] = choice if choice in dist.choices else "conventional"
+            elif name.startswith("threshold."):
+                params[name] = thr
+        refs.append((f"{choice} theta={thr}" if choice != "conventional" else choice, params))
+    return refs
+
+
+def print_results(study: optuna.Study, refs: list[tuple[str, dict]], args: argparse.Namespace, out: Path) -> None:
+    """Write references.csv and front.csv to ``out`` and print them with the best reductions."""
+    table = search.trials_table(study).set_index("trial")
+    cols = ["energy", "latency", "feasible", "hardware.n_cores", "hardware.sram_per_core", "total.total_cores",
+            "total.error", "mean_threshold", "n_conventional", "n_line_y", "n_line_x", "n_temporal"]
+    references = table.loc[range(len(refs)), cols].copy()
+    references.insert(0, "plan", [c for c, _ in refs])
+    references.to_csv(out / "references.csv")
+    front = search.trials_table(study, front=True)
+    front = front[front["feasible"]]
+    front[["trial"] + cols].to_csv(out / "front.csv", index=False)
+    n_feasible = int(table["feasible"].sum())
+    pd.set_option("display.width", 200)
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    print(f"\n{args.network} on NeuronFlow: {len(table)} trials, {n_feasible} feasible "
+          f"(fits, error <= {args.error_budget:g}); energy pJ/frame, latency s/frame")
+    print("\nreferences (uniform lossless plans):")
+    print(references.to_string(index=False, float_format=fmt))
+    print(f"\nfeasible Pareto front ({len(front)} trials):")
+    print(front[["trial"] + cols].to_string(index=False, float_format=fmt))
+    base = study.user_attrs.get("baseline_conventional", {})
+    conv = references[(references["plan"] == "conventional") & references["feasible"]]
+    if not base.get("fits", True):
+        print(f"\nconventional processing does not fit the template as is ({base.get('overflow', '')}); "
+              "the reference is the conventional plan on the most cores (trial 0)")
+    if len(conv) and len(front):
+        c = conv.iloc[0]
+        e, lat = front.loc[front["energy"].idxmin()], front.loc[front["latency"].idxmin()]
+        print(f"best energy {c['energy'] / e['energy']:.2f}x lower than conventional (trial 0) at latency "
+              f"{e['latency'] * 1e3:.3g} ms; best latency {c['latency'] / lat['latency']:.2f}x lower at "
+              f"energy {lat['energy'] * 1e-6:.3g} µJ per frame")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--network", default="blazeface_carphone", help="a recording in data/ (name without .nc)")
@@ -88,19 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     constraints = [search.Fits(), search.ErrorBudget(args.error_budget)]
     problem = search.define(rec, space, objectives, constraints=constraints, hardware=TEMPLATE)
 
-    # references: uniform plans on the template's SRAM with the most cores (they also seed the search)
-    refs = []
-    plans = [(c, 0) for c in ("conventional", "line_y", "line_x", "temporal")] + [
-        ("line_y", t) for t in range(1, args.max_threshold + 1)]
-    for choice, thr in plans:
-        params = {"hardware.n_cores": args.cores[1], "hardware.sram_per_core": TEMPLATE.sram_per_core
-                  if args.sram[0] <= TEMPLATE.sram_per_core <= args.sram[1] else args.sram[1]}
-        for name, dist in problem.distributions.items():
-            if name.startswith("scheme."):
-                params[name] = choice if choice in dist.choices else "conventional"
-            elif name.startswith("threshold."):
-                params[name] = thr
-        refs.append((f"{choice} theta={thr}" if choice != "conventional" else choice, params))
+    refs = reference_plans(problem, args)
     print(f"{args.network}: {len(rec.layers)} layers, {rec.n_frames} frames; {len(problem.distributions)} "
           f"parameters; {args.trials} trials", file=sys.stderr)
     sampler = (optuna.samplers.NSGAIISampler(seed=args.seed, population_size=args.population)
@@ -112,35 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                        seed=args.seed, sampler=sampler, workers=args.workers, progress_bar=True,
                        enqueue=[p for _, p in refs])
 
-    table = search.trials_table(study).set_index("trial")
-    cols = ["energy", "latency", "feasible", "hardware.n_cores", "hardware.sram_per_core", "total.total_cores",
-            "total.error", "mean_threshold", "n_conventional", "n_line_y", "n_line_x", "n_temporal"]
-    references = table.loc[range(len(refs)), cols].copy()
-    references.insert(0, "plan", [c for c, _ in refs])
-    references.to_csv(out / "references.csv")
-    front = search.trials_table(study, front=True)
-    front = front[front["feasible"]]
-    front[["trial"] + cols].to_csv(out / "front.csv", index=False)
-    n_feasible = int(table["feasible"].sum())
-    pd.set_option("display.width", 200)
-    fmt = lambda v: f"{v:.4g}"  # noqa: E731
-    print(f"\n{args.network} on NeuronFlow: {len(table)} trials, {n_feasible} feasible "
-          f"(fits, error <= {args.error_budget:g}); energy pJ/frame, latency s/frame")
-    print("\nreferences (uniform lossless plans):")
-    print(references.to_string(index=False, float_format=fmt))
-    print(f"\nfeasible Pareto front ({len(front)} trials):")
-    print(front[["trial"] + cols].to_string(index=False, float_format=fmt))
-    base = study.user_attrs.get("baseline_conventional", {})
-    conv = references[(references["plan"] == "conventional") & references["feasible"]]
-    if not base.get("fits", True):
-        print(f"\nconventional processing does not fit the template as is ({base.get('overflow', '')}); "
-              "the reference is the conventional plan on the most cores (trial 0)")
-    if len(conv) and len(front):
-        c = conv.iloc[0]
-        e, lat = front.loc[front["energy"].idxmin()], front.loc[front["latency"].idxmin()]
-        print(f"best energy {c['energy'] / e['energy']:.2f}x lower than conventional (trial 0) at latency "
-              f"{e['latency'] * 1e3:.3g} ms; best latency {c['latency'] / lat['latency']:.2f}x lower at "
-              f"energy {lat['energy'] * 1e-6:.3g} µJ per frame")
+    print_results(study, refs, args, out)
     if not args.no_report:
         ed.report.write(study, out / "report", title=f"Co-design on NeuronFlow: {args.network}")
     print(f"\nwrote {out}", file=sys.stderr)

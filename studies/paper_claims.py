@@ -223,9 +223,10 @@ def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], tria
     """The best per-layer plan a task-objective search (closed loop, ``trials`` NSGA-II trials) finds
     within the network's task budget at ``bits``, as a :func:`best_rows` row (scheme ``search``).
 
-    The search starts from every uniform plan of ``rows`` within that budget (the crossover mixes
-    them layer by layer), so it finds at least as much as the best of them. Where conventional
-    itself (quantization alone) misses the budget no plan can meet it and nothing is searched."""
+    The search starts from :func:`_seeds` (every uniform plan of ``rows`` within that budget and
+    two-level depth splits of each family's best theta), so it finds at least as much as the best
+    of them. Where conventional itself (quantization alone) misses the budget no plan can meet it
+    and nothing is searched."""
     import optuna
 
     row = {"network": net.name, "bits": bits, "budget": net.task, "scheme": "search", "best_theta": None,

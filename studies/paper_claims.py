@@ -126,15 +126,18 @@ def _same(a: dict, b: dict) -> bool:
     return all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def runs_at(net: Network, seg, frames: list, bits: int, thetas: list[int], reference=None) -> list[dict]:
+def runs_at(net: Network, seg, frames: list, bits: int, thetas: list[int], reference=None,
+            conv=None) -> list[dict]:
     """One row per scheme and theta at ``bits``: closed- and open-loop SOPs, fidelity.
 
     ``reference``: the float run of ``frames`` (``replay(seg, frames, None)``), run here when not given;
-    every replay reuses it instead of running the float network again."""
+    every replay reuses it instead of running the float network again. ``conv``: the closed-loop
+    conventional replay at ``bits`` (:func:`conventional_run`), run here when not given."""
     if reference is None:
         reference = replay(seg, frames, None, value_range=net.value_range, progress_bar=False)
     kw = dict(bits=bits, value_range=net.value_range, progress_bar=False, reference=reference)
-    conv = replay(seg, frames, ed.Conventional(), **kw)
+    if conv is None:
+        conv = replay(seg, frames, ed.Conventional(), **kw)
     conv_sops = int(conv.stats["sops"].sum())
     pinned = reference.recording.quantize(bits=bits)
     conv_open = int(ed.count_events(pinned, ed.Conventional())["sops"].sum())
@@ -154,6 +157,13 @@ def runs_at(net: Network, seg, frames: list, bits: int, thetas: list[int], refer
             row.update(fidelity(MODELS / net.model, rep.outputs, rep.reference))
             rows.append(row)
     return rows
+
+
+def conventional_run(net: Network, loop: ClosedLoop, bits: int):
+    """The closed-loop replay of conventional processing at ``bits`` on ``loop``'s frames (its float
+    run reused): the reference of every SOP reduction at those bits and of "identical outputs"."""
+    return replay(loop.segments, loop.frames, ed.Conventional(), bits=bits, value_range=net.value_range,
+                  progress_bar=False, reference=loop.reference)
 
 
 def best_rows(rows: list[dict], net: Network, proxy_error: float) -> list[dict]:
@@ -218,6 +228,13 @@ def _seeds(problem, net: Network, bits: int, rows: list[dict],
     return seeds
 
 
+def _search_base(net: Network, bits: int, budget: str) -> dict:
+    """The fields every ``search`` row has (no proxy pick: the proxy only ranks uniform plans)."""
+    return {"network": net.name, "bits": bits, "budget": budget, "scheme": "search", "best_theta": None,
+            "best_reduction": None, "proxy_theta": None, "proxy_predicted": None, "proxy_closed_loop": None,
+            "proxy_meets_budget": None, "paper_low": net.paper[0], "paper_high": net.paper[1]}
+
+
 def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], trials: int, seed: int = 0,
                splits: tuple[float, ...] = (0.25, 0.5, 0.75)) -> dict:
     """The best per-layer plan a task-objective search (closed loop, ``trials`` NSGA-II trials) finds
@@ -229,10 +246,7 @@ def search_row(net: Network, loop: ClosedLoop, bits: int, rows: list[dict], tria
     and nothing is searched."""
     import optuna
 
-    row = {"network": net.name, "bits": bits, "budget": net.task, "scheme": "search", "best_theta": None,
-           "best_reduction": None, "proxy_theta": None, "proxy_predicted": None, "proxy_closed_loop": None,
-           "proxy_meets_budget": None, "paper_low": net.paper[0], "paper_high": net.paper[1],
-           "search_trials": 0, "search_seeds": 0, "search_seconds": 0.0,
+    row = {**_search_base(net, bits, net.task), "search_trials": 0, "search_seeds": 0, "search_seconds": 0.0,
            "search_plan": "not searched: quantization alone misses the budget"}
     conv = [r for r in rows if r["bits"] == bits and r["scheme"] == "conventional"]
     if not conv or not meets(net.task, conv[0]):
@@ -271,17 +285,19 @@ def _plan_summary(plan: dict) -> str:
     return ", ".join(parts)
 
 
-def lossless_search_row(net: Network, loop: ClosedLoop, bits: int, trials: int, seed: int = 0) -> dict:
+def lossless_search_row(net: Network, loop: ClosedLoop, bits: int, trials: int, seed: int = 0,
+                        conv=None) -> dict:
     """The best per-layer lossless plan at ``bits`` (budget ``lossless``, scheme ``search``): a closed-loop
     search over each layer's scheme at theta 0 (SOPs only), started from the per-layer argmin of the
     SOPs counted on conventional's closed-loop layer inputs and from the uniform families. At theta 0
     every layer's receiver reconstructs its input exactly, so every layer receives what it receives
     under conventional whatever the others choose, and that argmin is the optimum; the replay checks
-    it (outputs identical to conventional's)."""
+    it (outputs identical to conventional's). ``conv``: :func:`conventional_run` at ``bits``, run here
+    when not given."""
     import optuna
 
-    kw = dict(bits=bits, value_range=net.value_range, progress_bar=False, reference=loop.reference)
-    conv = replay(loop.segments, loop.frames, ed.Conventional(), **kw)
+    if conv is None:
+        conv = conventional_run(net, loop, bits)
     choices = {"conventional": ed.Conventional(), **{SEARCH_NAMES[k]: make(0) for k, make in SCHEMES.items()}}
     sops = {c: ed.count_events(conv.recording, sch)["sops"].values.sum(axis=1) for c, sch in choices.items()}
     names = [layer.name for layer in conv.recording.layers]
@@ -296,16 +312,22 @@ def lossless_search_row(net: Network, loop: ClosedLoop, bits: int, trials: int, 
                           seed=seed, enqueue=seeds)
     best = min((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.values[0])
     plan = ed.Plan({n: ed.Scheme.from_dict(d) for n, d in best.user_attrs["config"]["plan"].items()})
-    same = _same(replay(loop.segments, loop.frames, plan, **kw).outputs, conv.outputs)
+    same = _same(replay(loop.segments, loop.frames, plan, bits=bits, value_range=net.value_range,
+                        progress_bar=False, reference=loop.reference).outputs, conv.outputs)
     base = float(study.user_attrs["baseline_conventional"]["sops"])
-    return {"network": net.name, "bits": bits, "budget": "lossless", "scheme": "search",
-            "best_theta": "per-layer" if same else None,
-            "best_reduction": base / best.values[0] if same else None,
-            "proxy_theta": None, "proxy_predicted": None, "proxy_closed_loop": None, "proxy_meets_budget": None,
-            "paper_low": net.paper[0], "paper_high": net.paper[1], "search_trials": len(study.trials),
+    return {**_search_base(net, bits, "lossless"), "best_theta": "per-layer" if same else None,
+            "best_reduction": base / best.values[0] if same else None, "search_trials": len(study.trials),
             "search_seeds": len(seeds), "search_seconds": round(time.time() - t0, 1),
             "search_feasible": int(same), "identical_to_conventional": same,
             "search_plan": _plan_summary(best.user_attrs["config"]["plan"])}
+
+
+def _printed(found: dict) -> dict:
+    """``found`` (a ``search`` row), after a line saying what the search found."""
+    print(f"{found['network']} {found['bits']} bits {found['budget']}: search of {found['search_trials']} trials "
+          f"({found['search_seeds']} seeds) in {found['search_seconds']:.0f} s: "
+          f"{_fmt(found['best_reduction'])}x, {found['search_plan']}", flush=True)
+    return found
 
 
 def _fmt(v, spec: str = ".2f") -> str:
@@ -350,20 +372,16 @@ def main(argv: list[str] | None = None) -> int:
         net, t0 = NETWORKS[name], time.time()
         frames = net.frames(args.frames)
         loop = ClosedLoop(MODELS / net.model, frames, value_range=net.value_range)  # runs the float network once
+        convs = {bits: conventional_run(net, loop, bits) for bits in args.bits}
         mine = [r for bits in args.bits
-                for r in runs_at(net, loop.segments, frames, bits, args.thresholds, loop.reference)]
+                for r in runs_at(net, loop.segments, frames, bits, args.thresholds, loop.reference, convs[bits])]
         rows += mine
         best += best_rows(mine, net, args.proxy_error)
         print(f"{name}: {len(mine)} replays of {len(frames)} frames in {time.time() - t0:.0f} s", flush=True)
         if args.search_trials:
             for bits in args.bits:
-                for search in (lambda: lossless_search_row(net, loop, bits, args.lossless_trials),
-                               lambda: search_row(net, loop, bits, mine, args.search_trials)):
-                    found = search()
-                    best.append(found)
-                    print(f"{name} {bits} bits {found['budget']}: search of {found['search_trials']} trials "
-                          f"({found['search_seeds']} seeds) in {found['search_seconds']:.0f} s: "
-                          f"{_fmt(found['best_reduction'])}x, {found['search_plan']}", flush=True)
+                best.append(_printed(lossless_search_row(net, loop, bits, args.lossless_trials, conv=convs[bits])))
+                best.append(_printed(search_row(net, loop, bits, mine, args.search_trials)))
     write_csv(args.out / "runs.csv", rows)
     write_csv(args.out / "best.csv", best)
     print_best(best)

@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rec = ed.open_recording(args.recording)
     n_all = rec.n_frames
-    if args.frames and n_all > args.frames:
-        idx = np.linspace(0, n_all - 1, args.frames).round().astype(int)
-        rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
+    rec = rec.sample_frames(args.frames)
     elems = sum(int(np.prod(rec.tensor(t).shape[1:])) for t in rec.tensors)
     print(f"recording {Path(args.recording).name}: {len(rec.layers)} layers, {rec.n_frames} of {n_all} frames "
           f"(evenly sampled), {elems / 1e6:.2f} M elements per frame")

@@ -218,6 +218,16 @@ class Recording:
         idx = frames if isinstance(frames, slice) else list(frames)
         return type(self)(self.layers, self.data.isel(frame=idx))
 
+    def sample_frames(self, k: int) -> "Recording":
+        """A recording of ``k`` evenly spaced frames, the first and last included (every frame
+        when ``k`` is 0 or at least :attr:`n_frames`)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"sample_frames: k must be an int >= 0 (0: every frame), got {k!r}")
+        if k == 0 or k >= self.n_frames:
+            return self
+        idx = np.linspace(0, self.n_frames - 1, int(k)).round().astype(int)
+        return self.select_frames(list(dict.fromkeys(idx.tolist())))
+
     def select_layers(self, names: Sequence[str]) -> "Recording":
         """A recording of some layers (network order kept) and the tensors they read."""
         keep = tuple(layer for layer in self.layers if layer.name in set(names))

@@ -36,7 +36,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 
@@ -124,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     rec = ed.open_recording(ROOT / "data" / f"{args.network}.nc")
-    if args.frames and rec.n_frames > args.frames:
-        idx = np.linspace(0, rec.n_frames - 1, args.frames).round().astype(int)
-        rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
+    rec = rec.sample_frames(args.frames)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     space = search.Space(

@@ -66,9 +66,7 @@ def run_network(args: argparse.Namespace, task: str, out: Path, hw: ed.Hardware,
     """One network's study: references, Pareto front and report written to ``out``; its summary row."""
     name = NETWORKS[task]
     rec = ed.open_recording(ROOT / "data" / f"{name}.nc")
-    if args.frames and rec.n_frames > args.frames:
-        idx = np.linspace(0, rec.n_frames - 1, args.frames).round().astype(int)
-        rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
+    rec = rec.sample_frames(args.frames)
     problem = search.define(rec, space, objectives, hardware=hw)
     n = len(problem.free)
     ks = sorted({0, n // 8, n // 4, n // 2, 3 * n // 4, n})

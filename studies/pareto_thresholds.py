@@ -40,11 +40,7 @@ NETWORKS = {"pose": "poselandmark_carphone", "detection": "posedet_carphone"}
 
 
 def load(name: str, frames: int) -> ed.Recording:
-    rec = ed.open_recording(ROOT / "data" / f"{name}.nc")
-    if frames and rec.n_frames > frames:
-        idx = np.linspace(0, rec.n_frames - 1, frames).round().astype(int)
-        rec = rec.select_frames(list(dict.fromkeys(idx.tolist())))
-    return rec
+    return ed.open_recording(ROOT / "data" / f"{name}.nc").sample_frames(frames)
 
 
 def uniform_params(problem: search.Problem, choice: str, threshold: int) -> dict:

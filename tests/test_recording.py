@@ -120,6 +120,21 @@ def test_access_and_selection():
         rec.select_layers(["zz"])
 
 
+
+def test_sample_frames_keeps_first_and_last_evenly_spaced():
+    rec = Recording.from_arrays(net(), arrays(n=7), frame_labels=list("abcdefg"))
+    three = rec.sample_frames(3)
+    assert list(three.data["frame_label"].values) == ["a", "d", "g"]
+    np.testing.assert_array_equal(three.tensor("a"), rec.tensor("a")[[0, 3, 6]])
+    assert list(rec.sample_frames(2).data["frame_label"].values) == ["a", "g"]
+    assert list(rec.sample_frames(1).data["frame_label"].values) == ["a"]
+    assert rec.sample_frames(0) is rec and rec.sample_frames(7) is rec and rec.sample_frames(9) is rec
+    q = rec.quantize(bits=8).sample_frames(3)
+    assert isinstance(q, QuantizedRecording) and q.n_frames == 3
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="sample_frames: k must be an int"):
+            rec.sample_frames(bad)
+
 # ---- validation ---------------------------------------------------------------
 
 def _err(exc_type, fn, *names):

@@ -225,8 +225,8 @@ class Recording:
             raise ValueError(f"sample_frames: k must be an int >= 0 (0: every frame), got {k!r}")
         if k == 0 or k >= self.n_frames:
             return self
-        idx = np.linspace(0, self.n_frames - 1, int(k)).round().astype(int)
-        return self.select_frames(list(dict.fromkeys(idx.tolist())))
+        idx = np.linspace(0, self.n_frames - 1, k).round().astype(int)   # k < n_frames: steps > 1, distinct
+        return self.select_frames(idx.tolist())
 
     def select_layers(self, names: Sequence[str]) -> "Recording":
         """A recording of some layers (network order kept) and the tensors they read."""

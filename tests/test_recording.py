@@ -120,7 +120,6 @@ def test_access_and_selection():
         rec.select_layers(["zz"])
 
 
-
 def test_sample_frames_keeps_first_and_last_evenly_spaced():
     rec = Recording.from_arrays(net(), arrays(n=7), frame_labels=list("abcdefg"))
     three = rec.sample_frames(3)
@@ -134,6 +133,7 @@ def test_sample_frames_keeps_first_and_last_evenly_spaced():
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(ValueError, match="sample_frames: k must be an int"):
             rec.sample_frames(bad)
+
 
 # ---- validation ---------------------------------------------------------------
 

@@ -331,6 +331,19 @@ def test_two_worker_processes_on_an_sqlite_file(rec, tmp_path):
     assert all(t.values == [t.user_attrs["totals"]["sops"], t.user_attrs["totals"]["error"]] for t in complete)
 
 
+def test_a_set_stop_event_ends_the_worker_between_trials(rec):
+    """The parent of N workers stops them with an event, never with a signal inside a driver."""
+    import threading
+    problem = search.define(rec, Space(schemes=("line_y", "temporal")), "sops")
+    store = optuna.storages.InMemoryStorage()
+    search.prepare(problem, store, "stop", ())
+    stop, seen = threading.Event(), []
+    with pytest.raises(KeyboardInterrupt):
+        search.work(problem, store, "stop", 50, stop=stop, on_trial=lambda n: (seen.append(n), len(seen) == 3 and stop.set()))
+    trials = store.get_all_trials(store.get_study_id_from_name("stop"))
+    assert len(seen) == 3 and [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+
 def test_error_budgets_total_per_layer_and_each(rec):
     budgets = [ErrorBudget(0.01), ErrorBudget(0.01, layer="c0"), ErrorBudget(2, layer="each", metric="max_error")]
     problem = search.define(rec, Space(schemes=("line_y", "temporal"), threshold=IntRange(0, 5)),

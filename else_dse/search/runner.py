@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -104,11 +106,15 @@ def _inside(dist: BaseDistribution, v: Any) -> bool:
 
 
 def _worker_main(problem: Problem, storage_spec: Any, study_name: str, n_trials: int, sampler: Any,
-                 seed: int | None, heartbeat_interval: float | None, grace_period: float | None) -> None:
-    """A worker process: runs trials until the study is full; an interrupt ends it quietly."""
+                 seed: int | None, heartbeat_interval: float | None, grace_period: float | None,
+                 stop: Any) -> None:
+    """A worker process: runs trials until the study is full or ``stop`` is set (exit status
+    130). It ignores SIGINT: Ctrl-C reaches the parent, which sets ``stop``, so a worker is
+    never interrupted inside a database driver or outside its own code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # inherited under fork; set again for spawn
     try:
         work(problem, open_storage(storage_spec, study_name), study_name, n_trials, sampler=sampler, seed=seed,
-             heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+             heartbeat_interval=heartbeat_interval, grace_period=grace_period, stop=stop)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -128,17 +134,25 @@ def _run_workers(problem: Problem, spec: Any, study_name: str, n_trials: int, sa
                  workers: int, heartbeat_interval: float | None, grace_period: float | None) -> None:
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                       else "spawn")
+    stop = ctx.Event()
     procs = [ctx.Process(target=_worker_main,
                          args=(problem, spec, study_name, n_trials, sampler,
-                               None if seed is None else seed + i, heartbeat_interval, grace_period))
+                               None if seed is None else seed + i, heartbeat_interval, grace_period, stop))
              for i in range(workers)]
-    for p in procs:
-        p.start()
+    main = threading.current_thread() is threading.main_thread()     # signal.signal works there only
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None   # forked workers inherit it
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, handler)
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
-        for p in procs:                  # the workers got the same SIGINT; let them finish cleanly
+        stop.set()                       # each worker ends after the trial in flight
+        for p in procs:
             p.join()
         raise
     bad = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode != 0]

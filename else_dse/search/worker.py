@@ -57,7 +57,8 @@ def make_sampler(sampler: str | optuna.samplers.BaseSampler, n_objectives: int,
 @contextlib.contextmanager
 def _interrupt_after() -> Iterator[None]:
     """Defer Ctrl-C (SIGINT) to the end of the block: a trial is written whole or not at all."""
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):     # a worker process: see runner
         yield
         return
     got: list[int] = []
@@ -273,13 +274,15 @@ class _Worker:
 def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str, n_trials: int, *,
          sampler: str | optuna.samplers.BaseSampler = "auto", seed: int | None = 0,
          heartbeat_interval: float | None = 10, grace_period: float | None = None,
-         progress_bar: bool = False, on_trial: Callable[[int], None] | None = None) -> int:
+         progress_bar: bool = False, on_trial: Callable[[int], None] | None = None,
+         stop: Any = None) -> int:
     """Run trials of a prepared study until it holds ``n_trials`` complete trials.
 
     Waiting trials (enqueued plans, retries of trials whose worker died) run first.
     On an interrupt the trial in flight is failed (a claimed waiting trial is queued
-    again) and ``KeyboardInterrupt`` propagates. Returns the number of trials this
-    worker completed.
+    again) and ``KeyboardInterrupt`` propagates. ``stop``: an event (``threading`` or
+    ``multiprocessing``) that, once set, ends the run between trials as an interrupt
+    does. Returns the number of trials this worker completed.
     """
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)     # no log line per mirrored trial
@@ -292,9 +295,10 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
     if progress_bar:      # a bar on a terminal, else a line at every 10% (else_dse.progress)
         bar = Progress(n_trials, f"study {study_name}", "trial")
     try:
-        return _loop(worker, bar, on_trial)
+        return _loop(worker, bar, on_trial, stop)
     except BaseException:
-        worker.abandon()
+        with _interrupt_after():     # a second Ctrl-C waits until the trial in flight is failed
+            worker.abandon()
         raise
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -302,19 +306,21 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
             bar.close()
 
 
-def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None) -> int:
+def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None, stop: Any) -> int:
     done = 0
     while True:
-        trials = worker.sync()
-        if any(t.state == TrialState.RUNNING for t in trials):
-            worker.fail_stale(trials)
-        n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
+        with _interrupt_after():     # storage I/O: an interrupt inside a database driver is not clean
+            trials = worker.sync()
+            if any(t.state == TrialState.RUNNING for t in trials):
+                worker.fail_stale(trials)
+            n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            popped = None if n_complete >= worker.n_trials else worker.claim(trials)
         if bar is not None:
             bar.set(n_complete)
         if n_complete >= worker.n_trials:
             return done
-        with _interrupt_after():
-            popped = worker.claim(trials)
         if popped is None and n_complete + sum(t.state == TrialState.RUNNING for t in trials) >= worker.n_trials:
             time.sleep(min(1.0, worker.grace / 4))   # wait for running trials (or their retry)
             continue

@@ -113,11 +113,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import xarray as xr
 
+from .events import StatsArrays
 from .hardware import EXECUTIONS, SCHEDULES, Hardware
 from .schemes import KINDS
 from .workload import Layer
@@ -637,28 +638,40 @@ class Counts:
     sops: np.ndarray
 
 
-def check_stats(stats: Any) -> Counts:
-    """Step 0: the stats of :func:`else_dse.count_events` as :class:`Counts`, or a :class:`CostError`."""
+def _stats_parts(stats: Any) -> tuple[set[str], set[str], Mapping[str, Any], Callable[[str], tuple]]:
+    """Data variable names, coordinate names, attrs and ``get(name) -> (dims, values)`` of a
+    ``count_events`` Dataset or of its :class:`~else_dse.events.StatsArrays`."""
+    if isinstance(stats, StatsArrays):
+        return set(stats.data), set(stats.coords), stats.attrs, stats.variable
     if not isinstance(stats, xr.Dataset):
         raise CostError(f"stats must be the xarray.Dataset of else_dse.count_events, got {type(stats).__name__}")
     var = stats.variables            # Variables, not DataArrays: this runs once per estimate
+    return ({str(k) for k in stats.data_vars}, {str(k) for k in stats.coords}, stats.attrs,
+            lambda name: (var[name].dims, var[name].values))
+
+
+def check_stats(stats: Any) -> Counts:
+    """Step 0: the stats of :func:`else_dse.count_events` (or their
+    :class:`~else_dse.events.StatsArrays`) as :class:`Counts`, or a :class:`CostError`."""
+    data_vars, coords, attrs, get = _stats_parts(stats)
     for name in ("events", "sops"):
-        if name not in stats.data_vars:
+        if name not in data_vars:
             raise CostError(f"stats lacks variable {name!r}; estimate needs 'events' and 'sops' "
-                            f"(dims layer, frame) from else_dse.count_events, got {sorted(stats.data_vars)}")
-        if var[name].dims != ("layer", "frame"):
-            raise CostError(f"stats[{name!r}] must have dims ('layer', 'frame'), got {var[name].dims}")
-    if "layers" not in stats.attrs:
+                            f"(dims layer, frame) from else_dse.count_events, got {sorted(data_vars)}")
+        if tuple(get(name)[0]) != ("layer", "frame"):
+            raise CostError(f"stats[{name!r}] must have dims ('layer', 'frame'), got {get(name)[0]}")
+    if "layers" not in attrs:
         raise CostError("stats lacks attrs['layers'] (JSON list of Layer.to_dict()); use else_dse.count_events")
-    if "scheme" not in stats.coords:
+    if "scheme" not in coords:
         raise CostError(f"stats lacks coordinate 'scheme' on dim layer (one of {KINDS} per layer)")
-    names = tuple(np.atleast_1d(var["layer"].values).astype(str).tolist()) if "layer" in stats.coords else None
-    geom = _geometry_from_json(stats.attrs["layers"], names)
+    names = tuple(np.atleast_1d(get("layer")[1]).astype(str).tolist()) if "layer" in coords else None
+    geom = _geometry_from_json(attrs["layers"], names)
     n = len(geom.names)
-    if stats.sizes["layer"] != n:
-        raise CostError(f"stats has {stats.sizes['layer']} layers but attrs['layers'] describes {n}; "
+    n_stats = np.shape(get("events")[1])[0]
+    if n_stats != n:
+        raise CostError(f"stats has {n_stats} layers but attrs['layers'] describes {n}; "
                         "without a 'layer' coordinate the stats must cover every described layer")
-    text = lambda c: (np.asarray(var[c].values).astype(str) if c in stats.coords  # noqa: E731
+    text = lambda c: (np.asarray(get(c)[1]).astype(str) if c in coords  # noqa: E731
                       else np.full(n, "", dtype=str))
     kinds = text("scheme")
     match = kinds[:, None] == np.array(KINDS)[None, :]
@@ -674,8 +687,8 @@ def check_stats(stats: Any) -> Counts:
         i = int(np.flatnonzero(bad)[0])
         raise CostError(f"layer {geom.names[i]!r}: line_delta needs a conv/depthwise layer and axis 'y' or "
                         f"'x', got op fc={bool(geom.is_fc[i])}, axis {str(axes[i])!r}")
-    events = np.asarray(var["events"].values, dtype=np.float64)
-    sops = np.asarray(var["sops"].values, dtype=np.float64)
+    events = np.asarray(get("events")[1], dtype=np.float64)
+    sops = np.asarray(get("sops")[1], dtype=np.float64)
     if events.shape[1] == 0:
         raise CostError("stats has no frames")
     if not (np.isfinite(events).all() and np.isfinite(sops).all()) or (events < 0).any() or (sops < 0).any():
@@ -948,10 +961,11 @@ class Estimate:
         return xr.Dataset(self.data, coords=self.coords, attrs=self.attrs)
 
 
-def estimate_values(stats: xr.Dataset, hardware: Hardware, execution: str | None = None,
+def estimate_values(stats: xr.Dataset | StatsArrays, hardware: Hardware, execution: str | None = None,
                     schedule: str | None = None, spread: bool = False) -> Estimate:
     """:func:`estimate` (same arguments, same checks) without building the Dataset: the
-    search's per-trial path, which reads the values it stores straight from the arrays."""
+    search's per-trial path, which reads the values it stores straight from the arrays.
+    ``stats`` may also be the :class:`~else_dse.events.StatsArrays` of the Dataset."""
     if not isinstance(hardware, Hardware):
         raise CostError(f"hardware must be an else_dse.Hardware, got {type(hardware).__name__}")
     hw = hardware
@@ -972,12 +986,12 @@ def estimate_values(stats: xr.Dataset, hardware: Hardware, execution: str | None
     fit = fit_of(geom, st, m, hw)                                           # 6. fit
     attrs = {"hardware": hw.name, "execution": execution, "schedule": schedule, "spread": int(spread),
              "hop_timing": hw.hop_timing, "overflow_layout": hw.overflow_layout,
-             "overflow": "; ".join(fit.overflow), "layers": stats.attrs["layers"],
+             "overflow": "; ".join(fit.overflow), "layers": _stats_parts(stats)[2]["layers"],
              "hardware_json": _hardware_json(hw)}
     return _result(stats, counts, m, work, lat, energy, memory, fit, hw, attrs)
 
 
-def _result(stats: xr.Dataset, counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, energy: Energy,
+def _result(stats: xr.Dataset | StatsArrays, counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, energy: Energy,
             memory: Memory, fit: Fit, hw: Hardware, attrs: dict[str, Any]) -> Estimate:
     """The steps' values as the documented variables."""
     L, LF, F = ("layer",), ("layer", "frame"), ("frame",)
@@ -1027,8 +1041,9 @@ def _result(stats: xr.Dataset, counts: Counts, m: CoreMapping, w: CoreWork, lat:
         "fits": ((), fit.fits),
     }
     coords: dict[str, Any] = {"layer": list(counts.geom.names), "scheme": (L, np.array(KINDS)[counts.kind])}
-    if "frame" in stats.coords:
-        coords["frame"] = stats.variables["frame"].values
+    _, names, _, get = _stats_parts(stats)
+    if "frame" in names:
+        coords["frame"] = get("frame")[1]
     return Estimate(data, coords, attrs)
 
 

@@ -83,7 +83,7 @@ from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, Temp
                       as_plan)
 from .workload import Layer
 
-__all__ = ["count_events", "event_curve", "curve_dataset", "layers_of", "stats_dataset", "LayerStats", "reconstruct", "Reconstruction", "TemporalState"]
+__all__ = ["count_events", "event_curve", "curve_values", "curve_dataset", "layers_of", "stats_dataset", "stats_arrays", "StatsArrays", "LayerStats", "reconstruct", "Reconstruction", "TemporalState"]
 
 _PROGRESS_MIN_LAYERS = 8
 
@@ -469,14 +469,46 @@ def _dataset(data: dict[str, tuple[Any, Any]], coords: dict[str, Any]) -> xr.Dat
                       coords=xr.Coordinates(variables, indexes=indexes))
 
 
+@dataclass(frozen=True, eq=False)
+class StatsArrays:
+    """The statistics :func:`stats_arrays` assembles, as numpy values: ``data``
+    ``{name: (dims, values)}``, ``coords`` (``(dims, values)``, or the values of a
+    dimension coordinate) and ``attrs``; :meth:`dataset` is the Dataset of
+    :func:`count_events`. :func:`else_dse.cost.estimate_values` takes either."""
+
+    data: dict[str, tuple[tuple[str, ...], np.ndarray]]
+    coords: dict[str, Any]
+    attrs: dict[str, Any]
+
+    def dataset(self) -> xr.Dataset:
+        ds = _dataset(self.data, self.coords)
+        ds.attrs.update(self.attrs)
+        return ds
+
+    def variable(self, name: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """``(dims, values)`` of a data variable or coordinate (KeyError if there is none)."""
+        if name in self.data:
+            return self.data[name]
+        c = self.coords[name]
+        return (tuple(c[0]), np.asarray(c[1])) if isinstance(c, tuple) else ((name,), np.asarray(c))
+
+
 def stats_dataset(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
                   rows: Sequence[LayerStats]) -> xr.Dataset:
-    """The ``(layer, frame)`` Dataset of :func:`count_events` from per-layer results.
+    """The ``(layer, frame)`` Dataset of :func:`count_events` from per-layer results
+    (:func:`stats_arrays` as a Dataset)."""
+    return stats_arrays(qrec, scheme_or_plan, rows).dataset()
+
+
+def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
+                 rows: Sequence[LayerStats]) -> StatsArrays:
+    """The ``(layer, frame)`` statistics of :func:`count_events` from per-layer results.
 
     ``rows`` are the statistics of ``qrec.layers`` in order, under the schemes
     ``scheme_or_plan`` gives them; the coordinates (scheme, axis, direction, loop,
     threshold, tau, op) and attributes come from those schemes. The one place that
-    assembles statistics: ``count_events``, the search's cache and the studies use it.
+    assembles statistics: ``count_events``, the search's cache and the studies use it
+    (the search without building the Dataset).
     """
     qrec = _check_qrec(qrec, "stats_dataset")
     layers = qrec.layers
@@ -517,10 +549,8 @@ def stats_dataset(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         data["line_events"] = (("layer", "frame", "line"), le)
         data["line_sops"] = (("layer", "frame", "line"), ls)
         coords["line"] = np.arange(n)
-    ds = _dataset(data, coords)
-    ds.attrs.update({"layers": _layers_json(tuple(layers)), "plan": repr(scheme_or_plan),
-                     "bits": qrec.bits, "calibration": qrec.calibration})
-    return ds
+    return StatsArrays(data, coords, {"layers": _layers_json(tuple(layers)), "plan": repr(scheme_or_plan),
+                                      "bits": qrec.bits, "calibration": qrec.calibration})
 
 
 def layers_of(ds: xr.Dataset) -> tuple[Layer, ...]:
@@ -661,6 +691,32 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     histogram of ``|D|`` weighted by fan-out (a pure histogram pass); the closed
     loop runs a cheaper recursion; :class:`Conventional` is a histogram either way.
     """
+    layer, th = _curve_args(qrec, layer_name, scheme, thresholds, error)
+    if qrec.frame_chunks is not None:
+        from .chunked import curve_chunked
+        return curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error))
+    return curve_dataset(qrec, layer, scheme, th, *_curve_arrays(qrec, layer, scheme, th, bool(error)),
+                         bool(error))
+
+
+def curve_values(qrec: QuantizedRecording, layer_name: str, scheme: Scheme, thresholds: Sequence[int],
+                 error: bool = True) -> dict[str, np.ndarray]:
+    """:func:`event_curve` as numpy arrays (same arguments, checks and values):
+    ``events``, ``sops``, ``max_error``, ``rel_error`` of shape ``(threshold, frame)``,
+    without building the Dataset -- the search's cache calls it once per layer and scheme."""
+    layer, th = _curve_args(qrec, layer_name, scheme, thresholds, error)
+    if qrec.frame_chunks is not None:
+        ds = event_curve(qrec, layer_name, scheme, thresholds, error)
+        return {v: ds.variables[v].values for v in ("events", "sops", "max_error", "rel_error")}
+    events, sops, emax, rel = _curve_arrays(qrec, layer, scheme, th, bool(error))
+    if not error:
+        emax, rel = np.full(events.shape, np.nan), np.full(events.shape, np.nan)
+    return {"events": events, "sops": sops, "max_error": emax, "rel_error": rel}
+
+
+def _curve_args(qrec: QuantizedRecording, layer_name: str, scheme: Scheme, thresholds: Sequence[int],
+                error: bool) -> tuple[Layer, np.ndarray]:
+    """The checked layer and thresholds of an :func:`event_curve` call."""
     qrec = _check_qrec(qrec, "event_curve")
     layer = qrec.layer(layer_name) if layer_name in {l.name for l in qrec.layers} else None
     if layer is None:
@@ -672,20 +728,21 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     if not isinstance(error, (bool, np.bool_)):
         raise TypeError(f"event_curve: error must be a bool, got {error!r}")
     scheme.check_layer(layer)
-    th = _check_thresholds(thresholds)
-    if qrec.frame_chunks is not None:
-        from .chunked import curve_chunked
-        return curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error))
+    return layer, _check_thresholds(thresholds)
+
+
+def _curve_arrays(qrec: QuantizedRecording, layer: Layer, scheme: Scheme, th: np.ndarray,
+                  error: bool) -> tuple[np.ndarray, ...]:
+    """Events, SOPs (int64), max and relative error (float64) of an in-memory curve, (T, F)."""
     X, zp = _codes(qrec, layer.input, _code_arrays(qrec, layer.input))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
     if isinstance(scheme, (LineDelta, TemporalDelta)):
-        events, sops = _delta_curve(X, zp, layer, scheme, th, bool(error), events, sops, emax, esq, xsq)
+        events, sops = _delta_curve(X, zp, layer, scheme, th, error, events, sops, emax, esq, xsq)
     else:  # Conventional: thresholds are activation thresholds tau
         _conventional_curve(X, zp, layer, th, events, sops, emax, esq, xsq)
-    return curve_dataset(qrec, layer, scheme, th, events, sops, emax.astype(np.float64),
-                         _rel_error(esq, xsq[None, :]), bool(error))
+    return events, sops, emax.astype(np.float64), _rel_error(esq, xsq[None, :])
 
 
 def curve_dataset(qrec: QuantizedRecording, layer: Layer, scheme: Scheme, th: np.ndarray,

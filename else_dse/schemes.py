@@ -356,7 +356,11 @@ class Plan:
         return out
 
     def __repr__(self) -> str:
-        return f"Plan({self.schemes!r}, default={self.default!r})"
+        text = self.__dict__.get("_repr")     # a plan is immutable: its repr is built once
+        if text is None:
+            text = f"Plan({self.schemes!r}, default={self.default!r})"
+            object.__setattr__(self, "_repr", text)
+        return text
 
     def __str__(self) -> str:
         inner = ", ".join(f"{k}: {v}" for k, v in self.schemes.items())

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import else_dse as ed
 from else_dse import _kernels
-from else_dse.events import layers_of
+from else_dse.events import curve_values, layers_of
 
 
 def qrec(layers, arrays, bits=8):
@@ -272,6 +272,8 @@ def test_event_curve_without_error(scheme):
     fast = ed.event_curve(q, "a", scheme, thresholds, error=False)
     for var in ("events", "sops"):
         np.testing.assert_array_equal(fast[var].values, full[var].values, err_msg=var)
+    for var, a in curve_values(q, "a", scheme, thresholds, error=False).items():   # NaN errors too
+        np.testing.assert_array_equal(a, fast[var].values, err_msg=var)
     assert np.isnan(fast["max_error"].values).all() and np.isnan(fast["rel_error"].values).all()
     assert not np.isnan(full["max_error"].values).any()
     big = full.sel(threshold=2**31 - 1)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import reference as ref
 from else_dse import Layer
 from else_dse import schemes as S
-from else_dse.events import count_events, event_curve
+from else_dse.events import count_events, curve_values, event_curve
 from reference import codes_st, layers_st, make_qrec
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -52,6 +52,10 @@ def test_event_curve_equals_reference_per_threshold(data):
         ths = sorted(ths)
     curve = event_curve(q, "l", scheme, ths)
     assert curve.sizes["threshold"] == len(ths) and curve.sizes["frame"] == n
+    values = curve_values(q, "l", scheme, ths)            # the search's arrays: the same values
+    assert list(values) == ["events", "sops", "max_error", "rel_error"]
+    for v, a in values.items():
+        np.testing.assert_array_equal(a, curve[v].values, err_msg=v)
     np.testing.assert_array_equal(curve["threshold"].values, ths)
     for v in ("events", "sops"):
         assert curve[v].dtype == np.int64

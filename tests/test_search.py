@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -316,6 +317,14 @@ def test_evaluation_from_estimate_values_equals_the_dataset(rec):
                                    ed.cost.estimate_values(stats, cfg.hardware))
         assert json.dumps(values.user_attrs) == json.dumps(ds.user_attrs)           # keys in the same order too
         assert (values.values, values.constraints) == (ds.values, ds.constraints)
+        arrays = problem.cache.arrays(cfg.plan, cfg.bits)       # the trial's path: no Dataset at all
+        xr.testing.assert_identical(arrays.dataset(), stats)
+        fast = search.evaluation(problem.objectives, problem.constraints, cfg, arrays,
+                                 ed.cost.estimate_values(arrays, cfg.hardware))
+        assert json.dumps(fast.user_attrs) == json.dumps(ds.user_attrs) and fast.values == ds.values
+    with pytest.raises(ed.cost.CostError, match="lacks variable 'sops'"):
+        ed.cost.estimate_values(dataclasses.replace(arrays, data={k: v for k, v in arrays.data.items()
+                                                                  if k != "sops"}), cfg.hardware)
     xr.testing.assert_identical(ed.cost.estimate_values(stats, cfg.hardware).dataset(),
                                 ed.estimate(stats, cfg.hardware))
 

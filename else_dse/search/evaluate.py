@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ..cost import Estimate
-from ..events import LayerStats, count_events, event_curve, stats_dataset
+from ..events import LayerStats, StatsArrays, count_events, curve_values, stats_arrays
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Dense, Plan, Scheme, as_plan
 from .objectives import OBJECTIVES, Constraint, Fits, TaskBudget, task_values
@@ -72,12 +72,13 @@ class StatsCache:
     """Event statistics of one recording, per (content, bits, layer, scheme), computed once.
 
     :meth:`stats` equals ``count_events(recording.quantize(bits, calibration), plan)``
-    (the Dataset is assembled by :func:`else_dse.events.stats_dataset`) but each
+    (assembled by :func:`else_dse.events.stats_arrays`) but each
     layer's row is computed once and kept (at most ``max_rows`` rows, least recently
     used dropped). On a miss every level of ``levels`` (``{layer: (thresholds, taus)}``:
     the delta thresholds of a line or temporal scheme, tau of a conventional one) is
-    computed in the same :func:`else_dse.event_curve` call. Owned by a
-    :class:`~else_dse.search.Problem`; safe to share between threads.
+    computed in the same :func:`else_dse.events.curve_values` call (the arrays of
+    :func:`else_dse.event_curve`). Owned by a :class:`~else_dse.search.Problem`; safe to
+    share between threads.
     """
 
     def __init__(self, recording: Recording, calibration: str = "max", *, content: str | None = None,
@@ -94,10 +95,15 @@ class StatsCache:
 
     def stats(self, plan: Plan | Scheme, bits: int = 8) -> xr.Dataset:
         """The statistics of ``plan`` at ``bits`` (a Dataset like ``count_events``)."""
+        return self.arrays(plan, bits).dataset()
+
+    def arrays(self, plan: Plan | Scheme, bits: int = 8) -> StatsArrays:
+        """:meth:`stats` as the :class:`~else_dse.events.StatsArrays` it is built from (the
+        search's per-trial path: no Dataset)."""
         qrec = self._quantized(bits)
         schemes = as_plan(plan).resolve(qrec.layers)
         rows = [self._row(qrec, layer.name, s) for layer, s in zip(qrec.layers, schemes)]
-        return stats_dataset(qrec, plan, rows)
+        return stats_arrays(qrec, plan, rows)
 
     def _quantized(self, bits: int) -> QuantizedRecording:
         rec = self.recording
@@ -137,8 +143,8 @@ class StatsCache:
             family = scheme.adjusted(**{field: 0})
             want = sorted({own} | {int(v) for v in levels})
             want = [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
-            curve = event_curve(self._one_layer(qrec, name), name, family, want)
-            arrays = [np.asarray(curve[v].values) for v in _ROW_VARS]
+            curve = curve_values(self._one_layer(qrec, name), name, family, want)
+            arrays = [curve[v] for v in _ROW_VARS]
             for i, v in enumerate(want):
                 self._rows.store(base + (family.adjusted(**{field: v}),),
                                  LayerStats(*(a[i].copy() for a in arrays)))
@@ -163,8 +169,10 @@ class StatsCache:
 
 # ---- evaluation ------------------------------------------------------------------------------
 
-def _arrays(ds: xr.Dataset) -> dict[str, np.ndarray]:
+def _arrays(ds: xr.Dataset | StatsArrays) -> dict[str, np.ndarray]:
     """Variables and coordinates as numpy arrays (without building DataArrays)."""
+    if isinstance(ds, StatsArrays):
+        return {k: ds.variable(k)[1] for k in (*ds.data, *ds.coords)}
     return {str(k): v.values for k, v in ds.variables.items()}
 
 
@@ -217,7 +225,7 @@ def _jsonable(a: np.ndarray) -> list[Any]:
 
 
 def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], config: Config,
-               stats: xr.Dataset, cost: xr.Dataset | Estimate | None,
+               stats: xr.Dataset | StatsArrays, cost: xr.Dataset | Estimate | None,
                fidelity: Mapping[str, float] | None = None) -> Evaluation:
     """Objective and constraint values of a configuration and the breakdown a trial stores;
     ``cost``: :func:`else_dse.estimate` or (the same values, faster)

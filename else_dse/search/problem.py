@@ -107,7 +107,7 @@ class Problem:
         model and frames, of the closed-loop replay (:class:`ClosedLoop`, replays cached)."""
         if self.closed_loop is not None:
             return self.closed_loop.evaluate(self.objectives, self.constraints, config)
-        stats = self.cache.stats(config.plan, config.bits)
+        stats = self.cache.arrays(config.plan, config.bits)
         cost = estimate_values(stats, config.hardware) if config.hardware is not None else None
         return evaluation(self.objectives, self.constraints, config, stats, cost)
 
@@ -120,7 +120,7 @@ class Problem:
                      self.hardware)
         if self.closed_loop is not None:
             return self.closed_loop.evaluate(self.objectives, self.constraints, cfg)
-        stats = self.cache.stats(cfg.plan, bits)
+        stats = self.cache.arrays(cfg.plan, bits)
         cost = estimate_values(stats, self.hardware) if self.hardware is not None else None
         return evaluation(self.objectives, self.constraints, cfg, stats, cost)
 

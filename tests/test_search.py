@@ -303,6 +303,27 @@ def test_journal_reads_continue_where_they_ended_across_writers(tmp_path):
     assert list(b.read_logs(3)) == written[3:] and list(b.read_logs(len(written))) == []
 
 
+def test_journal_rows_refer_to_the_distributions_of_an_earlier_row(tmp_path):
+    """A row whose distributions equal an earlier row's (from any writer) stores a reference;
+    every reader, from the start or the middle, gets the logs as written."""
+    url = f"sqlite:///{tmp_path}/d.db"
+    a, b = search.SQLJournalBackend(url), search.SQLJournalBackend(url)
+    one = {"x": '{"name": "IntDistribution", "attributes": {"low": 0, "high": 4}}'}
+    two = {**one, "y": '{"name": "CategoricalDistribution", "attributes": {"choices": ["a", "b"]}}'}
+    written = []
+    for i, dists in enumerate([one, one, two, two, one, one]):
+        log = {"op_code": 4, "study_id": 0, "distributions": dict(dists), "params": {"x": i}}
+        writer, other = (a, b) if i % 2 else (b, a)
+        writer.append_logs([log, {"op_code": 6, "trial_id": i}])
+        written += [log, {"op_code": 6, "trial_id": i}]
+        assert list(other.read_logs(0)) == written
+    rows = [json.loads(t) for (t,) in sqlite3.connect(f"{tmp_path}/d.db").execute(
+        "SELECT log FROM else_dse_journal WHERE log LIKE '%op_code\": 4%' ORDER BY id")]
+    assert ["distributions" in r for r in rows] == [True, False, True, False, True, False]
+    for start in (0, 3, 7, len(written)):
+        assert list(search.SQLJournalBackend(url).read_logs(start)) == written[start:]
+
+
 def test_evaluation_from_estimate_values_equals_the_dataset(rec):
     space = Space(schemes=("conventional", "line_y", "line_x", "temporal"), threshold=IntRange(0, 2),
                   hardware={"hardware.n_cores": IntRange(8, 64)})

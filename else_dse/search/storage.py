@@ -12,6 +12,11 @@ logs in the same order.
 A database that already holds Optuna's own RDB tables (and no journal) is opened
 with ``RDBStorage``, so studies written by plain Optuna still load.
 
+A trial's log carries the JSON of every parameter's distribution (a third of a
+per-layer trial's row). A row whose distributions equal those of an earlier row
+stores ``{"else_dse:distributions_of": <that row's id>}`` instead, and reading puts
+them back: Optuna gets the same logs, and only this backend reads the table.
+
 Finished trials are not batched: each is written when it is finished, so a killed
 worker loses only the trial it was evaluating, and every other worker sees each
 trial at once. A batch would save little: most of a trial's storage time is the
@@ -35,6 +40,7 @@ from optuna.storages.journal import BaseJournalBackend
 from .space import SearchError
 
 TABLE = "else_dse_journal"
+_SAME = "else_dse:distributions_of"   # a row's distributions are those of the row with this id
 _LOCK_KEY = 0x656C7365   # PostgreSQL advisory lock that orders appends ("else")
 
 
@@ -86,12 +92,39 @@ class SQLJournalBackend(BaseJournalBackend):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._pid = os.getpid()
         self._seen: tuple[int, int | None] = (0, None)   # (logs read, id of the last one)
+        self._dists: dict[int, dict[str, Any]] = {}      # row id -> distributions of that row
+        self._last: tuple[int, dict[str, Any]] | None = None   # the latest row with distributions
 
     def _engine(self) -> Any:
         if os.getpid() != self._pid:        # a forked worker: no connection of the parent is reused
             self.engine.dispose(close=False)
             self._connect()
         return self.engine
+
+    def _query(self, sql: str, arg: Any) -> list[tuple[int, str]]:
+        con = self._engine().raw_connection()
+        try:
+            cur = con.cursor()
+            cur.execute(sql, (arg,))
+            rows = cur.fetchall()
+            cur.close()
+        finally:
+            con.close()                 # back to the pool, which ends the read transaction (rollback)
+        return rows
+
+    def _decode(self, row_id: int, text: str) -> dict[str, Any]:
+        """The log of a row, its distributions put back if the row refers to an earlier row's."""
+        log = json.loads(text)
+        ref = log.pop(_SAME, None)
+        if ref is not None:
+            if ref not in self._dists:      # read from the middle of the table: fetch that row
+                ph = "?" if self.is_sqlite else "%s"
+                self._decode(*self._query(f"SELECT id, log FROM {TABLE} WHERE id = {ph}", ref)[0])
+            log["distributions"] = self._dists[ref]
+        elif isinstance(log.get("distributions"), dict) and log["distributions"]:
+            self._dists[row_id] = log["distributions"]
+            self._last = (row_id, log["distributions"])
+        return log
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
         """Logs number ``log_number_from`` on, in order.
@@ -108,32 +141,47 @@ class SQLJournalBackend(BaseJournalBackend):
         else:
             sql = f"SELECT id, log FROM {TABLE} ORDER BY id {'LIMIT -1 ' if self.is_sqlite else ''}OFFSET {ph}"
             arg = log_number_from
-        con = self._engine().raw_connection()
-        try:
-            cur = con.cursor()
-            cur.execute(sql, (arg,))
-            rows = cur.fetchall()
-            cur.close()
-        finally:
-            con.close()                 # back to the pool, which ends the read transaction (rollback)
+        rows = self._query(sql, arg)
         if rows:
             self._seen = (log_number_from + len(rows), rows[-1][0])
-        return [json.loads(log) for _, log in rows]
+        return [self._decode(row_id, text) for row_id, text in rows]
+
+    def _text(self, log: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        """The row text of ``log`` and the distributions it carries in full (None: a reference)."""
+        dists = log.get("distributions")
+        if not isinstance(dists, dict) or not dists:
+            return json.dumps(log), None
+        if self._last is not None and self._last[1] == dists:
+            return json.dumps({**{k: v for k, v in log.items() if k != "distributions"},
+                               _SAME: self._last[0]}), None
+        return json.dumps(log), dists
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs`` in one transaction, after every earlier append has committed."""
         ph = "?" if self.is_sqlite else "%s"
-        texts = [(json.dumps(log),) for log in logs]
         con = self._engine().raw_connection()
         try:
             cur = con.cursor()
             if self.is_postgres:
                 cur.execute(f"SELECT pg_advisory_xact_lock({ph})", (_LOCK_KEY,))
-            cur.executemany(f"INSERT INTO {TABLE} (log) VALUES ({ph})", texts)
+            full = []
+            for log in logs:
+                text, dists = self._text(log)
+                if self.is_postgres:
+                    cur.execute(f"INSERT INTO {TABLE} (log) VALUES ({ph}) RETURNING id", (text,))
+                    row_id = int(cur.fetchone()[0])
+                else:
+                    cur.execute(f"INSERT INTO {TABLE} (log) VALUES ({ph})", (text,))
+                    row_id = int(cur.lastrowid)
+                if dists is not None:
+                    full.append((row_id, dists))
             cur.close()
             con.commit()
         finally:
             con.close()                 # back to the pool (an uncommitted append is rolled back)
+        for row_id, dists in full:      # committed: later rows may refer to it
+            self._dists[row_id] = dists
+            self._last = (row_id, dists)
 
 
 def _has_rdb_tables(url: str) -> bool:

@@ -500,9 +500,11 @@ class QuantizedRecording(Recording):
         if rec.frame_chunks is not None:
             return cls._from_chunked(rec, bits, calibration, percentile)
         ds = rec.data.copy()
+        coded = {}
         for v in list(ds.data_vars):
             codes, scale, zp = quantize_array(ds[v].values, bits, calibration, percentile)
-            ds[v] = xr.Variable(ds[v].dims, codes, attrs={**ds[v].attrs, "scale": scale, "zero_point": zp})
+            coded[v] = xr.Variable(ds[v].dims, codes, attrs={**ds[v].attrs, "scale": scale, "zero_point": zp})
+        ds = ds.assign(coded)          # one merge: a variable at a time re-aligns the Dataset each time
         ds.attrs.update({"bits": int(bits), "calibration": calibration})
         if calibration == "percentile":
             ds.attrs["percentile"] = float(percentile)
@@ -523,6 +525,7 @@ class QuantizedRecording(Recording):
             if bad:
                 _raise_nonfinite(str(ds[v].attrs["tensor"]), bad)
         clipped = _chunked_clip(ds, ranges, percentile) if calibration == "percentile" else {}
+        coded = {}
         for v, (lo, hi, _) in ranges.items():
             var = ds[v]
             lo, hi = clipped.get(v, (min(0.0, lo), max(0.0, hi)))
@@ -532,8 +535,9 @@ class QuantizedRecording(Recording):
                 params = (1.0, 0)
             else:
                 codes = var.data.map_blocks(codes_of, *params, int(bits), dtype=dtype)
-            ds[v] = xr.Variable(var.dims, codes, attrs={**var.attrs, "scale": params[0],
-                                                        "zero_point": params[1]})
+            coded[v] = xr.Variable(var.dims, codes, attrs={**var.attrs, "scale": params[0],
+                                                           "zero_point": params[1]})
+        ds = ds.assign(coded)
         ds.attrs.update({"bits": int(bits), "calibration": calibration})
         if calibration == "percentile":
             ds.attrs["percentile"] = float(percentile)
@@ -567,15 +571,16 @@ class QuantizedRecording(Recording):
         if set(codes) != set(self.tensors):
             raise RecordingError(f"with_codes: needs codes of exactly the tensors {sorted(self.tensors)}, "
                                  f"got {sorted(codes)}")
-        ds = self.data.copy()
+        ds = self.data
+        coded = {}
         for tensor, c in codes.items():
             var = self._var(tensor)
             c = np.asarray(c)
             if c.shape != ds[var].shape or c.dtype != ds[var].dtype:
                 raise RecordingError(f"with_codes: tensor {tensor!r}: codes {c.dtype} {c.shape}, the "
                                      f"recording holds {ds[var].dtype} {ds[var].shape}")
-            ds[var] = xr.Variable(ds[var].dims, c, attrs=ds[var].attrs)
-        return QuantizedRecording(self.layers, ds)
+            coded[var] = xr.Variable(ds[var].dims, c, attrs=ds[var].attrs)
+        return QuantizedRecording(self.layers, ds.assign(coded))   # one merge, not one per tensor
 
     def quantize(self, *args: Any, **kwargs: Any) -> "QuantizedRecording":
         raise RecordingError("this recording is already quantized "

@@ -486,6 +486,10 @@ def _verified_line(t: Any) -> str:
     rel = [v for k, v in fid.items() if k.startswith("rel_l2[") and v is not None]
     if rel:
         parts.append(f"output rel. L2 {sum(rel) / len(rel):.3g}")
+    cons = t.user_attrs.get("constraints")
+    if cons:
+        bad = [k for k, v in cons.items() if v is None or v > 0]
+        parts.append("constraints met in closed loop" if not bad else f"closed loop violates {', '.join(bad)}")
     return "; ".join(parts)
 
 

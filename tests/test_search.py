@@ -374,6 +374,22 @@ def test_a_set_stop_event_ends_the_worker_between_trials(rec):
     assert len(seen) == 3 and [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
 
 
+def test_studies_store_their_constraints_for_verify(rec, tmp_path):
+    from else_dse.search.objectives import constraint_from_dict
+    from else_dse.search.verify import study_constraints
+    cons = [Fits(), ErrorBudget(0.0125, layer="each", metric="max_error"), search.TaskBudget("task_iou", 0.05)]
+    assert [constraint_from_dict(c.to_dict()) for c in cons] == cons
+    study = search.run(rec, Space(schemes=("line_y",)), "sops", hardware=small_hardware(),
+                       constraints=cons[:2], n_trials=2, storage=optuna.storages.InMemoryStorage())
+    assert study_constraints(study) == cons[:2]
+    legacy = optuna.create_study()              # written before studies stored their constraints
+    legacy.set_user_attr("search", {"constraints": ["fits"]})
+    assert study_constraints(legacy) is None
+    legacy.set_user_attr("constraints", [{"type": "budget"}])
+    with pytest.raises(SearchError, match="bad stored constraints"):
+        study_constraints(legacy)
+
+
 def test_error_budgets_total_per_layer_and_each(rec):
     budgets = [ErrorBudget(0.01), ErrorBudget(0.01, layer="c0"), ErrorBudget(2, layer="each", metric="max_error")]
     problem = search.define(rec, Space(schemes=("line_y", "temporal"), threshold=IntRange(0, 5)),

@@ -15,7 +15,7 @@ import else_dse as ed
 from else_dse import schemes as S
 from else_dse.cli import main
 from else_dse.record import media, replay
-from else_dse.search import ClosedLoop, IntRange, SearchError, Space, TaskBudget, verify
+from else_dse.search import ClosedLoop, ErrorBudget, Fits, IntRange, SearchError, Space, TaskBudget, verify
 from else_dse.search.verify import config_of, verified_trials
 from else_dse.tasks import fidelity
 
@@ -104,7 +104,7 @@ def study(tmp_path_factory, recording):
     space = Space(schemes=("conventional", "line_y", "line_x"), threshold=IntRange(0, 4), shared=True,
                   hardware={"hardware.n_cores": 1100})
     ed.search.run(recording, space, ["sops", "error"], hardware="neuronflow", n_trials=5, storage=url,
-                  study_name="bf")
+                  study_name="bf", constraints=[Fits(), ErrorBudget(0.05)])
     return url
 
 
@@ -127,6 +127,14 @@ def test_verify_stores_closed_loop_beside_the_proxy(study, frames, loop):
         assert t.user_attrs["totals"]["total_energy_pj"] == float(cost["total_energy_pj"])
         assert t.user_attrs["totals"]["total_latency_s"] == float(cost["total_latency_s"])
         assert t.user_attrs["fidelity"]["detection.recall"] == run.fidelity["detection.recall"]
+        # the study's constraints, evaluated again in closed loop; the proxy's kept beside them
+        closed = t.user_attrs["constraints"]
+        assert closed["error<=0.05"] == t.user_attrs["totals"]["error"] - 0.05
+        assert (closed["fits"] <= 0) == bool(cost["fits"])
+        assert t.user_attrs["feasible"] == all(v <= 0 for v in closed.values())
+        assert t.user_attrs["open_loop"]["constraints"] == o.user_attrs["constraints"]
+        assert t.user_attrs["open_loop"]["feasible"] == o.user_attrs["feasible"]
+    assert v.user_attrs["constraints_rechecked"] is True
     base = v.user_attrs["baseline_conventional"]
     assert base["sops"] == _sops(loop.run(S.Plan({la.name: S.Conventional() for la in
                                                   loop.reference.recording.layers}), 8).stats)
@@ -162,16 +170,20 @@ def test_cli_verify_and_report_show_proxy_and_truth(study, clip, tmp_path, capsy
     assert main(["verify", db, str(MODEL), str(clip), "--frames", str(N), "--trials", "0,1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "trial 0: SOPs" in out and "M closed loop per frame" in out and "recall" in out
+    assert "constraints met in closed loop" in out or "closed loop violates" in out
     assert main(["report", db, "-o", str(tmp_path / "r")]) == 0       # the :verify study goes with its study
     page = (tmp_path / "r" / "report.html").read_text()
     assert "closed loop: proxy vs truth" in page and "bf:verify" in page
     for header in ("SOPs open loop (M/frame)", "SOPs closed loop (M/frame)", "proxy / truth (SOP reduction, x)",
                    "energy closed loop (µJ/frame)", "recall vs float (closed loop)",
-                   "mean IoU vs float (closed loop)", "open-loop error (rel. ||X-R||/||X||, mean over layers)"):
+                   "mean IoU vs float (closed loop)", "open-loop error (rel. ||X-R||/||X||, mean over layers)",
+                   "meets the constraints, open loop", "meets the constraints, closed loop"):
         assert header in page, header
+    v = optuna.load_study(study_name="bf:verify", storage=ed.search.open_storage(study))
+    kept = sum(bool(t.user_attrs["feasible"]) for t in verified_trials(v))
+    assert f"{kept} of {len(verified_trials(v))} verified trials meet every constraint of the study in closed loop" in page
     import pandas as pd
     table = pd.read_csv(tmp_path / "r" / "verified.csv")
-    v = optuna.load_study(study_name="bf:verify", storage=ed.search.open_storage(study))
     assert len(table) == len(verified_trials(v))     # one row per verified trial, a stored duplicate left out
     t0 = next(t for t in v.trials if t.user_attrs["verified_trial"] == 0)
     row = table[table["configuration"].str.endswith("(trial 0)")].iloc[0]

@@ -86,7 +86,7 @@ def _closed_loop(res: Results, verified: "optuna.Study | None", out: Path, files
     table = verified_table(res, verified)
     table.to_csv(out / "verified.csv", index=False)
     files.append("verified.csv")
-    return verified_section(table, verified.study_name)
+    return verified_section(table, verified.study_name, bool(verified.user_attrs.get("constraints_rechecked", True)))
 
 
 def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress,

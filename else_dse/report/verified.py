@@ -39,6 +39,18 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
 
 
+def _met(attrs: Mapping[str, Any]) -> Any:
+    """``yes``, ``no: <violated constraints>``, or NaN (no constraint, or not evaluated)."""
+    cons = attrs.get("constraints")
+    if not isinstance(cons, Mapping) or not cons:
+        return math.nan
+    bad = [str(k) for k, v in cons.items() if v is None or float(v) > 0]
+    return "yes" if not bad else "no: " + ", ".join(bad)
+
+
+OPEN_MET, CLOSED_MET = "meets the constraints, open loop", "meets the constraints, closed loop"
+
+
 def verified_table(res: Results, vstudy: "optuna.Study") -> pd.DataFrame:
     """One row per verified trial: configuration, open-loop proxy and closed-loop truth, with units.
 
@@ -67,6 +79,8 @@ def verified_table(res: Results, vstudy: "optuna.Study") -> pd.DataFrame:
             "energy closed loop (µJ/frame)": _num(closed, "total_energy_pj") * 1e-6,
             "latency closed loop (ms/frame)": _num(closed, "total_latency_s") * 1e3,
             "open-loop error (rel. ||X-R||/||X||, mean over layers)": _num(open_, "error"),
+            OPEN_MET: _met(t.user_attrs.get("open_loop") or {}),
+            CLOSED_MET: _met(t.user_attrs),
         }
         for key, header in _TASK:
             if key in fid:
@@ -77,8 +91,25 @@ def verified_table(res: Results, vstudy: "optuna.Study") -> pd.DataFrame:
     return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
-def verified_section(table: pd.DataFrame, vstudy_name: str) -> str:
-    """The HTML section (empty table: a line saying nothing was verified)."""
+def _constraint_note(table: pd.DataFrame, rechecked: bool) -> str:
+    """What closed loop does to the study's constraints, in one line (empty when it has none)."""
+    if not rechecked:
+        return ("<p class=note>The study's constraints were not evaluated in closed loop: it was written "
+                "before studies stored their constraints.</p>")
+    if OPEN_MET not in table or CLOSED_MET not in table:
+        return ""
+    lost = table[(table[OPEN_MET] == "yes") & table[CLOSED_MET].astype(str).str.startswith("no")]
+    kept = int((table[CLOSED_MET] == "yes").sum())
+    text = f"{kept} of {len(table)} verified trials meet every constraint of the study in closed loop."
+    if len(lost):
+        names = "; ".join(f"{c} ({w[4:]})" for c, w in zip(lost["configuration"], lost[CLOSED_MET]))
+        text += (f" {len(lost)} that met them on the open-loop proxy do not: {names}.")
+    return f"<p class=note>{html.escape(text)}</p>"
+
+
+def verified_section(table: pd.DataFrame, vstudy_name: str, rechecked: bool = True) -> str:
+    """The HTML section (empty table: a line saying nothing was verified); ``rechecked``: the
+    verify study evaluated the study's constraints in closed loop."""
     head = (f'<section id="closed-loop"><h2>closed loop: proxy vs truth</h2><p>Trials replayed in closed loop '
             f"by <code>else-dse verify</code> (study {html.escape(vstudy_name)}): what the open-loop proxy "
             "(events counted on the recording of the unsuppressed network) said, beside what the deployed "
@@ -91,6 +122,7 @@ def verified_section(table: pd.DataFrame, vstudy_name: str) -> str:
         i = (gap - 1).abs().idxmax()
         note = (f"<p class=note>Largest gap: {html.escape(str(table.loc[i, 'configuration']))}, the proxy's SOP "
                 f"reduction is {gap[i]:.3f}x the closed loop's.</p>")
+    note += _constraint_note(table, rechecked)
     shown = table.drop_duplicates([c for c in table.columns if c != "configuration"])
     if len(shown) < len(table):
         note += (f"<p class=note>{len(table) - len(shown)} of {len(table)} verified trials repeat the result of "

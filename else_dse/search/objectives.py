@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Any, Mapping, Union
 
 
 # ---- objectives and constraints ----------------------------------------------------------
@@ -58,6 +58,10 @@ class Fits:
         """``fits``: the constraint's key in stored trials."""
         return "fits"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The constraint as a study stores it (:func:`constraint_from_dict` reads it)."""
+        return {"type": "fits"}
+
 
 @dataclass(frozen=True)
 class ErrorBudget:
@@ -74,6 +78,10 @@ class ErrorBudget:
         """``error<=0.05``, ``max_error<=2@conv1``: the constraint's key in stored trials."""
         return f"{self.metric}<={self.limit:g}" + ("" if self.layer is None else f"@{self.layer}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The constraint as a study stores it (:func:`constraint_from_dict` reads it)."""
+        return {"type": "error", "limit": float(self.limit), "layer": self.layer, "metric": self.metric}
+
 
 @dataclass(frozen=True)
 class TaskBudget:
@@ -88,5 +96,21 @@ class TaskBudget:
         """``task_recall<=0.01``: the constraint's key in stored trials."""
         return f"{self.metric}<={self.limit:g}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The constraint as a study stores it (:func:`constraint_from_dict` reads it)."""
+        return {"type": "task", "metric": self.metric, "limit": float(self.limit)}
+
 
 Constraint = Union[Fits, ErrorBudget, TaskBudget]
+
+
+def constraint_from_dict(d: Mapping[str, Any]) -> Constraint:
+    """The constraint of a ``to_dict`` mapping (the study attribute ``constraints``)."""
+    kind = d.get("type") if isinstance(d, Mapping) else None
+    if kind == "fits":
+        return Fits()
+    if kind == "error":
+        return ErrorBudget(float(d["limit"]), d.get("layer"), str(d.get("metric", "error")))
+    if kind == "task":
+        return TaskBudget(str(d["metric"]), float(d["limit"]))
+    raise ValueError(f"a stored constraint must have type 'fits', 'error' or 'task', got {d!r}")

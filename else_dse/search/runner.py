@@ -73,6 +73,7 @@ def prepare(problem: Problem, storage: optuna.storages.BaseStorage, study_name: 
     if stored is None:
         study.set_user_attr("search", desc)
         study.set_user_attr("objectives", list(problem.objectives))
+        study.set_user_attr("constraints", [c.to_dict() for c in problem.constraints])   # verify re-checks them
         study.set_user_attr("recording", recording_info(problem.recording, problem.content))
         base = problem.baseline_evaluation()
         study.set_user_attr("baseline_conventional", problem.baseline(base))

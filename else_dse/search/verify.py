@@ -15,8 +15,14 @@ events, SOPs, error and the cost model's totals: energy, latency, ...),
 closed-loop totals of the study's conventional baseline. A trial already verified is skipped, so a rerun only adds
 what is missing (checked again before each trial is stored; should concurrent
 runs on one study still store a trial twice, :func:`verified_trials` and the
-report keep the first). Constraints are not re-evaluated; ``totals.fits`` says whether
-the closed-loop mapping fits.
+report keep the first).
+
+The study's constraints (its user attribute ``constraints``, stored by
+:func:`~else_dse.search.run`) are evaluated again in closed loop: ``constraints``
+(value per constraint, feasible when <= 0) and ``feasible``; ``open_loop`` keeps the
+original trial's ``constraints`` and ``feasible``. A study written before
+constraints were stored has neither (``constraints_rechecked`` of the verify study
+is then False).
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ from ..hardware import Hardware
 from ..progress import Progress
 from ..schemes import Conventional, Plan, Scheme
 from .closed_loop import LOOP_NOTE, ClosedLoop, value_range_of
+from .objectives import Constraint, constraint_from_dict
 from .space import Config, SearchError
 from .storage import open_storage
 
-__all__ = ["verify", "verify_study_name", "verified_trials", "config_of"]
+__all__ = ["verify", "verify_study_name", "verified_trials", "config_of", "study_constraints"]
 
 SUFFIX = ":verify"
 
@@ -123,15 +130,29 @@ def _verified(vstudy: optuna.Study) -> set[int]:
     return {int(t.user_attrs["verified_trial"]) for t in verified_trials(vstudy)}
 
 
-def _verify_one(loop: ClosedLoop, objectives: Sequence[str], trial: FrozenTrial) -> optuna.trial.FrozenTrial:
-    ev = loop.evaluate(objectives, (), config_of(trial))
+def study_constraints(study: optuna.Study) -> list[Constraint] | None:
+    """The constraints a study was searched under (None: the study does not store them)."""
+    stored = study.user_attrs.get("constraints")
+    if not isinstance(stored, list):
+        return None if (study.user_attrs.get("search") or {}).get("constraints") else []
+    try:
+        return [constraint_from_dict(d) for d in stored]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SearchError(f"study {study.study_name!r}: bad stored constraints: {exc}") from None
+
+
+def _verify_one(loop: ClosedLoop, objectives: Sequence[str], constraints: Sequence[Constraint] | None,
+                trial: FrozenTrial) -> optuna.trial.FrozenTrial:
+    ev = loop.evaluate(objectives, constraints or (), config_of(trial))
     attrs = dict(ev.user_attrs)
-    attrs.pop("constraints", None)
-    attrs.pop("feasible", None)
+    if constraints is None:          # unknown: nothing was re-checked
+        attrs.pop("constraints", None)
+        attrs.pop("feasible", None)
     attrs["verified_trial"] = trial.number
     attrs["open_loop"] = {"values": dict(zip(objectives, trial.values or ())),
                           "totals": trial.user_attrs.get("totals", {}),
-                          "loop": trial.user_attrs.get("loop", "open: counted on the recording")}
+                          "loop": trial.user_attrs.get("loop", "open: counted on the recording"),
+                          **{k: trial.user_attrs[k] for k in ("constraints", "feasible") if k in trial.user_attrs}}
     return optuna.trial.create_trial(state=TrialState.COMPLETE, values=list(ev.values), params=trial.params,
                                      distributions=trial.distributions, user_attrs=attrs)
 
@@ -162,6 +183,9 @@ def verify(study: str | optuna.Study, model: str | Path, frames: Iterable[Any], 
     objectives = list(study.user_attrs.get("objectives") or [])
     if len(objectives) != len(study.directions):
         raise SearchError(f"study {name!r} does not store its objective names (user attribute 'objectives')")
+    constraints = study_constraints(study)
+    if "constraints_rechecked" not in vstudy.user_attrs:
+        vstudy.set_user_attr("constraints_rechecked", constraints is not None)
     if "baseline_conventional" not in vstudy.user_attrs:
         base = loop.evaluate(objectives, (), _baseline_config(study, loop, chosen[0]))
         vstudy.set_user_attr("baseline_conventional", base.user_attrs["totals"])
@@ -169,7 +193,7 @@ def verify(study: str | optuna.Study, model: str | Path, frames: Iterable[Any], 
     bar = Progress(len(todo), f"verify {name}", "trial", enabled=progress_bar)
     try:
         for t in todo:
-            one = _verify_one(loop, objectives, t)
+            one = _verify_one(loop, objectives, constraints, t)
             if t.number not in _verified(vstudy):   # another verify of the same study may have stored it meanwhile
                 vstudy.add_trial(one)
             bar.update()

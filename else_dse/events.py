@@ -69,8 +69,9 @@ import functools
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -207,14 +208,20 @@ class _TensorCache:
     """Codes and per-tensor kernel results shared by layers reading one tensor."""
 
     def __init__(self, qrec: QuantizedRecording, layers: Sequence[Layer],
-                 states: dict[tuple, np.ndarray] | None = None, threads: int = 1) -> None:
+                 states: dict[tuple, np.ndarray] | None = None, threads: int = 1,
+                 found: dict[str, tuple[Any, int]] | None = None) -> None:
         self.qrec = qrec
         self.states = states
         self.threads = threads
         self.last_use = {layer.input: i for i, layer in enumerate(layers)}
-        self.found = _code_arrays(qrec)
+        self.found = _code_arrays(qrec) if found is None else found
         self.arrays: dict[str, tuple[np.ndarray, int]] = {}
         self.results: dict[tuple, Any] = {}
+
+    def split(self, layers: Sequence[Layer]) -> "_TensorCache":
+        """A cache for ``layers`` (all reading tensors no other group reads), one kernel thread,
+        sharing this one's codes lookup and temporal states (keyed by tensor: disjoint)."""
+        return _TensorCache(self.qrec, layers, self.states, 1, self.found)
 
     def codes(self, tensor: str) -> tuple[np.ndarray, int]:
         if tensor not in self.arrays:
@@ -420,21 +427,59 @@ def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
     layers = qrec.layers
     schemes = plan.resolve(layers)
     F = qrec.n_frames
-    results: list[_Counts] = []
-    iterator: Any = enumerate(zip(layers, schemes))
+    bar = None
     if len(layers) >= _PROGRESS_MIN_LAYERS and sys.stderr.isatty():  # tqdm's disable=None, unbuilt
         from tqdm.auto import tqdm
-        iterator = tqdm(iterator, total=len(layers), desc="count_events", unit="layer",
-                        disable=None, leave=False)
-    for i, (layer, scheme) in iterator:
-        results.append(_count_layer(i, layer, scheme, cache, F))
-        cache.done(i, layer.input)
+        bar = tqdm(total=len(layers), desc="count_events", unit="layer", disable=None, leave=False)
+    groups: dict[str, list[int]] = {}          # layers by input tensor: a group shares codes and results
+    for i, layer in enumerate(layers):
+        groups.setdefault(layer.input, []).append(i)
+    results: list[_Counts | None] = [None] * len(layers)
+
+    def run(group: list[int], c: _TensorCache) -> None:
+        for j, i in enumerate(group):
+            results[i] = _count_layer(i, layers[i], schemes[i], c, F)
+            c.done(j, layers[i].input)
+            if bar is not None:
+                bar.update()
+
+    try:
+        if _pool_groups(cache, layers, schemes, groups):      # many tensors: one thread each
+            with ThreadPoolExecutor(cache.threads) as pool:
+                for f in [pool.submit(run, g, cache.split([layers[i] for i in g])) for g in groups.values()]:
+                    f.result()
+        else:                                  # few tensors: the kernels' own threads
+            run(list(range(len(layers))), cache)
+    finally:
+        if bar is not None:
+            bar.close()
 
     rel = _rel_error(np.stack([r.err_sq for r in results]), np.stack([r.x_sq for r in results])) \
         if results else []
     rows = [LayerStats(r.events, r.sops, r.max_error, rel[i], r.line_events if lines else None,
                        r.line_sops if lines else None) for i, r in enumerate(results)]
     return stats_dataset(qrec, scheme_or_plan, rows)
+
+
+def _pool_groups(cache: "_TensorCache", layers: Sequence[Layer], schemes: Sequence[Scheme],
+                 groups: Mapping[str, list[int]]) -> bool:
+    """Whether ``_count`` runs the tensor groups on a thread pool (one kernel thread each) rather
+    than one after another on the kernels' own threads: with at least two groups per thread whose
+    layers run a stateful (lossy) kernel on ``PAR_MIN`` codes or more on average. Streaming kernels
+    (conventional, lossless deltas) read a tensor faster than a thread hand-off pays for
+    (``benchmarks/bench_events.py``, thread scaling)."""
+    if cache.threads < 2 or len(groups) < 2 * cache.threads:
+        return False
+    heavy = [g for g in groups.values() if any(_stateful(schemes[i]) for i in g)]
+    if len(heavy) < 2 * cache.threads:
+        return False
+    size = sum(cache.qrec.n_frames * int(np.prod(layers[g[0]].input_shape)) for g in heavy) / len(heavy)
+    return size >= PAR_MIN
+
+
+def _stateful(scheme: Scheme) -> bool:
+    """A delta scheme whose kernel carries state (a threshold or an activation threshold)."""
+    return isinstance(scheme, (LineDelta, TemporalDelta)) and (scheme.threshold > 0 or scheme.tau > 0)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ ELSE_DSE_THREADS variable are validated."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -16,6 +17,8 @@ import else_dse as ed
 from else_dse.events import THREADS_ENV, resolve_threads
 
 from reference import codes_st, layers_st, make_qrec
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "poselandmark_carphone.nc"
 
 SCHEMES = st.sampled_from([
     ed.Conventional(), ed.Conventional(tau=2), ed.LineDelta(), ed.LineDelta(axis="x", direction="reverse"),
@@ -83,3 +86,51 @@ def test_large_tensor_uses_threads_and_chunks_are_exact():
     for scheme in (ed.TemporalDelta(threshold=1), ed.LineDelta(threshold=1)):
         xr.testing.assert_identical(ed.count_events(q.chunk(4), scheme, threads=2),
                                     ed.count_events(q, scheme, threads=1))
+
+
+STATEFUL = st.sampled_from([ed.LineDelta(threshold=2), ed.LineDelta(axis="x", threshold=1, loop="open", tau=1),
+                            ed.TemporalDelta(threshold=2), ed.TemporalDelta(threshold=1, loop="open"),
+                            ed.TemporalDelta(threshold=300, loop="open")])
+
+
+@st.composite
+def network(draw):
+    """Seven to nine layers on their own tensors, the last two sharing one, each with a scheme
+    (stateful on the first six: enough groups for a pool of 2 or 3 threads)."""
+    n = draw(st.integers(7, 9))
+    layers, tensors = [], {}
+    for i in range(n):
+        tensor = f"t{min(i, n - 2)}"
+        shape = tensors[tensor].shape[1:] if tensor in tensors else None
+        layer = draw(layers_st(name=f"l{i}", tensor=tensor, shape=shape, ops=("conv", "depthwise")))
+        layers.append(layer)
+        if tensor not in tensors:
+            tensors[tensor] = draw(codes_st((3,) + layer.input_shape, bits=8))
+    plan = ed.Plan({layer.name: draw(STATEFUL if i < 6 else SCHEMES) for i, layer in enumerate(layers)})
+    return make_qrec(layers, tensors, bits=8), plan
+
+
+@settings(max_examples=25, deadline=None)
+@given(network(), st.booleans())
+def test_tensor_groups_on_a_thread_pool_give_the_same_result(net, lines):
+    """Many tensors with stateful kernels run as groups on a thread pool: identical results."""
+    q, plan = net
+    want = ed.count_events(q, plan, lines=lines, threads=1)
+    with mock.patch.object(ed.events, "PAR_MIN", 1):               # the pool even on small tensors
+        for n in (2, 3):
+            xr.testing.assert_identical(ed.count_events(q, plan, lines=lines, threads=n), want)
+
+
+def test_thread_pool_only_for_many_tensors_with_stateful_kernels():
+    from else_dse.events import _TensorCache, _pool_groups
+    q = ed.open_recording(SHIPPED).sample_frames(3).quantize(bits=8)
+    layers = q.layers
+    groups = {}
+    for i, layer in enumerate(layers):
+        groups.setdefault(layer.input, []).append(i)
+    cache = lambda n: _TensorCache(q, layers, threads=n)  # noqa: E731
+    lossy = [ed.LineDelta(threshold=2)] * len(layers)
+    assert _pool_groups(cache(2), layers, lossy, groups)
+    assert not _pool_groups(cache(1), layers, lossy, groups)
+    assert not _pool_groups(cache(2), layers, [ed.LineDelta()] * len(layers), groups)      # streaming
+    assert not _pool_groups(cache(2), layers, [ed.Conventional()] * len(layers), groups)

@@ -189,6 +189,7 @@ class Geometry:
 
     @property
     def neurons(self) -> np.ndarray:
+        """Output neurons per layer (``c_out * h_out * w_out``)."""
         return self.c_out * self.h_out * self.w_out
 
 
@@ -375,6 +376,7 @@ class Tiling:
 
     @property
     def cores(self) -> np.ndarray:
+        """Cores per layer: channel groups times row bands."""
         return self.n_c * self.n_r
 
 
@@ -765,6 +767,7 @@ class Latency:
 
     @property
     def frame(self) -> np.ndarray:
+        """Latency per frame (s) under the estimate's schedule."""
         return {"sequential": self.sequential, "streamed": self.streamed, "step": self.step}[self.schedule]
 
 
@@ -822,10 +825,12 @@ class Energy:
     static: np.ndarray
 
     def components(self) -> dict[str, np.ndarray]:
+        """``{component: energy (pJ) per (layer, frame)}`` in the order of :data:`COMPONENTS`."""
         return {c: getattr(self, c) for c in COMPONENTS}
 
     @property
     def total(self) -> np.ndarray:
+        """Energy (pJ) per (layer, frame), every component summed."""
         return self.synaptic + self.neuron + self.events + self.memory + self.barrier + self.static
 
 
@@ -856,6 +861,7 @@ class Memory:
 
 
 def memory_bytes(geom: Geometry, state: StateWords, m: CoreMapping, hw: Hardware) -> Memory:
+    """Step 5: the :class:`Memory` of every layer (state words at ``state_bits``, weights, buffers)."""
     sb, nw = hw.state_bits / 8.0, hw.neuron_words
     state_bytes = (state.sender + state.consumer * nw) * sb
     return Memory(persistent=np.where(state.persistent, state_bytes, 0.0),
@@ -958,6 +964,7 @@ class Estimate:
     attrs: dict[str, Any]
 
     def dataset(self) -> xr.Dataset:
+        """The Dataset :func:`estimate` returns."""
         return xr.Dataset(self.data, coords=self.coords, attrs=self.attrs)
 
 

@@ -526,6 +526,7 @@ class StatsArrays:
     attrs: dict[str, Any]
 
     def dataset(self) -> xr.Dataset:
+        """The ``(layer, frame)`` Dataset of :func:`count_events`."""
         ds = _dataset(self.data, self.coords)
         ds.attrs.update(self.attrs)
         return ds

@@ -170,13 +170,16 @@ class Recording:
 
     @property
     def n_frames(self) -> int:
+        """Number of frames."""
         return int(self.data.sizes["frame"])
 
     @property
     def attrs(self) -> dict[str, Any]:
+        """The recording's attributes (provenance, quantization), without the layer geometry."""
         return {k: v for k, v in self.data.attrs.items() if k not in ("layers", "else_dse_format")}
 
     def layer(self, name: str) -> Layer:
+        """The layer called ``name`` (KeyError naming the layers if there is none)."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -497,6 +500,7 @@ class QuantizedRecording(Recording):
     @classmethod
     def from_recording(cls, rec: Recording, bits: int = 8, calibration: str = "max",
                        percentile: float = 99.99) -> "QuantizedRecording":
+        """Codes of every tensor of ``rec`` (:meth:`Recording.quantize`; chunked recordings stay lazy)."""
         if rec.frame_chunks is not None:
             return cls._from_chunked(rec, bits, calibration, percentile)
         ds = rec.data.copy()
@@ -545,16 +549,20 @@ class QuantizedRecording(Recording):
 
     @property
     def bits(self) -> int:
+        """Code width in bits."""
         return int(self.data.attrs["bits"])
 
     @property
     def calibration(self) -> str:
+        """How the ranges were calibrated: ``"max"`` or ``"percentile"``."""
         return str(self.data.attrs["calibration"])
 
     def scale(self, tensor: str) -> float:
+        """The quantization step of ``tensor``."""
         return float(self.data[self._var(tensor)].attrs["scale"])
 
     def zero_point(self, tensor: str) -> int:
+        """The code of 0.0 in ``tensor``."""
         return int(self.data[self._var(tensor)].attrs["zero_point"])
 
     def signed(self, tensor: str) -> np.ndarray:
@@ -563,6 +571,7 @@ class QuantizedRecording(Recording):
         return np.ascontiguousarray(self.tensor(tensor).astype(dtype) - dtype(self.zero_point(tensor)))
 
     def dequantize(self, tensor: str) -> np.ndarray:
+        """Float32 values of ``tensor``'s codes (``(code - zero_point) * scale``)."""
         return dequantize_codes(self.signed(tensor), self.scale(tensor))
 
     def with_codes(self, codes: Mapping[str, np.ndarray]) -> "QuantizedRecording":
@@ -583,9 +592,11 @@ class QuantizedRecording(Recording):
         return QuantizedRecording(self.layers, ds.assign(coded))   # one merge, not one per tensor
 
     def quantize(self, *args: Any, **kwargs: Any) -> "QuantizedRecording":
+        """Refused: the recording is already quantized."""
         raise RecordingError("this recording is already quantized "
                              f"({self.bits} bits, {self.calibration} calibration)")
 
     @classmethod
     def from_arrays(cls, *args: Any, **kwargs: Any) -> "QuantizedRecording":
+        """Refused: build a :class:`Recording` from float arrays and quantize it."""
         raise RecordingError("build a Recording from float arrays and call .quantize()")

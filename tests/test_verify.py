@@ -181,7 +181,10 @@ def test_cli_verify_and_report_show_proxy_and_truth(study, clip, tmp_path, capsy
         assert header in page, header
     v = optuna.load_study(study_name="bf:verify", storage=ed.search.open_storage(study))
     kept = sum(bool(t.user_attrs["feasible"]) for t in verified_trials(v))
-    assert f"{kept} of {len(verified_trials(v))} verified trials meet every constraint of the study in closed loop" in page
+    line = f"{kept} of {len(verified_trials(v))} verified trials meet every constraint of the study in closed loop"
+    assert line in page
+    first = page[page.index('id="read-first"'):page.index("</section>", page.index('id="read-first"'))]
+    assert f"Closed loop (else-dse verify replayed {len(verified_trials(v))} trials): {line}" in first
     import pandas as pd
     table = pd.read_csv(tmp_path / "r" / "verified.csv")
     assert len(table) == len(verified_trials(v))     # one row per verified trial, a stored duplicate left out

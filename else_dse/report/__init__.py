@@ -39,7 +39,7 @@ from .pareto import _pareto_pair, pareto_mask
 from .reference import PAPER_CLAIMS
 from .results import ReportError, Results, Source
 from .sources import collect, layer_table
-from .verified import verified_section, verified_table
+from .verified import constraint_text, verified_section, verified_table
 
 
 __all__ = ["PAPER_CLAIMS", "Results", "ReportError", "collect", "figures", "layer_table", "pareto_mask", "read_first",
@@ -78,15 +78,19 @@ def _verified_of(source: Source) -> "optuna.Study | None":
     return optuna.load_study(study_name=name, storage=store) if name in optuna.get_all_study_names(store) else None
 
 
-def _closed_loop(res: Results, verified: "optuna.Study | None", out: Path, files: list[str]) -> str:
-    """The closed-loop section's HTML (and ``verified.csv``); empty without a verify study."""
+def _closed_loop(res: Results, verified: "optuna.Study | None", out: Path, files: list[str]) -> tuple[str, str]:
+    """The closed-loop section's HTML (and ``verified.csv``) and its line for the report's first
+    lines; both empty without a verify study."""
     if verified is None:
         (out / "verified.csv").unlink(missing_ok=True)     # an earlier report's table would now be stale
-        return ""
+        return "", ""
     table = verified_table(res, verified)
     table.to_csv(out / "verified.csv", index=False)
     files.append("verified.csv")
-    return verified_section(table, verified.study_name, bool(verified.user_attrs.get("constraints_rechecked", True)))
+    rechecked = bool(verified.user_attrs.get("constraints_rechecked", True))
+    text = constraint_text(table, rechecked)
+    first = f"Closed loop (else-dse verify replayed {len(table)} trials): {text}" if text else ""
+    return verified_section(table, verified.study_name, rechecked), first
 
 
 def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress,
@@ -111,7 +115,7 @@ def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress
     if not res.curves.empty:
         res.curves.to_csv(out / "curves.csv", index=False)
         files.append("curves.csv")
-    closed_loop = _closed_loop(res, verified, out, files)
+    closed_loop, closed_first = _closed_loop(res, verified, out, files)
     for name, ds in res.datasets.items():
         fn = f"data_{_safe(name)}.nc"
         _serializable(ds).to_netcdf(out / fn, engine="h5netcdf")
@@ -137,7 +141,7 @@ def _write(source: Source, out_dir: str | Path, title: str | None, bar: Progress
             if res.is_study else f"{len(res.configs)} configurations: " + ", ".join(map(str, res.configs.get(
                 "config", []))))
     base = reference_text(res) or "none stored"
-    first = read_first(res)
+    first = read_first(res) + ([closed_first] if closed_first else [])
     body = [
         f"<h1>{html.escape(res.title)}</h1>",
         ('<section id="read-first"><h2>read this first</h2><ul>'

@@ -91,20 +91,21 @@ def verified_table(res: Results, vstudy: "optuna.Study") -> pd.DataFrame:
     return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
-def _constraint_note(table: pd.DataFrame, rechecked: bool) -> str:
-    """What closed loop does to the study's constraints, in one line (empty when it has none)."""
+def constraint_text(table: pd.DataFrame, rechecked: bool = True) -> str:
+    """What closed loop does to the study's constraints, in one sentence (empty when the study
+    has none); the report says it in its closed-loop section and in its first lines."""
     if not rechecked:
-        return ("<p class=note>The study's constraints were not evaluated in closed loop: it was written "
-                "before studies stored their constraints.</p>")
-    if OPEN_MET not in table or CLOSED_MET not in table:
+        return ("The study's constraints were not evaluated in closed loop: it was written before "
+                "studies stored their constraints.")
+    if table.empty or OPEN_MET not in table or CLOSED_MET not in table:
         return ""
     lost = table[(table[OPEN_MET] == "yes") & table[CLOSED_MET].astype(str).str.startswith("no")]
     kept = int((table[CLOSED_MET] == "yes").sum())
     text = f"{kept} of {len(table)} verified trials meet every constraint of the study in closed loop."
     if len(lost):
         names = "; ".join(f"{c} ({w[4:]})" for c, w in zip(lost["configuration"], lost[CLOSED_MET]))
-        text += (f" {len(lost)} that met them on the open-loop proxy do not: {names}.")
-    return f"<p class=note>{html.escape(text)}</p>"
+        text += f" {len(lost)} that met them on the open-loop proxy do not: {names}."
+    return text
 
 
 def verified_section(table: pd.DataFrame, vstudy_name: str, rechecked: bool = True) -> str:
@@ -122,7 +123,8 @@ def verified_section(table: pd.DataFrame, vstudy_name: str, rechecked: bool = Tr
         i = (gap - 1).abs().idxmax()
         note = (f"<p class=note>Largest gap: {html.escape(str(table.loc[i, 'configuration']))}, the proxy's SOP "
                 f"reduction is {gap[i]:.3f}x the closed loop's.</p>")
-    note += _constraint_note(table, rechecked)
+    text = constraint_text(table, rechecked)
+    note += f"<p class=note>{html.escape(text)}</p>" if text else ""
     shown = table.drop_duplicates([c for c in table.columns if c != "configuration"])
     if len(shown) < len(table):
         note += (f"<p class=note>{len(table) - len(shown)} of {len(table)} verified trials repeat the result of "

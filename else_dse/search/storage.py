@@ -15,7 +15,9 @@ with ``RDBStorage``, so studies written by plain Optuna still load.
 A trial's log carries the JSON of every parameter's distribution (a third of a
 per-layer trial's row). A row whose distributions equal those of an earlier row
 stores ``{"else_dse:distributions_of": <that row's id>}`` instead, and reading puts
-them back: Optuna gets the same logs, and only this backend reads the table.
+them back: Optuna gets the same logs, and only this backend reads the table
+(workers sharing a study need this version of else-dse or a later one; tables
+written before, with every row in full, read as they are).
 
 Finished trials are not batched: each is written when it is finished, so a killed
 worker loses only the trial it was evaluating, and every other worker sees each

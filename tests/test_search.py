@@ -322,6 +322,11 @@ def test_journal_rows_refer_to_the_distributions_of_an_earlier_row(tmp_path):
     assert ["distributions" in r for r in rows] == [True, False, True, False, True, False]
     for start in (0, 3, 7, len(written)):
         assert list(search.SQLJournalBackend(url).read_logs(start)) == written[start:]
+    con = sqlite3.connect(f"{tmp_path}/d.db")
+    con.execute("DELETE FROM else_dse_journal WHERE id = 1")      # the row the second one refers to
+    con.commit()
+    with pytest.raises(SearchError, match=r"row 3 takes its distributions from row 1, which holds none"):
+        list(search.SQLJournalBackend(url).read_logs(0))
 
 
 def test_evaluation_from_estimate_values_equals_the_dataset(rec):

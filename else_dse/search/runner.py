@@ -146,7 +146,7 @@ def _run_workers(problem: Problem, spec: Any, study_name: str, n_trials: int, sa
         for p in procs:
             p.start()
     finally:
-        if main:
+        if main and handler is not None:        # None: a handler not installed from Python stays
             signal.signal(signal.SIGINT, handler)
     try:
         for p in procs:

@@ -121,7 +121,12 @@ class SQLJournalBackend(BaseJournalBackend):
         if ref is not None:
             if ref not in self._dists:      # read from the middle of the table: fetch that row
                 ph = "?" if self.is_sqlite else "%s"
-                self._decode(*self._query(f"SELECT id, log FROM {TABLE} WHERE id = {ph}", ref)[0])
+                found = self._query(f"SELECT id, log FROM {TABLE} WHERE id = {ph}", ref)
+                if found:
+                    self._decode(*found[0])
+            if ref not in self._dists:
+                raise SearchError(f"{TABLE} row {row_id} takes its distributions from row {ref}, which "
+                                  "holds none; the table is damaged")
             log["distributions"] = self._dists[ref]
         elif isinstance(log.get("distributions"), dict) and log["distributions"]:
             self._dists[row_id] = log["distributions"]

@@ -488,7 +488,8 @@ def _verified_line(t: Any) -> str:
         parts.append(f"output rel. L2 {sum(rel) / len(rel):.3g}")
     cons = t.user_attrs.get("constraints")
     if cons:
-        bad = [k for k, v in cons.items() if v is None or v > 0]
+        from .search.objectives import violated
+        bad = violated(cons)
         parts.append("constraints met in closed loop" if not bad else f"closed loop violates {', '.join(bad)}")
     return "; ".join(parts)
 

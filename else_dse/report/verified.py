@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import pandas as pd
 
+from ..search.objectives import violated
 from .labels import _trial_label
 from .results import Results
 
@@ -44,7 +45,7 @@ def _met(attrs: Mapping[str, Any]) -> Any:
     cons = attrs.get("constraints")
     if not isinstance(cons, Mapping) or not cons:
         return math.nan
-    bad = [str(k) for k, v in cons.items() if v is None or float(v) > 0]
+    bad = violated(cons)
     return "yes" if not bad else "no: " + ", ".join(bad)
 
 

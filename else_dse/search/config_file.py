@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import optuna
 
 from ..schemes import Scheme
-from .objectives import OBJECTIVES, TASK_OBJECTIVES, Constraint, ErrorBudget, Fits, TaskBudget
+from .objectives import OBJECTIVES, TASK_OBJECTIVES, Constraint, constraint_from_dict
 from .space import Choice, Domain, FloatRange, IntRange, SearchError, Space, _choice
 from .worker import SAMPLERS
 
@@ -212,10 +212,8 @@ class ConstraintSection:
                                  _str(f"{path}.metric", d.get("metric", "error"), ("error", "max_error")))
 
     def constraint(self) -> Constraint:
-        """The :class:`Fits` or :class:`ErrorBudget` object."""
-        if self.type == "task":
-            return TaskBudget(self.metric, self.limit)  # type: ignore[arg-type]
-        return Fits() if self.type == "fits" else ErrorBudget(self.limit, self.layer, self.metric)  # type: ignore[arg-type]
+        """The :class:`Fits`, :class:`ErrorBudget` or :class:`TaskBudget` object."""
+        return constraint_from_dict(dataclasses.asdict(self))
 
 
 _SPACE_KEYS = ("layers", "schemes", "threshold", "shared", "loop", "bits", "tau", "calibration", "hardware",

@@ -104,6 +104,12 @@ class TaskBudget:
 Constraint = Union[Fits, ErrorBudget, TaskBudget]
 
 
+def violated(values: Mapping[str, float | None]) -> list[str]:
+    """The names of the stored constraint values (feasible when <= 0) that are violated; a
+    missing (None) value counts as violated."""
+    return [str(k) for k, v in values.items() if v is None or float(v) > 0]
+
+
 def constraint_from_dict(d: Mapping[str, Any]) -> Constraint:
     """The constraint of a ``to_dict`` mapping (the study attribute ``constraints``)."""
     kind = d.get("type") if isinstance(d, Mapping) else None

@@ -978,6 +978,8 @@ def estimate_values(stats: xr.Dataset | StatsArrays, hardware: Hardware, executi
     hw = hardware
     execution, schedule = resolve_schedule(hw, execution, schedule)
     counts = check_stats(stats)
+    _, coord_names, stats_attrs, get = _stats_parts(stats)
+    frame = get("frame")[1] if "frame" in coord_names else None
     geom = counts.geom
     st = state_words(geom, counts.kind, counts.axis_x, counts.reverse)
     m = map_layers(geom, st, hw)                                            # 1. mapping
@@ -993,14 +995,14 @@ def estimate_values(stats: xr.Dataset | StatsArrays, hardware: Hardware, executi
     fit = fit_of(geom, st, m, hw)                                           # 6. fit
     attrs = {"hardware": hw.name, "execution": execution, "schedule": schedule, "spread": int(spread),
              "hop_timing": hw.hop_timing, "overflow_layout": hw.overflow_layout,
-             "overflow": "; ".join(fit.overflow), "layers": _stats_parts(stats)[2]["layers"],
+             "overflow": "; ".join(fit.overflow), "layers": stats_attrs["layers"],
              "hardware_json": _hardware_json(hw)}
-    return _result(stats, counts, m, work, lat, energy, memory, fit, hw, attrs)
+    return _result(frame, counts, m, work, lat, energy, memory, fit, hw, attrs)
 
 
-def _result(stats: xr.Dataset | StatsArrays, counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, energy: Energy,
+def _result(frame: np.ndarray | None, counts: Counts, m: CoreMapping, w: CoreWork, lat: Latency, energy: Energy,
             memory: Memory, fit: Fit, hw: Hardware, attrs: dict[str, Any]) -> Estimate:
-    """The steps' values as the documented variables."""
+    """The steps' values as the documented variables (``frame``: the stats' frame coordinate, if any)."""
     L, LF, F = ("layer",), ("layer", "frame"), ("frame",)
     mean = lambda a: a.mean(axis=1)  # noqa: E731
     comp, total = energy.components(), energy.total
@@ -1048,9 +1050,8 @@ def _result(stats: xr.Dataset | StatsArrays, counts: Counts, m: CoreMapping, w: 
         "fits": ((), fit.fits),
     }
     coords: dict[str, Any] = {"layer": list(counts.geom.names), "scheme": (L, np.array(KINDS)[counts.kind])}
-    _, names, _, get = _stats_parts(stats)
-    if "frame" in names:
-        coords["frame"] = get("frame")[1]
+    if frame is not None:
+        coords["frame"] = frame
     return Estimate(data, coords, attrs)
 
 

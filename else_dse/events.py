@@ -752,7 +752,8 @@ def curve_values(qrec: QuantizedRecording, layer_name: str, scheme: Scheme, thre
     without building the Dataset -- the search's cache calls it once per layer and scheme."""
     layer, th = _curve_args(qrec, layer_name, scheme, thresholds, error)
     if qrec.frame_chunks is not None:
-        ds = event_curve(qrec, layer_name, scheme, thresholds, error)
+        from .chunked import curve_chunked
+        ds = curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error))
         return {v: ds.variables[v].values for v in ("events", "sops", "max_error", "rel_error")}
     events, sops, emax, rel = _curve_arrays(qrec, layer, scheme, th, bool(error))
     if not error:

@@ -20,6 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 import else_dse as ed
 from else_dse import Layer, Recording, RecordingError, open_recording, stream
+from else_dse.events import curve_values
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -84,6 +85,9 @@ def test_event_curve_chunked_is_exact(n, k, error, scheme):
     want = ed.event_curve(rec.quantize(8), "conv1", scheme, [0, 1, 4], error=error)
     got = ed.event_curve(rec.chunk(k).quantize(8), "conv1", scheme, [0, 1, 4], error=error)
     xr.testing.assert_identical(got, want)
+    values = curve_values(rec.chunk(k).quantize(8), "conv1", scheme, [0, 1, 4], error=error)
+    for v, a in values.items():                       # the search cache's arrays, chunked too
+        np.testing.assert_array_equal(a, want[v].values, err_msg=v)
 
 
 @SETTINGS

@@ -13,6 +13,7 @@ import xarray as xr
 
 import else_dse as ed
 from else_dse import search
+from else_dse.search import layer_columns
 from else_dse.search import Choice, ErrorBudget, Fits, IntRange, SearchError, Space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -162,7 +163,7 @@ def test_trials_store_cost_breakdown_and_constraints_hold_on_front(rec, tmp_path
         assert bool(cost["fits"]) and t.user_attrs["totals"]["fits"] is True
         assert stats["rel_error"].mean("frame").max() <= 0.02
         assert t.values == pytest.approx([float(cost["total_energy_pj"]), float(cost["total_latency_s"])])
-        layers = t.user_attrs["layers"]
+        layers = search.trial_layers(t)
         assert layers["layer"] == [layer.name for layer in rec.layers]
         assert layers["energy_pj"] == pytest.approx(cost["energy_pj"].values.tolist())
         assert layers["sops"] == pytest.approx(stats["sops"].mean("frame").values.tolist())
@@ -172,6 +173,16 @@ def test_trials_store_cost_breakdown_and_constraints_hold_on_front(rec, tmp_path
     assert sorted(table["trial"]) == sorted(t.number for t in front) and table["feasible"].all()
     assert (table[["n_" + c for c in search.SCHEMES]].sum(axis=1) == len(rec.layers)).all()
     assert len(search.trials_table(study)) == 40
+    # the report reads every trial's stored table back exactly (layers.csv)
+    from else_dse import report
+    import pandas as pd
+    report.write((f"sqlite:///{tmp_path}/s.db", "front"), tmp_path / "r")
+    csv = pd.read_csv(tmp_path / "r" / "layers.csv")
+    for t in trials[:5]:
+        want, got = search.trial_layers(t), csv[csv["trial"] == t.number]
+        assert list(got["layer"]) == want["layer"] and list(got["choice"]) == want["choice"]
+        for name in ("energy_pj", "sops", "busy_s", "threshold"):
+            np.testing.assert_array_equal(got[name].to_numpy(), want[name])
 
 
 def test_fixed_seed_gives_the_same_best_trials(rec, tmp_path):
@@ -355,6 +366,28 @@ def test_evaluation_from_estimate_values_equals_the_dataset(rec):
                                 ed.estimate(stats, cfg.hardware))
 
 
+def test_layer_columns_round_trip_exactly_and_read_plain_lists():
+    cols = {"layer": ["a", "b", "c"], "scheme": np.array(["line_delta", "dense", "temporal_delta"]),
+            "energy_pj": np.array([1 / 3, np.nan, -np.inf]), "f32": np.array([0.1, 2.5, 3], np.float32),
+            "cores": np.array([1, 2**40, -3]), "fits": np.array([True, False, True]),
+            "busy_s": np.array([5e-324, 1e308, -0.0])}
+    stored = json.loads(json.dumps(layer_columns.encode(cols)))       # through the storage's JSON
+    assert layer_columns.is_encoded(stored) and isinstance(stored["energy_pj"], str)
+    back = layer_columns.decode(stored)
+    assert list(back) == list(cols) and back["layer"] == cols["layer"]
+    assert back["scheme"] == ["line_delta", "dense", "temporal_delta"]
+    for name in ("energy_pj", "f32", "cores", "fits", "busy_s"):
+        assert back[name].dtype == cols[name].dtype
+        assert back[name].tobytes() == cols[name].tobytes()               # bit for bit (NaN, -0.0)
+    assert search.trial_layers({"layers": stored})["cores"].tolist() == [1, 2**40, -3]
+    plain = {"layer": ["a"], "sops": [1.5]}                               # a table stored before
+    assert layer_columns.decode(plain) == plain and not layer_columns.is_encoded(plain)
+    with pytest.raises(ValueError, match="column 'sops': not '<dtype>:<base64>'"):
+        layer_columns.decode({"encoding": layer_columns.ENCODING, "sops": "<f8:***"})
+    with pytest.raises(KeyError, match="no per-layer table"):
+        search.trial_layers({"totals": {}})
+
+
 def test_two_worker_processes_on_an_sqlite_file(rec, tmp_path):
     space = Space(schemes=("line_y", "line_x", "temporal"), threshold=IntRange(0, 3))
     study = search.run(rec, space, ["sops", "error"], n_trials=14, storage=f"sqlite:///{tmp_path}/w.db",
@@ -427,7 +460,7 @@ def test_baseline_stores_whether_it_fits_and_its_layers(rec, tmp_path):
                        storage=f"sqlite:///{tmp_path}/b.db", study_name="b", seed=0)
     stored = study.user_attrs["baseline_conventional"]
     assert stored["feasible"] is False
-    layers = study.user_attrs["baseline_conventional_layers"]
+    layers = layer_columns.decode(study.user_attrs["baseline_conventional_layers"])
     assert layers["layer"] == [layer.name for layer in rec.layers]
     assert set(layers["scheme"]) == {"conventional"}
     assert sum(layers["sops"]) == pytest.approx(stored["sops"])

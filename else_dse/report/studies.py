@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..search import layer_columns
 from .reference import _network_task
 from .results import ReportError, Results
 
@@ -38,6 +39,8 @@ def _feasible(t: optuna.trial.FrozenTrial) -> bool:
 
 
 def _is_layer_table(value: Any) -> bool:
+    if layer_columns.is_encoded(value):
+        return True
     if isinstance(value, list) and value and all(isinstance(r, Mapping) for r in value):
         return any(k in value[0] for k in ("layer", "name"))
     if isinstance(value, Mapping) and value:
@@ -49,7 +52,9 @@ def _is_layer_table(value: Any) -> bool:
 
 
 def _layer_table(value: Any) -> pd.DataFrame:
-    if isinstance(value, list):
+    if layer_columns.is_encoded(value):
+        df = pd.DataFrame(layer_columns.decode(value))
+    elif isinstance(value, list):
         df = pd.DataFrame(value)
     elif "layer" in value or "name" in value:
         df = pd.DataFrame({k: v for k, v in value.items() if isinstance(v, list)})

@@ -48,7 +48,9 @@ fields, the plan as ``{layer: {kind, axis, direction, threshold, tau, loop}}``,
 :meth:`else_dse.Scheme.to_dict`), ``totals`` (every objective and
 every scalar total of the cost model), ``layers`` (a per-layer table: choice
 (the scheme's name), scheme (kind), axis, direction, loop, threshold, tau,
-events, sops, errors and every per-layer cost variable), ``constraints`` (``{name: value}``, also in Optuna's system attributes
+events, sops, errors and every per-layer cost variable; numeric columns are stored
+as exact base64 strings of their numpy bytes, :mod:`else_dse.search.layer_columns`:
+:func:`trial_layers` reads them back as arrays), ``constraints`` (``{name: value}``, also in Optuna's system attributes
 ``constraints:<name>``) and ``feasible``. The study stores ``objectives``,
 ``search`` (the space, objectives, constraints and hardware), ``recording`` and
 ``baseline_conventional`` (totals of conventional processing of every layer on the
@@ -94,6 +96,7 @@ from .config_file import CONFIG_HELP, ConstraintSection, StudyConfig, StudySecti
 from .evaluate import Evaluation, StatsCache, content_hash, evaluation
 from .closed_loop import ClosedLoop, ClosedLoopRun
 from .objectives import OBJECTIVES, TASK_OBJECTIVES, Constraint, ErrorBudget, Fits, TaskBudget
+from .layer_columns import trial_layers
 from .problem import Problem, define
 from .runner import Interrupted, prepare, run, trials_table
 from .worker import SAMPLERS, make_sampler, work
@@ -108,7 +111,7 @@ __all__ = [
     "ClosedLoop", "ClosedLoopRun", "verify", "verify_study_name", "TASK_OBJECTIVES",
     "Evaluation", "SearchError", "Interrupted", "SQLJournalBackend", "normalize_url", "make_sampler", "OBJECTIVES", "SCHEMES", "LINE_ORDERINGS", "SAMPLERS",
     "define", "run", "run_config", "work", "prepare", "StatsCache", "evaluation", "open_storage",
-    "content_hash", "space_from_dict", "StudyConfig", "StudySection", "ConstraintSection", "CONFIG_HELP", "trials_table",
+    "content_hash", "trial_layers", "space_from_dict", "StudyConfig", "StudySection", "ConstraintSection", "CONFIG_HELP", "trials_table",
 ]
 
 # doctest.testmod(else_dse.search) collects only objects defined in this module; the examples

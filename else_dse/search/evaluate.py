@@ -16,6 +16,7 @@ from ..cost import Estimate
 from ..events import LayerStats, StatsArrays, count_events, curve_values, stats_arrays
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Dense, Plan, Scheme, as_plan
+from . import layer_columns
 from .objectives import OBJECTIVES, Constraint, Fits, TaskBudget, task_values
 from .space import Config
 
@@ -214,16 +215,6 @@ def _finite(d: Mapping[str, float]) -> dict[str, float | None]:
     return {str(k): float(v) if math.isfinite(float(v)) else None for k, v in d.items()}
 
 
-def _jsonable(a: np.ndarray) -> list[Any]:
-    """A 1-d array as a JSON list (non-finite floats as None)."""
-    if a.dtype.kind in "biu":
-        return a.tolist()
-    if a.dtype.kind == "f":
-        out = a.astype(np.float64).tolist()
-        return out if np.isfinite(a).all() else [x if math.isfinite(x) else None for x in out]
-    return [str(x) for x in a]
-
-
 def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], config: Config,
                stats: xr.Dataset | StatsArrays, cost: xr.Dataset | Estimate | None,
                fidelity: Mapping[str, float] | None = None) -> Evaluation:
@@ -267,22 +258,15 @@ def evaluation(objectives: Sequence[str], constraints: Sequence[Constraint], con
     layers: dict[str, Any] = {
         "layer": names,
         "choice": [config.plan.scheme_for(n).name for n in names],
-        "scheme": [str(s) for s in st["scheme"]],
-        "axis": [str(s) for s in st["axis"]],
-        "direction": [str(s) for s in st["direction"]],
-        "loop": [str(s) for s in st["loop"]],
-        "threshold": _jsonable(st["threshold"]),
-        "tau": _jsonable(st["tau"]),
-        "events": _jsonable(st["events"].mean(axis=1)),
-        "sops": _jsonable(st["sops"].mean(axis=1)),
-        "dense_macs": _jsonable(st["dense_macs"][:, 0]),
-        "rel_error": _jsonable(rel),
-        "max_error": _jsonable(mx),
+        "scheme": st["scheme"], "axis": st["axis"], "direction": st["direction"], "loop": st["loop"],
+        "threshold": st["threshold"], "tau": st["tau"],
+        "events": st["events"].mean(axis=1), "sops": st["sops"].mean(axis=1),
+        "dense_macs": st["dense_macs"][:, 0], "rel_error": rel, "max_error": mx,
     }
     for v, (dims, a) in cv.items():
         if dims == ("layer",) and v not in layers:
-            layers[v] = _jsonable(a)
-    attrs = {"config": config.describe(), "totals": totals, "layers": layers, "constraints": cons,
+            layers[v] = a
+    attrs = {"config": config.describe(), "totals": totals, "layers": layer_columns.encode(layers), "constraints": cons,
              "feasible": all(v <= 0 for v in cons.values())}
     if fidelity is not None:
         attrs["fidelity"] = _finite(fidelity)

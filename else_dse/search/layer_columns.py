@@ -4,7 +4,7 @@ Text columns (``layer``, ``choice``, ``scheme``, ``axis``, ``direction``, ``loop
 JSON lists. Numeric and boolean columns are strings ``"<dtype>:<base64>"``: the bytes
 of the numpy array, with its dtype as numpy spells it (byte order included, e.g.
 ``<f8``). That is exact (NaN and infinities included) and, on the pose benchmark's
-96 layers, about 5x cheaper to encode, decode and copy than JSON lists of floats,
+96 layers, 4-6x cheaper to encode, decode and copy than JSON lists of floats,
 which each trial's storage does several times. The table holds ``"encoding":
 ENCODING``; :func:`decode` (or :func:`trial_layers` on a trial) gives the columns
 back as numpy arrays, and also reads tables stored before as plain lists.

@@ -26,7 +26,9 @@ the uint8 codes. The main table runs the kernels on one thread.
 
 A scale table (first recording, frames repeated up to ``--scale-frames``) times
 open + quantize + count_events end to end in memory, out of core (chunks) and on
-a LocalCluster of two worker processes, checked to give identical counts.
+a LocalCluster of two worker processes, checked to give identical counts, and
+``event_curve`` of the largest layer in memory and out of core for the temporal
+deltas that carry each threshold's state across chunks.
 
 A last table times ``event_curve`` over 16 and 64 thresholds against as many
 ``count_events`` calls on the same layer (closed and open loop, with and
@@ -353,8 +355,30 @@ def bench_scale(name: str, rec: ed.Recording, frames: int, chunk: int, repeat: i
                       f"{t_cl:7.2f}s {t_mem / t_cl:5.2f}x")
                 rows.append({"recording": name, "scheme": str(scheme), "frames": frames, "chunk": chunk,
                              "in_memory_s": t_mem, "chunked_s": t_chunk, "cluster_s": t_cl})
+        rows += _scale_curve(name, path, big, chunk, repeat)
     print("('/ mem' = throughput against in memory: > 1 is faster; cluster: 2 local worker "
           "processes, 1 thread each)")
+    return rows
+
+
+def _scale_curve(name: str, path: Path, big: ed.Recording, chunk: int, repeat: int) -> list[dict]:
+    """event_curve (16 thresholds, with the error) of the largest layer in memory and out of
+    core, for the temporal deltas whose every threshold carries its state across chunks."""
+    layer = max(big.layers, key=lambda la: la.dense_events).name
+    mem = ed.open_recording(path).quantize(8)
+    out = ed.open_recording(path, chunks={"frame": chunk}).quantize(8)
+    rows = []
+    print(f"event_curve of {layer}, 16 thresholds, with the error (state carried per threshold); in "
+          f"memory on codes quantized beforehand, out of core reading and quantizing every chunk")
+    for scheme in (ed.TemporalDelta(), ed.TemporalDelta(loop="open")):
+        def curve(q: QuantizedRecording) -> Any:
+            return ed.event_curve(q, layer, scheme, list(range(16)), error=True)
+        if not curve(mem).equals(curve(out)):
+            raise AssertionError(f"chunked event_curve differs under {scheme}")
+        t_mem, t_chunk = wall_time(lambda: curve(mem), repeat), wall_time(lambda: curve(out), repeat)
+        print(f"{'  ' + str(scheme):44s} {t_mem:9.2f}s {t_chunk:7.2f}s {t_mem / t_chunk:5.2f}x")
+        rows.append({"recording": name, "scheme": f"event_curve {scheme}", "frames": big.n_frames,
+                     "chunk": chunk, "in_memory_s": t_mem, "chunked_s": t_chunk})
     return rows
 
 

@@ -22,7 +22,7 @@ conventional, ``theta = tau = 0`` for line and temporal delta) has no error: ``e
 
 from libc.stdint cimport int8_t, uint8_t, int16_t, uint16_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free, calloc
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 from cython.parallel cimport prange, parallel, threadid
 
 cdef extern from "kernels_core.h" nogil:
@@ -769,16 +769,23 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                          int64_t[:, ::1] events, int64_t[:, ::1] sops,
                          int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq,
                          const int32_t[::1] lut, int64_t[:, ::1] hist_c, int64_t[:, ::1] hist_s,
-                         bint with_error=True, int zp=0):
+                         bint with_error=True, int zp=0, int32_t[:, :, ::1] state=None):
     """:func:`temporal_delta` for many thresholds in one pass: blocks of positions
     are followed through all frames, each block loaded once per frame and run for
     every threshold while in cache. ``fan_out`` (H*W) is the conventional fan-out
     per position. Open loop without the error: events and SOPs go to the
     histograms ``hist_c``, ``hist_s`` (frame, T + 1) as in
-    :func:`line_delta_curve`. ``with_error``: error and ``x_sq``; otherwise left 0."""
+    :func:`line_delta_curve`. ``with_error``: error and ``x_sq``; otherwise left 0.
+
+    ``state`` (T, 2, C*H*W) int32, optional: every threshold's state before frame 0
+    (zeros: the start of a stream), overwritten with the state after the last frame,
+    so frames run in chunks give the results of one pass. Per threshold: the
+    sender's reference and the consumer's sum; in the open loop the sender's
+    reference (the previous frame after tau) is shared, in threshold 0's slot."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2], T = thetas.shape[0]
     cdef Py_ssize_t B = EK_BLOCK
-    cdef Py_ssize_t f, c, jb, j0, nb, p, t
+    cdef Py_ssize_t f, c, jb, j0, nb, p, t, k
+    cdef bint has_state = state is not None
     cdef int32_t *states
     cdef int32_t *fan
     cdef int32_t *emax
@@ -791,6 +798,8 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
         raise ValueError("fan_out length does not match the tensor")
     if T < 1:
         raise ValueError("need at least one threshold")
+    if state is not None and (state.shape[0] != T or state.shape[1] != 2 or state.shape[2] != C * N):
+        raise ValueError("state must have shape (threshold, 2, C*H*W)")
     amax = _check_lut(lut, T, hist_c, hist_s, F)
     for p in range(N):
         if fan_out[p] < 0:
@@ -815,12 +824,19 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                 for jb in range((N + B - 1) // B):
                     j0 = jb * B
                     nb = min(B, N - j0)
-                    memset(states, 0, 2 * T * B * sizeof(int32_t))
+                    if has_state:
+                        for k in range(2 * T):
+                            memcpy(states + k * B, &state[k // 2, k % 2, c * N + j0], nb * sizeof(int32_t))
+                    else:
+                        memset(states, 0, 2 * T * B * sizeof(int32_t))
                     for f in range(F):
                         _temporal_thresholds(&X[f, c, j0], zp, nb, &thetas[0], T, closed, tau, states,
                                              fan + j0, acc + f * T, acc + (F + f) * T, emax + f * T,
                                              acc + (2 * F + f) * T, &x_sq[f], &lut[0], amax,
                                              &hist_c[f, 0], &hist_s[f, 0], hl, werr)
+                    if has_state:
+                        for k in range(2 * T):
+                            memcpy(&state[k // 2, k % 2, c * N + j0], states + k * B, nb * sizeof(int32_t))
             for f in range(F):
                 for t in range(T):
                     events[t, f] += acc[f * T + t]

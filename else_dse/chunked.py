@@ -85,32 +85,28 @@ def curve_chunked(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     return _join(stream.run(sub.data, task, "event_curve", overlap=overlap))
 
 
-def _carried_part(layers: tuple[Layer, ...], scheme: TemporalDelta, thresholds: list[int], threads: int,
-                  part: xr.Dataset, skip: int, states: dict[int, dict[tuple, np.ndarray]]
-                  ) -> tuple[tuple[np.ndarray, ...], dict[int, dict[tuple, np.ndarray]]]:
-    """Events, SOPs and errors ``(T, frames)`` of one chunk for every threshold, each
-    threshold's temporal state carried from the chunks before (not modified)."""
-    rows, after = [], {}
-    for t in thresholds:
-        ds, after[t] = _count_part(layers, scheme.adjusted(threshold=t), False, threads, part, skip,
-                                   states.get(t, {}))
-        rows.append(ds.isel(layer=0))
-    return tuple(np.stack([r[v].values for r in rows]) for v in _CURVE_VARS), after
-
-
-_CURVE_VARS = ("events", "sops", "max_error", "rel_error")
+def _carried_part(layers: tuple[Layer, ...], scheme: TemporalDelta, thresholds: np.ndarray, error: bool,
+                  part: xr.Dataset, skip: int, state: np.ndarray | None
+                  ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Events, SOPs and errors ``(T, frames)`` of one chunk for every threshold in one kernel
+    pass, with every threshold's temporal state carried from the chunks before (a new array:
+    the state handed in is not modified)."""
+    from .events import _curve_arrays
+    layer = layers[0]
+    shape = (len(thresholds), 2, int(np.prod(layer.input_shape)))
+    after = np.zeros(shape, np.int32) if state is None else state.copy()
+    arrays = _curve_arrays(QuantizedRecording(layers, part), layer, scheme, thresholds, error, after)
+    return tuple(a[:, skip:] for a in arrays), after
 
 
 def _carried_curve(sub: QuantizedRecording, layer: Layer, scheme: TemporalDelta,
                    thresholds: Sequence[int], error: bool) -> xr.Dataset:
     """The event curve of a temporal delta whose every threshold needs its own state carried
-    across chunks (closed loop, or the error): :func:`else_dse.count_events` per threshold,
-    chunk by chunk in order, equal to ``count_events`` with each threshold as the in-memory
-    curve is."""
-    from .events import curve_dataset, resolve_threads
-    th = list(thresholds)
-    task = functools.partial(_carried_part, sub.layers, scheme, th, resolve_threads(None))
-    parts = stream.run(sub.data, task, "event_curve", carry=True, state={})
+    across chunks (closed loop, or the error): one curve pass over each chunk, in order, with
+    every threshold's state handed from chunk to chunk, equal to the in-memory curve."""
+    from .events import curve_dataset
+    th = np.asarray(list(thresholds), np.int64)
+    task = functools.partial(_carried_part, sub.layers, scheme, th, error)
+    parts = stream.run(sub.data, task, "event_curve", carry=True, state=None)
     events, sops, max_error, rel_error = (np.concatenate([p[i] for p in parts], axis=1) for i in range(4))
-    return curve_dataset(sub, layer, scheme, np.asarray(th, np.int64), events, sops, max_error,
-                         rel_error, error)
+    return curve_dataset(sub, layer, scheme, th, events, sops, max_error, rel_error, error)

@@ -667,10 +667,12 @@ def _from_histogram(hc: np.ndarray, hs: np.ndarray, rank: np.ndarray
 
 def _delta_curve(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta | TemporalDelta,
                  th: np.ndarray, error: bool, events: np.ndarray, sops: np.ndarray, emax: np.ndarray,
-                 esq: np.ndarray, xsq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 esq: np.ndarray, xsq: np.ndarray, state: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Line or temporal delta curve of :func:`event_curve`: fills the (threshold, frame)
     arrays in one kernel pass; returns events and SOPs (from the histogram of ``|D|``
-    in the open loop without the error)."""
+    in the open loop without the error). ``state``: a temporal delta's state per
+    threshold, ``(T, 2, C*H*W)`` int32, advanced in place (chunked curves)."""
     F, T = X.shape[0], len(th)
     open_loop = scheme.loop == "open"
     if open_loop and not error:
@@ -688,7 +690,7 @@ def _delta_curve(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta | Tempo
     else:
         _kernels.temporal_delta_curve(_flat(X), _fan_out(layer).ravel(), th.astype(np.int32),
                                       not open_loop, scheme.tau, events, sops, emax, esq, xsq,
-                                      lut, hc, hs, with_error=bool(error), zp=zp)
+                                      lut, hc, hs, with_error=bool(error), zp=zp, state=state)
     if open_loop and not error:
         events, sops = _from_histogram(hc, hs, rank)
     if isinstance(scheme, LineDelta):
@@ -779,14 +781,15 @@ def _curve_args(qrec: QuantizedRecording, layer_name: str, scheme: Scheme, thres
 
 
 def _curve_arrays(qrec: QuantizedRecording, layer: Layer, scheme: Scheme, th: np.ndarray,
-                  error: bool) -> tuple[np.ndarray, ...]:
-    """Events, SOPs (int64), max and relative error (float64) of an in-memory curve, (T, F)."""
+                  error: bool, state: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Events, SOPs (int64), max and relative error (float64) of an in-memory curve, (T, F);
+    ``state`` as :func:`_delta_curve` takes it (a temporal delta's, carried across chunks)."""
     X, zp = _codes(qrec, layer.input, _code_arrays(qrec, layer.input))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
     if isinstance(scheme, (LineDelta, TemporalDelta)):
-        events, sops = _delta_curve(X, zp, layer, scheme, th, error, events, sops, emax, esq, xsq)
+        events, sops = _delta_curve(X, zp, layer, scheme, th, error, events, sops, emax, esq, xsq, state)
     else:  # Conventional: thresholds are activation thresholds tau
         _conventional_curve(X, zp, layer, th, events, sops, emax, esq, xsq)
     return events, sops, emax.astype(np.float64), _rel_error(esq, xsq[None, :])

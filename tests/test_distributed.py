@@ -44,6 +44,17 @@ def test_count_events_on_cluster_is_serial(client, tmp_path, plan):
     xr.testing.assert_identical(ed.count_events(q, plan, lines=True), want)
 
 
+@pytest.mark.parametrize("scheme", [ed.TemporalDelta(), ed.TemporalDelta(loop="open", tau=1)], ids=str)
+def test_carried_event_curve_on_cluster_is_serial(client, tmp_path, scheme):
+    """A temporal curve whose thresholds carry their state from chunk to chunk (a chain of
+    tasks on the cluster, the state passed between worker processes)."""
+    rec = recording(9, 5)
+    path = rec.save(tmp_path / "r.zarr")
+    want = ed.event_curve(rec.quantize(8), "conv1", scheme, [0, 1, 3, 6], error=True)
+    q = open_recording(path, chunks={"frame": 2}).quantize(8)
+    xr.testing.assert_identical(ed.event_curve(q, "conv1", scheme, [0, 1, 3, 6], error=True), want)
+
+
 def _same_replay(a, b):
     xr.testing.assert_identical(a.recording.data, b.recording.data)
     xr.testing.assert_identical(a.stats, b.stats)

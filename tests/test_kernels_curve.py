@@ -141,3 +141,33 @@ def test_event_curve_on_shipped_layers(name):
                 np.testing.assert_array_equal(got["sops"].values, r.sops, err_msg=where)
                 np.testing.assert_array_equal(got["max_error"].values, r.max_error, err_msg=where)
                 np.testing.assert_allclose(got["rel_error"].values, r.rel_error, rtol=1e-9, err_msg=where)
+
+
+def _temporal_curve(X, th, closed, tau, error, state=None):
+    from else_dse import _kernels
+    F, T = X.shape[0], len(th)
+    out = [np.zeros((T, F), np.int64) for _ in range(4)]
+    xsq, lut = np.zeros(F, np.int64), np.zeros(1, np.int32)
+    hc, hs = np.zeros((F, T + 1), np.int64), np.zeros((F, T + 1), np.int64)
+    fan = np.arange(1, X.shape[2] + 1, dtype=np.int64) % 5
+    _kernels.temporal_delta_curve(X, fan, th, closed, tau, *out, xsq, lut, hc, hs, with_error=error,
+                                  zp=3, state=state)
+    return (*out, xsq)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32])
+@pytest.mark.parametrize("closed,tau,error", [(True, 0, True), (True, 1, False), (False, 1, True),
+                                              (False, 0, True)])
+def test_temporal_curve_kernel_state_splits_frames_exactly(dtype, closed, tau, error):
+    """The curve kernel run over frames in pieces, its state handed on, equals one run."""
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 40, size=(7, 3, 1500)).astype(dtype)     # > one block of positions
+    th = np.array([0, 2, 5], np.int32)
+    whole = _temporal_curve(X, th, closed, tau, error)
+    state = np.zeros((3, 2, 3 * 1500), np.int32)
+    parts = [_temporal_curve(np.ascontiguousarray(X[a:b]), th, closed, tau, error, state)
+             for a, b in [(0, 2), (2, 3), (3, 7)]]
+    for i, w in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([p[i] for p in parts], axis=-1), w)
+    with pytest.raises(ValueError, match=r"state must have shape \(threshold, 2, C\*H\*W\)"):
+        _temporal_curve(X, th, closed, tau, error, np.zeros((2, 2, 3 * 1500), np.int32))

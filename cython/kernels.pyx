@@ -798,7 +798,7 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
         raise ValueError("fan_out length does not match the tensor")
     if T < 1:
         raise ValueError("need at least one threshold")
-    if state is not None and (state.shape[0] != T or state.shape[1] != 2 or state.shape[2] != C * N):
+    if has_state and (state.shape[0] != T or state.shape[1] != 2 or state.shape[2] != C * N):
         raise ValueError("state must have shape (threshold, 2, C*H*W)")
     amax = _check_lut(lut, T, hist_c, hist_s, F)
     for p in range(N):

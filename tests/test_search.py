@@ -384,6 +384,8 @@ def test_layer_columns_round_trip_exactly_and_read_plain_lists():
     assert layer_columns.decode(plain) == plain and not layer_columns.is_encoded(plain)
     with pytest.raises(ValueError, match="column 'sops': not '<dtype>:<base64>'"):
         layer_columns.decode({"encoding": layer_columns.ENCODING, "sops": "<f8:***"})
+    with pytest.raises(ValueError, match="column 'layer': not '<dtype>:<base64>' .*not numeric"):
+        layer_columns.decode({"encoding": layer_columns.ENCODING, "layer": "<U1:YQAAAA=="})
     with pytest.raises(KeyError, match="no per-layer table"):
         search.trial_layers({"totals": {}})
 

@@ -49,7 +49,10 @@ def decode(value: Mapping[str, Any]) -> dict[str, np.ndarray | list[Any]]:
         if isinstance(col, str):
             dtype, _, data = col.partition(":")
             try:
-                out[name] = np.frombuffer(base64.b64decode(data, validate=True), dtype=np.dtype(dtype))
+                dt = np.dtype(dtype)
+                if dt.kind not in "biuf":
+                    raise ValueError(f"dtype {dtype!r} is not numeric or boolean")
+                out[name] = np.frombuffer(base64.b64decode(data, validate=True), dtype=dt)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"layer table column {name!r}: not '<dtype>:<base64>' ({exc})") from None
         else:

@@ -574,7 +574,8 @@ def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         **{c: ("layer", np.array([f[c] for f in fields], np.int64)) for c in ("threshold", "tau")},
         "op": ("layer", [layer.op for layer in layers]),
     })
-    stack = lambda attr, dtype: np.stack([getattr(r, attr) for r in rows]).astype(dtype)  # noqa: E731
+    def stack(attr: str, dtype: type) -> np.ndarray:   # one (layer, frame) array of the rows' columns
+        return np.concatenate([getattr(r, attr) for r in rows]).reshape(len(rows), -1).astype(dtype, copy=False)
     dense_ev, dense_macs = _dense_columns(tuple(layers))
     LF = ("layer", "frame")
     data = {

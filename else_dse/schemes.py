@@ -345,6 +345,10 @@ class Plan:
 
     def resolve(self, layers: Sequence[Layer]) -> tuple[Scheme, ...]:
         """The scheme of every layer, in order; validates names and layer compatibility."""
+        layers = tuple(layers)
+        memo = self.__dict__.get("_resolved")    # a plan is immutable: the last network's answer is kept
+        if memo is not None and memo[0] == layers:
+            return memo[1]
         names = [layer.name for layer in layers]
         known = set(names)
         unknown = [n for n in self.schemes if n not in known]
@@ -353,7 +357,12 @@ class Plan:
         out = tuple(self.scheme_for(layer.name) for layer in layers)
         for layer, scheme in zip(layers, out):
             scheme.check_layer(layer)
+        object.__setattr__(self, "_resolved", (layers, out))
         return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the memos of :meth:`resolve` and ``repr``."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_resolved", "_repr")}
 
     def __repr__(self) -> str:
         text = self.__dict__.get("_repr")     # a plan is immutable: its repr is built once

@@ -59,3 +59,23 @@ def test_cli_and_search_use_the_same_names():
                           "loop": "closed"}}
     ev = problem.evaluate(cfg)
     assert ev.user_attrs["layers"]["choice"] == ["line_y"] and ev.user_attrs["layers"]["loop"] == ["closed"]
+
+
+def test_plan_resolve_is_kept_per_network_and_still_validates_another():
+    """A plan keeps the schemes it resolved for the last network (the search resolves each trial's
+    plan twice); another network is checked afresh, and a pickled plan carries no memo."""
+    import pickle
+
+    conv = (ed.Layer("a", "t", "conv", 1, 2, kernel=3, padding=1, input_shape=(1, 4, 4)),
+            ed.Layer("b", "t", "conv", 2, 2, kernel=1, input_shape=(2, 4, 4)))
+    fc = (ed.Layer("a", "t", "fc", 4, 2, input_shape=(4, 1, 1)),)
+    plan = ed.Plan({"a": ed.LineDelta(threshold=1)})
+    first = plan.resolve(conv)
+    assert plan.resolve(list(conv)) is first
+    assert first == (ed.LineDelta(threshold=1), ed.Conventional())
+    with pytest.raises(ValueError, match="layer 'a'.*fully connected"):
+        plan.resolve(fc)
+    with pytest.raises(ValueError, match=r"unknown layer names \['a'\]"):
+        ed.Plan({"a": ed.Conventional()}).resolve(conv[1:])
+    copy = pickle.loads(pickle.dumps(plan))
+    assert copy == plan and "_resolved" not in vars(copy) and copy.resolve(conv) == first

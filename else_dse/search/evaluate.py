@@ -103,7 +103,9 @@ class StatsCache:
         search's per-trial path: no Dataset)."""
         qrec = self._quantized(bits)
         schemes = as_plan(plan).resolve(qrec.layers)
-        rows = [self._row(qrec, layer.name, s) for layer, s in zip(qrec.layers, schemes)]
+        base = (self.content, qrec.bits, qrec.calibration)
+        with self._lock:
+            rows = [self._row(qrec, base, layer.name, s) for layer, s in zip(qrec.layers, schemes)]
         return stats_arrays(qrec, plan, rows)
 
     def _quantized(self, bits: int) -> QuantizedRecording:
@@ -126,30 +128,31 @@ class StatsCache:
             self._layers.store(key, one)
         return one
 
-    def _row(self, qrec: QuantizedRecording, name: str, scheme: Scheme) -> LayerStats:
-        base = (self.content, qrec.bits, qrec.calibration, name)
-        with self._lock:
-            row = self._rows.lookup(base + (scheme,))
-            if row is not None:
-                return row
-            if isinstance(scheme, Dense):
-                ds = count_events(self._one_layer(qrec, name), scheme)
-                row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
-                self._rows.store(base + (scheme,), row)
-                return row
-            # the level event_curve varies: the threshold of a delta scheme, tau of conventional
-            field = "threshold" if scheme.thresholded else "tau"
-            own = int(getattr(scheme, field))
-            levels = self.levels.get(name, ((), ()))[0 if scheme.thresholded else 1]
-            family = scheme.adjusted(**{field: 0})
-            want = sorted({own} | {int(v) for v in levels})
-            want = [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
-            curve = curve_values(self._one_layer(qrec, name), name, family, want)
-            arrays = [curve[v] for v in _ROW_VARS]
-            for i, v in enumerate(want):
-                self._rows.store(base + (family.adjusted(**{field: v}),),
-                                 LayerStats(*(a[i].copy() for a in arrays)))
-            return self._rows[base + (scheme,)]
+    def _row(self, qrec: QuantizedRecording, base: tuple[str, int, str], name: str,
+             scheme: Scheme) -> LayerStats:
+        """The row of one layer (under the lock; ``base``: content, bits, calibration)."""
+        base = base + (name,)
+        row = self._rows.lookup(base + (scheme,))
+        if row is not None:
+            return row
+        if isinstance(scheme, Dense):
+            ds = count_events(self._one_layer(qrec, name), scheme)
+            row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
+            self._rows.store(base + (scheme,), row)
+            return row
+        # the level event_curve varies: the threshold of a delta scheme, tau of conventional
+        field = "threshold" if scheme.thresholded else "tau"
+        own = int(getattr(scheme, field))
+        levels = self.levels.get(name, ((), ()))[0 if scheme.thresholded else 1]
+        family = scheme.adjusted(**{field: 0})
+        want = sorted({own} | {int(v) for v in levels})
+        want = [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
+        curve = curve_values(self._one_layer(qrec, name), name, family, want)
+        arrays = [curve[v] for v in _ROW_VARS]
+        for i, v in enumerate(want):
+            self._rows.store(base + (family.adjusted(**{field: v}),),
+                             LayerStats(*(a[i].copy() for a in arrays)))
+        return self._rows[base + (scheme,)]
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawned worker processes) without the cached entries and the lock."""

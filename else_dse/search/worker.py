@@ -175,6 +175,8 @@ class _Worker:
 
     def is_surplus(self, number: int) -> bool:
         """Whether trial ``number`` lies beyond the first ``n_trials`` live trials."""
+        if number < self.n_trials:       # at most ``number`` trials come before it
+            return False
         alive = self.storage.get_all_trials(self.study_id, deepcopy=False, states=_ALIVE)
         if len(alive) <= self.n_trials:
             return False

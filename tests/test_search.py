@@ -371,6 +371,7 @@ def test_layer_columns_round_trip_exactly_and_read_plain_lists():
             "energy_pj": np.array([1 / 3, np.nan, -np.inf]), "f32": np.array([0.1, 2.5, 3], np.float32),
             "cores": np.array([1, 2**40, -3]), "fits": np.array([True, False, True]),
             "busy_s": np.array([5e-324, 1e308, -0.0])}
+    assert all(type(x) is str for x in layer_columns.encode(cols)["scheme"])   # numpy text as plain str
     stored = json.loads(json.dumps(layer_columns.encode(cols)))       # through the storage's JSON
     assert layer_columns.is_encoded(stored) and isinstance(stored["energy_pj"], str)
     back = layer_columns.decode(stored)

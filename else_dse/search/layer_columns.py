@@ -27,6 +27,8 @@ def encode(columns: Mapping[str, np.ndarray | Sequence[str]]) -> dict[str, Any]:
         if isinstance(col, np.ndarray) and col.dtype.kind in "biuf":
             a = np.ascontiguousarray(col)
             out[name] = f"{a.dtype.str}:{base64.b64encode(a.data).decode('ascii')}"
+        elif isinstance(col, np.ndarray) and col.dtype.kind == "U":
+            out[name] = col.tolist()           # numpy text: already str values
         else:
             out[name] = [str(x) for x in col]
     return out

@@ -575,7 +575,12 @@ def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         "op": ("layer", [layer.op for layer in layers]),
     })
     def stack(attr: str, dtype: type) -> np.ndarray:   # one (layer, frame) array of the rows' columns
-        return np.concatenate([getattr(r, attr) for r in rows]).reshape(len(rows), -1).astype(dtype, copy=False)
+        cols = [np.asarray(getattr(r, attr)) for r in rows]
+        for name, c in zip(names, cols):
+            if c.shape != (F,):
+                raise ValueError(f"stats_dataset: layer {name!r}: {attr} has shape {c.shape}, "
+                                 f"expected ({F},), one value per frame")
+        return np.concatenate(cols).reshape(len(rows), F).astype(dtype, copy=False)
     dense_ev, dense_macs = _dense_columns(tuple(layers))
     LF = ("layer", "frame")
     data = {

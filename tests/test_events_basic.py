@@ -68,6 +68,17 @@ def test_conventional_and_dense_by_hand(rows_equal):
     assert dense["max_error"].item() == dense["rel_error"].item() == 0.0
 
 
+def test_stats_dataset_refuses_a_row_without_one_value_per_frame(rows_equal):
+    from else_dse.events import LayerStats, stats_dataset
+
+    _, q = rows_equal
+    good = LayerStats(np.array([3]), np.array([9]), np.array([0.0]), np.array([0.0]))
+    assert stats_dataset(q, ed.Conventional(), [good])["sops"].values.tolist() == [[9]]
+    bad = dataclasses.replace(good, sops=np.array([9, 9]))
+    with pytest.raises(ValueError, match=r"layer 'c1': sops has shape \(2,\), expected \(1,\)"):
+        stats_dataset(q, ed.Conventional(), [bad])
+
+
 def test_line_delta_by_hand(rows_equal):
     _, q = rows_equal
     ds = ed.count_events(q, ed.LineDelta(axis="y"), lines=True)

@@ -132,13 +132,14 @@ class StatsCache:
              scheme: Scheme) -> LayerStats:
         """The row of one layer (under the lock; ``base``: content, bits, calibration)."""
         base = base + (name,)
-        row = self._rows.lookup(base + (scheme,))
+        key = base + (scheme,)
+        row = self._rows.lookup(key)
         if row is not None:
             return row
         if isinstance(scheme, Dense):
             ds = count_events(self._one_layer(qrec, name), scheme)
             row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
-            self._rows.store(base + (scheme,), row)
+            self._rows.store(key, row)
             return row
         # the level event_curve varies: the threshold of a delta scheme, tau of conventional
         field = "threshold" if scheme.thresholded else "tau"
@@ -152,7 +153,7 @@ class StatsCache:
         for i, v in enumerate(want):
             self._rows.store(base + (family.adjusted(**{field: v}),),
                              LayerStats(*(a[i].copy() for a in arrays)))
-        return self._rows[base + (scheme,)]
+        return self._rows[key]
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawned worker processes) without the cached entries and the lock."""

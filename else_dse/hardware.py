@@ -313,8 +313,7 @@ class Hardware:
             raise HardwareError(f"hardware {self.name!r}: unknown field(s) {unknown}; "
                                 f"allowed fields are {sorted(FIELDS)}")
         sources = tuple((k, v) for k, v in self.sources if k not in changes)
-        values = validate({**self.to_dict(), **changes})
-        return dataclasses.replace(self, **values, sources=sources)
+        return dataclasses.replace(self, **changes, sources=sources)     # validated in __post_init__
 
     def source(self, field_name: str) -> str:
         """``"<tag>: <source>"`` of a field, or ``""`` when none is recorded."""

@@ -415,6 +415,32 @@ def test_a_set_stop_event_ends_the_worker_between_trials(rec):
     assert len(seen) == 3 and [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
 
 
+def test_the_loop_freezes_the_objects_alive_before_it_and_unfreezes_them(rec):
+    """Full collections skip what existed before the loop while it runs (gc.freeze), and only
+    then: the freeze is undone when the loop ends, normally or by an interrupt, and a process
+    that froze objects itself keeps its own freeze."""
+    import gc
+    import threading
+    problem = search.define(rec, Space(schemes=("line_y", "temporal")), "sops")
+    store = optuna.storages.InMemoryStorage()
+    search.prepare(problem, store, "gc", ())
+    assert gc.get_freeze_count() == 0
+    during: list[int] = []
+    search.work(problem, store, "gc", 3, on_trial=lambda n: during.append(gc.get_freeze_count()))
+    assert len(during) == 3 and min(during) > 0 and gc.get_freeze_count() == 0
+    stop = threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        search.work(problem, store, "gc", 50, stop=stop, on_trial=lambda n: stop.set())
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        search.work(problem, store, "gc", 6, on_trial=lambda n: during.append(gc.get_freeze_count()))
+        assert during[-1] <= frozen and gc.get_freeze_count() <= frozen   # none added (some freed)
+    finally:
+        gc.unfreeze()
+
+
 def test_studies_store_their_constraints_for_verify(rec, tmp_path):
     from else_dse.search.objectives import constraint_from_dict
     from else_dse.search.verify import study_constraints

@@ -48,6 +48,8 @@ class Problem:
     content: str                                             # recording content hash
     cache: StatsCache = field(compare=False, repr=False)      # statistics, owned by the problem
     drawn: dict[tuple[str, int, int], Scheme] = field(default_factory=dict, compare=False, repr=False)
+    layout: list[tuple[str, tuple[str, str, str, int] | None]] = field(default_factory=list, compare=False,
+                                                                       repr=False)   # see _layout
     #: with a model and frames: every trial is replayed in closed loop (its stats are the closed-loop ones)
     closed_loop: ClosedLoop | None = field(default=None, compare=False, repr=False)
 
@@ -73,15 +75,12 @@ class Problem:
         bits = int(params.get("bits", sp.bits))  # type: ignore[arg-type]
         tau = int(params.get("tau", sp.tau))  # type: ignore[arg-type]
         schemes: dict[str, Scheme] = {}
-        for layer in self.recording.layers:
-            n = layer.name
-            if n in self.layer_choices:
-                key_s, key_t = ("scheme", "threshold") if sp.shared else (f"scheme.{n}", f"threshold.{n}")
-                choice = str(params.get(key_s, self.layer_choices[n][0]))
-                thr = int(params.get(key_t, _values(self.layer_thresholds[n])[0]))
-                schemes[n] = self._drawn(choice, thr, tau)
-            else:
+        for n, keys in self._layout():
+            if keys is None:
                 schemes[n] = self.fixed_schemes[n].adjusted(tau=tau)
+            else:
+                key_s, key_t, choice0, thr0 = keys
+                schemes[n] = self._drawn(str(params.get(key_s, choice0)), int(params.get(key_t, thr0)), tau)
         hw = self.hardware
         if hw is not None and sp.hardware:
             changes = {}
@@ -90,6 +89,19 @@ class Problem:
                 changes[f] = params.get(f"hardware.{f}", sp.hardware[k])
             hw = _apply_hardware(hw, changes, sp.grow_mesh, sp.derive)
         return Config(bits, tau, Plan(schemes, default=Conventional(tau=tau)), hw)
+
+    def _layout(self) -> list[tuple[str, tuple[str, str, str, int] | None]]:
+        """Per layer in order: its name and, for a free layer, the parameter names of its
+        scheme and threshold and their values when a parameter set lacks them (None: a fixed
+        layer). Built on the first call and kept in ``layout``."""
+        if not self.layout:
+            shared = self.space.shared
+            self.layout[:] = [      # one assignment: threads building it at once agree
+                (n, ((("scheme", "threshold") if shared else (f"scheme.{n}", f"threshold.{n}"))
+                     + (self.layer_choices[n][0], _values(self.layer_thresholds[n])[0]))
+                 if n in self.layer_choices else None)
+                for n in (layer.name for layer in self.recording.layers)]
+        return self.layout
 
     def _drawn(self, choice: str, threshold: int, tau: int) -> Scheme:
         """The scheme of a drawn choice and threshold, built once (``drawn``: at most one entry

@@ -441,6 +441,30 @@ def test_the_loop_freezes_the_objects_alive_before_it_and_unfreezes_them(rec):
         gc.unfreeze()
 
 
+def test_worker_sync_counts_every_trial_and_rereads_only_unfinished_ones(rec):
+    """sync reads only trials after the leading finished ones, yet counts all complete trials,
+    mirrors each once and returns the unfinished ones, also when a waiting trial finishes later."""
+    from optuna.trial import TrialState
+    from else_dse.search.worker import _Worker
+    problem = search.define(rec, Space(schemes=("line_y", "temporal")), "sops")
+    store = optuna.storages.InMemoryStorage()
+    study = search.prepare(problem, store, "sync", ())
+    search.work(problem, store, "sync", 2)
+    study.enqueue_trial({})                                       # number 2, waiting
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))   # number 3
+    worker = _Worker(problem, store, "sync", 10, optuna.samplers.RandomSampler(seed=0), None, None)
+    n, unfinished = worker.sync()
+    assert (n, [t.number for t in unfinished], worker.done) == (2, [2], 2)
+    assert len(worker.mirror.trials) == 2
+    tid = store.get_trial_id_from_study_id_trial_number(worker.study_id, 2)
+    store.set_trial_state_values(tid, TrialState.RUNNING)
+    store.set_trial_state_values(tid, TrialState.COMPLETE, [1.0])
+    n, unfinished = worker.sync()
+    assert (n, unfinished, worker.done, worker.done_complete) == (3, [], 4, 3)
+    assert sorted(t.number for t in worker.mirror.trials) == [0, 1, 2]
+    assert worker.sync()[0] == 3 and len(worker.mirror.trials) == 3
+
+
 def test_studies_store_their_constraints_for_verify(rec, tmp_path):
     from else_dse.search.objectives import constraint_from_dict
     from else_dse.search.verify import study_constraints

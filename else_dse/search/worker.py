@@ -132,21 +132,35 @@ class _Worker:
         self.interval = heartbeat_interval
         self.grace = grace_period if grace_period is not None else 2 * (heartbeat_interval or 10)
         self.seen: set[int] = set()      # storage trial numbers the mirror holds
+        self.done = self.done_complete = 0   # leading finished trials (see sync), complete ones among them
         self.me = uuid.uuid4().hex
         self.current: int | None = None  # id of the storage trial this worker is writing or running
         self.current_fixed: dict[str, Any] | None = None   # its fixed parameters when it was claimed
 
     # ---- reading the shared study
-    def sync(self) -> list[FrozenTrial]:
-        """Every stored trial; complete ones the mirror lacks are added to it."""
+    def sync(self) -> tuple[int, list[FrozenTrial]]:
+        """Complete stored trials the mirror lacks are added to it. Returns the number of
+        complete trials and the unfinished ones (running, waiting) in number order.
+
+        Only trials after the finished prefix are read: a finished trial never changes, and
+        a study's trials come in number order with new ones at the end."""
         trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
-        for t in trials:
-            if t.state == TrialState.COMPLETE and t.number not in self.seen:
-                self.seen.add(t.number)      # the sampler needs no breakdown: user attributes stay out
-                self.mirror.add_trial(optuna.trial.create_trial(
-                    state=t.state, values=t.values, params=t.params, distributions=t.distributions,
-                    system_attrs=t.system_attrs))
-        return trials
+        n_complete, unfinished, prefix = self.done_complete, [], True
+        for t in trials[self.done:]:
+            if t.state == TrialState.COMPLETE:
+                n_complete += 1
+                if t.number not in self.seen:
+                    self.seen.add(t.number)      # the sampler needs no breakdown: user attributes stay out
+                    self.mirror.add_trial(optuna.trial.create_trial(
+                        state=t.state, values=t.values, params=t.params, distributions=t.distributions,
+                        system_attrs=t.system_attrs))
+            elif not t.state.is_finished():
+                unfinished.append(t)
+                prefix = False
+            if prefix:                           # still finished from the start: never read again
+                self.done += 1
+                self.done_complete += t.state == TrialState.COMPLETE
+        return n_complete, unfinished
 
     def fail_stale(self, trials: Sequence[FrozenTrial]) -> None:
         """Fail RUNNING trials whose heartbeat is older than the grace period; queue their retry
@@ -334,16 +348,16 @@ def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None, sto
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt
         with _interrupt_after():     # storage I/O: an interrupt inside a database driver is not clean
-            trials = worker.sync()
-            if any(t.state == TrialState.RUNNING for t in trials):
-                worker.fail_stale(trials)
-            n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
-            popped = None if n_complete >= worker.n_trials else worker.claim(trials)
+            n_complete, unfinished = worker.sync()
+            running = [t for t in unfinished if t.state == TrialState.RUNNING]
+            if running:
+                worker.fail_stale(running)
+            popped = None if n_complete >= worker.n_trials else worker.claim(unfinished)
         if bar is not None:
             bar.set(n_complete)
         if n_complete >= worker.n_trials:
             return done
-        if popped is None and n_complete + sum(t.state == TrialState.RUNNING for t in trials) >= worker.n_trials:
+        if popped is None and n_complete + len(running) >= worker.n_trials:
             time.sleep(min(1.0, worker.grace / 4))   # wait for running trials (or their retry)
             continue
         number = worker.run_trial(popped)

@@ -379,7 +379,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                      int64_t[:, ::1] events, int64_t[:, ::1] sops,
                      int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq,
                      const int32_t[::1] lut, int64_t[:, ::1] hist_c, int64_t[:, ::1] hist_s,
-                     bint with_error=True, int zp=0):
+                     bint with_error=True, int zp=0, int threads=1):
     """:func:`line_delta` for many thresholds in one pass over ``X``: every needed
     line is loaded once and run for every threshold while in cache.
 
@@ -389,43 +389,59 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
     weight (without ``C_out / g``) of the deltas with ``lut[min(|D|, len(lut) - 1)]
     == b`` (``events``, ``sops`` are left untouched). ``with_error``: error
     (threshold, frame) and ``x_sq`` per frame over the needed lines; otherwise left 0.
+    Frames run on ``threads`` OpenMP threads, each with its own buffers (a frame's
+    results are its own: they do not depend on the thread count).
     """
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3]
     cdef Py_ssize_t npos = W if axis == 0 else H
-    cdef Py_ssize_t n_real = H if axis == 0 else W
     cdef Py_ssize_t L = cover_line.shape[0], T = thetas.shape[0]
     cdef Py_ssize_t chunk = max(1, EK_BLOCK // npos)
     cdef Py_ssize_t nc = min(C, chunk) * npos
+    cdef Py_ssize_t n_buf = 3 * nc, n_states = 2 * T * s * nc, n_hl = 8 * EK_HSTRIDE(T)
+    cdef Py_ssize_t n_tbuf = min(C, chunk) * H * W if axis != 0 else 0
     cdef Py_ssize_t f, c, c0, cb, cc, t
     cdef int32_t *cp
+    cdef int32_t *bufs
+    cdef int32_t *statess
+    cdef int32_t *tbufs = NULL
+    cdef int32_t *emaxs
+    cdef int64_t *accs
+    cdef int32_t *hls
     cdef int32_t *buf
     cdef int32_t *states
-    cdef int32_t *tbuf = NULL
+    cdef int32_t *tbuf
     cdef int32_t *emax
     cdef int64_t *acc
     cdef int32_t *hl
     cdef int32_t amax
     cdef int werr = 1 if with_error else 0
+    cdef int team = _team(threads, F)
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or T < 1:
         raise ValueError("need at least one line and one threshold")
     amax = _check_lut(lut, T, hist_c, hist_s, F)
     cp = _cover_per_channel(cover_pos, min(C, chunk), npos)
-    buf = <int32_t *>malloc(3 * nc * sizeof(int32_t))
-    states = <int32_t *>malloc(2 * T * s * nc * sizeof(int32_t))
-    emax = <int32_t *>malloc(T * sizeof(int32_t))
-    acc = <int64_t *>malloc(3 * T * sizeof(int64_t))
-    hl = <int32_t *>malloc(8 * EK_HSTRIDE(T) * sizeof(int32_t))
+    bufs = <int32_t *>malloc(team * n_buf * sizeof(int32_t))
+    statess = <int32_t *>malloc(team * n_states * sizeof(int32_t))
+    emaxs = <int32_t *>malloc(team * T * sizeof(int32_t))
+    accs = <int64_t *>malloc(team * 3 * T * sizeof(int64_t))
+    hls = <int32_t *>malloc(team * n_hl * sizeof(int32_t))
     if axis != 0:
-        tbuf = <int32_t *>malloc(min(C, chunk) * H * W * sizeof(int32_t))
-    if (buf == NULL or states == NULL or emax == NULL or acc == NULL or hl == NULL
-            or (axis != 0 and tbuf == NULL)):
-        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf); free(hl)
+        tbufs = <int32_t *>malloc(team * n_tbuf * sizeof(int32_t))
+    if (bufs == NULL or statess == NULL or emaxs == NULL or accs == NULL or hls == NULL
+            or (axis != 0 and tbufs == NULL)):
+        free(cp); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
         raise MemoryError()
     try:
-        with nogil:
-            for f in range(F):
+        with nogil, parallel(num_threads=team):
+            buf = bufs + threadid() * n_buf            # the buffers of this thread
+            states = statess + threadid() * n_states
+            emax = emaxs + threadid() * T
+            acc = accs + threadid() * 3 * T
+            hl = hls + threadid() * n_hl
+            tbuf = tbufs + threadid() * n_tbuf if tbufs != NULL else NULL
+            for f in prange(F, schedule="static"):
                 memset(emax, 0, T * sizeof(int32_t))
                 memset(acc, 0, 3 * T * sizeof(int64_t))
                 x_sq[f] = 0
@@ -451,7 +467,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                     err_sq[t, f] = acc[2 * T + t]
                     err_max[t, f] = emax[t]
     finally:
-        free(cp); free(buf); free(states); free(emax); free(acc); free(tbuf); free(hl)
+        free(cp); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
 
 
 def pair_counts(const code_t[:, :, ::1] X, Py_ssize_t k, int32_t[:, ::1] pair,
@@ -769,7 +785,7 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                          int64_t[:, ::1] events, int64_t[:, ::1] sops,
                          int64_t[:, ::1] err_max, int64_t[:, ::1] err_sq, int64_t[::1] x_sq,
                          const int32_t[::1] lut, int64_t[:, ::1] hist_c, int64_t[:, ::1] hist_s,
-                         bint with_error=True, int zp=0, int32_t[:, :, ::1] state=None):
+                         bint with_error=True, int zp=0, int32_t[:, :, ::1] state=None, int threads=1):
     """:func:`temporal_delta` for many thresholds in one pass: blocks of positions
     are followed through all frames, each block loaded once per frame and run for
     every threshold while in cache. ``fan_out`` (H*W) is the conventional fan-out
@@ -781,16 +797,30 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
     (zeros: the start of a stream), overwritten with the state after the last frame,
     so frames run in chunks give the results of one pass. Per threshold: the
     sender's reference and the consumer's sum; in the open loop the sender's
-    reference (the previous frame after tau) is shared, in threshold 0's slot."""
+    reference (the previous frame after tau) is shared, in threshold 0's slot.
+    Channels run on ``threads`` OpenMP threads, each counting into its own counters,
+    summed after (exact integers: results do not depend on the thread count)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2], T = thetas.shape[0]
-    cdef Py_ssize_t B = EK_BLOCK
-    cdef Py_ssize_t f, c, jb, j0, nb, p, t, k
+    cdef Py_ssize_t B = EK_BLOCK, H1 = hist_c.shape[1]
+    cdef Py_ssize_t n_states = 2 * T * B, n_hl = 8 * EK_HSTRIDE(T), n_acc = 3 * F * T
+    cdef Py_ssize_t f, c, jb, j0, nb, p, t, k, i, b
     cdef bint has_state = state is not None
-    cdef int32_t *states
+    cdef int team = _team(threads, C)
     cdef int32_t *fan
+    cdef int32_t *statess
+    cdef int32_t *emaxs
+    cdef int64_t *accs
+    cdef int32_t *hls
+    cdef int64_t *xsqs
+    cdef int64_t *hcs
+    cdef int64_t *hss
+    cdef int32_t *states
     cdef int32_t *emax
     cdef int64_t *acc
     cdef int32_t *hl
+    cdef int64_t *xsq
+    cdef int64_t *hc
+    cdef int64_t *hs
     cdef int64_t fmax = 0
     cdef int32_t amax
     cdef int werr = 1 if with_error else 0
@@ -807,20 +837,31 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
         fmax = max(fmax, fan_out[p])
     if fmax * B >= 2 ** 31:
         raise OverflowError("fan-out too large for 32-bit block sums")
-    states = <int32_t *>malloc(2 * T * B * sizeof(int32_t))
     fan = <int32_t *>malloc(N * sizeof(int32_t))
-    emax = <int32_t *>malloc(F * T * sizeof(int32_t))
-    acc = <int64_t *>calloc(3 * F * T, sizeof(int64_t))
-    hl = <int32_t *>malloc(8 * EK_HSTRIDE(T) * sizeof(int32_t))
-    if states == NULL or fan == NULL or emax == NULL or acc == NULL or hl == NULL:
-        free(states); free(fan); free(emax); free(acc); free(hl)
+    statess = <int32_t *>malloc(team * n_states * sizeof(int32_t))
+    emaxs = <int32_t *>calloc(team * F * T, sizeof(int32_t))
+    accs = <int64_t *>calloc(team * n_acc, sizeof(int64_t))
+    hls = <int32_t *>malloc(team * n_hl * sizeof(int32_t))
+    xsqs = <int64_t *>calloc(team * F, sizeof(int64_t))
+    hcs = <int64_t *>calloc(team * F * H1, sizeof(int64_t))
+    hss = <int64_t *>calloc(team * F * H1, sizeof(int64_t))
+    if (fan == NULL or statess == NULL or emaxs == NULL or accs == NULL or hls == NULL or xsqs == NULL
+            or hcs == NULL or hss == NULL):
+        free(fan); free(statess); free(emaxs); free(accs); free(hls); free(xsqs); free(hcs); free(hss)
         raise MemoryError()
     try:
         with nogil:
             for p in range(N):
                 fan[p] = <int32_t>fan_out[p]
-            memset(emax, 0, F * T * sizeof(int32_t))
-            for c in range(C):
+        with nogil, parallel(num_threads=team):
+            states = statess + threadid() * n_states      # the buffers and counters of this thread
+            emax = emaxs + threadid() * F * T
+            acc = accs + threadid() * n_acc
+            hl = hls + threadid() * n_hl
+            xsq = xsqs + threadid() * F
+            hc = hcs + threadid() * F * H1
+            hs = hss + threadid() * F * H1
+            for c in prange(C, schedule="static"):
                 for jb in range((N + B - 1) // B):
                     j0 = jb * B
                     nb = min(B, N - j0)
@@ -832,52 +873,72 @@ def temporal_delta_curve(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
                     for f in range(F):
                         _temporal_thresholds(&X[f, c, j0], zp, nb, &thetas[0], T, closed, tau, states,
                                              fan + j0, acc + f * T, acc + (F + f) * T, emax + f * T,
-                                             acc + (2 * F + f) * T, &x_sq[f], &lut[0], amax,
-                                             &hist_c[f, 0], &hist_s[f, 0], hl, werr)
+                                             acc + (2 * F + f) * T, xsq + f, &lut[0], amax,
+                                             hc + f * H1, hs + f * H1, hl, werr)
                     if has_state:
                         for k in range(2 * T):
                             memcpy(&state[k // 2, k % 2, c * N + j0], states + k * B, nb * sizeof(int32_t))
-            for f in range(F):
-                for t in range(T):
-                    events[t, f] += acc[f * T + t]
-                    sops[t, f] += acc[(F + f) * T + t]
-                    err_sq[t, f] += acc[(2 * F + f) * T + t]
-                    if emax[f * T + t] > err_max[t, f]:
-                        err_max[t, f] = emax[f * T + t]
+        with nogil:
+            for i in range(team):
+                for f in range(F):
+                    x_sq[f] += xsqs[i * F + f]
+                    for b in range(H1):
+                        hist_c[f, b] += hcs[(i * F + f) * H1 + b]
+                        hist_s[f, b] += hss[(i * F + f) * H1 + b]
+                    for t in range(T):
+                        events[t, f] += accs[i * n_acc + f * T + t]
+                        sops[t, f] += accs[i * n_acc + (F + f) * T + t]
+                        err_sq[t, f] += accs[i * n_acc + (2 * F + f) * T + t]
+                        if emaxs[(i * F + f) * T + t] > err_max[t, f]:
+                            err_max[t, f] = emaxs[(i * F + f) * T + t]
     finally:
-        free(states); free(fan); free(emax); free(acc); free(hl)
+        free(fan); free(statess); free(emaxs); free(accs); free(hls); free(xsqs); free(hcs); free(hss)
 
 
 # ---------------------------------------------------------------------------
 # Histogram of |X| (conventional curves over tau)
 # ---------------------------------------------------------------------------
 
+cdef inline int64_t _abs_hist_frame(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t V,
+                                    const int64_t *fan, int64_t *h, int64_t *hs) noexcept nogil:
+    """One frame of :func:`abs_histogram`; returns its ``sum X**2``."""
+    cdef Py_ssize_t c, j
+    cdef int32_t a
+    cdef int64_t xsq = 0
+    for c in range(C):
+        for j in range(N):
+            a = _iabs(<int32_t>x[c * N + j] - zp)
+            xsq += <int64_t>a * a
+            if a >= V:
+                a = <int32_t>(V - 1)
+            h[a] += 1
+            hs[a] += fan[j]
+    return xsq
+
+
 def abs_histogram(const code_t[:, :, ::1] X, const int64_t[::1] fan_out,
-                  int64_t[:, ::1] hist, int64_t[:, ::1] hist_sops, int64_t[::1] x_sq, int zp=0):
+                  int64_t[:, ::1] hist, int64_t[:, ::1] hist_sops, int64_t[::1] x_sq, int zp=0,
+                  int threads=1):
     """``hist[f, v]`` += count of ``|X| == v`` and ``hist_sops[f, v]`` += their
     fan-out (``fan_out`` per position, length H*W); values beyond the last bin
-    are gathered in the last bin. ``x_sq[f] = sum X**2``."""
+    are gathered in the last bin. ``x_sq[f] = sum X**2``. Frames run on ``threads``
+    OpenMP threads (each frame's bins are its own)."""
     cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
     cdef Py_ssize_t V = hist.shape[1]
-    cdef Py_ssize_t f, c, j
-    cdef int32_t a
-    cdef int64_t xsq
+    cdef Py_ssize_t f
+    cdef int team = _team(threads, F)
     if fan_out.shape[0] != N:
         raise ValueError("fan_out length does not match the tensor")
     if V < 1:
         raise ValueError("hist needs at least one bin")
-    with nogil:
+    if hist.shape[0] != F or hist_sops.shape[0] != F or hist_sops.shape[1] != V or x_sq.shape[0] != F:
+        raise ValueError("hist and hist_sops must have shape (frame, V) and x_sq (frame,)")
+    if F == 0 or C * N == 0:
         for f in range(F):
-            xsq = 0
-            for c in range(C):
-                for j in range(N):
-                    a = _iabs(<int32_t>X[f, c, j] - zp)
-                    xsq += <int64_t>a * a
-                    if a >= V:
-                        a = <int32_t>(V - 1)
-                    hist[f, a] += 1
-                    hist_sops[f, a] += fan_out[j]
-            x_sq[f] = xsq
+            x_sq[f] = 0
+        return
+    for f in prange(F, nogil=True, num_threads=team, schedule="static"):
+        x_sq[f] = _abs_hist_frame(&X[f, 0, 0], zp, C, N, V, &fan_out[0], &hist[f, 0], &hist_sops[f, 0])
 
 
 # ---------------------------------------------------------------------------

@@ -66,27 +66,29 @@ def _drop_state(task: Any, part: xr.Dataset, skip: int) -> xr.Dataset:
 
 
 def _curve_part(layers: tuple[Layer, ...], layer_name: str, scheme: Scheme, thresholds: list[int],
-                error: bool, part: xr.Dataset, skip: int) -> xr.Dataset:
+                error: bool, threads: int, part: xr.Dataset, skip: int) -> xr.Dataset:
     from .events import event_curve
-    ds = event_curve(QuantizedRecording(layers, part), layer_name, scheme, thresholds, error=error)
+    ds = event_curve(QuantizedRecording(layers, part), layer_name, scheme, thresholds, error=error,
+                     threads=threads)
     return ds.isel(frame=slice(skip, None)) if skip else ds
 
 
 def curve_chunked(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
-                  thresholds: Sequence[int], error: bool) -> xr.Dataset:
-    """:func:`else_dse.event_curve` of a chunked recording, streamed over frame chunks."""
+                  thresholds: Sequence[int], error: bool, threads: int = 1) -> xr.Dataset:
+    """:func:`else_dse.event_curve` of a chunked recording, streamed over frame chunks
+    (``threads``: the kernels' threads on each chunk)."""
     layer = qrec.layer(layer_name)
     sub = qrec.select_layers([layer.name])
     if isinstance(scheme, TemporalDelta) and (error or scheme.loop == "closed"):
-        return _carried_curve(sub, layer, scheme, thresholds, error)
+        return _carried_curve(sub, layer, scheme, thresholds, error, threads)
     # open loop without the error: D_f = X_f - X_{f-1} (after tau) needs the previous frame only
     overlap = 1 if isinstance(scheme, TemporalDelta) else 0
-    task = functools.partial(_curve_part, sub.layers, layer.name, scheme, list(thresholds), error)
+    task = functools.partial(_curve_part, sub.layers, layer.name, scheme, list(thresholds), error, threads)
     return _join(stream.run(sub.data, task, "event_curve", overlap=overlap))
 
 
 def _carried_part(layers: tuple[Layer, ...], scheme: TemporalDelta, thresholds: np.ndarray, error: bool,
-                  part: xr.Dataset, skip: int, state: np.ndarray | None
+                  threads: int, part: xr.Dataset, skip: int, state: np.ndarray | None
                   ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Events, SOPs and errors ``(T, frames)`` of one chunk for every threshold in one kernel
     pass, with every threshold's temporal state carried from the chunks before (a new array:
@@ -95,18 +97,18 @@ def _carried_part(layers: tuple[Layer, ...], scheme: TemporalDelta, thresholds: 
     layer = layers[0]
     shape = (len(thresholds), 2, int(np.prod(layer.input_shape)))
     after = np.zeros(shape, np.int32) if state is None else state.copy()
-    arrays = _curve_arrays(QuantizedRecording(layers, part), layer, scheme, thresholds, error, after)
+    arrays = _curve_arrays(QuantizedRecording(layers, part), layer, scheme, thresholds, error, after, threads)
     return tuple(a[:, skip:] for a in arrays), after
 
 
 def _carried_curve(sub: QuantizedRecording, layer: Layer, scheme: TemporalDelta,
-                   thresholds: Sequence[int], error: bool) -> xr.Dataset:
+                   thresholds: Sequence[int], error: bool, threads: int) -> xr.Dataset:
     """The event curve of a temporal delta whose every threshold needs its own state carried
     across chunks (closed loop, or the error): one curve pass over each chunk, in order, with
     every threshold's state handed from chunk to chunk, equal to the in-memory curve."""
     from .events import curve_dataset
     th = np.asarray(list(thresholds), np.int64)
-    task = functools.partial(_carried_part, sub.layers, scheme, th, error)
+    task = functools.partial(_carried_part, sub.layers, scheme, th, error, threads)
     parts = stream.run(sub.data, task, "event_curve", carry=True, state=None)
     events, sops, max_error, rel_error = (np.concatenate([p[i] for p in parts], axis=1) for i in range(4))
     return curve_dataset(sub, layer, scheme, th, events, sops, max_error, rel_error, error)

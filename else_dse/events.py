@@ -235,10 +235,8 @@ class _TensorCache:
                 del self.results[key]
 
     def threads_for(self, X: np.ndarray, streaming: bool = False) -> int:
-        """Kernel threads for the codes ``X``: one per ``PAR_MIN`` elements (``PAR_MIN_STREAMING``
-        for the kernels that only stream the codes once: conventional, lossless deltas), at
-        most ``threads`` (a thread team costs more than it saves on a small tensor)."""
-        return max(1, min(self.threads, X.size // (PAR_MIN_STREAMING if streaming else PAR_MIN)))
+        """:func:`kernel_threads` of the codes ``X`` at this cache's ``threads``."""
+        return kernel_threads(self.threads, X.size, streaming)
 
     def temporal_state(self, tensor: str, scheme: TemporalDelta, X: np.ndarray) -> dict[str, np.ndarray]:
         """The kernel's ``state=`` argument when the run carries temporal state
@@ -373,6 +371,13 @@ PAR_MIN = 1 << 18   # codes per kernel thread: below it a tensor runs on fewer t
 #: the same for the kernels that stream the codes once (conventional, lossless deltas): one
 #: thread already reads some 50 GB/s and a team start costs ~60 µs (benchmarks/bench_events.py)
 PAR_MIN_STREAMING = 1 << 22
+
+
+def kernel_threads(threads: int, size: int, streaming: bool = False) -> int:
+    """Kernel threads for ``size`` codes: one per ``PAR_MIN`` codes (``PAR_MIN_STREAMING`` for
+    the kernels that only stream the codes once: conventional, lossless deltas), at most
+    ``threads`` (a thread team costs more than it saves on a small tensor)."""
+    return max(1, min(threads, size // (PAR_MIN_STREAMING if streaming else PAR_MIN)))
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -673,12 +678,13 @@ def _from_histogram(hc: np.ndarray, hs: np.ndarray, rank: np.ndarray
 
 def _delta_curve(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta | TemporalDelta,
                  th: np.ndarray, error: bool, events: np.ndarray, sops: np.ndarray, emax: np.ndarray,
-                 esq: np.ndarray, xsq: np.ndarray, state: np.ndarray | None = None
+                 esq: np.ndarray, xsq: np.ndarray, state: np.ndarray | None = None, threads: int = 1
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Line or temporal delta curve of :func:`event_curve`: fills the (threshold, frame)
     arrays in one kernel pass; returns events and SOPs (from the histogram of ``|D|``
     in the open loop without the error). ``state``: a temporal delta's state per
-    threshold, ``(T, 2, C*H*W)`` int32, advanced in place (chunked curves)."""
+    threshold, ``(T, 2, C*H*W)`` int32, advanced in place (chunked curves); ``threads``: the
+    kernel's OpenMP threads."""
     F, T = X.shape[0], len(th)
     open_loop = scheme.loop == "open"
     if open_loop and not error:
@@ -692,11 +698,12 @@ def _delta_curve(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta | Tempo
                                   scheme.direction == "reverse", g.stride[0], cover_line,
                                   cover_pos, th.astype(np.int32), not open_loop, scheme.tau,
                                   events, sops, emax, esq, xsq, lut, hc, hs,
-                                  with_error=bool(error), zp=zp)
+                                  with_error=bool(error), zp=zp, threads=threads)
     else:
         _kernels.temporal_delta_curve(_flat(X), _fan_out(layer).ravel(), th.astype(np.int32),
                                       not open_loop, scheme.tau, events, sops, emax, esq, xsq,
-                                      lut, hc, hs, with_error=bool(error), zp=zp, state=state)
+                                      lut, hc, hs, with_error=bool(error), zp=zp, state=state,
+                                      threads=threads)
     if open_loop and not error:
         events, sops = _from_histogram(hc, hs, rank)
     if isinstance(scheme, LineDelta):
@@ -705,14 +712,15 @@ def _delta_curve(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta | Tempo
 
 
 def _conventional_curve(X: np.ndarray, zp: int, layer: Layer, th: np.ndarray, events: np.ndarray,
-                        sops: np.ndarray, emax: np.ndarray, esq: np.ndarray, xsq: np.ndarray) -> None:
+                        sops: np.ndarray, emax: np.ndarray, esq: np.ndarray, xsq: np.ndarray,
+                        threads: int = 1) -> None:
     """Conventional curve of :func:`event_curve` (thresholds are taus): exact from one
     histogram of ``|X|`` weighted by fan-out; fills the (threshold, frame) arrays."""
     F = X.shape[0]
     fan = _fan_out(layer).ravel()
     V = min(int(th.max()), _abs_bound(X, zp)) + 2   # bin V-1 gathers every |X| >= V-1
     hist, hist_sops = np.zeros((F, V), np.int64), np.zeros((F, V), np.int64)
-    _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq, zp=zp)
+    _kernels.abs_histogram(_flat(X), fan, hist, hist_sops, xsq, zp=zp, threads=threads)
     v = np.arange(V)
     above_events = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]      # sum over bins >= v
     above_sops = np.cumsum(hist_sops[:, ::-1], axis=1)[:, ::-1]
@@ -727,7 +735,7 @@ def _conventional_curve(X: np.ndarray, zp: int, layer: Layer, th: np.ndarray, ev
 
 
 def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
-                thresholds: Sequence[int], error: bool = True) -> xr.Dataset:
+                thresholds: Sequence[int], error: bool = True, *, threads: int | None = None) -> xr.Dataset:
     """Events, SOPs and error of one layer for many thresholds in one call.
 
     ``scheme`` is a :class:`LineDelta` or :class:`TemporalDelta` whose ``threshold``
@@ -744,26 +752,29 @@ def event_curve(qrec: QuantizedRecording, layer_name: str, scheme: Scheme,
     the open loop events and SOPs of every threshold then come exactly from one
     histogram of ``|D|`` weighted by fan-out (a pure histogram pass); the closed
     loop runs a cheaper recursion; :class:`Conventional` is a histogram either way.
+    ``threads`` sets the kernels' OpenMP threads as in :func:`count_events` (same results).
     """
     layer, th = _curve_args(qrec, layer_name, scheme, thresholds, error)
+    n = resolve_threads(threads)
     if qrec.frame_chunks is not None:
         from .chunked import curve_chunked
-        return curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error))
-    return curve_dataset(qrec, layer, scheme, th, *_curve_arrays(qrec, layer, scheme, th, bool(error)),
-                         bool(error))
+        return curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error), n)
+    return curve_dataset(qrec, layer, scheme, th,
+                         *_curve_arrays(qrec, layer, scheme, th, bool(error), threads=n), bool(error))
 
 
 def curve_values(qrec: QuantizedRecording, layer_name: str, scheme: Scheme, thresholds: Sequence[int],
-                 error: bool = True) -> dict[str, np.ndarray]:
+                 error: bool = True, *, threads: int | None = None) -> dict[str, np.ndarray]:
     """:func:`event_curve` as numpy arrays (same arguments, checks and values):
     ``events``, ``sops``, ``max_error``, ``rel_error`` of shape ``(threshold, frame)``,
     without building the Dataset -- the search's cache calls it once per layer and scheme."""
     layer, th = _curve_args(qrec, layer_name, scheme, thresholds, error)
+    n = resolve_threads(threads)
     if qrec.frame_chunks is not None:
         from .chunked import curve_chunked
-        ds = curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error))
+        ds = curve_chunked(qrec, layer.name, scheme, th.tolist(), bool(error), n)
         return {v: ds.variables[v].values for v in ("events", "sops", "max_error", "rel_error")}
-    events, sops, emax, rel = _curve_arrays(qrec, layer, scheme, th, bool(error))
+    events, sops, emax, rel = _curve_arrays(qrec, layer, scheme, th, bool(error), threads=n)
     if not error:
         emax, rel = np.full(events.shape, np.nan), np.full(events.shape, np.nan)
     return {"events": events, "sops": sops, "max_error": emax, "rel_error": rel}
@@ -787,17 +798,19 @@ def _curve_args(qrec: QuantizedRecording, layer_name: str, scheme: Scheme, thres
 
 
 def _curve_arrays(qrec: QuantizedRecording, layer: Layer, scheme: Scheme, th: np.ndarray,
-                  error: bool, state: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+                  error: bool, state: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, ...]:
     """Events, SOPs (int64), max and relative error (float64) of an in-memory curve, (T, F);
-    ``state`` as :func:`_delta_curve` takes it (a temporal delta's, carried across chunks)."""
+    ``state`` as :func:`_delta_curve` takes it (a temporal delta's, carried across chunks);
+    at most ``threads`` kernel threads (:func:`kernel_threads`)."""
     X, zp = _codes(qrec, layer.input, _code_arrays(qrec, layer.input))
     F, T = X.shape[0], len(th)
     events, sops, emax, esq = (np.zeros((T, F), np.int64) for _ in range(4))
     xsq = np.zeros(F, np.int64)
     if isinstance(scheme, (LineDelta, TemporalDelta)):
-        events, sops = _delta_curve(X, zp, layer, scheme, th, error, events, sops, emax, esq, xsq, state)
+        events, sops = _delta_curve(X, zp, layer, scheme, th, error, events, sops, emax, esq, xsq, state,
+                                    kernel_threads(threads, X.size * T))   # the work grows with T
     else:  # Conventional: thresholds are activation thresholds tau
-        _conventional_curve(X, zp, layer, th, events, sops, emax, esq, xsq)
+        _conventional_curve(X, zp, layer, th, events, sops, emax, esq, xsq, kernel_threads(threads, X.size, True))
     return events, sops, emax.astype(np.float64), _rel_error(esq, xsq[None, :])
 
 

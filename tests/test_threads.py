@@ -134,3 +134,27 @@ def test_thread_pool_only_for_many_tensors_with_stateful_kernels():
     assert not _pool_groups(cache(1), layers, lossy, groups)
     assert not _pool_groups(cache(2), layers, [ed.LineDelta()] * len(layers), groups)      # streaming
     assert not _pool_groups(cache(2), layers, [ed.Conventional()] * len(layers), groups)
+
+
+CURVE_SCHEMES = st.sampled_from([
+    ed.Conventional(), ed.LineDelta(), ed.LineDelta(axis="x", direction="reverse", tau=1),
+    ed.LineDelta(loop="open"), ed.LineDelta(axis="x", loop="open"), ed.TemporalDelta(),
+    ed.TemporalDelta(loop="open", tau=1),
+])
+
+
+@settings(max_examples=30, deadline=None)
+@given(case(), CURVE_SCHEMES, st.booleans())
+def test_event_curves_give_the_same_result_on_every_thread_count(q, scheme, error):
+    """Curves split frames (line delta, conventional) or channels (temporal delta, with
+    counters per thread) over threads: identical for every count, in memory and chunked."""
+    layer = q.layers[0].name
+    th = [0, 1, 3]
+    want = ed.event_curve(q, layer, scheme, th, error=error, threads=1)
+    with mock.patch.object(ed.events, "PAR_MIN", 1), \
+            mock.patch.object(ed.events, "PAR_MIN_STREAMING", 1):   # threads even on small tensors
+        for n in (2, 3, 7):
+            xr.testing.assert_identical(ed.event_curve(q, layer, scheme, th, error=error, threads=n), want)
+            if q.n_frames > 1:
+                got = ed.event_curve(q.chunk(2), layer, scheme, th, error=error, threads=n)
+                xr.testing.assert_identical(got, want)

@@ -78,14 +78,16 @@ class StatsCache:
     used dropped). On a miss every level of ``levels`` (``{layer: (thresholds, taus)}``:
     the delta thresholds of a line or temporal scheme, tau of a conventional one) is
     computed in the same :func:`else_dse.events.curve_values` call (the arrays of
-    :func:`else_dse.event_curve`). Owned by a :class:`~else_dse.search.Problem`; safe to
-    share between threads.
+    :func:`else_dse.event_curve`). ``threads``: the kernels' OpenMP threads (default
+    ``ELSE_DSE_THREADS``, else all cores; the statistics do not depend on it). Owned by a
+    :class:`~else_dse.search.Problem`; safe to share between threads.
     """
 
     def __init__(self, recording: Recording, calibration: str = "max", *, content: str | None = None,
                  levels: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None,
-                 max_rows: int = 200_000) -> None:
+                 max_rows: int = 200_000, threads: int | None = None) -> None:
         self.recording = recording
+        self.threads = threads
         self.calibration = calibration
         self.content = content or content_hash(recording)
         self.levels = {k: (tuple(t), tuple(u)) for k, (t, u) in (levels or {}).items()}
@@ -137,7 +139,7 @@ class StatsCache:
         if row is not None:
             return row
         if isinstance(scheme, Dense):
-            ds = count_events(self._one_layer(qrec, name), scheme)
+            ds = count_events(self._one_layer(qrec, name), scheme, threads=self.threads)
             row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
             self._rows.store(key, row)
             return row
@@ -148,7 +150,7 @@ class StatsCache:
         family = scheme.adjusted(**{field: 0})
         want = sorted({own} | {int(v) for v in levels})
         want = [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
-        curve = curve_values(self._one_layer(qrec, name), name, family, want)
+        curve = curve_values(self._one_layer(qrec, name), name, family, want, threads=self.threads)
         arrays = [curve[v] for v in _ROW_VARS]
         for i, v in enumerate(want):
             self._rows.store(base + (family.adjusted(**{field: v}),),
@@ -158,11 +160,11 @@ class StatsCache:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawned worker processes) without the cached entries and the lock."""
         return {"recording": self.recording, "calibration": self.calibration, "content": self.content,
-                "levels": self.levels, "max_rows": self._rows.size}
+                "levels": self.levels, "max_rows": self._rows.size, "threads": self.threads}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["recording"], state["calibration"], content=state["content"],  # type: ignore[misc]
-                      levels=state["levels"], max_rows=state["max_rows"])
+                      levels=state["levels"], max_rows=state["max_rows"], threads=state.get("threads"))
 
     def clear(self) -> None:
         """Forget every cached quantization and statistic."""

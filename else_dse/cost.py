@@ -539,20 +539,29 @@ def _mean_distance(geom: Geometry, hw: Hardware, cores: np.ndarray, first: np.nd
     mx = chip_grid(hw, total)[0] * hw.mesh_x
     starts = np.cumsum(cores) - cores
     idx = np.arange(int(cores.sum())) - np.repeat(starts, cores) + np.repeat(first, cores)
-    y = idx // mx
-    x = np.where(y % 2 == 0, idx % mx, mx - 1 - idx % mx)
+    y, r = np.divmod(idx, mx)
+    x = np.where(y & 1, mx - 1 - r, r)                      # odd rows run backwards (idx >= 0)
     owner = np.repeat(np.arange(n), cores)
     ny = max(total - 1, 0) // mx + 1
-    hx = np.bincount(owner * mx + x, minlength=(n + 1) * mx).reshape(n + 1, mx)
-    hy = np.bincount(owner * ny + y, minlength=(n + 1) * ny).reshape(n + 1, ny)
-    inv = np.append(1.0 / cores, 1.0)[:, None]
-    hx, hy = hx * inv, hy * inv
-    hx[n, 0] = hy[n, 0] = 1.0                               # outside: enters at node (0, 0)
-    # E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a)
+    inv = np.append(1.0 / cores, 1.0)
+    # E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a),
+    # per layer over the columns (x) and the rows (y) of the mesh
     p = np.where(geom.producer < 0, n, geom.producer)
-    fx, fy = np.cumsum(hx, axis=1), np.cumsum(hy, axis=1)
-    return ((fx[p] * (1 - fx[:n]) + fx[:n] * (1 - fx[p])).sum(1)
-            + (fy[p] * (1 - fy[:n]) + fy[:n] * (1 - fy[p])).sum(1))
+    return _cdf_distance(x, owner, mx, n, inv, p) + _cdf_distance(y, owner, ny, n, inv, p)
+
+
+def _cdf_distance(coord: np.ndarray, owner: np.ndarray, size: int, n: int, inv: np.ndarray,
+                  p: np.ndarray) -> np.ndarray:
+    """Per layer ``sum_k F_l(1 - F_p) + F_p(1 - F_l)`` over ``size`` coordinates, ``F`` the CDF of
+    the coordinates ``coord`` of the cores each of the ``n`` layers owns (``owner``; row ``n``:
+    the outside, all at 0), ``p`` each layer's producer row. The histograms are laid out
+    coordinate-major so the running sums run over contiguous rows; the terms are summed per
+    layer over a contiguous copy."""
+    h = np.bincount(coord * (n + 1) + owner, minlength=size * (n + 1)).reshape(size, n + 1) * inv
+    h[0, n] = 1.0                                           # outside: enters at node (0, 0)
+    f = np.cumsum(h, axis=0)
+    fp, fl = f[:, p], f[:, :n]
+    return np.ascontiguousarray((fp * (1 - fl) + fl * (1 - fp)).T).sum(1)
 
 
 def map_layers(geom: Geometry, state: StateWords, hw: Hardware,

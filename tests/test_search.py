@@ -415,10 +415,11 @@ def test_a_set_stop_event_ends_the_worker_between_trials(rec):
     assert len(seen) == 3 and [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
 
 
-def test_the_loop_freezes_the_objects_alive_before_it_and_unfreezes_them(rec):
-    """Full collections skip what existed before the loop while it runs (gc.freeze), and only
-    then: the freeze is undone when the loop ends, normally or by an interrupt, and a process
-    that froze objects itself keeps its own freeze."""
+def test_the_loop_freezes_long_lived_objects_and_unfreezes_them(rec):
+    """Full collections skip what existed before the loop and what each trial leaves (the study
+    grows; gc.freeze after every trial) while the loop runs, and only then: the freeze is undone
+    when the loop ends, normally or by an interrupt, and a process that froze objects itself
+    keeps its own freeze."""
     import gc
     import threading
     problem = search.define(rec, Space(schemes=("line_y", "temporal")), "sops")
@@ -428,6 +429,7 @@ def test_the_loop_freezes_the_objects_alive_before_it_and_unfreezes_them(rec):
     during: list[int] = []
     search.work(problem, store, "gc", 3, on_trial=lambda n: during.append(gc.get_freeze_count()))
     assert len(during) == 3 and min(during) > 0 and gc.get_freeze_count() == 0
+    assert during[2] > during[0]                      # the trials kept are frozen too
     stop = threading.Event()
     with pytest.raises(KeyboardInterrupt):
         search.work(problem, store, "gc", 50, stop=stop, on_trial=lambda n: stop.set())

@@ -72,22 +72,33 @@ def _interrupt_after() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def _long_lived_frozen() -> Iterator[None]:
-    """Keep the objects alive when a worker's loop starts (modules, the recording, the problem
-    and its caches) out of the collector's full passes while the loop runs (``gc.freeze``,
-    undone by ``gc.unfreeze`` when it ends): each full pass then scans only what the study
-    adds, not the whole process (on the pose benchmark it halves the collector's time per
-    trial). Skipped when the collector is off or the process froze objects itself; garbage
-    made before the loop is collected after it."""
-    if not gc.isenabled() or gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+class _LongLived:
+    """Keeps long-lived objects out of the collector's full passes while a worker's loop runs.
+
+    A study only grows: what is alive when the loop starts (modules, the recording, the
+    problem and its caches) and what survives each trial (the trial in both the shared
+    storage and the mirror) lives until the run ends, yet every full pass of the cyclic
+    collector would scan it all again. Entering freezes the objects alive (``gc.freeze``),
+    :meth:`keep` freezes what survived a trial, leaving: ``gc.unfreeze``. Full passes then
+    scan only what one trial makes (on the pose benchmark: the collector's time per trial
+    0.43 -> 0.06 ms; a trial there leaves no cyclic garbage, and any that a trial leaves is
+    collected after the loop). Not done when the collector is off or the process froze
+    objects itself."""
+
+    def __enter__(self) -> "_LongLived":
+        self.active = gc.isenabled() and not gc.get_freeze_count()
+        if self.active:
+            gc.freeze()
+        return self
+
+    def keep(self) -> None:
+        """Freeze what survived the trial just run."""
+        if self.active:
+            gc.freeze()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.active:
+            gc.unfreeze()
 
 
 class _Heartbeat:
@@ -330,8 +341,8 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
     if progress_bar:      # a bar on a terminal, else a line at every 10% (else_dse.progress)
         bar = Progress(n_trials, f"study {study_name}", "trial")
     try:
-        with _long_lived_frozen():
-            return _loop(worker, bar, on_trial, stop)
+        with _LongLived() as heap:
+            return _loop(worker, bar, on_trial, stop, heap)
     except BaseException:
         with _interrupt_after():     # a second Ctrl-C waits until the trial in flight is failed
             worker.abandon()
@@ -342,7 +353,7 @@ def work(problem: Problem, storage: optuna.storages.BaseStorage, study_name: str
             bar.close()
 
 
-def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None, stop: Any) -> int:
+def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None, stop: Any, heap: _LongLived) -> int:
     done = 0
     while True:
         if stop is not None and stop.is_set():
@@ -361,6 +372,7 @@ def _loop(worker: _Worker, bar: Any, on_trial: Callable[[int], None] | None, sto
             time.sleep(min(1.0, worker.grace / 4))   # wait for running trials (or their retry)
             continue
         number = worker.run_trial(popped)
+        heap.keep()
         if number is not None:
             done += 1
             if on_trial is not None:

@@ -314,6 +314,22 @@ def test_journal_reads_continue_where_they_ended_across_writers(tmp_path):
     assert list(b.read_logs(3)) == written[3:] and list(b.read_logs(len(written))) == []
 
 
+def test_sqlite_journal_urls_in_memory_and_refused_forms(rec, tmp_path):
+    """The SQLite journal takes SQLAlchemy's URL forms (relative, absolute, in memory) and
+    refuses a query string in one line, before any file is made."""
+    from else_dse.search.storage import _sqlite_file
+    assert _sqlite_file("sqlite:///rel/s.db") == "rel/s.db"
+    assert _sqlite_file(f"sqlite:///{tmp_path}/a.db") == f"{tmp_path}/a.db"
+    assert _sqlite_file("sqlite://") == _sqlite_file("sqlite:///:memory:") == ":memory:"
+    with pytest.raises(SearchError, match="no query string"):
+        search.SQLJournalBackend(f"sqlite:///{tmp_path}/q.db?timeout=5")
+    assert not (tmp_path / "q.db").exists()
+    store = search.open_storage("sqlite:///:memory:")
+    study = search.run(rec, Space(schemes=("line_y", "temporal")), "sops", n_trials=3, storage=store,
+                       study_name="m")
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+
+
 def test_journal_rows_refer_to_the_distributions_of_an_earlier_row(tmp_path):
     """A row whose distributions equal an earlier row's (from any writer) stores a reference;
     every reader, from the start or the middle, gets the logs as written."""

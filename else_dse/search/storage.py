@@ -30,11 +30,13 @@ price of losing every finished trial of an unwritten batch when a worker is kill
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import optuna
 from optuna.storages.journal import BaseJournalBackend
@@ -46,11 +48,33 @@ _SAME = "else_dse:distributions_of"   # a row's distributions are those of the r
 _LOCK_KEY = 0x656C7365   # PostgreSQL advisory lock that orders appends ("else")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
+_SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
+
+
+def _sqlite_file(url: str) -> str:
+    """The database of an SQLite URL as ``sqlite3.connect`` takes it (SQLAlchemy's forms:
+    ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://`` or ``:memory:`` for
+    a database in memory); a query string is refused."""
+    if url in ("sqlite://", "sqlite+pysqlite://"):
+        return ":memory:"
+    for prefix in _SQLITE_PREFIXES:
+        if url.startswith(prefix) and "?" not in url:
+            return url[len(prefix):] or ":memory:"
+    raise SearchError(f"storage {url!r}: an SQLite URL is sqlite:///relative/path.db, "
+                      "sqlite:////absolute/path.db or sqlite:///:memory: (no query string)")
+
+
+def _sqlite_connect(url: str) -> Any:
+    """A connection (any thread may use it; the backend's lock serializes them) with a 60 s busy
+    timeout; a database file in write-ahead-log mode (readers do not block the writer)."""
+    import sqlite3
+
+    path = _sqlite_file(url)
+    con = sqlite3.connect(path, timeout=60, check_same_thread=False)
+    if path != ":memory:":
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+    return con
 
 
 def normalize_url(url: str) -> str:
@@ -63,55 +87,76 @@ def normalize_url(url: str) -> str:
 
 
 class SQLJournalBackend(BaseJournalBackend):
-    """Optuna journal logs in one table of an SQL database (through SQLAlchemy).
+    """Optuna journal logs in one table of an SQL database: SQLite through the standard
+    library's ``sqlite3`` (one connection per process), PostgreSQL through SQLAlchemy.
 
     Appends are serialized (SQLite's write lock; a PostgreSQL advisory lock), so
     log order is commit order and every reader sees the same sequence. Safe to use
-    from forked processes (a child opens its own connections).
+    from forked processes (a child opens its own connection) and from threads.
     """
 
     def __init__(self, url: str) -> None:
-        import sqlalchemy as sa
-
         self.url = normalize_url(url)
-        self._sa = sa
         self.is_sqlite = self.url.startswith("sqlite")
         self.is_postgres = self.url.startswith("postgresql")
         if not (self.is_sqlite or self.is_postgres):
             raise SearchError(f"storage {url!r}: journal tables need an sqlite:// or postgresql:// URL")
-        meta = sa.MetaData()
-        self.table = sa.Table(TABLE, meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-                              sa.Column("log", sa.Text, nullable=False), sqlite_autoincrement=True)
+        if self.is_sqlite:
+            _sqlite_file(self.url)                  # a bad URL fails before any file is made
         self._connect()
-        meta.create_all(self.engine, checkfirst=True)
+        if self.is_sqlite:
+            with self._connection() as con:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} "
+                            "(id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, log TEXT NOT NULL)")
+                con.commit()
+        else:
+            import sqlalchemy as sa
+
+            meta = sa.MetaData()
+            sa.Table(TABLE, meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                     sa.Column("log", sa.Text, nullable=False))
+            meta.create_all(self.engine, checkfirst=True)
 
     def _connect(self) -> None:
-        sa = self._sa
-        kwargs: dict[str, Any] = ({"connect_args": {"timeout": 60}} if self.is_sqlite
-                                  else {"pool_pre_ping": True})
-        self.engine = sa.create_engine(self.url, **kwargs)
-        if self.is_sqlite and ":memory:" not in self.url:
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._lock = threading.Lock()           # a fresh one after a fork: no thread of the parent holds it
+        if self.is_sqlite:
+            self._sqlite = _sqlite_connect(self.url)
+        else:
+            import sqlalchemy as sa
+
+            self.engine = sa.create_engine(self.url, pool_pre_ping=True)
         self._pid = os.getpid()
         self._seen: tuple[int, int | None] = (0, None)   # (logs read, id of the last one)
         self._dists: dict[int, dict[str, Any]] = {}      # row id -> distributions of that row
         self._last: tuple[int, dict[str, Any]] | None = None   # the latest row with distributions
 
-    def _engine(self) -> Any:
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A DBAPI connection for one operation (SQLite: this process's own, held under the lock;
+        reads there open no transaction. PostgreSQL: from the pool, returned after, which rolls
+        back what is left open, e.g. a read's transaction)."""
         if os.getpid() != self._pid:        # a forked worker: no connection of the parent is reused
-            self.engine.dispose(close=False)
+            if not self.is_sqlite:
+                self.engine.dispose(close=False)
             self._connect()
-        return self.engine
+        if self.is_sqlite:
+            with self._lock:
+                yield self._sqlite
+            return
+        con = self.engine.raw_connection()
+        try:
+            yield con
+        finally:
+            con.close()
 
     def _query(self, sql: str, arg: Any) -> list[tuple[int, str]]:
-        con = self._engine().raw_connection()
-        try:
+        with self._connection() as con:
             cur = con.cursor()
-            cur.execute(sql, (arg,))
-            rows = cur.fetchall()
-            cur.close()
-        finally:
-            con.close()                 # back to the pool, which ends the read transaction (rollback)
+            try:
+                cur.execute(sql, (arg,))
+                rows = cur.fetchall()
+            finally:
+                cur.close()
         return rows
 
     def _decode(self, row_id: int, text: str) -> dict[str, Any]:
@@ -166,39 +211,49 @@ class SQLJournalBackend(BaseJournalBackend):
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Append ``logs`` in one transaction, after every earlier append has committed."""
         ph = "?" if self.is_sqlite else "%s"
-        con = self._engine().raw_connection()
-        try:
+        with self._connection() as con:
             cur = con.cursor()
-            if self.is_postgres:
-                cur.execute(f"SELECT pg_advisory_xact_lock({ph})", (_LOCK_KEY,))
-            full = []
-            for log in logs:
-                text, dists = self._text(log)
+            try:
                 if self.is_postgres:
-                    cur.execute(f"INSERT INTO {TABLE} (log) VALUES ({ph}) RETURNING id", (text,))
-                    row_id = int(cur.fetchone()[0])
-                else:
-                    cur.execute(f"INSERT INTO {TABLE} (log) VALUES ({ph})", (text,))
-                    row_id = int(cur.lastrowid)
-                if dists is not None:
-                    full.append((row_id, dists))
-            cur.close()
-            con.commit()
-        finally:
-            con.close()                 # back to the pool (an uncommitted append is rolled back)
+                    cur.execute(f"SELECT pg_advisory_xact_lock({ph})", (_LOCK_KEY,))
+                full = []
+                for log in logs:
+                    text, dists = self._text(log)
+                    if self.is_postgres:
+                        cur.execute(f"INSERT INTO {TABLE} (log) VALUES ({ph}) RETURNING id", (text,))
+                        row_id = int(cur.fetchone()[0])
+                    else:
+                        cur.execute(f"INSERT INTO {TABLE} (log) VALUES ({ph})", (text,))
+                        row_id = int(cur.lastrowid)
+                    if dists is not None:
+                        full.append((row_id, dists))
+                con.commit()
+            except BaseException:
+                con.rollback()          # nothing of a failed append stays
+                raise
+            finally:
+                cur.close()
         for row_id, dists in full:      # committed: later rows may refer to it
             self._dists[row_id] = dists
             self._last = (row_id, dists)
 
 
 def _has_rdb_tables(url: str) -> bool:
-    import sqlalchemy as sa
+    """Whether the database holds Optuna's own RDB tables and no journal table."""
+    if url.startswith("sqlite"):
+        con = _sqlite_connect(url)
+        try:
+            names = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            con.close()
+    else:
+        import sqlalchemy as sa
 
-    engine = sa.create_engine(normalize_url(url))
-    try:
-        names = set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
+        engine = sa.create_engine(normalize_url(url))
+        try:
+            names = set(sa.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
     return "studies" in names and TABLE not in names
 
 

@@ -330,6 +330,22 @@ def test_sqlite_journal_urls_in_memory_and_refused_forms(rec, tmp_path):
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
 
 
+def test_a_study_written_by_plain_optuna_opens_with_its_own_storage(tmp_path):
+    """A SQLite file with Optuna's RDB tables (no journal) opens as RDBStorage, untouched."""
+    url = f"sqlite:///{tmp_path}/plain.db"
+    plain = optuna.create_study(storage=url, study_name="p")
+    plain.add_trial(optuna.trial.create_trial(params={"x": 1}, distributions={
+        "x": optuna.distributions.IntDistribution(0, 3)}, value=2.0))
+    mode = sqlite3.connect(f"{tmp_path}/plain.db").execute("PRAGMA journal_mode").fetchone()[0]
+    store = search.open_storage(url, create=False)
+    assert isinstance(store, optuna.storages.RDBStorage)
+    assert optuna.load_study(study_name="p", storage=store).trials[0].params == {"x": 1}
+    assert sqlite3.connect(f"{tmp_path}/plain.db").execute("PRAGMA journal_mode").fetchone()[0] == mode
+    tables = {n for (n,) in sqlite3.connect(f"{tmp_path}/plain.db").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "else_dse_journal" not in tables
+
+
 def test_journal_rows_refer_to_the_distributions_of_an_earlier_row(tmp_path):
     """A row whose distributions equal an earlier row's (from any writer) stores a reference;
     every reader, from the start or the middle, gets the logs as written."""

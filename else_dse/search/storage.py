@@ -241,7 +241,9 @@ class SQLJournalBackend(BaseJournalBackend):
 def _has_rdb_tables(url: str) -> bool:
     """Whether the database holds Optuna's own RDB tables and no journal table."""
     if url.startswith("sqlite"):
-        con = _sqlite_connect(url)
+        import sqlite3
+
+        con = sqlite3.connect(_sqlite_file(url), timeout=60)     # no pragma: an Optuna file stays as it is
         try:
             names = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:

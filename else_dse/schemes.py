@@ -380,7 +380,10 @@ class Plan:
     def __repr__(self) -> str:
         text = self.__dict__.get("_repr")     # a plan is immutable: its repr is built once
         if text is None:
-            text = f"Plan({self.schemes!r}, default={self.default!r})"
+            seen: dict[int, str] = {}         # a plan repeats a few scheme objects over many layers
+            items = ", ".join(f"{k!r}: {seen.get(id(v)) or seen.setdefault(id(v), repr(v))}"
+                              for k, v in self.schemes.items())
+            text = f"Plan({{{items}}}, default={self.default!r})"     # the repr of the mapping
             object.__setattr__(self, "_repr", text)
         return text
 

@@ -89,3 +89,10 @@ def test_to_dicts_equals_to_dict_of_each_and_gives_independent_copies():
     assert out == [s.to_dict() for s in seq]
     out[0]["threshold"] = 99
     assert out[2]["threshold"] == 2 and a.to_dict()["threshold"] == 2
+
+
+def test_plan_repr_is_the_repr_of_its_mapping_with_repeated_schemes():
+    a, b = ed.LineDelta(axis="x", threshold=2), ed.TemporalDelta(threshold=1)
+    m = {"l1": a, "l2": b, "l3": a, "x'y": ed.Conventional(tau=1), "l5": ed.LineDelta(axis="x", threshold=2)}
+    assert repr(ed.Plan(m, default=b)) == f"Plan({m!r}, default={b!r})"
+    assert repr(ed.Plan({})) == "Plan({}, default=Conventional(tau=0))"

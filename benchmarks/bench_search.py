@@ -18,6 +18,7 @@ disturbed by other jobs on a shared machine than wall time).
 
     python benchmarks/bench_search.py                   # 500 trials, 8 frames
     python benchmarks/bench_search.py --trials 100 --frames 4
+    python benchmarks/bench_search.py --repeat 5        # five rounds and their median ratio
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hardware", default="neuronflow")
     ap.add_argument("--storage", default=None, help="Optuna storage URL (default: a temporary SQLite file)")
     ap.add_argument("--naive", type=int, default=3, help="naive trials timed for the baseline")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of (bare Optuna, study, bare Optuna); more than one prints the median ratio")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the study (40 functions by cumulative time; slows it)")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat must be >= 1, got {args.repeat}")
 
     rec = ed.open_recording(args.recording)
     n_all = rec.n_frames
@@ -89,12 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"baseline naive trial (count_events + estimate): {t_naive * 1e3:.0f} ms "
           f"-> {args.trials} trials would take {t_naive * args.trials:.0f} s")
 
-    before = bare_optuna(problem, args.trials)       # bare Optuna before and after the study: the machine
-    complete, front, wall, cpu = run_study(args, rec, space, objectives, constraints, hw)
-    after = bare_optuna(problem, args.trials)        # is shared, and its speed drifts within a run
-    print(f"study: {len(complete)} complete trials in {wall:.1f} s = {len(complete) / wall:.2f} trials/s "
-          f"({wall / max(len(complete), 1) * 1e3:.0f} ms per trial: sampling, evaluation, storage), storage "
-          f"{'SQLite file' if args.storage is None else args.storage}")
+    ratios = []
+    for r in range(args.repeat):   # bare Optuna before and after each study: the machine is shared
+        before = bare_optuna(problem, args.trials)   # and its speed drifts within a run
+        complete, front, wall, cpu = run_study(args, rec, space, objectives, constraints, hw)
+        after = bare_optuna(problem, args.trials)
+        ratios.append(report_round(args, r, before, after, complete, front, wall, cpu))
+    if args.repeat > 1:
+        wall_r, cpu_r = np.array(ratios).T
+        print(f"over {args.repeat} rounds: the study takes {np.median(wall_r):.2f}x bare Optuna's time in "
+              f"wall time (median; {wall_r.min():.2f}-{wall_r.max():.2f}x) and {np.median(cpu_r):.2f}x in CPU "
+              f"time ({cpu_r.min():.2f}-{cpu_r.max():.2f}x); goal <= 2x")
     cached = []
     for cfg in configs:                      # the same plans, evaluated from the warm cache
         problem.evaluate(cfg)
@@ -104,16 +114,26 @@ def main(argv: list[str] | None = None) -> int:
     t_cached = float(np.median(cached))
     print(f"one evaluation (stats + estimate + breakdown) from the warm cache: {t_cached * 1e3:.1f} ms "
           f"vs naive count_events + estimate {t_naive * 1e3:.0f} ms: {t_naive / t_cached:.1f}x")
+    return 0
+
+
+def report_round(args: argparse.Namespace, r: int, before: tuple[float, float], after: tuple[float, float],
+                 complete: list, front: list, wall: float, cpu: float) -> tuple[float, float]:
+    """Print one round (bare Optuna, the study, bare Optuna); returns its wall and CPU ratios."""
+    head = f"round {r + 1}: " if args.repeat > 1 else ""
+    print(f"{head}study: {len(complete)} complete trials in {wall:.1f} s = {len(complete) / wall:.2f} trials/s "
+          f"({wall / max(len(complete), 1) * 1e3:.0f} ms per trial: sampling, evaluation, storage), storage "
+          f"{'SQLite file' if args.storage is None else args.storage}")
     t_bare, c_bare = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     per_trial, cpu_trial = wall / max(len(complete), 1), cpu / max(len(complete), 1)
-    print(f"bare Optuna (NSGA-II, same space and seed, trivial objective, in memory), timed before and "
+    print(f"{head}bare Optuna (NSGA-II, same space and seed, trivial objective, in memory), timed before and "
           f"after the study: {before[0] * 1e3:.1f} and {after[0] * 1e3:.1f} ms per trial; the study takes "
           f"{per_trial * 1e3:.1f} ms: {per_trial / t_bare:.2f}x their mean (goal <= 2x)")
-    print(f"CPU time: bare Optuna {before[1] * 1e3:.1f} and {after[1] * 1e3:.1f} ms per trial, the study "
+    print(f"{head}CPU time: bare Optuna {before[1] * 1e3:.1f} and {after[1] * 1e3:.1f} ms per trial, the study "
           f"{cpu_trial * 1e3:.1f} ms: {cpu_trial / c_bare:.2f}x their mean")
-    print(f"pareto front: {len(front)} feasible trials; target <= 180 s: "
+    print(f"{head}pareto front: {len(front)} feasible trials; target <= 180 s: "
           f"{'met' if wall <= 180 else 'NOT met'}")
-    return 0
+    return per_trial / t_bare, cpu_trial / c_bare
 
 
 def run_study(args: argparse.Namespace, rec: ed.Recording, space: search.Space, objectives: list[str],

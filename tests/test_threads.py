@@ -158,3 +158,11 @@ def test_event_curves_give_the_same_result_on_every_thread_count(q, scheme, erro
             if q.n_frames > 1:
                 got = ed.event_curve(q.chunk(2), layer, scheme, th, error=error, threads=n)
                 xr.testing.assert_identical(got, want)
+
+
+def test_event_curve_refuses_a_bad_thread_count():
+    layer = ed.Layer("c", "x", "conv", 1, 1, kernel=1, input_shape=(1, 2, 2))
+    q = make_qrec([layer], {"x": np.zeros((2, 1, 2, 2), np.int64)})
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="threads must be an int >= 1"):
+            ed.event_curve(q, "c", ed.LineDelta(), [0, 1], threads=bad)

@@ -24,8 +24,10 @@ worker loses only the trial it was evaluating, and every other worker sees each
 trial at once. A batch would save little: most of a trial's storage time is the
 JSON encoding of its breakdown and Optuna's replay of the row (its distributions,
 parameters and attributes), which a batch pays all the same; only the commit per
-row would be shared (about 1 ms of 14 per trial on the pose benchmark), at the
-price of losing every finished trial of an unwritten batch when a worker is killed.
+row would be shared, at the price of losing every finished trial of an unwritten
+batch when a worker is killed. (On the pose benchmark a trial's storage takes about
+3 ms; SQLite writes its two rows in about 0.6 ms, mostly the write-ahead log's
+checkpoints, whose cost grows with the bytes written, not with the commits.)
 """
 
 from __future__ import annotations

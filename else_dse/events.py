@@ -81,7 +81,7 @@ from xarray.indexes import PandasIndex
 from . import _kernels
 from .recording import QuantizedRecording, Recording
 from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, TemporalDelta,
-                      as_plan, to_dicts)
+                      as_plan)
 from .workload import Layer
 
 __all__ = ["count_events", "event_curve", "curve_values", "curve_dataset", "layers_of", "stats_dataset", "stats_arrays", "StatsArrays", "LayerStats", "reconstruct", "Reconstruction", "TemporalState"]
@@ -572,7 +572,7 @@ def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
     coords: dict[str, Any] = {"layer": names, "frame": variables["frame"].values}
     if "frame_label" in qrec.data.coords:
         coords["frame_label"] = ("frame", variables["frame_label"].values)
-    fields = to_dicts(schemes)
+    fields = [s.to_dict() for s in schemes]
     coords.update({
         "scheme": ("layer", [f["kind"] for f in fields]),
         **{c: ("layer", [f[c] for f in fields]) for c in ("axis", "direction", "loop")},

@@ -30,7 +30,7 @@ import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, ClassVar, Iterator, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -140,19 +140,6 @@ def _fields_of(scheme: Scheme) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": scheme.kind, "axis": "", "direction": "", "threshold": 0, "tau": 0,
                            "loop": ""}
     out.update({f.name: getattr(scheme, f.name) for f in dataclasses.fields(scheme)})  # type: ignore[arg-type]
-    return out
-
-
-def to_dicts(schemes: Iterable["Scheme"]) -> list[dict[str, Any]]:
-    """``[s.to_dict() for s in schemes]``, each distinct scheme object read once (a plan repeats
-    a few scheme objects over many layers)."""
-    seen: dict[int, dict[str, Any]] = {}
-    out = []
-    for s in schemes:
-        d = seen.get(id(s))       # every object is alive during the call: ids are unique
-        if d is None:
-            d = seen[id(s)] = _fields_of(s)
-        out.append(dict(d))
     return out
 
 
@@ -380,10 +367,7 @@ class Plan:
     def __repr__(self) -> str:
         text = self.__dict__.get("_repr")     # a plan is immutable: its repr is built once
         if text is None:
-            seen: dict[int, str] = {}         # a plan repeats a few scheme objects over many layers
-            items = ", ".join(f"{k!r}: {seen.get(id(v)) or seen.setdefault(id(v), repr(v))}"
-                              for k, v in self.schemes.items())
-            text = f"Plan({{{items}}}, default={self.default!r})"     # the repr of the mapping
+            text = f"Plan({self.schemes!r}, default={self.default!r})"
             object.__setattr__(self, "_repr", text)
         return text
 

@@ -12,7 +12,7 @@ from optuna.distributions import (BaseDistribution, CategoricalDistribution, Flo
                                   IntDistribution)
 
 from ..hardware import Hardware
-from ..schemes import LINE_ORDERINGS, NAMES, Conventional, Plan, Scheme, to_dicts
+from ..schemes import LINE_ORDERINGS, NAMES, Conventional, Plan, Scheme
 
 
 class SearchError(ValueError):
@@ -206,7 +206,7 @@ class Config:
     def describe(self) -> dict[str, Any]:
         """JSON-able: bits, tau, the plan as ``{layer: Scheme.to_dict()}`` and the hardware."""
         out: dict[str, Any] = {"bits": self.bits, "tau": self.tau,
-                               "plan": dict(zip(self.plan.schemes, to_dicts(self.plan.schemes.values())))}
+                               "plan": {n: s.to_dict() for n, s in self.plan.schemes.items()}}
         if self.hardware is not None:
             out["hardware"] = self.hardware.to_dict()
         return out

@@ -324,6 +324,9 @@ def test_sqlite_journal_urls_in_memory_and_refused_forms(rec, tmp_path):
     with pytest.raises(SearchError, match="no query string"):
         search.SQLJournalBackend(f"sqlite:///{tmp_path}/q.db?timeout=5")
     assert not (tmp_path / "q.db").exists()
+    with pytest.raises(SearchError, match="no such study database"):
+        search.open_storage(f"sqlite+pysqlite:///{tmp_path}/r.db", create=False)
+    assert not (tmp_path / "r.db").exists()
     store = search.open_storage("sqlite:///:memory:")
     study = search.run(rec, Space(schemes=("line_y", "temporal")), "sops", n_trials=3, storage=store,
                        study_name="m")

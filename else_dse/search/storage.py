@@ -262,9 +262,11 @@ def _has_rdb_tables(url: str) -> bool:
 
 
 def _sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite:///") or ":memory:" in url:
+    """The database file of an SQLite URL (:func:`_sqlite_file`; None: not SQLite, or in memory)."""
+    if not url.startswith("sqlite"):
         return None
-    return Path(url[len("sqlite:///"):])
+    path = _sqlite_file(url)
+    return None if path == ":memory:" else Path(path)
 
 
 def open_storage(storage: str | optuna.storages.BaseStorage | None, study_name: str = "else-dse", *,

@@ -983,3 +983,217 @@ def dequantize_values(const int32_t[:, ::1] values, double scale, float[::1] out
         return
     with nogil:
         ek_dequantize(&values[0, 0], C, N, scale, &out[0], to_last)
+
+
+# ---------------------------------------------------------------------------
+# Batched streaming counts: every tensor and layer of a recording in one call
+# ---------------------------------------------------------------------------
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_C_CONTIGUOUS
+from libc.stdint cimport uint32_t
+
+cdef extern from "kernels_core.h" nogil:
+    void ek_line_sums(const int32_t *a, Py_ssize_t H, Py_ssize_t W, int axis, const uint32_t *w,
+                      int64_t *ev, int64_t *sp)
+
+cdef enum:   # columns of a ``stream_counts`` item row (ITEM_COLUMNS)
+    _I_CODES, _I_KIND, _I_ZP, _I_C, _I_N, _I_OP, _I_ARG, _I_NZLO, _I_NZHI, _I_OUT, _I_OUT2, _I_COLS
+
+cdef enum:   # columns of a ``layer_lines`` row (LINE_COLUMNS)
+    _L_MODE, _L_H, _L_W, _L_OUT, _L_OUT2, _L_CA, _L_NA, _L_CB, _L_FCH, _L_AXIS, _L_S, _L_REV, _L_COLS
+
+#: ``stream_counts`` item columns: the index of the code array, its EK code type
+#: (``CODE_KINDS``), zero point, channels C, positions N, op (0 conventional, 1 lossless
+#: temporal delta, 2 lossless line-delta pairs), tau (op 0) or reference distance k (op 2),
+#: the non-zero range bounds of :func:`pair_counts`, the offsets in ``counts`` of the
+#: count (or pair) and of the non-zero counts (op 2; F*N int32 each)
+ITEM_COLUMNS = ("codes", "kind", "zp", "C", "N", "op", "arg", "nz_lo", "nz_hi", "out", "out2")
+#: ``layer_lines`` row columns: mode (0 per-position counts summed by rows, 1 lossless line
+#: delta), H, W, the offsets in ``counts`` of the count (pair) and non-zero counts, the offset
+#: and length in ``covers`` of cover y (mode 0) or cover_line (mode 1), the offset of cover x
+#: (mode 0) or cover_pos (mode 1), fan-out channels, and for mode 1 axis (0 rows, 1 columns),
+#: reference distance s and reverse (0/1)
+LINE_COLUMNS = ("mode", "H", "W", "out", "out2", "cover_a", "n_lines", "cover_b", "fan_channels",
+                "axis", "s", "reverse")
+#: numpy dtype name -> EK code type of the codes ``stream_counts`` reads
+CODE_KINDS = {"int8": EK_I8, "uint8": EK_U8, "int16": EK_I16, "uint16": EK_U16, "int32": EK_I32}
+
+
+cdef inline Py_ssize_t _code_size(int kind) noexcept nogil:
+    if kind == EK_I8 or kind == EK_U8:
+        return 1
+    if kind == EK_I16 or kind == EK_U16:
+        return 2
+    return 4
+
+
+cdef void _stream_unit(const char *x, const int64_t *it, Py_ssize_t f, int32_t *counts,
+                       int64_t *err) noexcept nogil:
+    """Frame ``f`` of one ``stream_counts`` item (``x``: the item's codes)."""
+    cdef int kind = <int>it[_I_KIND]
+    cdef Py_ssize_t C = it[_I_C], N = it[_I_N], fs = C * N * _code_size(kind)
+    cdef ek_err e
+    _err_zero(&e)
+    if it[_I_OP] == 0:
+        ek_conventional(kind, x + f * fs, <int32_t>it[_I_ZP], C, N, <int32_t>it[_I_ARG],
+                        counts + it[_I_OUT] + f * N, &e, NULL)
+    elif it[_I_OP] == 1:
+        if f == 0:   # frame 0 against zeros
+            ek_conventional(kind, x, <int32_t>it[_I_ZP], C, N, 0, counts + it[_I_OUT], &e, NULL)
+        else:
+            ek_frame_diff(kind, x + f * fs, x + (f - 1) * fs, C, N, counts + it[_I_OUT] + f * N)
+    else:
+        ek_pair_counts(kind, x + f * fs, <int32_t>it[_I_ZP], C, N, it[_I_ARG], it[_I_NZLO],
+                       it[_I_NZHI], counts + it[_I_OUT] + f * N, counts + it[_I_OUT2] + f * N)
+    err[0] = e.emax
+    err[1] = e.esq
+    err[2] = e.xsq
+
+
+def stream_counts(list codes, const int64_t[:, ::1] items, Py_ssize_t F, int32_t[::1] counts,
+                  int64_t[:, :, ::1] errs, int threads=1):
+    """The streaming kernels of many tensors in one call: per item (a row of ``items``,
+    columns ``_I_*``) the per-position counts of frames ``0..F`` of ``codes[row[0]]``
+    (C-contiguous, ``F * C * N`` codes of type ``row[1]``) into ``counts`` at the row's
+    offsets (zeroed by the caller): op 0 :func:`conventional`, op 1 a lossless
+    :func:`temporal_delta` without state, op 2 :func:`pair_counts`. ``errs[item, f]``
+    receives (max error, sum of squared errors, sum X**2) of op 0. Items x frames run
+    on ``threads`` OpenMP threads, each unit writing its own outputs."""
+    cdef Py_ssize_t n = items.shape[0], u, i, nc = len(codes)
+    cdef Py_buffer *views
+    cdef const char **ptrs
+    cdef Py_ssize_t got = 0
+    cdef int team = _team(threads, n * F)
+    if items.shape[1] != <Py_ssize_t>_I_COLS or errs.shape[0] != n or errs.shape[1] != F or errs.shape[2] != 3:
+        raise ValueError("items must have shape (n, %d) and errs (n, F, 3)" % _I_COLS)
+    for i in range(n):
+        if items[i, _I_CODES] < 0 or items[i, _I_CODES] >= nc:
+            raise ValueError(f"item {i}: no code array {items[i, _I_CODES]}")
+        if (items[i, _I_OUT] < 0 or items[i, _I_OUT] + F * items[i, _I_N] > counts.shape[0]
+                or items[i, _I_OUT2] < 0 or items[i, _I_OUT2] + F * items[i, _I_N] > counts.shape[0]):
+            raise ValueError(f"item {i}: outputs outside counts")
+    views = <Py_buffer *>calloc(max(1, nc), sizeof(Py_buffer))
+    ptrs = <const char **>calloc(max(1, nc), sizeof(char *))
+    if views == NULL or ptrs == NULL:
+        free(views); free(ptrs)
+        raise MemoryError()
+    try:
+        for i in range(nc):
+            PyObject_GetBuffer(codes[i], &views[i], PyBUF_C_CONTIGUOUS)
+            got += 1
+            ptrs[i] = <const char *>views[i].buf
+        for i in range(n):
+            if (views[items[i, _I_CODES]].itemsize != _code_size(<int>items[i, _I_KIND])
+                    or views[items[i, _I_CODES]].len != F * items[i, _I_C] * items[i, _I_N] * views[items[i, _I_CODES]].itemsize):
+                raise ValueError(f"item {i}: the code array's type or size does not match the item")
+        for u in prange(n * F, nogil=True, num_threads=team, schedule="dynamic"):
+            _stream_unit(ptrs[items[u // F, _I_CODES]], &items[u // F, 0], u % F, &counts[0],
+                         &errs[u // F, u % F, 0])
+    finally:
+        for i in range(got):
+            PyBuffer_Release(&views[i])
+        free(views); free(ptrs)
+
+
+cdef int _layer_frame(const int32_t *counts, const int64_t *sp_row, const uint32_t *covers,
+                      Py_ssize_t f, int64_t *line_ev, int64_t *line_sp, int64_t *ev_out,
+                      int64_t *sp_out, int64_t *scratch) noexcept nogil:
+    """Frame ``f`` of one ``layer_lines`` row: per-line events and SOPs (``line_ev``,
+    ``line_sp``: the row's lines, or NULL) and their totals."""
+    cdef Py_ssize_t H = sp_row[_L_H], W = sp_row[_L_W], L = sp_row[_L_NA], N = H * W
+    cdef Py_ssize_t h, src, r, n
+    cdef int64_t fch = sp_row[_L_FCH], ev_tot = 0, sp_tot = 0, ev, sp
+    cdef const uint32_t *ca = covers + sp_row[_L_CA]
+    cdef const uint32_t *cb = covers + sp_row[_L_CB]
+    cdef int axis = <int>sp_row[_L_AXIS], s = <int>sp_row[_L_S]
+    cdef bint rev = sp_row[_L_REV] != 0, use_pair
+    cdef int64_t *pe = scratch
+    cdef int64_t *ps
+    cdef int64_t *ne
+    cdef int64_t *ns
+    if sp_row[_L_MODE] == 0:   # rows of per-position counts; fan = outer(cover y, cover x) * fch
+        ps = scratch + H
+        ek_line_sums(counts + sp_row[_L_OUT] + f * N, H, W, 0, cb, pe, ps)
+        for h in range(H):
+            ev = pe[h]
+            sp = ps[h] * ca[h] * fch
+            if line_ev != NULL:
+                line_ev[h] = ev
+                line_sp[h] = sp
+            ev_tot += ev
+            sp_tot += sp
+    else:                      # lossless line delta, as line_rows
+        n = H if axis == 0 else W
+        ps = scratch + n
+        ne = scratch + 2 * n
+        ns = scratch + 3 * n
+        ek_line_sums(counts + sp_row[_L_OUT] + f * N, H, W, axis, cb, pe, ps)
+        ek_line_sums(counts + sp_row[_L_OUT2] + f * N, H, W, axis, cb, ne, ns)
+        for h in range(L):
+            ev = 0
+            sp = 0
+            if ca[h] != 0:
+                use_pair = s <= h < n                # D_h = X_h - X_{h-s}
+                src = h if h < s or h < n else h - s   # else X_h alone, or -X_{h-s} (bottom padding)
+                if src < n:
+                    if rev:
+                        r = n - 1 - src + s if use_pair else n - 1 - src
+                    else:
+                        r = src
+                    ev = pe[r] if use_pair else ne[r]
+                    sp = (ps[r] if use_pair else ns[r]) * ca[h] * fch
+            if line_ev != NULL:
+                line_ev[h] = ev
+                line_sp[h] = sp
+            ev_tot += ev
+            sp_tot += sp
+    ev_out[0] = ev_tot
+    sp_out[0] = sp_tot
+    return 0
+
+
+def layer_lines(const int32_t[::1] counts, const int64_t[:, ::1] rows, const uint32_t[::1] covers,
+                int64_t[:, ::1] events, int64_t[:, ::1] sops, int64_t[:, :, ::1] line_events=None,
+                int64_t[:, :, ::1] line_sops=None, int threads=1):
+    """Events and SOPs of many layers from :func:`stream_counts`' counts: per row
+    (columns ``_L_*``; row j fills ``events[j]``, ``sops[j]``, per frame) mode 0 sums
+    per-position counts by rows with the fan-out ``outer(cover_y, cover_x) * fch`` (as
+    :func:`position_lines`; ``covers``: every row's covers, uint32), mode 1 assembles a lossless line delta's lines from pair and
+    non-zero counts (as :func:`line_rows`). ``line_events`` / ``line_sops``
+    ``(layers, F, n)`` (optional): per line, the row's lines first, the rest left as given."""
+    cdef Py_ssize_t n = rows.shape[0], F = events.shape[1], u, j, f, nb, mx = 1
+    cdef bint want = line_events is not None
+    cdef int64_t *scratch
+    cdef int team = _team(threads, n * F)
+    if rows.shape[1] != _L_COLS or events.shape[0] != n or sops.shape[0] != n or sops.shape[1] != F:
+        raise ValueError("rows must have shape (n, %d), events and sops (n, F)" % _L_COLS)
+    if want and (line_sops is None or line_events.shape[0] != n or line_events.shape[1] != F
+                 or line_sops.shape[0] != n or line_sops.shape[1] != F
+                 or line_sops.shape[2] != line_events.shape[2]):
+        raise ValueError("line_events and line_sops must both have shape (n, F, lines)")
+    for j in range(n):
+        nb = rows[j, _L_H] if rows[j, _L_MODE] == 1 and rows[j, _L_AXIS] == 1 else rows[j, _L_W]   # cover b's length
+        if (rows[j, _L_OUT] < 0 or rows[j, _L_OUT] + F * rows[j, _L_H] * rows[j, _L_W] > counts.shape[0]
+                or rows[j, _L_OUT2] < 0 or rows[j, _L_OUT2] + F * rows[j, _L_H] * rows[j, _L_W] > counts.shape[0]
+                or rows[j, _L_CA] < 0 or rows[j, _L_CA] + rows[j, _L_NA] > covers.shape[0]
+                or rows[j, _L_CB] < 0 or rows[j, _L_CB] + nb > covers.shape[0]
+                or (rows[j, _L_MODE] == 0 and rows[j, _L_NA] != rows[j, _L_H])
+                or (rows[j, _L_MODE] == 1 and rows[j, _L_S] < 1)):
+            raise ValueError(f"row {j}: inconsistent geometry or offsets")
+        if want and rows[j, _L_NA] > line_events.shape[2]:
+            raise ValueError(f"row {j}: {rows[j, _L_NA]} lines, line arrays hold {line_events.shape[2]}")
+        mx = max(mx, rows[j, _L_H], rows[j, _L_W])
+    scratch = <int64_t *>malloc(team * 4 * mx * sizeof(int64_t))
+    if scratch == NULL:
+        raise MemoryError()
+    try:
+        with nogil, parallel(num_threads=team):
+            for u in prange(n * F, schedule="dynamic"):
+                j = u // F
+                f = u % F
+                _layer_frame(&counts[0], &rows[j, 0], &covers[0], f,
+                             &line_events[j, f, 0] if want else NULL,
+                             &line_sops[j, f, 0] if want else NULL,
+                             &events[j, f], &sops[j, f], scratch + threadid() * 4 * mx)
+    finally:
+        free(scratch)

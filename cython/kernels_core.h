@@ -96,6 +96,39 @@ static inline int64_t ek_sumsq16(const int16_t *restrict v, ptrdiff_t n, int32_t
         for (p = 0; p < (NP); p++)                                            \
             xl[c * (NP) + p] = (T)((T)src[c * plane + p] - (T)zp)
 
+/* Per-line sums of a (H, W) plane of non-negative counts with non-negative weights
+ * (both < 2^32, so the products are taken unsigned 32 x 32 -> 64, which vectorizes):
+ * axis 0, lines are rows: ev[y] = sum_x a, sp[y] = sum_x a * w[x]; axis 1, lines are
+ * columns: ev[x] = sum_y a, sp[x] = sum_y a * w[y], read row by row. */
+EK_CLONES
+static void ek_line_sums(const int32_t *restrict a, ptrdiff_t H, ptrdiff_t W, int axis,
+                         const uint32_t *restrict w, int64_t *restrict ev, int64_t *restrict sp) {
+    ptrdiff_t y, x;
+    if (axis == 0) {
+        for (y = 0; y < H; y++) {
+            const uint32_t *restrict row = (const uint32_t *)(a + y * W);
+            int64_t e = 0;
+            uint64_t s = 0;
+            for (x = 0; x < W; x++) {
+                e += row[x];
+                s += (uint64_t)row[x] * w[x];
+            }
+            ev[y] = e;
+            sp[y] = (int64_t)s;
+        }
+        return;
+    }
+    for (x = 0; x < W; x++) ev[x] = sp[x] = 0;
+    for (y = 0; y < H; y++) {
+        const uint32_t *restrict row = (const uint32_t *)(a + y * W);
+        uint64_t wy = w[y];
+        for (x = 0; x < W; x++) {
+            ev[x] += row[x];
+            sp[x] += (int64_t)(row[x] * wy);
+        }
+    }
+}
+
 /* Codes of float32 values with a pinned scale and zero point, and back (replay):
  * out = clip(rint(x / scale) + zp, 0, levels) in double, round half to even
  * (nearbyint in the default rounding mode), NaN -> 0; values -> float(v * scale). */

@@ -78,7 +78,7 @@ import pandas as pd
 import xarray as xr
 from xarray.indexes import PandasIndex
 
-from . import _kernels
+from . import _kernels, batched
 from .recording import QuantizedRecording, Recording
 from .schemes import (Conventional, Dense, LineDelta, Scheme, SchemeOrPlan, TemporalDelta,
                       as_plan)
@@ -213,10 +213,15 @@ class _TensorCache:
         self.qrec = qrec
         self.states = states
         self.threads = threads
-        self.last_use = {layer.input: i for i, layer in enumerate(layers)}
+        self.expect(layers)
         self.found = _code_arrays(qrec) if found is None else found
         self.arrays: dict[str, tuple[np.ndarray, int]] = {}
         self.results: dict[tuple, Any] = {}
+
+    def expect(self, layers: Sequence[Layer]) -> None:
+        """Release a tensor's codes and results after the last of ``layers`` (run in
+        order, ``done(j, ...)`` with j their index) that reads it."""
+        self.last_use = {layer.input: i for i, layer in enumerate(layers)}
 
     def split(self, layers: Sequence[Layer]) -> "_TensorCache":
         """A cache for ``layers`` (all reading tensors no other group reads), one kernel thread,
@@ -427,19 +432,24 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
 def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
            cache: "_TensorCache") -> xr.Dataset:
     """:func:`count_events` of an in-memory recording through ``cache`` (which carries
-    the temporal state of a chunked run)."""
+    the temporal state of a chunked run): the streaming schemes of every layer in one
+    batch (:mod:`else_dse.batched`), the others layer by layer."""
     plan = as_plan(scheme_or_plan)
     layers = qrec.layers
     schemes = plan.resolve(layers)
     F = qrec.n_frames
+    streamed = {i: e for i, (layer, scheme) in enumerate(zip(layers, schemes))
+                if (e := _stream_entry(layer, scheme, cache)) is not None}
+    rest = [i for i in range(len(layers)) if i not in streamed]
+    results: dict[int, _Counts] = {}
     bar = None
-    if len(layers) >= _PROGRESS_MIN_LAYERS and sys.stderr.isatty():  # tqdm's disable=None, unbuilt
+    if len(rest) >= _PROGRESS_MIN_LAYERS and sys.stderr.isatty():  # tqdm's disable=None, unbuilt
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(layers), desc="count_events", unit="layer", disable=None, leave=False)
+        bar = tqdm(total=len(rest), desc="count_events", unit="layer", disable=None, leave=False)
     groups: dict[str, list[int]] = {}          # layers by input tensor: a group shares codes and results
-    for i, layer in enumerate(layers):
-        groups.setdefault(layer.input, []).append(i)
-    results: list[_Counts | None] = [None] * len(layers)
+    for i in rest:
+        groups.setdefault(layers[i].input, []).append(i)
+    sub = [layers[i] for i in rest]
 
     def run(group: list[int], c: _TensorCache) -> None:
         for j, i in enumerate(group):
@@ -449,21 +459,74 @@ def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
                 bar.update()
 
     try:
-        if _pool_groups(cache, layers, schemes, groups):      # many tensors: one thread each
+        batch = _stream_batch(cache, [layers[i] for i in streamed], list(streamed.values()), F, lines)
+        if _pool_groups(cache, layers, schemes, groups):  # many tensors: one thread each
             with ThreadPoolExecutor(cache.threads) as pool:
                 for f in [pool.submit(run, g, cache.split([layers[i] for i in g])) for g in groups.values()]:
                     f.result()
-        else:                                  # few tensors: the kernels' own threads
-            run(list(range(len(layers))), cache)
+        elif rest:                             # few tensors: the kernels' own threads
+            cache.expect(sub)
+            run(rest, cache)
     finally:
         if bar is not None:
             bar.close()
+    return _assemble(qrec, scheme_or_plan, list(streamed), batch, results, lines)
 
-    rel = _rel_error(np.stack([r.err_sq for r in results]), np.stack([r.x_sq for r in results])) \
-        if results else []
-    rows = [LayerStats(r.events, r.sops, r.max_error, rel[i], r.line_events if lines else None,
-                       r.line_sops if lines else None) for i, r in enumerate(results)]
-    return stats_dataset(qrec, scheme_or_plan, rows)
+
+def _stream_entry(layer: Layer, scheme: Scheme, cache: "_TensorCache"
+                  ) -> tuple[int, int, batched.Line | None] | None:
+    """``(op, tau, scan)`` of a layer the batch counts (conventional, lossless deltas
+    without carried state), else None."""
+    if type(scheme) is Conventional:
+        return batched.CONVENTIONAL, scheme.tau, None
+    if isinstance(scheme, (LineDelta, TemporalDelta)) and scheme.threshold == scheme.tau == 0:
+        if isinstance(scheme, TemporalDelta):
+            return (batched.TEMPORAL, 0, None) if cache.states is None else None
+        g, cover_line, cover_pos = _line_geometry(layer, scheme)
+        return batched.PAIRS, 0, batched.Line(scheme.axis, g.stride[0], scheme.direction == "reverse",
+                                              cover_line, cover_pos)
+    return None
+
+
+def _stream_batch(cache: "_TensorCache", layers: list[Layer], entries: list[tuple], F: int,
+                  lines: bool) -> batched.Layers:
+    """:func:`batched.count` of ``layers`` under their ``_stream_entry``, on the codes
+    as stored (read once per tensor, not kept in ``cache``)."""
+    codes: dict[str, tuple[np.ndarray, int]] = {}
+    for layer in layers:
+        if layer.input not in codes:
+            codes[layer.input] = _codes(cache.qrec, layer.input, cache.found)
+    rows = [(layer, *codes[layer.input], *e) for layer, e in zip(layers, entries)]
+    size = sum(X.size for X, _ in codes.values())
+    positions = sum(F * layer.input_shape[1] * layer.input_shape[2] for layer in layers)
+    return batched.count(rows, F, (kernel_threads(cache.threads, size, True),
+                                   kernel_threads(cache.threads, positions)), lines)
+
+
+def _assemble(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, streamed: list[int],
+              batch: batched.Layers, results: Mapping[int, _Counts], lines: bool) -> xr.Dataset:
+    """The Dataset of :func:`count_events` from the batch's rows (layers ``streamed``)
+    and the per-layer ``results``."""
+    L, F = len(qrec.layers), qrec.n_frames
+    cols = {name: np.zeros((L, F), np.float64 if name == "err_max" else np.int64)
+            for name in ("events", "sops", "err_max", "err_sq", "x_sq")}
+    for name in cols:
+        cols[name][streamed] = getattr(batch, name)
+    for i, r in results.items():
+        for name, v in zip(cols, (r.events, r.sops, r.max_error, r.err_sq, r.x_sq)):
+            cols[name][i] = v
+    line_cols = None
+    if lines:
+        width = max([batch.line_events.shape[2]] + [r.line_events.shape[1] for r in results.values()])  # type: ignore[union-attr]
+        line_cols = np.zeros((L, F, width), np.int64), np.zeros((L, F, width), np.int64)
+        for k, src in enumerate((batch.line_events, batch.line_sops)):
+            line_cols[k][streamed, :, : src.shape[2]] = src  # type: ignore[union-attr]
+        for i, r in results.items():
+            line_cols[0][i, :, : r.line_events.shape[1]] = r.line_events
+            line_cols[1][i, :, : r.line_sops.shape[1]] = r.line_sops
+    return _stats_columns(qrec, scheme_or_plan, cols["events"], cols["sops"],
+                          cols["err_max"], _rel_error(cols["err_sq"], cols["x_sq"]),
+                          line_cols).dataset()
 
 
 def _pool_groups(cache: "_TensorCache", layers: Sequence[Layer], schemes: Sequence[Scheme],
@@ -563,9 +626,35 @@ def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
     """
     qrec = _check_qrec(qrec, "stats_dataset")
     layers = qrec.layers
-    schemes = as_plan(scheme_or_plan).resolve(layers)
     if len(rows) != len(layers):
         raise ValueError(f"stats_dataset: {len(rows)} rows for {len(layers)} layers")
+    F = qrec.n_frames
+
+    def stack(attr: str, dtype: type) -> np.ndarray:   # one (layer, frame) array of the rows' columns
+        cols = [np.asarray(getattr(r, attr)) for r in rows]
+        for layer, c in zip(layers, cols):
+            if c.shape != (F,):
+                raise ValueError(f"stats_dataset: layer {layer.name!r}: {attr} has shape {c.shape}, "
+                                 f"expected ({F},), one value per frame")
+        return np.concatenate(cols).reshape(len(rows), F).astype(dtype, copy=False)
+    line_cols = None
+    if rows and rows[0].line_events is not None:
+        n = max(r.line_events.shape[1] for r in rows)  # type: ignore[union-attr]
+        line_cols = np.zeros((len(layers), F, n), np.int64), np.zeros((len(layers), F, n), np.int64)
+        for j, r in enumerate(rows):
+            line_cols[0][j, :, : r.line_events.shape[1]] = r.line_events  # type: ignore[union-attr]
+            line_cols[1][j, :, : r.line_sops.shape[1]] = r.line_sops  # type: ignore[union-attr]
+    return _stats_columns(qrec, scheme_or_plan, stack("events", np.int64), stack("sops", np.int64),
+                          stack("max_error", np.float64), stack("rel_error", np.float64), line_cols)
+
+
+def _stats_columns(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, events: np.ndarray,
+                   sops: np.ndarray, max_error: np.ndarray, rel_error: np.ndarray,
+                   line_cols: tuple[np.ndarray, np.ndarray] | None) -> StatsArrays:
+    """:func:`stats_arrays` of ``(layer, frame)`` columns (``line_cols``: line events and
+    SOPs ``(layer, frame, line)``, or None)."""
+    layers = qrec.layers
+    schemes = as_plan(scheme_or_plan).resolve(layers)
     F = qrec.n_frames
     names = [layer.name for layer in layers]
     variables = qrec.data.variables   # Variables, not DataArrays: this is on count_events' path
@@ -579,33 +668,20 @@ def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         **{c: ("layer", np.array([f[c] for f in fields], np.int64)) for c in ("threshold", "tau")},
         "op": ("layer", [layer.op for layer in layers]),
     })
-    def stack(attr: str, dtype: type) -> np.ndarray:   # one (layer, frame) array of the rows' columns
-        cols = [np.asarray(getattr(r, attr)) for r in rows]
-        for name, c in zip(names, cols):
-            if c.shape != (F,):
-                raise ValueError(f"stats_dataset: layer {name!r}: {attr} has shape {c.shape}, "
-                                 f"expected ({F},), one value per frame")
-        return np.concatenate(cols).reshape(len(rows), F).astype(dtype, copy=False)
     dense_ev, dense_macs = _dense_columns(tuple(layers))
     LF = ("layer", "frame")
     data = {
-        "events": (LF, stack("events", np.int64)),
-        "sops": (LF, stack("sops", np.int64)),
+        "events": (LF, events),
+        "sops": (LF, sops),
         "dense_events": (LF, np.repeat(dense_ev, F, axis=1)),
         "dense_macs": (LF, np.repeat(dense_macs, F, axis=1)),
-        "max_error": (LF, stack("max_error", np.float64)),
-        "rel_error": (LF, stack("rel_error", np.float64)),
+        "max_error": (LF, max_error),
+        "rel_error": (LF, rel_error),
     }
-    if rows and rows[0].line_events is not None:
-        n = max(r.line_events.shape[1] for r in rows)  # type: ignore[union-attr]
-        le = np.zeros((len(layers), F, n), np.int64)
-        ls = np.zeros((len(layers), F, n), np.int64)
-        for j, r in enumerate(rows):
-            le[j, :, : r.line_events.shape[1]] = r.line_events  # type: ignore[union-attr]
-            ls[j, :, : r.line_sops.shape[1]] = r.line_sops  # type: ignore[union-attr]
-        data["line_events"] = (("layer", "frame", "line"), le)
-        data["line_sops"] = (("layer", "frame", "line"), ls)
-        coords["line"] = np.arange(n)
+    if line_cols is not None:
+        data["line_events"] = (("layer", "frame", "line"), line_cols[0])
+        data["line_sops"] = (("layer", "frame", "line"), line_cols[1])
+        coords["line"] = np.arange(line_cols[0].shape[2])
     return StatsArrays(data, coords, {"layers": _layers_json(tuple(layers)), "plan": repr(scheme_or_plan),
                                       "bits": qrec.bits, "calibration": qrec.calibration})
 

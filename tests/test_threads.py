@@ -166,3 +166,55 @@ def test_event_curve_refuses_a_bad_thread_count():
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="threads must be an int >= 1"):
             ed.event_curve(q, "c", ed.LineDelta(), [0, 1], threads=bad)
+
+
+STREAMING = st.sampled_from([ed.Conventional(), ed.Conventional(tau=1), ed.LineDelta(), ed.LineDelta(axis="x"),
+                             ed.LineDelta(direction="reverse"), ed.LineDelta(axis="x", direction="reverse", loop="open"),
+                             ed.TemporalDelta(), ed.LineDelta(threshold=1), ed.Dense(tau=1)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data(), st.booleans())
+def test_the_batch_counts_what_each_layer_alone_counts(data, lines):
+    """count_events runs the streaming schemes of all layers in one batch (else_dse.batched):
+    every layer's statistics equal those of a recording of that layer alone, on every thread
+    count, beside per-layer (lossy, dense) layers of the same plan and layers sharing a tensor."""
+    n = data.draw(st.integers(2, 5))
+    layers, tensors = [], {}
+    for i in range(n):
+        tensor = f"t{min(i, n - 2)}"
+        shape = tensors[tensor].shape[1:] if tensor in tensors else None
+        layers.append(data.draw(layers_st(name=f"l{i}", tensor=tensor, shape=shape, ops=("conv", "depthwise"))))
+        if tensor not in tensors:
+            tensors[tensor] = data.draw(codes_st((2,) + layers[-1].input_shape, bits=8))
+    plan = ed.Plan({layer.name: data.draw(STREAMING) for layer in layers})
+    q = make_qrec(layers, tensors, bits=8)
+    for threads in (1, 2):
+        got = ed.count_events(q, plan, lines=lines, threads=threads)
+        for layer, scheme in zip(layers, plan.resolve(layers)):
+            alone = make_qrec([layer], {layer.input: tensors[layer.input]}, bits=8)
+            want = ed.count_events(alone, scheme, lines=lines, threads=1).isel(layer=0)
+            one = got.sel(layer=layer.name)
+            for v in ("events", "sops", "max_error", "rel_error"):
+                np.testing.assert_array_equal(one[v].values, want[v].values)
+            if lines:
+                k = want.sizes["line"]
+                np.testing.assert_array_equal(one["line_events"].values[:, :k], want["line_events"].values)
+                assert not one["line_events"].values[:, k:].any()
+
+
+def test_batch_kernels_refuse_inconsistent_rows():
+    from else_dse import _kernels
+    codes = [np.zeros((1, 2, 4), np.uint8)]
+    item = np.array([[0, _kernels.CODE_KINDS["uint8"], 0, 2, 4, 0, 0, 4, 4, 0, 0]], np.int64)
+    counts, errs = np.zeros(4, np.int32), np.zeros((1, 1, 3), np.int64)
+    _kernels.stream_counts(codes, item, 1, counts, errs)
+    with pytest.raises(ValueError, match="item 0: outputs outside counts"):
+        _kernels.stream_counts(codes, item, 1, np.zeros(3, np.int32), errs)
+    with pytest.raises(ValueError, match="type or size does not match"):
+        _kernels.stream_counts([np.zeros((1, 2, 4), np.int16)], item, 1, counts, errs)
+    row = np.array([[0, 2, 2, 0, 0, 0, 2, 2, 1, 0, 0, 0]], np.int64)
+    out = np.zeros((1, 1), np.int64)
+    _kernels.layer_lines(counts, row, np.ones(4, np.uint32), out, out.copy())
+    with pytest.raises(ValueError, match="row 0: inconsistent geometry or offsets"):
+        _kernels.layer_lines(counts, row, np.ones(3, np.uint32), out, out.copy())

@@ -50,7 +50,8 @@ on load (``X = code - zero_point`` as :meth:`QuantizedRecording.signed`), so no
 converted copy is made. Layers reading one tensor share work: conventional and
 temporal counts per (frame, position) are computed once per tensor and scheme,
 lossless line deltas (``theta = tau = 0``, where ``R = X`` needs no state) once
-per tensor, axis and stride.
+per tensor, axis and stride. Conventional counts and the lossless deltas of every
+layer run as one batch (:mod:`else_dse.batched`); the lossy deltas layer by layer.
 
 >>> import numpy as np, else_dse as ed
 >>> layer = ed.Layer("c1", "x", "conv", 1, 4, kernel=3, padding=1, input_shape=(1, 4, 4))
@@ -290,42 +291,10 @@ def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     return _Counts(events, sops, emax.astype(np.float64), esq, xsq, line_events, line_sops)
 
 
-def _pair_counts(X: np.ndarray, zp: int, axis: str, s: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-position counts of a lossless line delta along ``axis`` with reference
-    distance ``s`` (shared by the layers reading one tensor with that axis and
-    stride): ``pair`` counts the channels where two lines ``s`` apart differ
-    (codes compared as stored), ``nzc`` the non-zeros of the lines without a
-    reference and of the lines the bottom padding references (the first and last
-    ``s`` lines; every position for axis x, where lines are columns)."""
-    F, C, H, W = X.shape
-    N = H * W
-    pair = np.zeros((F, N), np.int32)
-    nzc = np.zeros((F, N), np.int32)
-    if axis == "y":
-        _kernels.pair_counts(_flat(X), s * W, pair, nzc, nz_lo=s * W, nz_hi=max(0, N - s * W), zp=zp,
-                             threads=threads)
-    else:  # pair[:, x] for x < s pairs across rows: unused
-        _kernels.pair_counts(_flat(X), s, pair, nzc, zp=zp, threads=threads)
-    return pair.reshape(F, H, W), nzc.reshape(F, H, W)
-
-
 def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
                 cache: _TensorCache) -> _Counts:
     g, cover_line, cover_pos = _line_geometry(layer, scheme)
     s = g.stride[0]
-    F, L = X.shape[0], len(cover_line)
-    if scheme.threshold == 0 and scheme.tau == 0:
-        # With theta = tau = 0 the reference is the input itself (R = X in both
-        # loops), so D_h = X_h - X_{h-s} needs no state.
-        pair, nzc = cache.get((layer.input, "pairs", scheme.axis, s),
-                              lambda: _pair_counts(X, zp, scheme.axis, s, cache.threads_for(X, True)))
-        le, ls = np.empty((F, L), np.int64), np.empty((F, L), np.int64)
-        ev, sp = np.empty(F, np.int64), np.empty(F, np.int64)
-        _kernels.line_rows(pair, nzc, 0 if scheme.axis == "y" else 1, s,
-                           scheme.direction == "reverse", cover_line, cover_pos,
-                           layer.fan_out_channels, le, ls, ev, sp)
-        zeros = np.zeros(F, np.int64)
-        return _Counts(ev, sp, np.zeros(F), zeros, zeros, le, ls)
     key = (layer.input, "line_delta", scheme, s, cover_line.tobytes(), cover_pos.tobytes())
 
     def run() -> tuple[np.ndarray, ...]:

@@ -20,6 +20,8 @@ conventional, ``theta = tau = 0`` for line and temporal delta) has no error: ``e
 ``err_sq`` and ``x_sq`` are left 0 (the relative error is 0 whatever ``x_sq``).
 """
 
+import os
+
 from libc.stdint cimport int8_t, uint8_t, int16_t, uint16_t, int32_t, int64_t
 from libc.stdlib cimport malloc, free, calloc
 from libc.string cimport memset, memcpy
@@ -103,21 +105,36 @@ cdef inline int _kind(const code_t *x) noexcept nogil:
         return EK_I32
 
 
+cdef inline Py_ssize_t _code_size(int kind) noexcept nogil:
+    """Bytes per code of type ``kind``."""
+    if kind == EK_I8 or kind == EK_U8:
+        return 1
+    if kind == EK_I16 or kind == EK_U16:
+        return 2
+    return 4
+
+
 cdef inline void _conv(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, int32_t tau, int32_t *cnt,
                        ek_err *err, int32_t *out) noexcept nogil:
     ek_conventional(_kind(x), x, zp, C, N, tau, cnt, err, out)
 
 
-cdef inline void _temporal(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                           int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec, int32_t *cnt,
-                           ek_err *err, int32_t *out) noexcept nogil:
-    ek_temporal(_kind(x), x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-
-
-cdef inline void _temporal16(const code_t *x, int32_t zp, Py_ssize_t n, Py_ssize_t off, Py_ssize_t N,
-                             int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec,
-                             int32_t *cnt, ek_err *err, int32_t *out) noexcept nogil:
-    ek_temporal16(_kind(x), x, zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
+cdef void _temporal_frames(int kind, const void *x, Py_ssize_t n, Py_ssize_t F, Py_ssize_t N,
+                          Py_ssize_t i0, Py_ssize_t nb, int32_t zp, int32_t theta, int closed,
+                          int32_t tau, int32_t *ref, int16_t *ref16, Py_ssize_t TB, int32_t *cnt,
+                          ek_err *errs, int32_t *recon) noexcept nogil:
+    """Elements ``[i0, i0 + nb)`` of F frames of n codes of type ``kind`` (``x``: frame 0)
+    through every frame, on the state in ``ref`` (or ``ref16``: 16-bit; R at 0, Y at TB);
+    frame f counts into ``cnt + f * N`` and ``errs[f]``; ``recon`` (F * n, or NULL)."""
+    cdef Py_ssize_t f, sz = _code_size(kind)
+    cdef const char *xs = <const char *>x + i0 * sz
+    for f in range(F):
+        if ref16 != NULL:
+            ek_temporal16(kind, xs + f * n * sz, zp, nb, i0, N, theta, closed, tau, ref16, ref16 + TB,
+                          cnt + f * N, &errs[f], recon + f * n + i0 if recon != NULL else NULL)
+        else:
+            ek_temporal(kind, xs + f * n * sz, zp, nb, i0, N, theta, closed, tau, ref, ref + TB,
+                        cnt + f * N, &errs[f], recon + f * n + i0 if recon != NULL else NULL)
 
 
 cdef inline void _line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
@@ -136,30 +153,30 @@ cdef inline void _line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, 
                       ref, rec, xl, eb, line_ev, line_sp, err, out)
 
 
-cdef inline void _line(const code_t *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, int axis,
-                       int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
+cdef inline void _line(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                       int axis, int reverse, const int64_t *cover_line, Py_ssize_t L, Py_ssize_t s,
                        const int32_t *cp, int32_t theta, int closed, int32_t tau,
                        int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
                        int64_t *line_ev, int64_t *line_sp, ek_err *err,
                        int32_t *tbuf, int32_t *out, int32_t *obuf, bint narrow) noexcept nogil:
-    """One frame (C, H, W) of codes; axis x transposes the planes of a chunk of
-    channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk.
+    """One frame (C, H, W) of codes of type ``kind``; axis x transposes the planes of a
+    chunk of channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk.
     ``out`` (C, H, W) int32 or NULL: the reconstruction; axis x writes it
     transposed into obuf (the size of tbuf) and transposes it back."""
-    cdef Py_ssize_t c, c0, cb, cc, chunk = max(1, EK_BLOCK // H)
+    cdef Py_ssize_t c, c0, cb, cc, chunk = max(1, EK_BLOCK // H), plane = H * W * _code_size(kind)
     if axis != 0:
         for cb in range((C + chunk - 1) // chunk):
             c0 = cb * chunk
             cc = min(chunk, C - c0)
             for c in range(c0, c0 + cc):
-                ek_transpose(_kind(x), x + c * H * W, zp, H, W, tbuf + (c - c0) * H * W)
+                ek_transpose(kind, <const char *>x + c * plane, zp, H, W, tbuf + (c - c0) * H * W)
             _line_frame(EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
                         ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL, narrow)
             if out != NULL:
                 for c in range(c0, c0 + cc):
                     ek_transpose(EK_I32, obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)
         return
-    _line_frame(_kind(x), x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
+    _line_frame(kind, x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
                 ref, rec, xl, eb, line_ev, line_sp, err, out, narrow)
 
 
@@ -195,11 +212,33 @@ cdef inline void _err_zero(ek_err *e) noexcept nogil:
     e.emax = 0
 
 
+cdef bint _teams_started = False   # a team of 2+ OpenMP threads has run in this process
+cdef bint _fork_child = False      # this process was forked from one where a team had run
+
+
+def _forked() -> None:
+    """After a fork: GNU OpenMP's thread pool does not survive it (the child's first team
+    waits for the parent's threads forever), so a child of a process that ran a team runs
+    every kernel on one thread (the results do not depend on the thread count)."""
+    global _fork_child
+    if _teams_started:
+        _fork_child = True
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 cdef int _team(int threads, Py_ssize_t work) except -1:
-    """Threads for ``work`` independent items: ``threads`` (>= 1), at most one per item."""
+    """Threads for ``work`` independent items: ``threads`` (>= 1), at most one per item
+    (one in a fork child of a process that ran a team: see :func:`_forked`)."""
+    global _teams_started
+    cdef int n
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    return <int>max(1, min(<Py_ssize_t>threads, work))
+    n = 1 if _fork_child else <int>max(1, min(<Py_ssize_t>threads, work))
+    if n > 1:
+        _teams_started = True
+    return n
 
 
 cdef int _errs_out(const ek_err *errs, Py_ssize_t F, int64_t[::1] err_max, int64_t[::1] err_sq,
@@ -306,7 +345,7 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     cdef ek_err *errs
     cdef bint want = recon is not None
     cdef int team = _team(threads, F)
-    cdef bint narrow = _narrow_line(<code_t *>NULL, zp, theta, tau, closed, L, max(EK_BLOCK, npos))
+    cdef bint narrow = _narrow_line(_kind(<code_t *>NULL), zp, theta, tau, closed, L, max(EK_BLOCK, npos))
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
@@ -328,7 +367,7 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
             b = buf + threadid() * bsize
             t = tbuf + threadid() * tstride if tbuf != NULL else NULL
             for f in prange(F, schedule="static"):
-                _line(&X[f, 0, 0, 0], zp, C, H, W, axis, reverse, &cover_line[0], L, s, cp,
+                _line(_kind(&X[0, 0, 0, 0]), &X[f, 0, 0, 0], zp, C, H, W, axis, reverse, &cover_line[0], L, s, cp,
                       theta, closed, tau, b + 2 * n, b + (2 + s) * n, b, b + n,
                       &line_events[f, 0], &line_sops[f, 0], &errs[f], t,
                       &recon[f, 0, 0, 0] if want else NULL, t + tsize if want else NULL, narrow)
@@ -337,17 +376,17 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
         free(cp); free(buf); free(tbuf); free(errs)
 
 
-cdef int64_t _code_bound(code_t *kind, int zp) noexcept:
-    """max |code - zp| over the codes of an 8-bit type (-1 for wider types)."""
-    if code_t is int8_t:
+cdef int64_t _code_bound(int kind, int zp) noexcept nogil:
+    """max |code - zp| over the codes of an 8-bit type ``kind`` (-1 for wider types)."""
+    if kind == EK_I8:
         return max(abs(-128 - zp), abs(127 - zp))
-    elif code_t is uint8_t:
+    elif kind == EK_U8:
         return max(abs(zp), abs(255 - zp))
     return -1
 
 
-cdef bint _narrow_line(code_t *kind, int zp, int theta, int tau, bint closed, Py_ssize_t L,
-                       Py_ssize_t n) noexcept:
+cdef bint _narrow_line(int kind, int zp, int theta, int tau, bint closed, Py_ssize_t L,
+                       Py_ssize_t n) noexcept nogil:
     """Whether 16-bit state and lanes hold every value of a line delta of 8-bit codes
     (b = max|X|): closed |R| <= b + theta; open |Y - Xt| <= L*theta (theta per line of
     a chain); deltas and errors add at most b. The x^2 of a line chunk of at most ``n``
@@ -355,7 +394,7 @@ cdef bint _narrow_line(code_t *kind, int zp, int theta, int tau, bint closed, Py
     cdef int64_t xb = _code_bound(kind, zp)
     if xb < 0 or not -1024 <= zp <= 1024:
         return False
-    return (theta <= 16000 and tau <= 16000 and xb * xb * n < 2 ** 31
+    return (theta <= 16000 and tau <= 16000 and xb * xb * n < (<int64_t>1 << 31)
             and 2 * xb + (1 if closed else L) * <int64_t>theta < 32000)
 
 
@@ -470,102 +509,6 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
         free(cp); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
 
 
-def pair_counts(const code_t[:, :, ::1] X, Py_ssize_t k, int32_t[:, ::1] pair,
-                int32_t[:, ::1] nzc, Py_ssize_t nz_lo=-1, Py_ssize_t nz_hi=0, int zp=0,
-                int threads=1):
-    """Lossless line deltas without state. ``X`` is (frame, C, N) codes;
-    ``pair[f, j]`` += number of channels with ``X[j] != X[j - k]`` (``j >= k``),
-    ``nzc[f, j]`` += number of channels with ``X[j] != 0`` for ``j < nz_lo`` or
-    ``j >= nz_hi`` (default: every j; other entries are left as they are)."""
-    cdef Py_ssize_t F = X.shape[0], C = X.shape[1], N = X.shape[2]
-    cdef Py_ssize_t f
-    cdef int team = _team(threads, F)
-    if pair.shape[0] != F or pair.shape[1] != N or nzc.shape[0] != F or nzc.shape[1] != N:
-        raise ValueError("pair and nzc must have shape (frame, N)")
-    if k < 1:
-        raise ValueError("k must be >= 1")
-    if nz_lo < 0:
-        nz_lo = N
-    for f in prange(F, nogil=True, num_threads=team, schedule="static"):
-        ek_pair_counts(_kind(&X[0, 0, 0]), &X[f, 0, 0], zp, C, N, k, nz_lo, nz_hi, &pair[f, 0], &nzc[f, 0])
-
-
-def line_rows(const int32_t[:, :, ::1] pair, const int32_t[:, :, ::1] nzc, int axis, int s,
-              bint reverse, const int64_t[::1] cover_line, const int64_t[::1] cover_pos,
-              int64_t fan_channels, int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
-              int64_t[::1] events, int64_t[::1] sops):
-    """Per-line events and SOPs of a lossless line delta from :func:`pair_counts`
-    (``pair``, ``nzc`` shaped (frame, H, W) in row-major position order; ``axis``
-    1 scans columns). Scan line h (row ``n-1-h`` of a reverse scan) sends
-    ``X_h`` for h < s, ``X_h - X_{h-s}`` for s <= h < n (the pair of rows r-s, r
-    belongs to scan line r forward and to scan line n-1-r+s reverse) and
-    ``-X_{h-s}`` for h >= n; lines with zero cover are not sent. SOPs are
-    ``sum count * cover_pos * cover_line * fan_channels``. ``events`` and ``sops``
-    (per frame) are the sums over lines."""
-    cdef Py_ssize_t F = pair.shape[0], H = pair.shape[1], W = pair.shape[2]
-    cdef Py_ssize_t n = H if axis == 0 else W, npos = W if axis == 0 else H
-    cdef Py_ssize_t L = cover_line.shape[0]
-    cdef Py_ssize_t f, h, r, p, src
-    cdef int64_t ev, sp, cnt, ev_tot, sp_tot
-    cdef const int32_t *row
-    cdef bint use_pair
-    if nzc.shape[0] != F or nzc.shape[1] != H or nzc.shape[2] != W:
-        raise ValueError("pair and nzc must have the same shape")
-    if cover_pos.shape[0] != npos:
-        raise ValueError("cover_pos length does not match the tensor")
-    if s < 1:
-        raise ValueError("stride must be >= 1")
-    if (line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[0] != F
-            or line_sops.shape[1] != L or events.shape[0] != F or sops.shape[0] != F):
-        raise ValueError("outputs must have shape (frame, len(cover_line)) and (frame,)")
-    with nogil:
-        for f in range(F):
-            ev_tot = 0
-            sp_tot = 0
-            for h in range(L):
-                if cover_line[h] == 0:
-                    line_events[f, h] = 0
-                    line_sops[f, h] = 0
-                    continue
-                if h < s:                       # D_h = X_h
-                    use_pair = False
-                    src = h
-                elif h < n:                     # D_h = X_h - X_{h-s}
-                    use_pair = True
-                    src = h
-                else:                           # bottom padding: D_h = -X_{h-s}
-                    use_pair = False
-                    src = h - s
-                if src >= n:                    # references a line beyond the tensor: nothing
-                    line_events[f, h] = 0
-                    line_sops[f, h] = 0
-                    continue
-                if reverse:                     # scan line src is row n-1-src; its pair sits at row n-1-src+s
-                    r = n - 1 - src + s if use_pair else n - 1 - src
-                else:
-                    r = src
-                ev = 0
-                sp = 0
-                if axis == 0:
-                    row = &pair[f, r, 0] if use_pair else &nzc[f, r, 0]
-                    for p in range(W):
-                        cnt = row[p]
-                        ev += cnt
-                        sp += cnt * cover_pos[p]
-                else:
-                    for p in range(H):
-                        cnt = pair[f, p, r] if use_pair else nzc[f, p, r]
-                        ev += cnt
-                        sp += cnt * cover_pos[p]
-                sp *= cover_line[h] * fan_channels
-                line_events[f, h] = ev
-                line_sops[f, h] = sp
-                ev_tot += ev
-                sp_tot += sp
-            events[f] = ev_tot
-            sops[f] = sp_tot
-
-
 def position_lines(const int32_t[:, :, ::1] count, const int64_t[:, ::1] fan,
                    int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
                    int64_t[::1] events, int64_t[::1] sops):
@@ -603,8 +546,8 @@ def position_lines(const int32_t[:, :, ::1] count, const int64_t[:, ::1] fan,
 # Temporal delta
 # ---------------------------------------------------------------------------
 
-cdef bint _narrow_state(code_t *kind, int zp, int theta, int tau, bint closed, Py_ssize_t F,
-                        int64_t m) noexcept:
+cdef bint _narrow_state(int kind, int zp, int theta, int tau, bint closed, Py_ssize_t F,
+                        int64_t m) noexcept nogil:
     """Whether 16-bit state and lanes hold every value of a temporal delta of 8-bit
     codes. With b = max|X| from the code range and m = max|state| given:
     closed |R| <= max(m, b + theta); open |Y| <= 2m + b + F*theta; deltas and errors
@@ -702,7 +645,7 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
         return
     if F == 0:
         return
-    narrow = _narrow_state(<code_t *>NULL, zp, theta, tau, closed, F, m)
+    narrow = _narrow_state(_kind(<code_t *>NULL), zp, theta, tau, closed, F, m)
     errs = <ek_err *>calloc(team * F, sizeof(ek_err))
     cnts = <int32_t *>calloc(max(1, (team - 1) * F * N), sizeof(int32_t))  # threads 1.. (0 counts into count)
     if narrow:
@@ -722,15 +665,8 @@ def temporal_delta(const code_t[:, :, ::1] X, int theta, bint closed, int tau,
                 i0 = ib * TB
                 nb = min(TB, n - i0)
                 _state_load(state, i0, nb, r, r16, TB)
-                for f in range(F):
-                    if narrow:
-                        _temporal16(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, r16,
-                                    r16 + TB, cnt + f * N, &te[f],
-                                    &recon[f, 0, 0] + i0 if want else NULL)
-                    else:
-                        _temporal(&X[f, 0, 0] + i0, zp, nb, i0, N, theta, closed, tau, r,
-                                  r + TB, cnt + f * N, &te[f],
-                                  &recon[f, 0, 0] + i0 if want else NULL)
+                _temporal_frames(_kind(&X[0, 0, 0]), &X[0, 0, 0], n, F, N, i0, nb, zp, theta, closed, tau,
+                                 r, r16, TB, cnt, te, &recon[0, 0, 0] if want else NULL)
                 if state is not None:
                     _state_store(state, i0, nb, r, r16, TB, closed)
         _merge_threads(count, cnts, errs, team, F, N)
@@ -1005,7 +941,8 @@ cdef enum:   # columns of a ``layer_lines`` row (LINE_COLUMNS)
 #: ``stream_counts`` item columns: the index of the code array, its EK code type
 #: (``CODE_KINDS``), zero point, channels C, positions N, op (0 conventional, 1 lossless
 #: temporal delta, 2 lossless line-delta pairs), tau (op 0) or reference distance k (op 2),
-#: the non-zero range bounds of :func:`pair_counts`, the offsets in ``counts`` of the
+#: the non-zero range bounds (op 2: positions ``j < nz_lo`` or ``j >= nz_hi`` also count the
+#: channels with ``X[j] != 0``, beside the pairs ``X[j] != X[j - k]``), the offsets in ``counts`` of the
 #: count (or pair) and of the non-zero counts (op 2; F*N int32 each)
 ITEM_COLUMNS = ("codes", "kind", "zp", "C", "N", "op", "arg", "nz_lo", "nz_hi", "out", "out2")
 #: ``layer_lines`` row columns: mode (0 per-position counts summed by rows, 1 lossless line
@@ -1017,14 +954,6 @@ LINE_COLUMNS = ("mode", "H", "W", "out", "out2", "cover_a", "n_lines", "cover_b"
                 "axis", "s", "reverse")
 #: numpy dtype name -> EK code type of the codes ``stream_counts`` reads
 CODE_KINDS = {"int8": EK_I8, "uint8": EK_U8, "int16": EK_I16, "uint16": EK_U16, "int32": EK_I32}
-
-
-cdef inline Py_ssize_t _code_size(int kind) noexcept nogil:
-    if kind == EK_I8 or kind == EK_U8:
-        return 1
-    if kind == EK_I16 or kind == EK_U16:
-        return 2
-    return 4
 
 
 cdef void _stream_unit(const char *x, const int64_t *it, Py_ssize_t f, int32_t *counts,
@@ -1056,7 +985,7 @@ def stream_counts(list codes, const int64_t[:, ::1] items, Py_ssize_t F, int32_t
     columns ``_I_*``) the per-position counts of frames ``0..F`` of ``codes[row[0]]``
     (C-contiguous, ``F * C * N`` codes of type ``row[1]``) into ``counts`` at the row's
     offsets (zeroed by the caller): op 0 :func:`conventional`, op 1 a lossless
-    :func:`temporal_delta` without state, op 2 :func:`pair_counts`. ``errs[item, f]``
+    :func:`temporal_delta` without state, op 2 lossless line-delta pairs (``ek_pair_counts``). ``errs[item, f]``
     receives (max error, sum of squared errors, sum X**2) of op 0. Items x frames run
     on ``threads`` OpenMP threads, each unit writing its own outputs."""
     cdef Py_ssize_t n = items.shape[0], u, i, nc = len(codes)
@@ -1122,7 +1051,7 @@ cdef int _layer_frame(const int32_t *counts, const int64_t *sp_row, const uint32
                 line_sp[h] = sp
             ev_tot += ev
             sp_tot += sp
-    else:                      # lossless line delta, as line_rows
+    else:                      # lossless line delta (see layer_lines)
         n = H if axis == 0 else W
         ps = scratch + n
         ne = scratch + 2 * n
@@ -1158,9 +1087,14 @@ def layer_lines(const int32_t[::1] counts, const int64_t[:, ::1] rows, const uin
     """Events and SOPs of many layers from :func:`stream_counts`' counts: per row
     (columns ``_L_*``; row j fills ``events[j]``, ``sops[j]``, per frame) mode 0 sums
     per-position counts by rows with the fan-out ``outer(cover_y, cover_x) * fch`` (as
-    :func:`position_lines`; ``covers``: every row's covers, uint32), mode 1 assembles a lossless line delta's lines from pair and
-    non-zero counts (as :func:`line_rows`). ``line_events`` / ``line_sops``
-    ``(layers, F, n)`` (optional): per line, the row's lines first, the rest left as given."""
+    :func:`position_lines`; ``covers``: every row's covers, uint32); mode 1 assembles a
+    lossless line delta's lines from pair and non-zero counts (row-major positions; axis 1
+    scans columns): scan line h (row ``n-1-h`` of a reverse scan) sends ``X_h`` for h < s,
+    ``X_h - X_{h-s}`` for s <= h < n (the pair of rows r-s, r belongs to scan line r forward
+    and to scan line n-1-r+s reverse) and ``-X_{h-s}`` for h >= n; lines with zero cover are
+    not sent; SOPs are ``sum count * cover_pos * cover_line * fch``. ``line_events`` /
+    ``line_sops`` ``(layers, F, n)`` (optional): per line, the row's lines first, the rest
+    left as given."""
     cdef Py_ssize_t n = rows.shape[0], F = events.shape[1], u, j, f, nb, mx = 1
     cdef bint want = line_events is not None
     cdef int64_t *scratch
@@ -1197,3 +1131,174 @@ def layer_lines(const int32_t[::1] counts, const int64_t[:, ::1] rows, const uin
                              &events[j, f], &sops[j, f], scratch + threadid() * 4 * mx)
     finally:
         free(scratch)
+
+
+# ---------------------------------------------------------------------------
+# Batched lossy deltas: the stateful kernels of many layers in one call
+# ---------------------------------------------------------------------------
+
+cdef enum:   # columns of a ``delta_counts`` item row (DELTA_COLUMNS)
+    _D_CODES, _D_KIND, _D_ZP, _D_C, _D_H, _D_W, _D_OP, _D_AXIS, _D_REV, _D_S, _D_THETA, _D_CLOSED, \
+        _D_TAU, _D_CL, _D_NL, _D_CP, _D_OUT, _D_COLS
+
+#: ``delta_counts`` item columns: the index of the code array, its EK code type
+#: (``CODE_KINDS``), zero point, C, H, W, op (0 line delta, 1 temporal delta from zeros),
+#: axis (0 y, 1 x), reverse, reference distance s, theta, closed loop (0/1), tau, the
+#: offsets in ``covers`` of cover_line and of cover_pos and the number of lines (op 0; as
+#: :func:`line_delta`), and the offset in ``counts`` of the per-position counts (op 1)
+DELTA_COLUMNS = ("codes", "kind", "zp", "C", "H", "W", "op", "axis", "reverse", "s", "theta",
+                 "closed", "tau", "cover_line", "n_lines", "cover_pos", "out")
+
+cdef Py_ssize_t _delta_scratch(const int64_t *it) noexcept nogil:
+    """int32 elements of one thread's scratch for an item (see _delta_unit)."""
+    cdef Py_ssize_t C = it[_D_C], H = it[_D_H], W = it[_D_W], s = it[_D_S]
+    cdef Py_ssize_t npos = W if it[_D_AXIS] == 0 else H
+    if it[_D_OP] == 1:
+        return 8 * EK_BLOCK   # R and Y of one temporal block (4 * EK_BLOCK), as temporal_delta
+    return (2 * s + 3) * C * npos + (min(C, max(1, EK_BLOCK // H)) * H * W if it[_D_AXIS] != 0 else 0)
+
+
+cdef bint _delta_narrow(const int64_t *it, Py_ssize_t F) noexcept nogil:
+    """Whether an item runs on 16-bit state and lanes (as line_delta / temporal_delta)."""
+    cdef Py_ssize_t npos = it[_D_W] if it[_D_AXIS] == 0 else it[_D_H]
+    if it[_D_OP] == 1:
+        return _narrow_state(<int>it[_D_KIND], <int>it[_D_ZP], <int>it[_D_THETA], <int>it[_D_TAU],
+                             it[_D_CLOSED] != 0, F, 0)
+    return _narrow_line(<int>it[_D_KIND], <int>it[_D_ZP], <int>it[_D_THETA], <int>it[_D_TAU],
+                        it[_D_CLOSED] != 0, it[_D_NL], max(EK_BLOCK, npos))
+
+
+cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t F,
+                      const int64_t *covers, int32_t *counts, int64_t *line_ev, int64_t *line_sp,
+                      int64_t *err, int32_t *scratch, ek_err *es) noexcept nogil:
+    """Frame ``f`` of a line-delta item (``line_ev``/``line_sp``: its lines, zeroed), or every
+    frame of a temporal item (``f`` < 0; counts at the item's offset, zeroed); ``err``: the
+    item's (F, 3) errors; ``scratch`` (_delta_scratch) and ``es`` (F) of the thread."""
+    cdef Py_ssize_t C = it[_D_C], H = it[_D_H], W = it[_D_W], N = H * W, n = C * N, s = it[_D_S]
+    cdef Py_ssize_t npos = W if it[_D_AXIS] == 0 else H, m = C * npos, c, p, i0 = 0, g
+    cdef Py_ssize_t TB = 4 * EK_BLOCK
+    cdef int kind = <int>it[_D_KIND]
+    cdef int32_t zp = <int32_t>it[_D_ZP]
+    cdef bint narrow = _delta_narrow(it, F)
+    cdef const int64_t *cp64 = covers + it[_D_CP]
+    cdef int32_t *cp
+    if it[_D_OP] == 1:
+        for g in range(F):
+            _err_zero(&es[g])
+        while i0 < n:   # blocks from zeros through every frame
+            memset(scratch, 0, 2 * TB * sizeof(int32_t))
+            _temporal_frames(kind, x, n, F, N, i0, min(TB, n - i0), zp, <int32_t>it[_D_THETA],
+                             <int>it[_D_CLOSED], <int32_t>it[_D_TAU], NULL if narrow else scratch,
+                             <int16_t *>scratch if narrow else NULL, TB, counts + it[_D_OUT], es, NULL)
+            i0 += TB
+        for g in range(F):
+            err[3 * g] = es[g].emax
+            err[3 * g + 1] = es[g].esq
+            err[3 * g + 2] = es[g].xsq
+        return
+    cp = scratch + (2 * s + 2) * m
+    for c in range(C):
+        for p in range(npos):
+            cp[c * npos + p] = <int32_t>cp64[p]
+    _err_zero(&es[0])
+    _line(kind, x + f * n * _code_size(kind), zp, C, H, W, <int>it[_D_AXIS], <int>it[_D_REV],
+          covers + it[_D_CL], it[_D_NL], s, cp, <int32_t>it[_D_THETA], <int>it[_D_CLOSED],
+          <int32_t>it[_D_TAU], scratch + 2 * m, scratch + (2 + s) * m, scratch, scratch + m,
+          line_ev, line_sp, &es[0], scratch + (2 * s + 3) * m, NULL, NULL, narrow)
+    err[3 * f] = es[0].emax
+    err[3 * f + 1] = es[0].esq
+    err[3 * f + 2] = es[0].xsq
+
+
+cdef Py_ssize_t _check_delta_item(Py_ssize_t i, const int64_t[::1] it, Py_ssize_t F, Py_ssize_t nc,
+                                  const int64_t[::1] covers, Py_ssize_t n_counts,
+                                  Py_ssize_t width) except -1:
+    """One ``delta_counts`` item's geometry, parameters and offsets (ValueError naming it);
+    returns its scratch size."""
+    cdef Py_ssize_t npos = it[_D_W] if it[_D_AXIS] == 0 else it[_D_H], k
+    cdef int64_t cmax = 0
+    if it[_D_CODES] < 0 or it[_D_CODES] >= nc:
+        raise ValueError(f"item {i}: no code array {it[_D_CODES]}")
+    if it[_D_C] < 0 or it[_D_H] < 1 or it[_D_W] < 1 or it[_D_OP] not in (0, 1) or it[_D_AXIS] not in (0, 1):
+        raise ValueError(f"item {i}: bad shape, op or axis")
+    if it[_D_THETA] < 0 or it[_D_TAU] < 0 or it[_D_THETA] > 2 ** 30 or it[_D_TAU] > 2 ** 30:
+        raise ValueError(f"item {i}: theta and tau must lie in [0, 2**30]")
+    if it[_D_OP] == 1:
+        if it[_D_OUT] < 0 or it[_D_OUT] + F * it[_D_H] * it[_D_W] > n_counts:
+            raise ValueError(f"item {i}: counts outside the counts array")
+        return _delta_scratch(&it[0])
+    if it[_D_S] < 1 or it[_D_NL] < 1 or it[_D_NL] > width:
+        raise ValueError(f"item {i}: bad stride or line count")
+    if (it[_D_CL] < 0 or it[_D_CL] + it[_D_NL] > covers.shape[0] or it[_D_CP] < 0
+            or it[_D_CP] + npos > covers.shape[0]):
+        raise ValueError(f"item {i}: covers outside the covers array")
+    for k in range(it[_D_NL]):
+        if covers[it[_D_CL] + k] < 0:
+            raise ValueError(f"item {i}: cover_line must be >= 0")
+    for k in range(npos):
+        if covers[it[_D_CP] + k] < 0:
+            raise ValueError(f"item {i}: cover_pos must be >= 0")
+        cmax = max(cmax, covers[it[_D_CP] + k])
+    if cmax * it[_D_C] * npos >= 2 ** 31:
+        raise OverflowError(f"item {i}: line too long for 32-bit SOP sums")
+    return _delta_scratch(&it[0])
+
+
+def delta_counts(list codes, const int64_t[:, ::1] items, const int64_t[:, ::1] units, Py_ssize_t F,
+                 const int64_t[::1] covers, int32_t[::1] counts, int64_t[:, :, ::1] line_events,
+                 int64_t[:, :, ::1] line_sops, int64_t[:, :, ::1] errs, int threads=1):
+    """The lossy deltas of many tensors in one call. Per item (a row of ``items``, columns
+    ``DELTA_COLUMNS``) over frames ``0..F`` of ``codes[row[0]]`` (C-contiguous ``F*C*H*W``
+    codes): op 0 :func:`line_delta` into ``line_events[item]``, ``line_sops[item]``
+    (``(F, width)``, zeroed); op 1 :func:`temporal_delta` from zeros into the per-position
+    counts at the item's offset in ``counts`` (``F*H*W``, zeroed). ``errs[item, f]``:
+    (max error, sum of squared errors, sum X**2). ``units`` ``(item, frame)`` rows, frame
+    -1 for a temporal item's every frame, run on ``threads`` OpenMP threads in the order
+    given (dynamic schedule); every unit writes its own outputs."""
+    cdef Py_ssize_t n = items.shape[0], nu = units.shape[0], nc = len(codes), i, u, mx = 1
+    cdef Py_ssize_t width = line_events.shape[2]
+    cdef Py_buffer *views
+    cdef const char **ptrs
+    cdef Py_ssize_t got = 0
+    cdef int32_t *scratch
+    cdef ek_err *es
+    cdef int team = _team(threads, nu)
+    if (items.shape[1] != <Py_ssize_t>_D_COLS or units.shape[1] != 2 or errs.shape[0] != n
+            or errs.shape[1] != F or errs.shape[2] != 3 or line_events.shape[0] != n
+            or line_events.shape[1] != F or line_sops.shape[0] != n or line_sops.shape[1] != F
+            or line_sops.shape[2] != width):
+        raise ValueError("items (n, %d), units (m, 2), errs (n, F, 3), line arrays (n, F, w)" % _D_COLS)
+    for i in range(n):
+        mx = max(mx, _check_delta_item(i, items[i], F, nc, covers, counts.shape[0], width))
+    for u in range(nu):
+        if (units[u, 0] < 0 or units[u, 0] >= n or units[u, 1] >= F
+                or units[u, 1] != (-1 if items[units[u, 0], _D_OP] == 1 else max(0, units[u, 1]))):
+            raise ValueError(f"unit {u}: no item {units[u, 0]} frame {units[u, 1]}")
+    views = <Py_buffer *>calloc(max(1, nc), sizeof(Py_buffer))
+    ptrs = <const char **>calloc(max(1, nc), sizeof(char *))
+    scratch = <int32_t *>malloc(team * mx * sizeof(int32_t))
+    es = <ek_err *>malloc(team * max(1, F) * sizeof(ek_err))
+    if views == NULL or ptrs == NULL or scratch == NULL or es == NULL:
+        free(views); free(ptrs); free(scratch); free(es)
+        raise MemoryError()
+    try:
+        for i in range(nc):
+            PyObject_GetBuffer(codes[i], &views[i], PyBUF_C_CONTIGUOUS)
+            got += 1
+            ptrs[i] = <const char *>views[i].buf
+        for i in range(n):
+            if (views[items[i, _D_CODES]].itemsize != _code_size(<int>items[i, _D_KIND])
+                    or views[items[i, _D_CODES]].len != F * items[i, _D_C] * items[i, _D_H] * items[i, _D_W]
+                    * views[items[i, _D_CODES]].itemsize):
+                raise ValueError(f"item {i}: the code array's type or size does not match the item")
+        with nogil, parallel(num_threads=team):
+            for u in prange(nu, schedule="dynamic"):
+                i = units[u, 0]
+                _delta_unit(ptrs[items[i, _D_CODES]], &items[i, 0], units[u, 1], F, &covers[0],
+                            &counts[0], &line_events[i, max(0, units[u, 1]), 0],
+                            &line_sops[i, max(0, units[u, 1]), 0], &errs[i, 0, 0],
+                            scratch + threadid() * mx, es + threadid() * max(1, F))
+    finally:
+        for i in range(got):
+            PyBuffer_Release(&views[i])
+        free(views); free(ptrs); free(scratch); free(es)

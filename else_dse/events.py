@@ -291,27 +291,6 @@ def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     return _Counts(events, sops, emax.astype(np.float64), esq, xsq, line_events, line_sops)
 
 
-def _line_delta(X: np.ndarray, zp: int, layer: Layer, scheme: LineDelta,
-                cache: _TensorCache) -> _Counts:
-    g, cover_line, cover_pos = _line_geometry(layer, scheme)
-    s = g.stride[0]
-    key = (layer.input, "line_delta", scheme, s, cover_line.tobytes(), cover_pos.tobytes())
-
-    def run() -> tuple[np.ndarray, ...]:
-        F, L = X.shape[0], len(cover_line)
-        le, ls = np.zeros((F, L), np.int64), np.zeros((F, L), np.int64)
-        emax, esq, xsq = (np.zeros(F, np.int64) for _ in range(3))
-        _kernels.line_delta(X, 0 if scheme.axis == "y" else 1, scheme.direction == "reverse", s,
-                            cover_line, cover_pos, scheme.threshold, scheme.loop == "closed",
-                            scheme.tau, le, ls, emax, esq, xsq, zp=zp, threads=cache.threads_for(X))
-        return le, ls, emax, esq, xsq
-
-    le, ls, emax, esq, xsq = cache.get(key, run)
-    ls = ls * layer.fan_out_channels
-    return _Counts(le.sum(axis=1), ls.sum(axis=1), emax.astype(np.float64), esq, xsq,
-                   le, ls)
-
-
 def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: int) -> _Counts:
     if isinstance(scheme, Dense) and scheme.tau == 0:
         return _dense(layer, F)
@@ -333,8 +312,6 @@ def _count_layer(i: int, layer: Layer, scheme: Scheme, cache: _TensorCache, F: i
                                                  threads=cache.threads_for(X, lossless),
                                                  **cache.temporal_state(layer.input, scheme, X)))
         return _from_position_counts(layer, res)
-    if isinstance(scheme, LineDelta):
-        return _line_delta(X, zp, layer, scheme, cache)
     raise ValueError(f"layer {layer.name!r}: unknown scheme {scheme!r}")
 
 
@@ -443,17 +420,23 @@ def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
 
 
 def _stream_entry(layer: Layer, scheme: Scheme, cache: "_TensorCache"
-                  ) -> tuple[int, int, batched.Line | None] | None:
-    """``(op, tau, scan)`` of a layer the batch counts (conventional, lossless deltas
-    without carried state), else None."""
+                  ) -> tuple[int, int, batched.Line | None, int, bool] | None:
+    """``(op, tau, scan, theta, closed)`` of a layer the batch counts (conventional, line
+    deltas, temporal deltas without carried state), else None (Dense, chunked temporal)."""
     if type(scheme) is Conventional:
-        return batched.CONVENTIONAL, scheme.tau, None
-    if isinstance(scheme, (LineDelta, TemporalDelta)) and scheme.threshold == scheme.tau == 0:
-        if isinstance(scheme, TemporalDelta):
-            return (batched.TEMPORAL, 0, None) if cache.states is None else None
+        return batched.CONVENTIONAL, scheme.tau, None, 0, True
+    if isinstance(scheme, TemporalDelta):
+        if cache.states is not None:
+            return None
+        if scheme.threshold == scheme.tau == 0:
+            return batched.TEMPORAL, 0, None, 0, True
+        return batched.TEMPORAL_DELTA, scheme.tau, None, scheme.threshold, scheme.loop == "closed"
+    if isinstance(scheme, LineDelta):
         g, cover_line, cover_pos = _line_geometry(layer, scheme)
-        return batched.PAIRS, 0, batched.Line(scheme.axis, g.stride[0], scheme.direction == "reverse",
-                                              cover_line, cover_pos)
+        line = batched.Line(scheme.axis, g.stride[0], scheme.direction == "reverse", cover_line, cover_pos)
+        if scheme.threshold == scheme.tau == 0:
+            return batched.PAIRS, 0, line, 0, True
+        return batched.LINE_DELTA, scheme.tau, line, scheme.threshold, scheme.loop == "closed"
     return None
 
 
@@ -466,9 +449,12 @@ def _stream_batch(cache: "_TensorCache", layers: list[Layer], entries: list[tupl
         if layer.input not in codes:
             codes[layer.input] = _codes(cache.qrec, layer.input, cache.found)
     rows = [(layer, *codes[layer.input], *e) for layer, e in zip(layers, entries)]
-    size = sum(X.size for X, _ in codes.values())
+    size = {True: 0, False: 0}
+    for tensor, lossy in {(layer.input, e[0] >= batched.LINE_DELTA) for layer, e in zip(layers, entries)}:
+        size[lossy] += codes[tensor][0].size
     positions = sum(F * layer.input_shape[1] * layer.input_shape[2] for layer in layers)
-    return batched.count(rows, F, (kernel_threads(cache.threads, size, True),
+    return batched.count(rows, F, (kernel_threads(cache.threads, size[False], True),
+                                   kernel_threads(cache.threads, size[True]),
                                    kernel_threads(cache.threads, positions)), lines)
 
 

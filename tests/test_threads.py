@@ -170,15 +170,18 @@ def test_event_curve_refuses_a_bad_thread_count():
 
 STREAMING = st.sampled_from([ed.Conventional(), ed.Conventional(tau=1), ed.LineDelta(), ed.LineDelta(axis="x"),
                              ed.LineDelta(direction="reverse"), ed.LineDelta(axis="x", direction="reverse", loop="open"),
-                             ed.TemporalDelta(), ed.LineDelta(threshold=1), ed.Dense(tau=1)])
+                             ed.TemporalDelta(), ed.LineDelta(threshold=1), ed.Dense(tau=1),
+                             ed.LineDelta(axis="x", threshold=2, loop="open"), ed.LineDelta(direction="reverse", tau=1),
+                             ed.TemporalDelta(threshold=1), ed.TemporalDelta(threshold=2, tau=1, loop="open")])
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.data(), st.booleans())
 def test_the_batch_counts_what_each_layer_alone_counts(data, lines):
-    """count_events runs the streaming schemes of all layers in one batch (else_dse.batched):
-    every layer's statistics equal those of a recording of that layer alone, on every thread
-    count, beside per-layer (lossy, dense) layers of the same plan and layers sharing a tensor."""
+    """count_events runs the schemes of all layers in one batch (else_dse.batched; lossless,
+    lossy line and temporal deltas): every layer's statistics equal those of a recording of
+    that layer alone, on every thread count, beside per-layer (dense) layers of the same plan
+    and layers sharing a tensor."""
     n = data.draw(st.integers(2, 5))
     layers, tensors = [], {}
     for i in range(n):
@@ -218,3 +221,54 @@ def test_batch_kernels_refuse_inconsistent_rows():
     _kernels.layer_lines(counts, row, np.ones(4, np.uint32), out, out.copy())
     with pytest.raises(ValueError, match="row 0: inconsistent geometry or offsets"):
         _kernels.layer_lines(counts, row, np.ones(3, np.uint32), out, out.copy())
+
+
+def test_delta_batch_refuses_inconsistent_items():
+    from else_dse import _kernels
+    cols = {n: j for j, n in enumerate(_kernels.DELTA_COLUMNS)}
+    item = np.zeros((1, len(cols)), np.int64)
+    for name, v in (("kind", _kernels.CODE_KINDS["uint8"]), ("C", 2), ("H", 2), ("W", 3), ("s", 1), ("theta", 1),
+                    ("closed", 1), ("n_lines", 2), ("cover_pos", 2)):
+        item[0, cols[name]] = v
+    codes = [np.zeros((1, 2, 2, 3), np.uint8)]
+    covers, units = np.ones(5, np.int64), np.array([[0, 0]], np.int64)
+    lines, errs = np.zeros((1, 1, 2), np.int64), np.zeros((1, 1, 3), np.int64)
+    _kernels.delta_counts(codes, item, units, 1, covers, np.zeros(1, np.int32), lines, lines.copy(), errs)
+    with pytest.raises(ValueError, match="item 0: covers outside the covers array"):
+        _kernels.delta_counts(codes, item, units, 1, covers[:4], np.zeros(1, np.int32), lines, lines.copy(), errs)
+    with pytest.raises(ValueError, match="type or size does not match"):
+        _kernels.delta_counts([np.zeros((1, 2, 2, 3), np.int16)], item, units, 1, covers, np.zeros(1, np.int32),
+                              lines, lines.copy(), errs)
+    with pytest.raises(ValueError, match="unit 0: no item 0 frame -1"):
+        _kernels.delta_counts(codes, item, -units - 1 + np.array([[1, 0]]), 1, covers, np.zeros(1, np.int32),
+                              lines, lines.copy(), errs)
+    item[0, cols["op"]] = 1
+    with pytest.raises(ValueError, match="item 0: counts outside the counts array"):
+        _kernels.delta_counts(codes, item, np.array([[0, -1]], np.int64), 1, covers, np.zeros(5, np.int32),
+                              lines, lines.copy(), errs)
+
+
+def _count_in_child(q: object, queue: object) -> None:
+    queue.put(int(ed.count_events(q, ed.LineDelta(threshold=2), threads=2)["events"].sum()))  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_fork_child_of_a_process_that_ran_threads_still_counts():
+    """GNU OpenMP's thread pool does not survive fork: a forked search worker whose parent ran
+    a team of kernel threads would wait forever in its first team. Such a child runs the kernels
+    on one thread, with the same results."""
+    import multiprocessing
+    rng = np.random.default_rng(0)
+    layer = ed.Layer("l", "t", "conv", 8, 8, kernel=3, padding=(1, 1, 1, 1), input_shape=(8, 96, 96))
+    X = rng.integers(-128, 128, (4, 8, 96, 96))
+    q = make_qrec([layer], {"t": X}, bits=8)
+    want = int(ed.count_events(q, ed.LineDelta(threshold=2), threads=2)["events"].sum())  # a team of 2 here
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_count_in_child, args=(q, queue))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in its first OpenMP team")
+    assert child.exitcode == 0 and queue.get(timeout=5) == want

@@ -52,7 +52,7 @@ cdef extern from "kernels_core.h" nogil:
                        int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_line_frame16(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                          Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
-                         Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                         Py_ssize_t s, const int16_t *cp, int32_t theta, int closed, int32_t tau,
                          int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb,
                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose(int kind, const void *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols,
@@ -143,9 +143,10 @@ cdef inline void _line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, 
                              int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb, int64_t *line_ev,
                              int64_t *line_sp, ek_err *err, int32_t *out, bint narrow) noexcept nogil:
     """ek_line_frame, on 16-bit state and lanes when ``narrow`` (the int32 scratch
-    then holds int16 buffers of the same element counts)."""
+    then holds int16 buffers of the same element counts, and ``cp`` int16 covers)."""
     if narrow:
-        ek_line_frame16(kind, x, zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau,
+        ek_line_frame16(kind, x, zp, C, n_real, npos, reverse, cover_line, L, s, <const int16_t *>cp, theta,
+                        closed, tau,
                         <int16_t *>ref, <int16_t *>rec, <int16_t *>xl, <int16_t *>eb, line_ev, line_sp,
                         err, out)
     else:
@@ -307,10 +308,29 @@ cdef int32_t *_cover_per_channel(const int64_t[::1] cover_pos, Py_ssize_t C, Py_
     cp = <int32_t *>malloc(C * npos * sizeof(int32_t) + 1)
     if cp == NULL:
         raise MemoryError()
+    _fill_covers(&cover_pos[0] if npos else NULL, C, npos, cp, False)
+    return cp
+
+
+cdef void _fill_covers(const int64_t *cover_pos, Py_ssize_t C, Py_ssize_t npos, void *dst,
+                       bint narrow) noexcept nogil:
+    """``cover_pos`` (npos) repeated for every channel into ``dst``: int16 (``narrow``: the
+    16-bit line kernels) or int32."""
+    cdef Py_ssize_t c, p
     for c in range(C):
         for p in range(npos):
-            cp[c * npos + p] = <int32_t>cover_pos[p]
-    return cp
+            if narrow:
+                (<int16_t *>dst)[c * npos + p] = <int16_t>cover_pos[p]
+            else:
+                (<int32_t *>dst)[c * npos + p] = <int32_t>cover_pos[p]
+
+
+cdef int64_t _cover_max(const int64_t *cover_pos, Py_ssize_t npos) noexcept nogil:
+    cdef Py_ssize_t p
+    cdef int64_t m = 0
+    for p in range(npos):
+        m = max(m, cover_pos[p])
+    return m
 
 
 def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
@@ -345,7 +365,7 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     cdef ek_err *errs
     cdef bint want = recon is not None
     cdef int team = _team(threads, F)
-    cdef bint narrow = _narrow_line(_kind(<code_t *>NULL), zp, theta, tau, closed, L, max(EK_BLOCK, npos))
+    cdef bint narrow
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
@@ -353,6 +373,10 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     if want and (recon.shape[0] != F or recon.shape[1] != C or recon.shape[2] != H or recon.shape[3] != W):
         raise ValueError("recon must have the shape of X, (frame, C, H, W)")
     cp = _cover_per_channel(cover_pos, C, npos)
+    narrow = _narrow_line(_kind(<code_t *>NULL), zp, theta, tau, closed, L, max(EK_BLOCK, npos),
+                          _cover_max(&cover_pos[0], npos))
+    if narrow:   # the 16-bit kernels read the covers as int16
+        _fill_covers(&cover_pos[0], C, npos, cp, True)
     buf = <int32_t *>malloc(team * bsize * sizeof(int32_t))      # scratch of each thread
     errs = <ek_err *>calloc(F, sizeof(ek_err))
     if axis != 0:  # one chunk of transposed planes (see _line), twice with recon
@@ -386,16 +410,17 @@ cdef int64_t _code_bound(int kind, int zp) noexcept nogil:
 
 
 cdef bint _narrow_line(int kind, int zp, int theta, int tau, bint closed, Py_ssize_t L,
-                       Py_ssize_t n) noexcept nogil:
+                       Py_ssize_t n, int64_t cmax) noexcept nogil:
     """Whether 16-bit state and lanes hold every value of a line delta of 8-bit codes
     (b = max|X|): closed |R| <= b + theta; open |Y - Xt| <= L*theta (theta per line of
     a chain); deltas and errors add at most b. The x^2 of a line chunk of at most ``n``
-    codes is summed in int32 (b^2 * n < 2^31)."""
+    codes is summed in int32 (b^2 * n < 2^31), its events in int16 (n < 2^15), and the
+    cover across the scan (at most ``cmax``) is held in int16."""
     cdef int64_t xb = _code_bound(kind, zp)
     if xb < 0 or not -1024 <= zp <= 1024:
         return False
-    return (theta <= 16000 and tau <= 16000 and xb * xb * n < (<int64_t>1 << 31)
-            and 2 * xb + (1 if closed else L) * <int64_t>theta < 32000)
+    return (theta <= 16000 and tau <= 16000 and xb * xb * n < (<int64_t>1 << 31) and n < 32768
+            and cmax < 32768 and 2 * xb + (1 if closed else L) * <int64_t>theta < 32000)
 
 
 cdef int32_t _check_lut(const int32_t[::1] lut, Py_ssize_t T, int64_t[:, ::1] hist_c,
@@ -1158,14 +1183,15 @@ cdef Py_ssize_t _delta_scratch(const int64_t *it) noexcept nogil:
     return (2 * s + 3) * C * npos + (min(C, max(1, EK_BLOCK // H)) * H * W if it[_D_AXIS] != 0 else 0)
 
 
-cdef bint _delta_narrow(const int64_t *it, Py_ssize_t F) noexcept nogil:
+cdef bint _delta_narrow(const int64_t *it, const int64_t *covers, Py_ssize_t F) noexcept nogil:
     """Whether an item runs on 16-bit state and lanes (as line_delta / temporal_delta)."""
     cdef Py_ssize_t npos = it[_D_W] if it[_D_AXIS] == 0 else it[_D_H]
     if it[_D_OP] == 1:
         return _narrow_state(<int>it[_D_KIND], <int>it[_D_ZP], <int>it[_D_THETA], <int>it[_D_TAU],
                              it[_D_CLOSED] != 0, F, 0)
     return _narrow_line(<int>it[_D_KIND], <int>it[_D_ZP], <int>it[_D_THETA], <int>it[_D_TAU],
-                        it[_D_CLOSED] != 0, it[_D_NL], max(EK_BLOCK, npos))
+                        it[_D_CLOSED] != 0, it[_D_NL], max(EK_BLOCK, npos),
+                        _cover_max(covers + it[_D_CP], npos))
 
 
 cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t F,
@@ -1179,7 +1205,7 @@ cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t
     cdef Py_ssize_t TB = 4 * EK_BLOCK
     cdef int kind = <int>it[_D_KIND]
     cdef int32_t zp = <int32_t>it[_D_ZP]
-    cdef bint narrow = _delta_narrow(it, F)
+    cdef bint narrow = _delta_narrow(it, covers, F)
     cdef const int64_t *cp64 = covers + it[_D_CP]
     cdef int32_t *cp
     if it[_D_OP] == 1:
@@ -1197,9 +1223,7 @@ cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t
             err[3 * g + 2] = es[g].xsq
         return
     cp = scratch + (2 * s + 2) * m
-    for c in range(C):
-        for p in range(npos):
-            cp[c * npos + p] = <int32_t>cp64[p]
+    _fill_covers(cp64, C, npos, cp, narrow)
     _err_zero(&es[0])
     _line(kind, x + f * n * _code_size(kind), zp, C, H, W, <int>it[_D_AXIS], <int>it[_D_REV],
           covers + it[_D_CL], it[_D_NL], s, cp, <int32_t>it[_D_THETA], <int>it[_D_CLOSED],

@@ -258,7 +258,7 @@ EK_ENTRY16(ek_temporal16, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptr
            zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 EK_ENTRY16(ek_line_frame16, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                              ptrdiff_t npos, int reverse, const int64_t *cover_line, ptrdiff_t L,
-                             ptrdiff_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
+                             ptrdiff_t s, const int16_t *cp, int32_t theta, int closed, int32_t tau,
                              int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb, int64_t *line_ev,
                              int64_t *line_sp, ek_err *err, int32_t *out),
            zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau, ref, rec, xl, eb,

@@ -7,6 +7,34 @@
  * EK_SUMSQ the exact sum of squares of an EK_ST buffer. Included several times;
  * no include guard on purpose. */
 
+/* One block of the closed-loop temporal delta over nb codes (ek_temporal): the
+ * reference r advances by the sent deltas; nzb = [sent], eb = |X - R|; *emax and
+ * *xsq accumulate. Always inlined, so that tau = 0 gives its own loop. */
+static inline __attribute__((always_inline)) void EK_SS(ek_closed_frame)(
+        const CODE_T *restrict xs, EK_ST z, EK_ST *restrict r, ptrdiff_t nb, EK_ST tau, EK_ST theta,
+        EK_ST ntheta, EK_ST *restrict nzb, EK_ST *restrict eb, EK_ST *emax, EK_SQ *xsq) {
+    EK_ST em = *emax;
+    EK_SQ xs2 = *xsq;
+    ptrdiff_t p;
+    for (p = 0; p < nb; p++) {
+        EK_ST v = (EK_ST)((EK_ST)xs[p] - z);
+        EK_ST a = v < 0 ? (EK_ST)-v : v;
+        EK_ST xt = tau == 0 ? v : (a > tau ? v : 0);   /* folds to v in the tau = 0 instance */
+        EK_ST d = (EK_ST)(xt - r[p]);
+        EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
+        EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
+        EK_ST e = (EK_ST)(v - rr);
+        r[p] = rr;
+        nzb[p] = nz;
+        e = e < 0 ? (EK_ST)-e : e;
+        eb[p] = e;
+        em = e > em ? e : em;
+        xs2 += (EK_SQ)v * v;
+    }
+    *emax = em;
+    *xsq = xs2;
+}
+
 /* Temporal delta over n contiguous codes of one frame (planes of N positions;
  * x[0] is element `off` of the frame) against the state of the previous frame
  * (ref: sender reference, rec: consumer's sum, used in the open loop only; both
@@ -30,22 +58,11 @@ static void EK_SS(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n
         EK_ST *restrict r = ref + i0;
         EK_ST *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
         nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
-        if (closed) {
-            for (p = 0; p < nb; p++) {
-                EK_ST v = (EK_ST)((EK_ST)xs[p] - z);
-                EK_ST a = v < 0 ? (EK_ST)-v : v;
-                EK_ST xt = a > tau ? v : 0;
-                EK_ST d = (EK_ST)(xt - r[p]);
-                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
-                EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
-                EK_ST e = (EK_ST)(v - rr);
-                r[p] = rr;
-                nzb[p] = nz;
-                e = e < 0 ? (EK_ST)-e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-                xsq += (EK_SQ)v * v;
-            }
+        if (closed) {  /* tau = 0 (no activation threshold) as its own instance */
+            if (tau == 0)
+                EK_SS(ek_closed_frame)(xs, z, r, nb, 0, theta, ntheta, nzb, eb, &emax, &xsq);
+            else
+                EK_SS(ek_closed_frame)(xs, z, r, nb, tau, theta, ntheta, nzb, eb, &emax, &xsq);
         } else {
             for (p = 0; p < nb; p++) {
                 EK_ST v = (EK_ST)((EK_ST)xs[p] - z);
@@ -119,12 +136,46 @@ static inline void EK_SS(ek_gather)(const CODE_T *restrict x, ptrdiff_t row, EK_
         for (k = 0; k < npos; k++) xl[c * npos + k] = (EK_ST)((EK_ST)x[c * plane + row + k] - zp);
 }
 
+/* One line of the closed-loop line delta over n lanes (ek_line_chunk): the reference r
+ * advances by the sent deltas; *ev, *spi = events and sum [sent] * cp; eb = |X - R|,
+ * *emax and *xsq accumulate. Always inlined, so that a constant tau (0: no activation
+ * threshold, the common case) gives its own loop. Events and cover sums go in lanes
+ * of EK_ST / EK_SQ (n < 2^15 for 16-bit lanes: see _narrow_line). */
+static inline __attribute__((always_inline)) void EK_SS(ek_closed_line)(
+        const EK_ST *restrict xl, EK_ST *restrict r, const EK_ST *restrict cp, ptrdiff_t n, EK_ST tau,
+        EK_ST theta, EK_ST ntheta, EK_ST *restrict eb, int32_t *ev, int32_t *spi, EK_ST *emax,
+        EK_SQ *xsq) {
+    EK_ST evs = 0, em = *emax;
+    EK_SQ sps = 0, xs = *xsq;
+    ptrdiff_t p;
+    for (p = 0; p < n; p++) {
+        EK_ST v = xl[p];
+        EK_ST a = v < 0 ? (EK_ST)-v : v;
+        EK_ST xt = tau == 0 ? v : (a > tau ? v : 0);   /* folds to v in the tau = 0 instance */
+        EK_ST d = (EK_ST)(xt - r[p]);
+        EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
+        EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
+        EK_ST e = (EK_ST)(v - rr);
+        r[p] = rr;
+        evs += nz;
+        sps += (EK_SQ)nz * cp[p];
+        e = e < 0 ? (EK_ST)-e : e;
+        eb[p] = e;
+        em = e > em ? e : em;
+        xs += (EK_SQ)v * v;
+    }
+    *ev = evs;
+    *spi = (int32_t)sps;
+    *emax = em;
+    *xsq = xs;
+}
+
 /* Line delta over one chunk of C planes (n_real lines x npos positions each,
  * contiguous; plane stride n_real*npos). Line h of the scan is plane row
  * (reverse ? n_real-1-h : h) for h < n_real; lines h >= n_real are zero
  * padding; lines with cover_line[h] == 0 are not needed and skipped. Line h of
  * all C channels is processed as one vector of C*npos positions.
- * cp: cover across the scan repeated per channel (C*npos); ref/rec: s*C*npos
+ * cp: cover across the scan repeated per channel (C*npos, in EK_ST); ref/rec: s*C*npos
  * ring buffers; xl, eb: C*npos scratch.
  * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h].
  * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped.
@@ -134,7 +185,7 @@ EK_CLONES
 static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                                  ptrdiff_t npos, int reverse,
                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
-                                 const int32_t *restrict cp, int32_t theta32, int closed,
+                                 const EK_ST *restrict cp, int32_t theta32, int closed,
                                  int32_t tau32, EK_ST *restrict ref, EK_ST *restrict rec,
                                  EK_ST *restrict xl, EK_ST *restrict eb,
                                  int64_t *restrict line_ev, int64_t *restrict line_sp,
@@ -166,31 +217,25 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
         r = ref + (h % s) * n;
         y = rec + (h % s) * n;
         if (lossless) {  /* D = X_h - X_{h-s}, R = X in both loops */
+            EK_ST evs = 0;
+            EK_SQ sps = 0;
             for (p = 0; p < n; p++) {
                 EK_ST v = xl[p];
-                int32_t nz = v != r[p];
+                EK_ST nz = v != r[p];
                 r[p] = v;
-                ev += nz;
-                spi += nz ? cp[p] : 0;
+                evs += nz;
+                sps += (EK_SQ)nz * cp[p];
             }
-        } else if (closed) {
-            for (p = 0; p < n; p++) {
-                EK_ST v = xl[p];
-                EK_ST a = v < 0 ? (EK_ST)-v : v;
-                EK_ST xt = a > tau ? v : 0;
-                EK_ST d = (EK_ST)(xt - r[p]);
-                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
-                EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
-                EK_ST e = (EK_ST)(v - rr);
-                r[p] = rr;
-                ev += nz;
-                spi += nz ? cp[p] : 0;
-                e = e < 0 ? (EK_ST)-e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-                xsq += (EK_SQ)v * v;
-            }
+            ev = evs;
+            spi = (int32_t)sps;
+        } else if (closed) {  /* tau = 0 (no activation threshold) as its own instance */
+            if (tau32 == 0)
+                EK_SS(ek_closed_line)(xl, r, cp, n, 0, theta, ntheta, eb, &ev, &spi, &emax, &xsq);
+            else
+                EK_SS(ek_closed_line)(xl, r, cp, n, tau, theta, ntheta, eb, &ev, &spi, &emax, &xsq);
         } else {
+            EK_ST evs = 0;
+            EK_SQ sps = 0;
             for (p = 0; p < n; p++) {
                 EK_ST v = xl[p];
                 EK_ST a = v < 0 ? (EK_ST)-v : v;
@@ -201,13 +246,15 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
                 EK_ST e = (EK_ST)(v - yy);
                 y[p] = yy;
                 r[p] = xt;
-                ev += nz;
-                spi += nz ? cp[p] : 0;
+                evs += nz;
+                sps += (EK_SQ)nz * cp[p];
                 e = e < 0 ? (EK_ST)-e : e;
                 eb[p] = e;
                 emax = e > emax ? e : emax;
                 xsq += (EK_SQ)v * v;
             }
+            ev = evs;
+            spi = (int32_t)sps;
         }
         line_ev[h] += ev;
         line_sp[h] += (int64_t)spi * cover_line[h];
@@ -232,7 +279,7 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
 static void EK_SS(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                                  ptrdiff_t npos, int reverse,
                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
-                                 const int32_t *restrict cp, int32_t theta, int closed, int32_t tau,
+                                 const EK_ST *restrict cp, int32_t theta, int closed, int32_t tau,
                                  EK_ST *restrict ref, EK_ST *restrict rec,
                                  EK_ST *restrict xl, EK_ST *restrict eb,
                                  int64_t *restrict line_ev, int64_t *restrict line_sp,

@@ -50,8 +50,10 @@ on load (``X = code - zero_point`` as :meth:`QuantizedRecording.signed`), so no
 converted copy is made. Layers reading one tensor share work: conventional and
 temporal counts per (frame, position) are computed once per tensor and scheme,
 lossless line deltas (``theta = tau = 0``, where ``R = X`` needs no state) once
-per tensor, axis and stride. Conventional counts and the lossless deltas of every
-layer run as one batch (:mod:`else_dse.batched`); the lossy deltas layer by layer.
+per tensor, axis and stride. Every layer runs in one batch (:mod:`else_dse.batched`:
+one kernel call for the streaming counts, one for the lossy deltas, one for the lines),
+but Dense layers and the temporal deltas of a chunked run, which carry state across
+chunks, run layer by layer.
 
 >>> import numpy as np, else_dse as ed
 >>> layer = ed.Layer("c1", "x", "conv", 1, 4, kernel=3, padding=1, input_shape=(1, 4, 4))
@@ -378,8 +380,9 @@ def count_events(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
 def _count(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, lines: bool,
            cache: "_TensorCache") -> xr.Dataset:
     """:func:`count_events` of an in-memory recording through ``cache`` (which carries
-    the temporal state of a chunked run): the streaming schemes of every layer in one
-    batch (:mod:`else_dse.batched`), the others layer by layer."""
+    the temporal state of a chunked run): every layer in one batch (:mod:`else_dse.batched`)
+    but Dense layers and the temporal deltas of a chunked run (state carried across
+    chunks), which run layer by layer."""
     plan = as_plan(scheme_or_plan)
     layers = qrec.layers
     schemes = plan.resolve(layers)
@@ -472,25 +475,36 @@ def _assemble(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan, streamed: 
             cols[name][i] = v
     line_cols = None
     if lines:
-        width = max([batch.line_events.shape[2]] + [r.line_events.shape[1] for r in results.values()])  # type: ignore[union-attr]
-        line_cols = np.zeros((L, F, width), np.int64), np.zeros((L, F, width), np.int64)
-        for k, src in enumerate((batch.line_events, batch.line_sops)):
-            line_cols[k][streamed, :, : src.shape[2]] = src  # type: ignore[union-attr]
-        for i, r in results.items():
-            line_cols[0][i, :, : r.line_events.shape[1]] = r.line_events
-            line_cols[1][i, :, : r.line_sops.shape[1]] = r.line_sops
+        line_cols = _pad_lines(L, F, {i: (r.line_events, r.line_sops) for i, r in results.items()},
+                               (streamed, batch.line_events, batch.line_sops))  # type: ignore[arg-type]
     return _stats_columns(qrec, scheme_or_plan, cols["events"], cols["sops"],
                           cols["err_max"], _rel_error(cols["err_sq"], cols["x_sq"]),
                           line_cols).dataset()
 
 
+def _pad_lines(L: int, F: int, rows: Mapping[int, tuple[np.ndarray, np.ndarray]],
+               block: tuple[list[int], np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Line events and SOPs ``(L, F, width)``, zero-padded to the most lines: layer ``i``'s
+    ``(F, lines)`` arrays from ``rows[i]``, and ``block`` ``(layers, (n, F, w) events, SOPs)``."""
+    widths = [ev.shape[1] for ev, _ in rows.values()] + ([block[1].shape[2]] if block else [])
+    width = max(widths, default=0)
+    out = np.zeros((L, F, width), np.int64), np.zeros((L, F, width), np.int64)
+    if block is not None:
+        for k in (0, 1):
+            out[k][block[0], :, : block[k + 1].shape[2]] = block[k + 1]
+    for i, pair in rows.items():
+        for k in (0, 1):
+            out[k][i, :, : pair[k].shape[1]] = pair[k]
+    return out
+
+
 def _pool_groups(cache: "_TensorCache", layers: Sequence[Layer], schemes: Sequence[Scheme],
                  groups: Mapping[str, list[int]]) -> bool:
-    """Whether ``_count`` runs the tensor groups on a thread pool (one kernel thread each) rather
-    than one after another on the kernels' own threads: with at least two groups per thread whose
-    layers run a stateful (lossy) kernel on ``PAR_MIN`` codes or more on average. Streaming kernels
-    (conventional, lossless deltas) read a tensor faster than a thread hand-off pays for
-    (``benchmarks/bench_events.py``, thread scaling)."""
+    """Whether ``_count`` runs the per-layer tensor groups (Dense, chunked temporal deltas) on a
+    thread pool (one kernel thread each) rather than one after another on the kernels' own
+    threads: with at least two groups per thread whose layers run a stateful (lossy) kernel on
+    ``PAR_MIN`` codes or more on average. Streaming kernels read a tensor faster than a thread
+    hand-off pays for (``benchmarks/bench_events.py``, thread scaling)."""
     if cache.threads < 2 or len(groups) < 2 * cache.threads:
         return False
     heavy = [g for g in groups.values() if any(_stateful(schemes[i]) for i in g)]
@@ -594,11 +608,7 @@ def stats_arrays(qrec: QuantizedRecording, scheme_or_plan: SchemeOrPlan,
         return np.concatenate(cols).reshape(len(rows), F).astype(dtype, copy=False)
     line_cols = None
     if rows and rows[0].line_events is not None:
-        n = max(r.line_events.shape[1] for r in rows)  # type: ignore[union-attr]
-        line_cols = np.zeros((len(layers), F, n), np.int64), np.zeros((len(layers), F, n), np.int64)
-        for j, r in enumerate(rows):
-            line_cols[0][j, :, : r.line_events.shape[1]] = r.line_events  # type: ignore[union-attr]
-            line_cols[1][j, :, : r.line_sops.shape[1]] = r.line_sops  # type: ignore[union-attr]
+        line_cols = _pad_lines(len(layers), F, {j: (r.line_events, r.line_sops) for j, r in enumerate(rows)})  # type: ignore[misc]
     return _stats_columns(qrec, scheme_or_plan, stack("events", np.int64), stack("sops", np.int64),
                           stack("max_error", np.float64), stack("rel_error", np.float64), line_cols)
 

@@ -57,6 +57,8 @@ cdef extern from "kernels_core.h" nogil:
                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_transpose(int kind, const void *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols,
                       int32_t *dst)
+    void ek_transpose16(int kind, const void *src, int32_t zp, Py_ssize_t n_rows, Py_ssize_t n_cols,
+                        int16_t *dst)
     void ek_pair_counts(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t N, Py_ssize_t k,
                         Py_ssize_t nz_lo, Py_ssize_t nz_hi, int32_t *pair, int32_t *nzc)
     void ek_frame_diff(int kind, const void *cur, const void *prev, Py_ssize_t C, Py_ssize_t N,
@@ -161,18 +163,25 @@ cdef inline void _line(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssi
                        int64_t *line_ev, int64_t *line_sp, ek_err *err,
                        int32_t *tbuf, int32_t *out, int32_t *obuf, bint narrow) noexcept nogil:
     """One frame (C, H, W) of codes of type ``kind``; axis x transposes the planes of a
-    chunk of channels into tbuf (int32, W x H each) and scans their rows, chunk by chunk.
-    ``out`` (C, H, W) int32 or NULL: the reconstruction; axis x writes it
-    transposed into obuf (the size of tbuf) and transposes it back."""
+    chunk of channels into tbuf (W x H each: int16 for 16-bit lanes without ``out``, else
+    int32) and scans their rows, chunk by chunk. ``out`` (C, H, W) int32 or NULL: the
+    reconstruction; axis x writes it transposed into obuf (the size of tbuf) and
+    transposes it back."""
     cdef Py_ssize_t c, c0, cb, cc, chunk = max(1, EK_BLOCK // H), plane = H * W * _code_size(kind)
+    cdef bint t16 = narrow and out == NULL
     if axis != 0:
         for cb in range((C + chunk - 1) // chunk):
             c0 = cb * chunk
             cc = min(chunk, C - c0)
             for c in range(c0, c0 + cc):
-                ek_transpose(kind, <const char *>x + c * plane, zp, H, W, tbuf + (c - c0) * H * W)
-            _line_frame(EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp, theta, closed, tau,
-                        ref, rec, xl, eb, line_ev, line_sp, err, obuf if out != NULL else NULL, narrow)
+                if t16:
+                    ek_transpose16(kind, <const char *>x + c * plane, zp, H, W,
+                                   <int16_t *>tbuf + (c - c0) * H * W)
+                else:
+                    ek_transpose(kind, <const char *>x + c * plane, zp, H, W, tbuf + (c - c0) * H * W)
+            _line_frame(EK_I16 if t16 else EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp,
+                        theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err,
+                        obuf if out != NULL else NULL, narrow)
             if out != NULL:
                 for c in range(c0, c0 + cc):
                     ek_transpose(EK_I32, obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)

@@ -191,7 +191,7 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 #define CODE_T int16_t
 #define EK_LOAD8(p) _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_i16
-#define EK_NARROW 0
+#define EK_NARROW 1   /* 16-bit state for the int16 transposes of 8-bit codes only */
 #include "kernels_core_impl.h"
 #undef CODE_T
 #undef EK_SUF
@@ -241,13 +241,14 @@ EK_ENTRY(ek_temporal, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptrdiff
                        int32_t theta, int closed, int32_t tau, int32_t *ref, int32_t *rec,
                        int32_t *cnt, ek_err *err, int32_t *out),
          zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
-/* The same over 16-bit state (kernels_state_impl.h): codes of 8 bits, or int32
- * codes of 8-bit values (transposes); any other kind does nothing. */
+/* The same over 16-bit state (kernels_state_impl.h): codes of 8 bits, or int16 /
+ * int32 codes of 8-bit values (transposes); any other kind does nothing. */
 #define EK_ENTRY16(name, params, ...)                                             \
     static inline void name params {                                              \
         switch (kind) {                                                           \
         case EK_I8: name##_i8(EK_CAST(int8_t, x), __VA_ARGS__); break;            \
         case EK_U8: name##_u8(EK_CAST(uint8_t, x), __VA_ARGS__); break;           \
+        case EK_I16: name##_i16(EK_CAST(int16_t, x), __VA_ARGS__); break;         \
         case EK_I32: name##_i32(EK_CAST(int32_t, x), __VA_ARGS__); break;         \
         default: break;                                                           \
         }                                                                         \
@@ -272,6 +273,9 @@ EK_ENTRY(ek_line_frame, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdi
          line_ev, line_sp, err, out)
 EK_ENTRY(ek_transpose, (int kind, const void *x, int32_t zp, ptrdiff_t n_rows, ptrdiff_t n_cols,
                         int32_t *dst),
+         zp, n_rows, n_cols, dst)
+EK_ENTRY(ek_transpose16, (int kind, const void *x, int32_t zp, ptrdiff_t n_rows, ptrdiff_t n_cols,
+                          int16_t *dst),
          zp, n_rows, n_cols, dst)
 EK_ENTRY(ek_pair_counts, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t N, ptrdiff_t k,
                           ptrdiff_t nz_lo, ptrdiff_t nz_hi, int32_t *pair, int32_t *nzc),

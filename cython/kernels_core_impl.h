@@ -95,7 +95,7 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
 }
 
 /* The stateful loops: 32-bit state for every code type, 16-bit state where
- * values fit (8-bit codes, and the int32 transposes of 8-bit codes). */
+ * values fit (8-bit codes, and the int16 / int32 transposes of 8-bit codes). */
 #define EK_ST int32_t
 #define EK_SQ int64_t
 #define EK_SS(name) EK_SUF(name)
@@ -446,14 +446,30 @@ static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t z
     }
 }
 
-/* Transpose one (n_rows x n_cols) plane of codes into an int32 (n_cols x n_rows)
- * buffer of X = code - zp, so that line deltas along x run on contiguous
- * columns: 8x8 AVX2 tiles where the CPU has AVX2, scalar tiles otherwise.
- * (The int32 instantiation serves the int32 codes of 16-bit recordings.) */
+/* Transpose one (n_rows x n_cols) plane of codes into an (n_cols x n_rows) buffer of
+ * X = code - zp, int32 or (narrow, for values that fit) int16, so that line deltas
+ * along x run on contiguous columns: 8x8 AVX2 tiles where the CPU has AVX2, scalar
+ * tiles otherwise. (The int32 instantiation serves the int32 codes of 16-bit
+ * recordings.) */
+#define EK_TPUT(k, i, v)                                                                  \
+    do {                                                                                  \
+        if (narrow) ((int16_t *)dst)[(k) * n_rows + (i)] = (int16_t)(v);                  \
+        else ((int32_t *)dst)[(k) * n_rows + (i)] = (v);                                  \
+    } while (0)
 #if EK_X86_AVX2
+/* row k of a tile (8 int32 lanes v) at dst row j0 + k, column i0 */
+#define EK_TSTORE(k, v)                                                                   \
+    do {                                                                                  \
+        if (narrow)                                                                       \
+            _mm_storeu_si128((__m128i *)((int16_t *)dst + (j0 + (k)) * n_rows + i0),      \
+                             _mm256_castsi256_si128(_mm256_permute4x64_epi64(             \
+                                 _mm256_packs_epi32((v), (v)), 0x08)));                   \
+        else                                                                              \
+            _mm256_storeu_si256((__m256i *)((int32_t *)dst + (j0 + (k)) * n_rows + i0), (v)); \
+    } while (0)
 __attribute__((target("avx2")))
 static void EK_SUF(ek_transpose_avx2)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
-                                      ptrdiff_t n_cols, int32_t *restrict dst) {
+                                      ptrdiff_t n_cols, void *restrict dst, int narrow) {
     ptrdiff_t i0, j0, i, j;
     __m256i z = _mm256_set1_epi32(zp);
     for (i0 = 0; i0 + 8 <= n_rows; i0 += 8) {
@@ -475,30 +491,30 @@ static void EK_SUF(ek_transpose_avx2)(const CODE_T *restrict src, int32_t zp, pt
             __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
             __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
             __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
-            int32_t *d0 = dst + j0 * n_rows + i0;
-            _mm256_storeu_si256((__m256i *)(d0), _mm256_permute2x128_si256(u0, u4, 0x20));
-            _mm256_storeu_si256((__m256i *)(d0 + n_rows), _mm256_permute2x128_si256(u1, u5, 0x20));
-            _mm256_storeu_si256((__m256i *)(d0 + 2 * n_rows), _mm256_permute2x128_si256(u2, u6, 0x20));
-            _mm256_storeu_si256((__m256i *)(d0 + 3 * n_rows), _mm256_permute2x128_si256(u3, u7, 0x20));
-            _mm256_storeu_si256((__m256i *)(d0 + 4 * n_rows), _mm256_permute2x128_si256(u0, u4, 0x31));
-            _mm256_storeu_si256((__m256i *)(d0 + 5 * n_rows), _mm256_permute2x128_si256(u1, u5, 0x31));
-            _mm256_storeu_si256((__m256i *)(d0 + 6 * n_rows), _mm256_permute2x128_si256(u2, u6, 0x31));
-            _mm256_storeu_si256((__m256i *)(d0 + 7 * n_rows), _mm256_permute2x128_si256(u3, u7, 0x31));
+            EK_TSTORE(0, _mm256_permute2x128_si256(u0, u4, 0x20));
+            EK_TSTORE(1, _mm256_permute2x128_si256(u1, u5, 0x20));
+            EK_TSTORE(2, _mm256_permute2x128_si256(u2, u6, 0x20));
+            EK_TSTORE(3, _mm256_permute2x128_si256(u3, u7, 0x20));
+            EK_TSTORE(4, _mm256_permute2x128_si256(u0, u4, 0x31));
+            EK_TSTORE(5, _mm256_permute2x128_si256(u1, u5, 0x31));
+            EK_TSTORE(6, _mm256_permute2x128_si256(u2, u6, 0x31));
+            EK_TSTORE(7, _mm256_permute2x128_si256(u3, u7, 0x31));
         }
         for (; j0 < n_cols; j0++)
-            for (i = i0; i < i0 + 8; i++) dst[j0 * n_rows + i] = (int32_t)src[i * n_cols + j0] - zp;
+            for (i = i0; i < i0 + 8; i++) EK_TPUT(j0, i, (int32_t)src[i * n_cols + j0] - zp);
     }
     for (; i0 < n_rows; i0++)
-        for (j = 0; j < n_cols; j++) dst[j * n_rows + i0] = (int32_t)src[i0 * n_cols + j] - zp;
+        for (j = 0; j < n_cols; j++) EK_TPUT(j, i0, (int32_t)src[i0 * n_cols + j] - zp);
 }
+#undef EK_TSTORE
 #endif
 
-static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
-                                 ptrdiff_t n_cols, int32_t *restrict dst) {
+static void EK_SUF(ek_transpose_to)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
+                                    ptrdiff_t n_cols, void *restrict dst, int narrow) {
     ptrdiff_t i0, j0, i, j;
 #if EK_X86_AVX2
     if (ek_have_avx2()) {
-        EK_SUF(ek_transpose_avx2)(src, zp, n_rows, n_cols, dst);
+        EK_SUF(ek_transpose_avx2)(src, zp, n_rows, n_cols, dst, narrow);
         return;
     }
 #endif
@@ -507,8 +523,19 @@ static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff
         for (j0 = 0; j0 < n_cols; j0 += 16) {
             ptrdiff_t j1 = j0 + 16 < n_cols ? j0 + 16 : n_cols;
             for (j = j0; j < j1; j++)
-                for (i = i0; i < i1; i++)
-                    dst[j * n_rows + i] = (int32_t)src[i * n_cols + j] - zp;
+                for (i = i0; i < i1; i++) EK_TPUT(j, i, (int32_t)src[i * n_cols + j] - zp);
         }
     }
+}
+#undef EK_TPUT
+
+static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
+                                 ptrdiff_t n_cols, int32_t *restrict dst) {
+    EK_SUF(ek_transpose_to)(src, zp, n_rows, n_cols, dst, 0);
+}
+
+/* The same into int16 (the caller has checked that X fits). */
+static void EK_SUF(ek_transpose16)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
+                                   ptrdiff_t n_cols, int16_t *restrict dst) {
+    EK_SUF(ek_transpose_to)(src, zp, n_rows, n_cols, dst, 1);
 }

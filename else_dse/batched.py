@@ -73,7 +73,9 @@ class _Table:
     entries ``row_of``), ``covers`` (uint32) and ``delta_covers`` (int64), ``sources`` and
     ``delta_sources`` (the entry whose codes each item reads), ``item_of`` (each entry's
     stream or delta item), ``line_of`` (the entries whose lines come from delta_counts),
-    ``size`` (int32 counts), ``width`` (the most lines of a layer) and ``delta_width``."""
+    ``size`` (int32 counts), ``width`` (the most lines of a layer) and ``delta_width``;
+    ``line_fch`` (the fan-out channels of ``line_of``, (k, 1, 1)), ``stream_of`` and
+    ``delta_of`` (the entries of stream and of delta items)."""
 
     items: np.ndarray
     deltas: np.ndarray
@@ -89,9 +91,12 @@ class _Table:
     size: int
     width: int
     delta_width: int
+    line_fch: np.ndarray
+    stream_of: np.ndarray
+    delta_of: np.ndarray
 
 
-def _item(shape: tuple[int, ...], dtype: str, zp: int, op: int, arg: int, line: Line | None,
+def _item(shape: tuple[int, ...], dtype: np.dtype, zp: int, op: int, arg: int, line: Line | None,
           code: int, out: int) -> list[int]:
     """One ``stream_counts`` row for codes of ``shape`` (F, C, H, W)."""
     F, C, H, W = shape
@@ -101,20 +106,20 @@ def _item(shape: tuple[int, ...], dtype: str, zp: int, op: int, arg: int, line: 
         k = line.s * W if line.axis == "y" else line.s
         lo, hi = (line.s * W, max(0, N - line.s * W)) if line.axis == "y" else (N, N)
     row = [0] * len(_ITEM)
-    for name, v in (("codes", code), ("kind", _kernels.CODE_KINDS[dtype]), ("zp", zp), ("C", C), ("N", N),
+    for name, v in (("codes", code), ("kind", _kernels.CODE_KINDS[dtype.name]), ("zp", zp), ("C", C), ("N", N),
                     ("op", op), ("arg", k), ("nz_lo", lo), ("nz_hi", hi), ("out", out),
                     ("out2", out + F * N if op == PAIRS else out)):
         row[_ITEM[name]] = v
     return row
 
 
-def _delta_item(shape: tuple[int, ...], dtype: str, zp: int, op: int, tau: int, line: Line | None,
+def _delta_item(shape: tuple[int, ...], dtype: np.dtype, zp: int, op: int, tau: int, line: Line | None,
                 theta: int, closed: bool, code: int, n_cover: int, out: int) -> list[int]:
     """One ``delta_counts`` row for codes of ``shape`` (F, C, H, W): a lossy line delta's
     scan ``line`` (covers at ``n_cover``), or a temporal delta (counts at ``out``)."""
     _, C, H, W = shape
     row = [0] * len(_DELTA)
-    for name, v in (("codes", code), ("kind", _kernels.CODE_KINDS[dtype]), ("zp", zp), ("C", C), ("H", H),
+    for name, v in (("codes", code), ("kind", _kernels.CODE_KINDS[dtype.name]), ("zp", zp), ("C", C), ("H", H),
                     ("W", W), ("op", int(op == TEMPORAL_DELTA)), ("theta", theta), ("closed", int(closed)),
                     ("tau", tau), ("out", out), ("s", 1)):
         row[_DELTA[name]] = v
@@ -171,7 +176,7 @@ class _Builder:
         self.line_of: list[int] = []
         self.size = self.n_cover = self.n_dcover = 0
 
-    def add(self, j: int, layer: Layer, shape: tuple[int, ...], dtype: str, zp: int, op: int, tau: int,
+    def add(self, j: int, layer: Layer, shape: tuple[int, ...], dtype: np.dtype, zp: int, op: int, tau: int,
             line: Line | None, theta: int, closed: bool) -> None:
         key = _shared_key(layer, op, tau, line, theta, closed)
         plane = int(np.prod(shape[:1] + shape[2:]))          # F * H * W
@@ -228,8 +233,8 @@ def _frozen(*arrays: np.ndarray) -> list[np.ndarray]:
 
 @functools.lru_cache(maxsize=64)
 def _table(layout: tuple[tuple, ...], F: int) -> _Table:
-    """The :class:`_Table` of ``layout``: per entry ``(layer, shape, dtype, zp, op, tau, line,
-    theta, closed)``."""
+    """The :class:`_Table` of ``layout``: per entry ``(layer, shape, dtype (np.dtype), zp, op,
+    tau, line, theta, closed)``."""
     b = _Builder()
     for j, entry in enumerate(layout):
         b.add(j, *entry)
@@ -243,8 +248,11 @@ def _table(layout: tuple[tuple, ...], F: int) -> _Table:
                      cov.astype(np.uint32), dcov)
     width = max([r[_LINE["n_lines"]] for r in b.rows], default=0)
     delta_width = max([d[_DELTA["n_lines"]] for d in b.deltas], default=0)
+    ops = np.array([entry[4] for entry in layout], np.int64)
+    fch = np.array([layout[j][0].fan_out_channels for j in b.line_of], np.int64).reshape(-1, 1, 1)
     return _Table(*arrays, tuple(b.sources), tuple(b.delta_sources),
-                  *_frozen(np.array(b.item_of, np.intp), np.array(b.line_of, np.intp)), b.size, width, delta_width)
+                  *_frozen(np.array(b.item_of, np.intp), np.array(b.line_of, np.intp)), b.size, width, delta_width,
+                  *_frozen(fch, np.flatnonzero(ops < LINE_DELTA), np.flatnonzero(ops >= LINE_DELTA)))
 
 
 def count(entries: list[tuple[Layer, np.ndarray, int, int, int, Line | None, int, bool]], F: int,
@@ -257,7 +265,7 @@ def count(entries: list[tuple[Layer, np.ndarray, int, int, int, Line | None, int
     from zeros). Entries on the same tensor (``layer.input``) with the same op and
     parameters share one count (and must hold the same codes). ``threads``: the kernel
     threads of the three calls (streaming counts, lossy deltas, lines)."""
-    t = _table(tuple((layer, X.shape, X.dtype.name, zp, op, tau, line, theta, closed)
+    t = _table(tuple((layer, X.shape, X.dtype, zp, op, tau, line, theta, closed)   # dtype.name costs 3 us
                      for layer, X, zp, op, tau, line, theta, closed in entries), F)
     counts = np.zeros(max(t.size, 1), np.int32)
     errs = np.zeros((len(t.items), F, 3), np.int64)
@@ -285,13 +293,10 @@ def count(entries: list[tuple[Layer, np.ndarray, int, int, int, Line | None, int
             line_ev[t.row_of, :, : t.width], line_sp[t.row_of, :, : t.width] = lev[..., : t.width], lsp[..., : t.width]  # type: ignore[index]
     if len(t.line_of):
         k = t.item_of[t.line_of]
-        fch = np.array([entries[j][0].fan_out_channels for j in t.line_of], np.int64)[:, None, None]
-        le, ls = dle[k, :, : t.delta_width], dls[k, :, : t.delta_width] * fch
+        le, ls = dle[k, :, : t.delta_width], dls[k, :, : t.delta_width] * t.line_fch
         events[t.line_of], sops[t.line_of] = le.sum(axis=2), ls.sum(axis=2)
         if lines:
             line_ev[t.line_of, :, : t.delta_width], line_sp[t.line_of, :, : t.delta_width] = le, ls  # type: ignore[index]
     e = np.zeros((n, F, 3), np.int64)
-    for src, mine in ((errs, [j for j in range(n) if entries[j][3] < LINE_DELTA]),
-                      (derrs, [j for j in range(n) if entries[j][3] >= LINE_DELTA])):
-        e[mine] = src[t.item_of[mine]]
+    e[t.stream_of], e[t.delta_of] = errs[t.item_of[t.stream_of]], derrs[t.item_of[t.delta_of]]
     return Layers(events, sops, e[..., 0], e[..., 1], e[..., 2], line_ev, line_sp)

@@ -426,11 +426,16 @@ def _stream_entry(layer: Layer, scheme: Scheme, cache: "_TensorCache"
                   ) -> tuple[int, int, batched.Line | None, int, bool] | None:
     """``(op, tau, scan, theta, closed)`` of a layer the batch counts (conventional, line
     deltas, temporal deltas without carried state), else None (Dense, chunked temporal)."""
+    if isinstance(scheme, TemporalDelta) and cache.states is not None:
+        return None
+    return _batch_entry(layer, scheme)
+
+
+@functools.lru_cache(maxsize=4096)
+def _batch_entry(layer: Layer, scheme: Scheme) -> tuple[int, int, batched.Line | None, int, bool] | None:
     if type(scheme) is Conventional:
         return batched.CONVENTIONAL, scheme.tau, None, 0, True
     if isinstance(scheme, TemporalDelta):
-        if cache.states is not None:
-            return None
         if scheme.threshold == scheme.tau == 0:
             return batched.TEMPORAL, 0, None, 0, True
         return batched.TEMPORAL_DELTA, scheme.tau, None, scheme.threshold, scheme.loop == "closed"

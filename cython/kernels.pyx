@@ -990,6 +990,39 @@ LINE_COLUMNS = ("mode", "H", "W", "out", "out2", "cover_a", "n_lines", "cover_b"
 CODE_KINDS = {"int8": EK_I8, "uint8": EK_U8, "int16": EK_I16, "uint16": EK_U16, "int32": EK_I32}
 
 
+cdef class _CodeViews:
+    """The buffers of a list of C-contiguous code arrays, held while a kernel reads them
+    (released with the object)."""
+    cdef Py_buffer *views
+    cdef const char **ptrs
+    cdef Py_ssize_t n, got
+
+    def __cinit__(self, list codes):
+        cdef Py_ssize_t i
+        self.n = len(codes)
+        self.views = <Py_buffer *>calloc(max(1, self.n), sizeof(Py_buffer))
+        self.ptrs = <const char **>calloc(max(1, self.n), sizeof(char *))
+        if self.views == NULL or self.ptrs == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            PyObject_GetBuffer(codes[i], &self.views[i], PyBUF_C_CONTIGUOUS)
+            self.got += 1
+            self.ptrs[i] = <const char *>self.views[i].buf
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self.got):
+            PyBuffer_Release(&self.views[i])
+        free(self.views)
+        free(self.ptrs)
+
+    cdef int check(self, Py_ssize_t item, Py_ssize_t k, int kind, Py_ssize_t n_codes) except -1:
+        """Code array ``k`` holds ``n_codes`` codes of type ``kind``, or ValueError naming the item."""
+        if self.views[k].itemsize != _code_size(kind) or self.views[k].len != n_codes * self.views[k].itemsize:
+            raise ValueError(f"item {item}: the code array's type or size does not match the item")
+        return 0
+
+
 cdef void _stream_unit(const char *x, const int64_t *it, Py_ssize_t f, int32_t *counts,
                        int64_t *err) noexcept nogil:
     """Frame ``f`` of one ``stream_counts`` item (``x``: the item's codes)."""
@@ -1023,9 +1056,8 @@ def stream_counts(list codes, const int64_t[:, ::1] items, Py_ssize_t F, int32_t
     receives (max error, sum of squared errors, sum X**2) of op 0. Items x frames run
     on ``threads`` OpenMP threads, each unit writing its own outputs."""
     cdef Py_ssize_t n = items.shape[0], u, i, nc = len(codes)
-    cdef Py_buffer *views
+    cdef _CodeViews cv
     cdef const char **ptrs
-    cdef Py_ssize_t got = 0
     cdef int team = _team(threads, n * F)
     if items.shape[1] != <Py_ssize_t>_I_COLS or errs.shape[0] != n or errs.shape[1] != F or errs.shape[2] != 3:
         raise ValueError("items must have shape (n, %d) and errs (n, F, 3)" % _I_COLS)
@@ -1035,27 +1067,13 @@ def stream_counts(list codes, const int64_t[:, ::1] items, Py_ssize_t F, int32_t
         if (items[i, _I_OUT] < 0 or items[i, _I_OUT] + F * items[i, _I_N] > counts.shape[0]
                 or items[i, _I_OUT2] < 0 or items[i, _I_OUT2] + F * items[i, _I_N] > counts.shape[0]):
             raise ValueError(f"item {i}: outputs outside counts")
-    views = <Py_buffer *>calloc(max(1, nc), sizeof(Py_buffer))
-    ptrs = <const char **>calloc(max(1, nc), sizeof(char *))
-    if views == NULL or ptrs == NULL:
-        free(views); free(ptrs)
-        raise MemoryError()
-    try:
-        for i in range(nc):
-            PyObject_GetBuffer(codes[i], &views[i], PyBUF_C_CONTIGUOUS)
-            got += 1
-            ptrs[i] = <const char *>views[i].buf
-        for i in range(n):
-            if (views[items[i, _I_CODES]].itemsize != _code_size(<int>items[i, _I_KIND])
-                    or views[items[i, _I_CODES]].len != F * items[i, _I_C] * items[i, _I_N] * views[items[i, _I_CODES]].itemsize):
-                raise ValueError(f"item {i}: the code array's type or size does not match the item")
-        for u in prange(n * F, nogil=True, num_threads=team, schedule="dynamic"):
-            _stream_unit(ptrs[items[u // F, _I_CODES]], &items[u // F, 0], u % F, &counts[0],
-                         &errs[u // F, u % F, 0])
-    finally:
-        for i in range(got):
-            PyBuffer_Release(&views[i])
-        free(views); free(ptrs)
+    cv = _CodeViews(codes)
+    for i in range(n):
+        cv.check(i, items[i, _I_CODES], <int>items[i, _I_KIND], F * items[i, _I_C] * items[i, _I_N])
+    ptrs = cv.ptrs
+    for u in prange(n * F, nogil=True, num_threads=team, schedule="dynamic"):
+        _stream_unit(ptrs[items[u // F, _I_CODES]], &items[u // F, 0], u % F, &counts[0],
+                     &errs[u // F, u % F, 0])
 
 
 cdef int _layer_frame(const int32_t *counts, const int64_t *sp_row, const uint32_t *covers,
@@ -1290,9 +1308,8 @@ def delta_counts(list codes, const int64_t[:, ::1] items, const int64_t[:, ::1] 
     given (dynamic schedule); every unit writes its own outputs."""
     cdef Py_ssize_t n = items.shape[0], nu = units.shape[0], nc = len(codes), i, u, mx = 1
     cdef Py_ssize_t width = line_events.shape[2]
-    cdef Py_buffer *views
+    cdef _CodeViews cv
     cdef const char **ptrs
-    cdef Py_ssize_t got = 0
     cdef int32_t *scratch
     cdef ek_err *es
     cdef int team = _team(threads, nu)
@@ -1307,23 +1324,16 @@ def delta_counts(list codes, const int64_t[:, ::1] items, const int64_t[:, ::1] 
         if (units[u, 0] < 0 or units[u, 0] >= n or units[u, 1] >= F
                 or units[u, 1] != (-1 if items[units[u, 0], _D_OP] == 1 else max(0, units[u, 1]))):
             raise ValueError(f"unit {u}: no item {units[u, 0]} frame {units[u, 1]}")
-    views = <Py_buffer *>calloc(max(1, nc), sizeof(Py_buffer))
-    ptrs = <const char **>calloc(max(1, nc), sizeof(char *))
+    cv = _CodeViews(codes)
+    for i in range(n):
+        cv.check(i, items[i, _D_CODES], <int>items[i, _D_KIND], F * items[i, _D_C] * items[i, _D_H] * items[i, _D_W])
+    ptrs = cv.ptrs
     scratch = <int32_t *>malloc(team * mx * sizeof(int32_t))
     es = <ek_err *>malloc(team * max(1, F) * sizeof(ek_err))
-    if views == NULL or ptrs == NULL or scratch == NULL or es == NULL:
-        free(views); free(ptrs); free(scratch); free(es)
+    if scratch == NULL or es == NULL:
+        free(scratch); free(es)
         raise MemoryError()
     try:
-        for i in range(nc):
-            PyObject_GetBuffer(codes[i], &views[i], PyBUF_C_CONTIGUOUS)
-            got += 1
-            ptrs[i] = <const char *>views[i].buf
-        for i in range(n):
-            if (views[items[i, _D_CODES]].itemsize != _code_size(<int>items[i, _D_KIND])
-                    or views[items[i, _D_CODES]].len != F * items[i, _D_C] * items[i, _D_H] * items[i, _D_W]
-                    * views[items[i, _D_CODES]].itemsize):
-                raise ValueError(f"item {i}: the code array's type or size does not match the item")
         with nogil, parallel(num_threads=team):
             for u in prange(nu, schedule="dynamic"):
                 i = units[u, 0]
@@ -1332,6 +1342,4 @@ def delta_counts(list codes, const int64_t[:, ::1] items, const int64_t[:, ::1] 
                             &line_sops[i, max(0, units[u, 1]), 0], &errs[i, 0, 0],
                             scratch + threadid() * mx, es + threadid() * max(1, F))
     finally:
-        for i in range(got):
-            PyBuffer_Release(&views[i])
-        free(views); free(ptrs); free(scratch); free(es)
+        free(scratch); free(es)

@@ -7,12 +7,15 @@
  * EK_SUMSQ the exact sum of squares of an EK_ST buffer. Included several times;
  * no include guard on purpose. */
 
-/* One block of the closed-loop temporal delta over nb codes (ek_temporal): the
- * reference r advances by the sent deltas; nzb = [sent], eb = |X - R|; *emax and
- * *xsq accumulate. Always inlined, so that tau = 0 gives its own loop. */
-static inline __attribute__((always_inline)) void EK_SS(ek_closed_frame)(
-        const CODE_T *restrict xs, EK_ST z, EK_ST *restrict r, ptrdiff_t nb, EK_ST tau, EK_ST theta,
-        EK_ST ntheta, EK_ST *restrict nzb, EK_ST *restrict eb, EK_ST *emax, EK_SQ *xsq) {
+/* One block of the temporal delta over nb codes (ek_temporal): closed loop, the
+ * reference r advances by the sent deltas (y unused); open loop, the consumer's sum y
+ * does and r keeps the thresholded X. nzb = [sent], eb = |X - what the consumer
+ * holds|; *emax and *xsq accumulate. Always inlined with constant closed (and tau = 0
+ * where there is no activation threshold), so that each gives its own loop. */
+static inline __attribute__((always_inline)) void EK_SS(ek_temporal_block)(
+        const CODE_T *restrict xs, EK_ST z, EK_ST *restrict r, EK_ST *restrict y, ptrdiff_t nb,
+        EK_ST tau, EK_ST theta, EK_ST ntheta, int closed, EK_ST *restrict nzb, EK_ST *restrict eb,
+        EK_ST *emax, EK_SQ *xsq) {
     EK_ST em = *emax;
     EK_SQ xs2 = *xsq;
     ptrdiff_t p;
@@ -22,9 +25,14 @@ static inline __attribute__((always_inline)) void EK_SS(ek_closed_frame)(
         EK_ST xt = tau == 0 ? v : (a > tau ? v : 0);   /* folds to v in the tau = 0 instance */
         EK_ST d = (EK_ST)(xt - r[p]);
         EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
-        EK_ST rr = (EK_ST)(r[p] + (nz ? d : 0));
-        EK_ST e = (EK_ST)(v - rr);
-        r[p] = rr;
+        EK_ST held = (EK_ST)((closed ? r[p] : y[p]) + (nz ? d : 0));
+        EK_ST e = (EK_ST)(v - held);
+        if (closed) {
+            r[p] = held;
+        } else {
+            y[p] = held;
+            r[p] = xt;
+        }
         nzb[p] = nz;
         e = e < 0 ? (EK_ST)-e : e;
         eb[p] = e;
@@ -58,29 +66,12 @@ static void EK_SS(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n
         EK_ST *restrict r = ref + i0;
         EK_ST *restrict y = rec + (closed ? 0 : i0);  /* rec: open loop only */
         nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
-        if (closed) {  /* tau = 0 (no activation threshold) as its own instance */
-            if (tau == 0)
-                EK_SS(ek_closed_frame)(xs, z, r, nb, 0, theta, ntheta, nzb, eb, &emax, &xsq);
-            else
-                EK_SS(ek_closed_frame)(xs, z, r, nb, tau, theta, ntheta, nzb, eb, &emax, &xsq);
-        } else {
-            for (p = 0; p < nb; p++) {
-                EK_ST v = (EK_ST)((EK_ST)xs[p] - z);
-                EK_ST a = v < 0 ? (EK_ST)-v : v;
-                EK_ST xt = a > tau ? v : 0;
-                EK_ST d = (EK_ST)(xt - r[p]);
-                EK_ST nz = (EK_ST)ek_sent(d, theta, ntheta);
-                EK_ST yy = (EK_ST)(y[p] + (nz ? d : 0));
-                EK_ST e = (EK_ST)(v - yy);
-                y[p] = yy;
-                r[p] = xt;
-                nzb[p] = nz;
-                e = e < 0 ? (EK_ST)-e : e;
-                eb[p] = e;
-                emax = e > emax ? e : emax;
-                xsq += (EK_SQ)v * v;
-            }
-        }
+        if (closed && tau == 0)
+            EK_SS(ek_temporal_block)(xs, z, r, y, nb, 0, theta, ntheta, 1, nzb, eb, &emax, &xsq);
+        else if (closed)
+            EK_SS(ek_temporal_block)(xs, z, r, y, nb, tau, theta, ntheta, 1, nzb, eb, &emax, &xsq);
+        else
+            EK_SS(ek_temporal_block)(xs, z, r, y, nb, tau, theta, ntheta, 0, nzb, eb, &emax, &xsq);
         {   /* per-position counts */
             ptrdiff_t q = 0, j = (off + i0) % N;
             while (q < nb) {
@@ -274,8 +265,8 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
 
 /* One frame of C planes: channels are processed in chunks of about EK_BLOCK
  * positions per line so that the ring buffers and scratch stay in L1. The
- * buffers passed must hold s*C*npos (ref, rec) and C*npos (xl, eb) EK_ST and
- * C*npos (cp) int32; out (or NULL) C*n_real*npos. */
+ * buffers passed must hold s*C*npos (ref, rec) and C*npos (xl, eb, cp) EK_ST;
+ * out (or NULL) C*n_real*npos. */
 static void EK_SS(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                                  ptrdiff_t npos, int reverse,
                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,

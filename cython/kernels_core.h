@@ -170,6 +170,7 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 
 #define CODE_T int8_t
 #define EK_LOAD8(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
+#define EK_LOAD8W(p) _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_i8
 #define EK_NARROW 1
 #include "kernels_core_impl.h"
@@ -178,8 +179,10 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 #undef EK_NARROW
 
 #undef EK_LOAD8
+#undef EK_LOAD8W
 #define CODE_T uint8_t
 #define EK_LOAD8(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
+#define EK_LOAD8W(p) _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_SUF(name) name##_u8
 #define EK_NARROW 1
 #include "kernels_core_impl.h"
@@ -188,8 +191,10 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 #undef EK_NARROW
 
 #undef EK_LOAD8
+#undef EK_LOAD8W
 #define CODE_T int16_t
 #define EK_LOAD8(p) _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(p)))
+#define EK_LOAD8W(p) _mm_loadu_si128((const __m128i *)(p))
 #define EK_SUF(name) name##_i16
 #define EK_NARROW 1   /* 16-bit state for the int16 transposes of 8-bit codes only */
 #include "kernels_core_impl.h"
@@ -198,8 +203,10 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 #undef EK_NARROW
 
 #undef EK_LOAD8
+#undef EK_LOAD8W
 #define CODE_T uint16_t
 #define EK_LOAD8(p) _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p)))
+#define EK_LOAD8W(p) _mm_loadu_si128((const __m128i *)(p))   /* wraps above 32767: never narrow */
 #define EK_SUF(name) name##_u16
 #define EK_NARROW 0
 #include "kernels_core_impl.h"
@@ -208,8 +215,10 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 #undef EK_NARROW
 
 #undef EK_LOAD8
+#undef EK_LOAD8W
 #define CODE_T int32_t
 #define EK_LOAD8(p) _mm256_loadu_si256((const __m256i *)(p))
+#define EK_LOAD8W(p) _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(p)), _mm_loadu_si128((const __m128i *)(p) + 1))
 #define EK_SUF(name) name##_i32
 #define EK_NARROW 1
 #include "kernels_core_impl.h"

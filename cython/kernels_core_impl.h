@@ -457,21 +457,53 @@ static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t z
         else ((int32_t *)dst)[(k) * n_rows + (i)] = (v);                                  \
     } while (0)
 #if EK_X86_AVX2
+/* 8x8 tiles in int16 lanes: 8 rows of 8 codes as X, three rounds of unpacks, 8 columns
+ * stored (8-bit codes; see EK_LOAD8W). */
+__attribute__((target("avx2")))
+static void EK_SUF(ek_transpose16_avx2)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
+                                        ptrdiff_t n_cols, int16_t *restrict dst) {
+    ptrdiff_t i0, j0, i, j;
+    __m128i z = _mm_set1_epi16((int16_t)zp);
+    for (i0 = 0; i0 + 8 <= n_rows; i0 += 8) {
+        for (j0 = 0; j0 + 8 <= n_cols; j0 += 8) {
+            const CODE_T *s0 = src + i0 * n_cols + j0;
+            __m128i r[8], t[8], u[8];
+            int16_t *d0 = dst + j0 * n_rows + i0;
+            int k;
+            for (k = 0; k < 8; k++) r[k] = _mm_sub_epi16(EK_LOAD8W(s0 + k * n_cols), z);
+            for (k = 0; k < 4; k++) {   /* pairs of rows, interleaved */
+                t[2 * k] = _mm_unpacklo_epi16(r[2 * k], r[2 * k + 1]);
+                t[2 * k + 1] = _mm_unpackhi_epi16(r[2 * k], r[2 * k + 1]);
+            }
+            for (k = 0; k < 2; k++) {   /* quads of rows: columns 2m, 2m+1 in u[4k + m] */
+                u[4 * k] = _mm_unpacklo_epi32(t[4 * k], t[4 * k + 2]);
+                u[4 * k + 1] = _mm_unpackhi_epi32(t[4 * k], t[4 * k + 2]);
+                u[4 * k + 2] = _mm_unpacklo_epi32(t[4 * k + 1], t[4 * k + 3]);
+                u[4 * k + 3] = _mm_unpackhi_epi32(t[4 * k + 1], t[4 * k + 3]);
+            }
+            for (k = 0; k < 4; k++) {   /* all 8 rows: columns 2k, 2k+1 */
+                _mm_storeu_si128((__m128i *)(d0 + 2 * k * n_rows), _mm_unpacklo_epi64(u[k], u[4 + k]));
+                _mm_storeu_si128((__m128i *)(d0 + (2 * k + 1) * n_rows), _mm_unpackhi_epi64(u[k], u[4 + k]));
+            }
+        }
+        for (; j0 < n_cols; j0++)
+            for (i = i0; i < i0 + 8; i++) dst[j0 * n_rows + i] = (int16_t)((int32_t)src[i * n_cols + j0] - zp);
+    }
+    for (; i0 < n_rows; i0++)
+        for (j = 0; j < n_cols; j++) dst[j * n_rows + i0] = (int16_t)((int32_t)src[i0 * n_cols + j] - zp);
+}
+
 /* row k of a tile (8 int32 lanes v) at dst row j0 + k, column i0 */
-#define EK_TSTORE(k, v)                                                                   \
-    do {                                                                                  \
-        if (narrow)                                                                       \
-            _mm_storeu_si128((__m128i *)((int16_t *)dst + (j0 + (k)) * n_rows + i0),      \
-                             _mm256_castsi256_si128(_mm256_permute4x64_epi64(             \
-                                 _mm256_packs_epi32((v), (v)), 0x08)));                   \
-        else                                                                              \
-            _mm256_storeu_si256((__m256i *)((int32_t *)dst + (j0 + (k)) * n_rows + i0), (v)); \
-    } while (0)
+#define EK_TSTORE(k, v) _mm256_storeu_si256((__m256i *)((int32_t *)dst + (j0 + (k)) * n_rows + i0), (v))
 __attribute__((target("avx2")))
 static void EK_SUF(ek_transpose_avx2)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
                                       ptrdiff_t n_cols, void *restrict dst, int narrow) {
     ptrdiff_t i0, j0, i, j;
     __m256i z = _mm256_set1_epi32(zp);
+    if (narrow) {
+        EK_SUF(ek_transpose16_avx2)(src, zp, n_rows, n_cols, (int16_t *)dst);
+        return;
+    }
     for (i0 = 0; i0 + 8 <= n_rows; i0 += 8) {
         for (j0 = 0; j0 + 8 <= n_cols; j0 += 8) {
             const CODE_T *s0 = src + i0 * n_cols + j0;

@@ -451,11 +451,6 @@ static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t z
  * along x run on contiguous columns: 8x8 AVX2 tiles where the CPU has AVX2, scalar
  * tiles otherwise. (The int32 instantiation serves the int32 codes of 16-bit
  * recordings.) */
-#define EK_TPUT(k, i, v)                                                                  \
-    do {                                                                                  \
-        if (narrow) ((int16_t *)dst)[(k) * n_rows + (i)] = (int16_t)(v);                  \
-        else ((int32_t *)dst)[(k) * n_rows + (i)] = (v);                                  \
-    } while (0)
 #if EK_X86_AVX2
 /* 8x8 tiles in int16 lanes: 8 rows of 8 codes as X, three rounds of unpacks, 8 columns
  * stored (8-bit codes; see EK_LOAD8W). */
@@ -494,16 +489,12 @@ static void EK_SUF(ek_transpose16_avx2)(const CODE_T *restrict src, int32_t zp, 
 }
 
 /* row k of a tile (8 int32 lanes v) at dst row j0 + k, column i0 */
-#define EK_TSTORE(k, v) _mm256_storeu_si256((__m256i *)((int32_t *)dst + (j0 + (k)) * n_rows + i0), (v))
+#define EK_TSTORE(k, v) _mm256_storeu_si256((__m256i *)(dst + (j0 + (k)) * n_rows + i0), (v))
 __attribute__((target("avx2")))
 static void EK_SUF(ek_transpose_avx2)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
-                                      ptrdiff_t n_cols, void *restrict dst, int narrow) {
+                                      ptrdiff_t n_cols, int32_t *restrict dst) {
     ptrdiff_t i0, j0, i, j;
     __m256i z = _mm256_set1_epi32(zp);
-    if (narrow) {
-        EK_SUF(ek_transpose16_avx2)(src, zp, n_rows, n_cols, (int16_t *)dst);
-        return;
-    }
     for (i0 = 0; i0 + 8 <= n_rows; i0 += 8) {
         for (j0 = 0; j0 + 8 <= n_cols; j0 += 8) {
             const CODE_T *s0 = src + i0 * n_cols + j0;
@@ -533,10 +524,10 @@ static void EK_SUF(ek_transpose_avx2)(const CODE_T *restrict src, int32_t zp, pt
             EK_TSTORE(7, _mm256_permute2x128_si256(u3, u7, 0x31));
         }
         for (; j0 < n_cols; j0++)
-            for (i = i0; i < i0 + 8; i++) EK_TPUT(j0, i, (int32_t)src[i * n_cols + j0] - zp);
+            for (i = i0; i < i0 + 8; i++) dst[j0 * n_rows + i] = (int32_t)src[i * n_cols + j0] - zp;
     }
     for (; i0 < n_rows; i0++)
-        for (j = 0; j < n_cols; j++) EK_TPUT(j, i0, (int32_t)src[i0 * n_cols + j] - zp);
+        for (j = 0; j < n_cols; j++) dst[j * n_rows + i0] = (int32_t)src[i0 * n_cols + j] - zp;
 }
 #undef EK_TSTORE
 #endif
@@ -546,7 +537,8 @@ static void EK_SUF(ek_transpose_to)(const CODE_T *restrict src, int32_t zp, ptrd
     ptrdiff_t i0, j0, i, j;
 #if EK_X86_AVX2
     if (ek_have_avx2()) {
-        EK_SUF(ek_transpose_avx2)(src, zp, n_rows, n_cols, dst, narrow);
+        if (narrow) EK_SUF(ek_transpose16_avx2)(src, zp, n_rows, n_cols, (int16_t *)dst);
+        else EK_SUF(ek_transpose_avx2)(src, zp, n_rows, n_cols, (int32_t *)dst);
         return;
     }
 #endif
@@ -555,11 +547,14 @@ static void EK_SUF(ek_transpose_to)(const CODE_T *restrict src, int32_t zp, ptrd
         for (j0 = 0; j0 < n_cols; j0 += 16) {
             ptrdiff_t j1 = j0 + 16 < n_cols ? j0 + 16 : n_cols;
             for (j = j0; j < j1; j++)
-                for (i = i0; i < i1; i++) EK_TPUT(j, i, (int32_t)src[i * n_cols + j] - zp);
+                for (i = i0; i < i1; i++) {
+                    int32_t v = (int32_t)src[i * n_cols + j] - zp;
+                    if (narrow) ((int16_t *)dst)[j * n_rows + i] = (int16_t)v;
+                    else ((int32_t *)dst)[j * n_rows + i] = v;
+                }
         }
     }
 }
-#undef EK_TPUT
 
 static void EK_SUF(ek_transpose)(const CODE_T *restrict src, int32_t zp, ptrdiff_t n_rows,
                                  ptrdiff_t n_cols, int32_t *restrict dst) {

@@ -301,19 +301,32 @@ cdef int _check_recon3(int32_t[:, :, ::1] recon, Py_ssize_t F, Py_ssize_t C, Py_
 # Line delta (ELSE)
 # ---------------------------------------------------------------------------
 
-cdef int32_t *_cover_per_channel(const int64_t[::1] cover_pos, Py_ssize_t C, Py_ssize_t npos) except NULL:
-    """``cover_pos`` repeated for every channel, as int32 (checked not to overflow a line sum)."""
-    cdef Py_ssize_t c, p
+cdef int64_t _cover_pos_max(const int64_t *cover_pos, Py_ssize_t npos, Py_ssize_t C,
+                            str where) except -1:
+    """The largest of ``cover_pos`` (npos), checked >= 0 and not to overflow the 32-bit SOP
+    sum of a line of C channels (errors begin with ``where``)."""
+    cdef Py_ssize_t p
     cdef int64_t cmax = 0
-    cdef int32_t *cp
-    if cover_pos.shape[0] != npos:
-        raise ValueError("cover_pos length does not match the tensor")
     for p in range(npos):
         if cover_pos[p] < 0:
-            raise ValueError("cover_pos must be >= 0")
+            raise ValueError(f"{where}cover_pos must be >= 0")
         cmax = max(cmax, cover_pos[p])
     if cmax * C * npos >= 2 ** 31:
-        raise OverflowError("line too long for 32-bit SOP sums")
+        raise OverflowError(f"{where}line too long for 32-bit SOP sums")
+    return cmax
+
+
+cdef int32_t *_cover_per_channel(const int64_t[::1] cover_pos, Py_ssize_t C, Py_ssize_t npos,
+                                 int64_t *cmax) except NULL:
+    """``cover_pos`` repeated for every channel, as int32 (checked: :func:`_cover_pos_max`,
+    whose result goes to ``cmax`` if not NULL)."""
+    cdef int32_t *cp
+    cdef int64_t m
+    if cover_pos.shape[0] != npos:
+        raise ValueError("cover_pos length does not match the tensor")
+    m = _cover_pos_max(&cover_pos[0] if npos else NULL, npos, C, "")
+    if cmax != NULL:
+        cmax[0] = m
     cp = <int32_t *>malloc(C * npos * sizeof(int32_t) + 1)
     if cp == NULL:
         raise MemoryError()
@@ -375,15 +388,15 @@ def line_delta(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s,
     cdef bint want = recon is not None
     cdef int team = _team(threads, F)
     cdef bint narrow
+    cdef int64_t cmax = 0
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or line_events.shape[0] != F or line_events.shape[1] != L or line_sops.shape[1] != L:
         raise ValueError("line outputs must have shape (frame, len(cover_line) >= 1)")
     if want and (recon.shape[0] != F or recon.shape[1] != C or recon.shape[2] != H or recon.shape[3] != W):
         raise ValueError("recon must have the shape of X, (frame, C, H, W)")
-    cp = _cover_per_channel(cover_pos, C, npos)
-    narrow = _narrow_line(_kind(<code_t *>NULL), zp, theta, tau, closed, L, max(EK_BLOCK, npos),
-                          _cover_max(&cover_pos[0], npos))
+    cp = _cover_per_channel(cover_pos, C, npos, &cmax)
+    narrow = _narrow_line(_kind(<code_t *>NULL), zp, theta, tau, closed, L, max(EK_BLOCK, npos), cmax)
     if narrow:   # the 16-bit kernels read the covers as int16
         _fill_covers(&cover_pos[0], C, npos, cp, True)
     buf = <int32_t *>malloc(team * bsize * sizeof(int32_t))      # scratch of each thread
@@ -494,7 +507,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
     if L < 1 or T < 1:
         raise ValueError("need at least one line and one threshold")
     amax = _check_lut(lut, T, hist_c, hist_s, F)
-    cp = _cover_per_channel(cover_pos, min(C, chunk), npos)
+    cp = _cover_per_channel(cover_pos, min(C, chunk), npos, NULL)
     bufs = <int32_t *>malloc(team * n_buf * sizeof(int32_t))
     statess = <int32_t *>malloc(team * n_states * sizeof(int32_t))
     emaxs = <int32_t *>malloc(team * T * sizeof(int32_t))
@@ -1267,7 +1280,6 @@ cdef Py_ssize_t _check_delta_item(Py_ssize_t i, const int64_t[::1] it, Py_ssize_
     """One ``delta_counts`` item's geometry, parameters and offsets (ValueError naming it);
     returns its scratch size."""
     cdef Py_ssize_t npos = it[_D_W] if it[_D_AXIS] == 0 else it[_D_H], k
-    cdef int64_t cmax = 0
     if it[_D_CODES] < 0 or it[_D_CODES] >= nc:
         raise ValueError(f"item {i}: no code array {it[_D_CODES]}")
     if it[_D_C] < 0 or it[_D_H] < 1 or it[_D_W] < 1 or it[_D_OP] not in (0, 1) or it[_D_AXIS] not in (0, 1):
@@ -1286,12 +1298,7 @@ cdef Py_ssize_t _check_delta_item(Py_ssize_t i, const int64_t[::1] it, Py_ssize_
     for k in range(it[_D_NL]):
         if covers[it[_D_CL] + k] < 0:
             raise ValueError(f"item {i}: cover_line must be >= 0")
-    for k in range(npos):
-        if covers[it[_D_CP] + k] < 0:
-            raise ValueError(f"item {i}: cover_pos must be >= 0")
-        cmax = max(cmax, covers[it[_D_CP] + k])
-    if cmax * it[_D_C] * npos >= 2 ** 31:
-        raise OverflowError(f"item {i}: line too long for 32-bit SOP sums")
+    _cover_pos_max(&covers[it[_D_CP]], npos, it[_D_C], f"item {i}: ")
     return _delta_scratch(&it[0])
 
 

@@ -556,39 +556,6 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
         free(cp); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
 
 
-def position_lines(const int32_t[:, :, ::1] count, const int64_t[:, ::1] fan,
-                   int64_t[:, ::1] line_events, int64_t[:, ::1] line_sops,
-                   int64_t[::1] events, int64_t[::1] sops):
-    """Per-row events and SOPs from per-position counts (frame, H, W) and the
-    fan-out (H, W): ``line_events[f, y] = sum_x count``, ``line_sops[f, y] =
-    sum_x count * fan``; ``events``, ``sops`` their sums per frame."""
-    cdef Py_ssize_t F = count.shape[0], H = count.shape[1], W = count.shape[2]
-    cdef Py_ssize_t f, y, x
-    cdef int64_t ev, sp, ev_tot, sp_tot, c
-    if fan.shape[0] != H or fan.shape[1] != W:
-        raise ValueError("fan must have shape (H, W)")
-    if (line_events.shape[0] != F or line_events.shape[1] != H or line_sops.shape[0] != F
-            or line_sops.shape[1] != H or events.shape[0] != F or sops.shape[0] != F):
-        raise ValueError("outputs must have shape (frame, H) and (frame,)")
-    with nogil:
-        for f in range(F):
-            ev_tot = 0
-            sp_tot = 0
-            for y in range(H):
-                ev = 0
-                sp = 0
-                for x in range(W):
-                    c = count[f, y, x]
-                    ev += c
-                    sp += c * fan[y, x]
-                line_events[f, y] = ev
-                line_sops[f, y] = sp
-                ev_tot += ev
-                sp_tot += sp
-            events[f] = ev_tot
-            sops[f] = sp_tot
-
-
 # ---------------------------------------------------------------------------
 # Temporal delta
 # ---------------------------------------------------------------------------
@@ -1149,10 +1116,10 @@ cdef int _layer_frame(const int32_t *counts, const int64_t *sp_row, const uint32
 def layer_lines(const int32_t[::1] counts, const int64_t[:, ::1] rows, const uint32_t[::1] covers,
                 int64_t[:, ::1] events, int64_t[:, ::1] sops, int64_t[:, :, ::1] line_events=None,
                 int64_t[:, :, ::1] line_sops=None, int threads=1):
-    """Events and SOPs of many layers from :func:`stream_counts`' counts: per row
-    (columns ``_L_*``; row j fills ``events[j]``, ``sops[j]``, per frame) mode 0 sums
-    per-position counts by rows with the fan-out ``outer(cover_y, cover_x) * fch`` (as
-    :func:`position_lines`; ``covers``: every row's covers, uint32); mode 1 assembles a
+    """Events and SOPs of many layers from per-position counts (:func:`stream_counts`,
+    :func:`delta_counts`): per row (columns ``_L_*``; row j fills ``events[j]``, ``sops[j]``,
+    per frame) mode 0 sums per-position counts by rows with the fan-out
+    ``outer(cover_y, cover_x) * fch`` (``covers``: every row's covers, uint32); mode 1 assembles a
     lossless line delta's lines from pair and non-zero counts (row-major positions; axis 1
     scans columns): scan line h (row ``n-1-h`` of a reverse scan) sends ``X_h`` for h < s,
     ``X_h - X_{h-s}`` for s <= h < n (the pair of rows r-s, r belongs to scan line r forward

@@ -22,7 +22,7 @@ import numpy as np
 from . import _kernels
 from .workload import Layer
 
-__all__ = ["Line", "Layers", "count"]
+__all__ = ["Line", "Layers", "count", "position_lines"]
 
 _ITEM = {name: j for j, name in enumerate(_kernels.ITEM_COLUMNS)}
 _LINE = {name: j for j, name in enumerate(_kernels.LINE_COLUMNS)}
@@ -33,7 +33,7 @@ LINE_DELTA, TEMPORAL_DELTA = 3, 4         # delta_counts' ops (0 and 1 there)
 
 @dataclass(frozen=True)
 class Line:
-    """A lossless line delta's scan of one layer: axis (``"y"``/``"x"``), reference
+    """A line delta's scan of one layer: axis (``"y"``/``"x"``), reference
     distance ``s``, reverse scan, and the kernel's cover arrays (extended cover along the
     scan, conventional cover across it; left out of equality, as the scan and the layer
     determine them)."""
@@ -225,6 +225,14 @@ class _Builder:
         return np.array([u[1:] for u in units], np.int64).reshape(-1, 2)
 
 
+def _uint32_covers(covers: list[np.ndarray]) -> np.ndarray:
+    """``layer_lines``' covers: ``covers`` concatenated as uint32 (checked to fit)."""
+    cov = np.concatenate(covers) if covers else np.zeros(1, np.int64)
+    if cov.min() < 0 or cov.max() >= 2 ** 32:
+        raise ValueError(f"batched counts: covers must lie in [0, 2**32), got [{cov.min()}, {cov.max()}]")
+    return cov.astype(np.uint32)
+
+
 def _frozen(*arrays: np.ndarray) -> list[np.ndarray]:
     for a in arrays:
         a.flags.writeable = False
@@ -238,14 +246,12 @@ def _table(layout: tuple[tuple, ...], F: int) -> _Table:
     b = _Builder()
     for j, entry in enumerate(layout):
         b.add(j, *entry)
-    cov = np.concatenate(b.covers) if b.covers else np.zeros(1, np.int64)
-    if cov.min() < 0 or cov.max() >= 2 ** 32:
-        raise ValueError(f"batched counts: covers must lie in [0, 2**32), got [{cov.min()}, {cov.max()}]")
+    cov = _uint32_covers(b.covers)
     dcov = np.concatenate(b.delta_covers).astype(np.int64) if b.delta_covers else np.zeros(1, np.int64)
     arrays = _frozen(np.array(b.items, np.int64).reshape(-1, len(_ITEM)),
                      np.array(b.deltas, np.int64).reshape(-1, len(_DELTA)), b.units(F),
                      np.array(b.rows, np.int64).reshape(-1, len(_LINE)), np.array(b.row_of, np.intp),
-                     cov.astype(np.uint32), dcov)
+                     cov, dcov)
     width = max([r[_LINE["n_lines"]] for r in b.rows], default=0)
     delta_width = max([d[_DELTA["n_lines"]] for d in b.deltas], default=0)
     ops = np.array([entry[4] for entry in layout], np.int64)
@@ -300,3 +306,17 @@ def count(entries: list[tuple[Layer, np.ndarray, int, int, int, Line | None, int
     e = np.zeros((n, F, 3), np.int64)
     e[t.stream_of], e[t.delta_of] = errs[t.item_of[t.stream_of]], derrs[t.item_of[t.delta_of]]
     return Layers(events, sops, e[..., 0], e[..., 1], e[..., 2], line_ev, line_sp)
+
+
+def position_lines(layer: Layer, count: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Events and SOPs ``(F,)`` and per-row line events and SOPs ``(F, H)`` of ``layer`` from
+    per-position counts ``count`` ``(F, H, W)`` int32 of its input (``layer_lines``' mode 0,
+    as in :func:`count`)."""
+    F, H, W = count.shape
+    row, cov = _line_row(layer, (F, 0, H, W), 0, 0, None, 0)
+    ev, sp = np.zeros((1, F), np.int64), np.zeros((1, F), np.int64)
+    le, ls = np.zeros((1, F, H), np.int64), np.zeros((1, F, H), np.int64)
+    if F:
+        _kernels.layer_lines(np.ascontiguousarray(count, np.int32).reshape(-1), np.array([row], np.int64),
+                             _uint32_covers(cov), ev, sp, le, ls)
+    return ev[0], sp[0], le[0], ls[0]

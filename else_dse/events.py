@@ -286,10 +286,7 @@ def _position_counts(kernel: Any, X: np.ndarray, zp: int, *args: Any,
 
 def _from_position_counts(layer: Layer, res: tuple[np.ndarray, ...]) -> _Counts:
     count, emax, esq, xsq = res
-    F, H = count.shape[0], count.shape[1]
-    line_events, line_sops = np.empty((F, H), np.int64), np.empty((F, H), np.int64)
-    events, sops = np.empty(F, np.int64), np.empty(F, np.int64)
-    _kernels.position_lines(count, _fan_out(layer), line_events, line_sops, events, sops)
+    events, sops, line_events, line_sops = batched.position_lines(layer, count)
     return _Counts(events, sops, emax.astype(np.float64), esq, xsq, line_events, line_sops)
 
 
@@ -450,7 +447,7 @@ def _layer_entry(layer: Layer, scheme: Scheme) -> tuple[int, int, batched.Line |
 
 
 def _run_batch(cache: "_TensorCache", layers: list[Layer], entries: list[tuple], F: int,
-                  lines: bool) -> batched.Layers:
+               lines: bool) -> batched.Layers:
     """:func:`batched.count` of ``layers`` under their ``_batch_entry``, on the codes
     as stored (read once per tensor, not kept in ``cache``)."""
     codes: dict[str, tuple[np.ndarray, int]] = {}

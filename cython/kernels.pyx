@@ -46,12 +46,12 @@ cdef extern from "kernels_core.h" nogil:
                        int32_t theta, int closed, int32_t tau, int16_t *ref, int16_t *rec, int32_t *cnt,
                        ek_err *err, int32_t *out)
     void ek_line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                       Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
+                       Py_ssize_t npos, int reverse, int prefetch, const int64_t *cover_line, Py_ssize_t L,
                        Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
                        int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
                        int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
     void ek_line_frame16(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                         Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
+                         Py_ssize_t npos, int reverse, int prefetch, const int64_t *cover_line, Py_ssize_t L,
                          Py_ssize_t s, const int16_t *cp, int32_t theta, int closed, int32_t tau,
                          int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb,
                          int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out)
@@ -70,7 +70,7 @@ cdef extern from "kernels_core.h" nogil:
                                 const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
                                 int32_t *hl, int with_error)
     void ek_line_frame_thresholds(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                                  Py_ssize_t npos, int reverse, const int64_t *cover_line,
+                                  Py_ssize_t npos, int reverse, int prefetch, const int64_t *cover_line,
                                   Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
                                   const int32_t *thetas, Py_ssize_t T, int closed, int32_t tau,
                                   int32_t *states, int32_t *xl, int32_t *xtl, int32_t *eb,
@@ -140,20 +140,22 @@ cdef void _temporal_frames(int kind, const void *x, Py_ssize_t n, Py_ssize_t F, 
 
 
 cdef inline void _line_frame(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
-                             Py_ssize_t npos, int reverse, const int64_t *cover_line, Py_ssize_t L,
-                             Py_ssize_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                             int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb, int64_t *line_ev,
-                             int64_t *line_sp, ek_err *err, int32_t *out, bint narrow) noexcept nogil:
+                             Py_ssize_t npos, int reverse, int prefetch, const int64_t *cover_line,
+                             Py_ssize_t L, Py_ssize_t s, const int32_t *cp, int32_t theta, int closed,
+                             int32_t tau, int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                             int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out,
+                             bint narrow) noexcept nogil:
     """ek_line_frame, on 16-bit state and lanes when ``narrow`` (the int32 scratch
-    then holds int16 buffers of the same element counts, and ``cp`` int16 covers)."""
+    then holds int16 buffers of the same element counts, and ``cp`` int16 covers);
+    ``prefetch``: the codes are read from memory (not a transpose just written)."""
     if narrow:
-        ek_line_frame16(kind, x, zp, C, n_real, npos, reverse, cover_line, L, s, <const int16_t *>cp, theta,
-                        closed, tau,
+        ek_line_frame16(kind, x, zp, C, n_real, npos, reverse, prefetch, cover_line, L, s,
+                        <const int16_t *>cp, theta, closed, tau,
                         <int16_t *>ref, <int16_t *>rec, <int16_t *>xl, <int16_t *>eb, line_ev, line_sp,
                         err, out)
     else:
-        ek_line_frame(kind, x, zp, C, n_real, npos, reverse, cover_line, L, s, cp, theta, closed, tau,
-                      ref, rec, xl, eb, line_ev, line_sp, err, out)
+        ek_line_frame(kind, x, zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, theta,
+                      closed, tau, ref, rec, xl, eb, line_ev, line_sp, err, out)
 
 
 cdef inline void _line(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
@@ -179,14 +181,14 @@ cdef inline void _line(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssi
                                    <int16_t *>tbuf + (c - c0) * H * W)
                 else:
                     ek_transpose(kind, <const char *>x + c * plane, zp, H, W, tbuf + (c - c0) * H * W)
-            _line_frame(EK_I16 if t16 else EK_I32, tbuf, 0, cc, W, H, reverse, cover_line, L, s, cp,
+            _line_frame(EK_I16 if t16 else EK_I32, tbuf, 0, cc, W, H, reverse, 0, cover_line, L, s, cp,
                         theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err,
                         obuf if out != NULL else NULL, narrow)
             if out != NULL:
                 for c in range(c0, c0 + cc):
                     ek_transpose(EK_I32, obuf + (c - c0) * H * W, 0, W, H, out + c * H * W)
         return
-    _line_frame(kind, x, zp, C, H, W, reverse, cover_line, L, s, cp, theta, closed, tau,
+    _line_frame(kind, x, zp, C, H, W, reverse, 1, cover_line, L, s, cp, theta, closed, tau,
                 ref, rec, xl, eb, line_ev, line_sp, err, out, narrow)
 
 
@@ -211,7 +213,7 @@ cdef inline void _line_thresholds(const code_t *x, int32_t zp, Py_ssize_t C, Py_
                                   int32_t *eb, int64_t *ev, int64_t *sp, int32_t *emax, int64_t *esq,
                                   int64_t *xsq, const int32_t *lut, int32_t amax, int64_t *hc,
                                   int64_t *hs, int32_t *hl, int werr) noexcept nogil:
-    ek_line_frame_thresholds(_kind(x), x, zp, C, H, W, reverse, cover_line, L, s, cp, thetas, T, closed,
+    ek_line_frame_thresholds(_kind(x), x, zp, C, H, W, reverse, 1, cover_line, L, s, cp, thetas, T, closed,
                              tau, states, xl, xtl, eb, ev, sp, emax, esq, xsq, lut, amax, hc, hs, hl,
                              werr)
 
@@ -542,7 +544,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                         cc = min(chunk, C - c0)
                         for c in range(c0, c0 + cc):
                             _transpose(&X[f, c, 0, 0], zp, H, W, tbuf + (c - c0) * H * W)
-                        ek_line_frame_thresholds(EK_I32, tbuf, 0, cc, W, H, reverse, &cover_line[0], L,
+                        ek_line_frame_thresholds(EK_I32, tbuf, 0, cc, W, H, reverse, 0, &cover_line[0], L,
                                                  s, cp, &thetas[0], T, closed, tau, states, buf,
                                                  buf + nc, buf + 2 * nc, acc, acc + T, emax,
                                                  acc + 2 * T, &x_sq[f], &lut[0], amax,

@@ -94,6 +94,26 @@ static void EK_SUF(ek_conventional)(const CODE_T *restrict x, int32_t zp, ptrdif
     }
 }
 
+/* Before line h of a scan over C planes (stride `plane`) of n_real rows of npos
+ * codes: a line reads one short row in each plane, more streams than the hardware
+ * prefetchers follow, so the rows of the lines EK_AHEAD ahead are prefetched; rows
+ * that share cache lines (short rows) once for every 64 bytes of lines. */
+static inline void EK_SUF(ek_prefetch_lines)(const CODE_T *restrict x, ptrdiff_t h, ptrdiff_t n_real,
+                                             ptrdiff_t npos, int reverse, ptrdiff_t C, ptrdiff_t plane) {
+    const ptrdiff_t row_bytes = npos * (ptrdiff_t)sizeof(CODE_T), step = 64 / (ptrdiff_t)sizeof(CODE_T);
+    const ptrdiff_t every = row_bytes >= 64 || row_bytes <= 0 ? 1 : 64 / row_bytes, first = h + EK_AHEAD;
+    ptrdiff_t k, lo, len, c, j;
+    if (h % every != 0 || first >= n_real) return;
+    k = n_real - first < every ? n_real - first : every;      /* lines first .. first + k - 1 */
+    lo = (reverse ? n_real - first - k : first) * npos;
+    len = k * npos;
+    for (c = 0; c < C; c++) {
+        const CODE_T *restrict src = x + c * plane + lo;
+        for (j = 0; j < len; j += step) __builtin_prefetch(src + j);
+        __builtin_prefetch(src + len - 1);
+    }
+}
+
 /* The stateful loops: 32-bit state for every code type, 16-bit state where
  * values fit (8-bit codes, and the int16 / int32 transposes of 8-bit codes). */
 #define EK_ST int32_t
@@ -297,10 +317,11 @@ static void EK_SUF(ek_temporal_thresholds)(const CODE_T *restrict x, int32_t zp,
  * Open loop: D_h = Xt_h - Xt_{h-s} is shared by every threshold; with_error
  * runs the consumer's recursion per threshold and counts on the way, without it
  * D is only histogrammed (hc, hs: T+1 bins, bin lut[min(|D|, amax)], SOP weight
- * cp * cover_line), as in ek_temporal_thresholds. xsq once (with_error only). hl: 8*EK_HSTRIDE(T) int32 scratch. */
+ * cp * cover_line), as in ek_temporal_thresholds. xsq once (with_error only). hl:
+ * 8*EK_HSTRIDE(T) int32 scratch. prefetch: as in ek_line_chunk. */
 EK_CLONES
 static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
-                                             ptrdiff_t n_real, ptrdiff_t npos, int reverse,
+                                             ptrdiff_t n_real, ptrdiff_t npos, int reverse, int prefetch,
                                              const int64_t *restrict cover_line, ptrdiff_t L,
                                              ptrdiff_t s, const int32_t *restrict cp,
                                              const int32_t *restrict thetas, ptrdiff_t T, int closed,
@@ -316,6 +337,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
     memset(states, 0, (size_t)((closed ? 2 * T : T + 1) * ring) * sizeof(int32_t));
     for (h = 0; h < L; h++) {
         int32_t xmax = 0;
+        if (prefetch) EK_SUF(ek_prefetch_lines)(x, h, n_real, npos, reverse, C, n_real * npos);
         if (cover_line[h] == 0) continue;
         if (h < n_real) {
             const CODE_T *restrict src = x + (reverse ? n_real - 1 - h : h) * npos;
@@ -423,7 +445,7 @@ static void EK_SUF(ek_line_chunk_thresholds)(const CODE_T *restrict x, int32_t z
 /* One frame for T thresholds, channels in L1-sized chunks (see ek_line_frame);
  * states must hold 2*T*s*chunk*npos int32, xl/xtl/eb chunk*npos. */
 static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
-                                             ptrdiff_t n_real, ptrdiff_t npos, int reverse,
+                                             ptrdiff_t n_real, ptrdiff_t npos, int reverse, int prefetch,
                                              const int64_t *restrict cover_line, ptrdiff_t L,
                                              ptrdiff_t s, const int32_t *restrict cp,
                                              const int32_t *restrict thetas, ptrdiff_t T, int closed,
@@ -439,7 +461,7 @@ static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t z
     if (chunk < 1) chunk = 1;
     for (c0 = 0; c0 < C; c0 += chunk) {
         ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
-        EK_SUF(ek_line_chunk_thresholds)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse,
+        EK_SUF(ek_line_chunk_thresholds)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, prefetch,
                                          cover_line, L, s, cp, thetas, T, closed, tau, states, xl,
                                          xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out,
                                          lut, amax, hc, hs, hl, with_error);

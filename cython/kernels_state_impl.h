@@ -171,10 +171,12 @@ static inline __attribute__((always_inline)) void EK_SS(ek_closed_line)(
  * line_ev[h] += events, line_sp[h] += sum [Dt != 0] * cp * cover_line[h].
  * theta = tau = 0 is lossless (X = Y exactly): the error terms (and x^2) are skipped.
  * out (or NULL; int32, the layout of x): the reconstruction of the real lines,
- * R (closed loop) or Y (open loop) on needed lines, X on lines no row reads. */
+ * R (closed loop) or Y (open loop) on needed lines, X on lines no row reads.
+ * prefetch: rows EK_AHEAD lines ahead are prefetched (codes in memory, not a
+ * transpose just written; see ek_prefetch_lines). */
 EK_CLONES
 static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
-                                 ptrdiff_t npos, int reverse,
+                                 ptrdiff_t npos, int reverse, int prefetch,
                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
                                  const EK_ST *restrict cp, int32_t theta32, int closed,
                                  int32_t tau32, EK_ST *restrict ref, EK_ST *restrict rec,
@@ -191,6 +193,7 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
         EK_SQ xsq = 0;
         int32_t ev = 0, spi = 0;
         EK_ST *restrict r, *restrict y;
+        if (prefetch) EK_SUF(ek_prefetch_lines)(x, h, n_real, npos, reverse, C, plane);
         if (cover_line[h] == 0) {
             if (out && h < n_real) {  /* not sent, not read: the reconstruction keeps X */
                 ptrdiff_t row = (reverse ? n_real - 1 - h : h) * npos;
@@ -268,7 +271,7 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
  * buffers passed must hold s*C*npos (ref, rec) and C*npos (xl, eb, cp) EK_ST;
  * out (or NULL) C*n_real*npos. */
 static void EK_SS(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
-                                 ptrdiff_t npos, int reverse,
+                                 ptrdiff_t npos, int reverse, int prefetch,
                                  const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
                                  const EK_ST *restrict cp, int32_t theta, int closed, int32_t tau,
                                  EK_ST *restrict ref, EK_ST *restrict rec,
@@ -279,7 +282,8 @@ static void EK_SS(ek_line_frame)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
     if (chunk < 1) chunk = 1;
     for (c0 = 0; c0 < C; c0 += chunk) {
         ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
-        EK_SS(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, cover_line, L, s,
+        EK_SS(ek_line_chunk)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, prefetch, cover_line,
+                             L, s,
                              cp, theta, closed, tau, ref, rec, xl, eb, line_ev, line_sp, err,
                              out ? out + c0 * n_real * npos : NULL);
     }

@@ -22,7 +22,10 @@ the code), best of ``--repeat`` runs; ``--wall`` uses wall-clock time.
 
 Each recording's table is followed by thread scaling (wall clock): count_events
 on 1 and 2 kernel threads, and on 2 threads against one count_nonzero pass over
-the uint8 codes. The main table runs the kernels on one thread.
+the uint8 codes; then the time of the Dataset assembly count_events ends with
+(``events.stats_dataset`` of the same per-layer rows) and the 2-thread ratio
+without it (kernels and their bookkeeping). The main table runs the kernels on one
+thread.
 
 A scale table (first recording, frames repeated up to ``--scale-frames``) times
 open + quantize + count_events end to end in memory, out of core (chunks) and on
@@ -48,6 +51,7 @@ from typing import Any, Callable
 import numpy as np
 
 import else_dse as ed
+from else_dse.events import LayerStats, stats_dataset
 from else_dse.recording import QuantizedRecording
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,19 +241,36 @@ def wall_time(fn: Callable[[], Any], repeat: int) -> float:
     return max(best, 1e-9)
 
 
+def assembly_time(q: QuantizedRecording, scheme: ed.schemes.Scheme, ds: Any, repeat: int) -> float:
+    """Wall-clock time of building ``ds`` (a count_events result) again from its per-layer rows
+    with ``events.stats_dataset``, the assembler count_events ends with: what a call costs
+    beyond its kernels and their bookkeeping."""
+    lines = "line_events" in ds
+    v = {k: ds[k].values for k in ("events", "sops", "max_error", "rel_error", "line_events", "line_sops")
+         if k in ds}
+    rows = [LayerStats(v["events"][i], v["sops"][i], v["max_error"][i], v["rel_error"][i],
+                       *((v["line_events"][i], v["line_sops"][i]) if lines else ()))
+            for i in range(len(q.layers))]
+    return wall_time(lambda: stats_dataset(q, scheme, rows), repeat)
+
+
 def bench_threads(q: QuantizedRecording, raw: dict[str, np.ndarray], repeat: int) -> list[dict]:
     """Wall-clock time of count_events on 1 and 2 kernel threads, and on 2 threads
-    against one single-threaded count_nonzero pass over the uint8 codes."""
+    against one single-threaded count_nonzero pass over the uint8 codes, with and
+    without the Dataset assembly (:func:`assembly_time`)."""
     t_nnz8 = wall_time(lambda: [np.count_nonzero(raw[layer.input]) for layer in q.layers], repeat)
     print(f"{'  thread scaling (wall clock)':48s} {'1 thread s':>10s} {'2 threads s':>11s} "
-          f"{'speedup':>8s} {'2 thr / u8':>10s}")
+          f"{'speedup':>8s} {'2 thr / u8':>10s} {'Dataset s':>10s} {'w/o it / u8':>11s}")
     rows = []
     for scheme in SCHEMES:
         t1 = wall_time(lambda: ed.count_events(q, scheme, threads=1), repeat)
         t2 = wall_time(lambda: ed.count_events(q, scheme, threads=2), repeat)
-        print(f"  {str(scheme):46s} {t1:10.4f} {t2:11.4f} {t1 / t2:7.2f}x {t2 / t_nnz8:9.1f}x")
+        t_asm = assembly_time(q, scheme, ed.count_events(q, scheme, threads=1), repeat)
+        print(f"  {str(scheme):46s} {t1:10.4f} {t2:11.4f} {t1 / t2:7.2f}x {t2 / t_nnz8:9.1f}x "
+              f"{t_asm:10.4f} {(t2 - t_asm) / t_nnz8:10.1f}x")
         rows.append({"wall_1_thread_s": t1, "wall_2_threads_s": t2, "thread_speedup": t1 / t2,
-                     "wall_2_threads_vs_count_nonzero_u8": t2 / t_nnz8})
+                     "wall_2_threads_vs_count_nonzero_u8": t2 / t_nnz8, "dataset_assembly_s": t_asm,
+                     "wall_2_threads_without_assembly_vs_count_nonzero_u8": (t2 - t_asm) / t_nnz8})
     return rows
 
 

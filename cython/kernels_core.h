@@ -271,18 +271,18 @@ EK_ENTRY16(ek_temporal16, (int kind, const void *x, int32_t zp, ptrdiff_t n, ptr
            zp, n, off, N, theta, closed, tau, ref, rec, cnt, err, out)
 EK_ENTRY16(ek_line_frame16, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                              ptrdiff_t npos, int reverse, int prefetch, const int64_t *cover_line,
-                             ptrdiff_t L, ptrdiff_t s, const int16_t *cp, int32_t theta, int closed, int32_t tau,
-                             int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb, int64_t *line_ev,
-                             int64_t *line_sp, ek_err *err, int32_t *out),
-           zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, theta, closed, tau, ref, rec, xl, eb,
-           line_ev, line_sp, err, out)
+                             ptrdiff_t L, ptrdiff_t s, const int16_t *cp, int32_t theta, int closed,
+                             int32_t tau, int16_t *ref, int16_t *rec, int16_t *xl, int16_t *eb,
+                             int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out),
+           zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, theta, closed, tau, ref, rec,
+           xl, eb, line_ev, line_sp, err, out)
 EK_ENTRY(ek_line_frame, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
-                         ptrdiff_t npos, int reverse, int prefetch, const int64_t *cover_line, ptrdiff_t L,
-                         ptrdiff_t s, const int32_t *cp, int32_t theta, int closed, int32_t tau,
-                         int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb, int64_t *line_ev,
-                         int64_t *line_sp, ek_err *err, int32_t *out),
-         zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, theta, closed, tau, ref, rec, xl, eb,
-         line_ev, line_sp, err, out)
+                         ptrdiff_t npos, int reverse, int prefetch, const int64_t *cover_line,
+                         ptrdiff_t L, ptrdiff_t s, const int32_t *cp, int32_t theta, int closed,
+                         int32_t tau, int32_t *ref, int32_t *rec, int32_t *xl, int32_t *eb,
+                         int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out),
+         zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, theta, closed, tau, ref, rec,
+         xl, eb, line_ev, line_sp, err, out)
 EK_ENTRY(ek_transpose, (int kind, const void *x, int32_t zp, ptrdiff_t n_rows, ptrdiff_t n_cols,
                         int32_t *dst),
          zp, n_rows, n_cols, dst)
@@ -309,8 +309,8 @@ EK_ENTRY(ek_line_frame_thresholds, (int kind, const void *x, int32_t zp, ptrdiff
                                     int64_t *esq_out, int64_t *xsq_out, const int32_t *lut,
                                     int32_t amax, int64_t *hc, int64_t *hs, int32_t *hl,
                                     int with_error),
-         zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, thetas, T, closed, tau, states, xl,
-         xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out, lut, amax, hc, hs, hl, with_error)
+         zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, thetas, T, closed, tau, states,
+         xl, xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out, lut, amax, hc, hs, hl, with_error)
 
 /* frame_diff reads two code arrays of one type */
 #define EK_FRAME_DIFF(T, suf) ek_frame_diff_##suf(EK_CAST(T, cur), EK_CAST(T, prev), C, N, cnt)

@@ -461,9 +461,9 @@ static void EK_SUF(ek_line_frame_thresholds)(const CODE_T *restrict x, int32_t z
     if (chunk < 1) chunk = 1;
     for (c0 = 0; c0 < C; c0 += chunk) {
         ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
-        EK_SUF(ek_line_chunk_thresholds)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, prefetch,
-                                         cover_line, L, s, cp, thetas, T, closed, tau, states, xl,
-                                         xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out,
+        EK_SUF(ek_line_chunk_thresholds)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse,
+                                         prefetch, cover_line, L, s, cp, thetas, T, closed, tau, states,
+                                         xl, xtl, eb, ev_out, sp_out, emax_out, esq_out, xsq_out,
                                          lut, amax, hc, hs, hl, with_error);
     }
 }

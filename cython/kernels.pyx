@@ -1007,11 +1007,15 @@ cdef class _CodeViews:
 
 cdef void _stream_unit(const char *x, const int64_t *it, Py_ssize_t f, int32_t *counts,
                        int64_t *err) noexcept nogil:
-    """Frame ``f`` of one ``stream_counts`` item (``x``: the item's codes)."""
+    """Frame ``f`` of one ``stream_counts`` item (``x``: the item's codes); its counts are
+    zeroed first."""
     cdef int kind = <int>it[_I_KIND]
     cdef Py_ssize_t C = it[_I_C], N = it[_I_N], fs = C * N * _code_size(kind)
     cdef ek_err e
     _err_zero(&e)
+    memset(counts + it[_I_OUT] + f * N, 0, N * sizeof(int32_t))
+    if it[_I_OUT2] != it[_I_OUT]:
+        memset(counts + it[_I_OUT2] + f * N, 0, N * sizeof(int32_t))
     if it[_I_OP] == 0:
         ek_conventional(kind, x + f * fs, <int32_t>it[_I_ZP], C, N, <int32_t>it[_I_ARG],
                         counts + it[_I_OUT] + f * N, &e, NULL)
@@ -1033,7 +1037,7 @@ def stream_counts(list codes, const int64_t[:, ::1] items, Py_ssize_t F, int32_t
     """The streaming kernels of many tensors in one call: per item (a row of ``items``,
     columns ``_I_*``) the per-position counts of frames ``0..F`` of ``codes[row[0]]``
     (C-contiguous, ``F * C * N`` codes of type ``row[1]``) into ``counts`` at the row's
-    offsets (zeroed by the caller): op 0 :func:`conventional`, op 1 a lossless
+    offsets (each unit zeroes its own first): op 0 :func:`conventional`, op 1 a lossless
     :func:`temporal_delta` without state, op 2 lossless line-delta pairs (``ek_pair_counts``). ``errs[item, f]``
     receives (max error, sum of squared errors, sum X**2) of op 0. Items x frames run
     on ``threads`` OpenMP threads, each unit writing its own outputs."""
@@ -1207,7 +1211,7 @@ cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t
                       const int64_t *covers, int32_t *counts, int64_t *line_ev, int64_t *line_sp,
                       int64_t *err, int32_t *scratch, ek_err *es) noexcept nogil:
     """Frame ``f`` of a line-delta item (``line_ev``/``line_sp``: its lines, zeroed), or every
-    frame of a temporal item (``f`` < 0; counts at the item's offset, zeroed); ``err``: the
+    frame of a temporal item (``f`` < 0; counts at the item's offset, zeroed here); ``err``: the
     item's (F, 3) errors; ``scratch`` (_delta_scratch) and ``es`` (F) of the thread."""
     cdef Py_ssize_t C = it[_D_C], H = it[_D_H], W = it[_D_W], N = H * W, n = C * N, s = it[_D_S]
     cdef Py_ssize_t npos = W if it[_D_AXIS] == 0 else H, m = C * npos, c, p, i0 = 0, g
@@ -1220,6 +1224,7 @@ cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t
     if it[_D_OP] == 1:
         for g in range(F):
             _err_zero(&es[g])
+        memset(counts + it[_D_OUT], 0, F * N * sizeof(int32_t))
         while i0 < n:   # blocks from zeros through every frame
             memset(scratch, 0, 2 * TB * sizeof(int32_t))
             _temporal_frames(kind, x, n, F, N, i0, min(TB, n - i0), zp, <int32_t>it[_D_THETA],
@@ -1278,8 +1283,8 @@ def delta_counts(list codes, const int64_t[:, ::1] items, const int64_t[:, ::1] 
     ``DELTA_COLUMNS``) over frames ``0..F`` of ``codes[row[0]]`` (C-contiguous ``F*C*H*W``
     codes): op 0 :func:`line_delta` into ``line_events[item]``, ``line_sops[item]``
     (``(F, width)``, zeroed); op 1 :func:`temporal_delta` from zeros into the per-position
-    counts at the item's offset in ``counts`` (``F*H*W``, zeroed). ``errs[item, f]``:
-    (max error, sum of squared errors, sum X**2). ``units`` ``(item, frame)`` rows, frame
+    counts at the item's offset in ``counts`` (``F*H*W``; the unit zeroes it first).
+    ``errs[item, f]``: (max error, sum of squared errors, sum X**2). ``units`` ``(item, frame)`` rows, frame
     -1 for a temporal item's every frame, run on ``threads`` OpenMP threads in the order
     given (dynamic schedule); every unit writes its own outputs."""
     cdef Py_ssize_t n = items.shape[0], nu = units.shape[0], nc = len(codes), i, u, mx = 1

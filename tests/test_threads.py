@@ -175,13 +175,9 @@ STREAMING = st.sampled_from([ed.Conventional(), ed.Conventional(tau=1), ed.LineD
                              ed.TemporalDelta(threshold=1), ed.TemporalDelta(threshold=2, tau=1, loop="open")])
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.data(), st.booleans())
-def test_the_batch_counts_what_each_layer_alone_counts(data, lines):
-    """count_events runs the schemes of all layers in one batch (else_dse.batched; lossless,
-    lossy line and temporal deltas): every layer's statistics equal those of a recording of
-    that layer alone, on every thread count, beside per-layer (dense) layers of the same plan
-    and layers sharing a tensor."""
+def _batch_case(data: st.DataObject) -> tuple:
+    """2-5 conv/depthwise layers (the last two share a tensor) under schemes drawn from
+    STREAMING: the layers, their tensors, the plan and the recording."""
     n = data.draw(st.integers(2, 5))
     layers, tensors = [], {}
     for i in range(n):
@@ -191,7 +187,17 @@ def test_the_batch_counts_what_each_layer_alone_counts(data, lines):
         if tensor not in tensors:
             tensors[tensor] = data.draw(codes_st((2,) + layers[-1].input_shape, bits=8))
     plan = ed.Plan({layer.name: data.draw(STREAMING) for layer in layers})
-    q = make_qrec(layers, tensors, bits=8)
+    return layers, tensors, plan, make_qrec(layers, tensors, bits=8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data(), st.booleans())
+def test_the_batch_counts_what_each_layer_alone_counts(data, lines):
+    """count_events runs the schemes of all layers in one batch (else_dse.batched; lossless,
+    lossy line and temporal deltas): every layer's statistics equal those of a recording of
+    that layer alone, on every thread count, beside per-layer (dense) layers of the same plan
+    and layers sharing a tensor."""
+    layers, tensors, plan, q = _batch_case(data)
     for threads in (1, 2):
         got = ed.count_events(q, plan, lines=lines, threads=threads)
         for layer, scheme in zip(layers, plan.resolve(layers)):
@@ -204,6 +210,20 @@ def test_the_batch_counts_what_each_layer_alone_counts(data, lines):
                 k = want.sizes["line"]
                 np.testing.assert_array_equal(one["line_events"].values[:, :k], want["line_events"].values)
                 assert not one["line_events"].values[:, k:].any()
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_batch_kernels_zero_the_counts_they_fill(data):
+    """The batch's per-position counts are not zeroed in advance (batched._counts_buffer):
+    every stream and temporal-delta unit zeroes its own, so a buffer full of garbage gives
+    the same statistics."""
+    from else_dse import batched
+    _, _, plan, q = _batch_case(data)
+    want = ed.count_events(q, plan, threads=1)
+    with mock.patch.object(batched, "_counts_buffer", lambda size: np.full(max(size, 1), -12345, np.int32)):
+        for threads in (1, 2):
+            xr.testing.assert_identical(ed.count_events(q, plan, threads=threads), want)
 
 
 def test_batch_kernels_refuse_inconsistent_rows():

@@ -489,6 +489,8 @@ def _pad_lines(L: int, F: int, rows: Mapping[int, tuple[np.ndarray, np.ndarray]]
                block: tuple[list[int], np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Line events and SOPs ``(L, F, width)``, zero-padded to the most lines: layer ``i``'s
     ``(F, lines)`` arrays from ``rows[i]``, and ``block`` ``(layers, (n, F, w) events, SOPs)``."""
+    if block is not None and not rows and len(block[0]) == L and list(block[0]) == list(range(L)):
+        return block[1], block[2]               # every layer in the block, in order: as they are
     widths = [ev.shape[1] for ev, _ in rows.values()] + ([block[1].shape[2]] if block else [])
     width = max(widths, default=0)
     out = np.zeros((L, F, width), np.int64), np.zeros((L, F, width), np.int64)

@@ -35,7 +35,10 @@ deltas that carry each threshold's state across chunks.
 
 A last table times ``event_curve`` over 16 and 64 thresholds against as many
 ``count_events`` calls on the same layer (closed and open loop, with and
-without the error; open loop without error is a pure histogram of ``|D|``).
+without the error; open loop without error is a pure histogram of ``|D|``),
+followed by the curves of every conv layer per scheme family (5 thresholds,
+error included, what the search's statistics cache computes) on 1 and 2
+threads.
 
     python benchmarks/bench_events.py [--frames 8] [--repeat 3] [--data data/x.nc ...]
 """
@@ -329,6 +332,37 @@ def bench_curve(name: str, rec: ed.Recording, frames: int, repeat: int,
     return rows
 
 
+
+CURVE_FAMILIES: list[ed.schemes.Scheme] = [ed.Conventional(), ed.LineDelta(), ed.LineDelta(axis="x"),
+                                           ed.TemporalDelta()]
+
+
+def bench_curve_threads(name: str, rec: ed.Recording, frames: int, repeat: int,
+                        thresholds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> list[dict]:
+    """Wall-clock time of ``event_curve`` (error included) over every conv layer, per scheme
+    family, on 1 and 2 kernel threads: what the search's statistics cache computes. The
+    two thread counts are checked to give identical curves."""
+    rec = rec.select_frames(range(min(frames, rec.n_frames)))
+    q = rec.quantize(bits=8)
+    names = [l.name for l in q.layers if l.op != "fc"]
+    print(f"\n{name}: event_curve of {len(names)} layers, {q.n_frames} frames, thresholds "
+          f"{list(thresholds)} (wall clock, sum over layers)")
+    print(f"{'scheme family':44s} {'1 thread s':>10s} {'2 threads s':>11s} {'speedup':>8s}")
+    rows, tot = [], [0.0, 0.0]
+    for scheme in CURVE_FAMILIES:
+        def run(threads: int) -> list:
+            return [ed.event_curve(q, n, scheme, thresholds, threads=threads) for n in names]
+        for a, b in zip(run(1), run(2)):
+            if not a.identical(b):
+                raise AssertionError(f"event_curve differs between 1 and 2 threads under {scheme}")
+        t1, t2 = wall_time(lambda: run(1), repeat), wall_time(lambda: run(2), repeat)
+        tot[0], tot[1] = tot[0] + t1, tot[1] + t2
+        print(f"{str(scheme):44s} {t1:10.4f} {t2:11.4f} {t1 / t2:7.2f}x")
+        rows.append({"recording": name, "scheme": str(scheme), "wall_1_thread_s": t1,
+                     "wall_2_threads_s": t2, "thread_speedup": t1 / t2})
+    print(f"{'all families':44s} {tot[0]:10.4f} {tot[1]:11.4f} {tot[0] / tot[1]:7.2f}x")
+    return rows
+
 SCALE_SCHEMES: list[ed.schemes.Scheme] = [ed.LineDelta(threshold=2), ed.TemporalDelta(threshold=2)]
 
 
@@ -440,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
             recs = {p: ed.open_recording(p) for p in paths}
             p = max(paths, key=lambda p: min(args.frames, recs[p].n_frames))
             bench_curve(Path(p).stem, recs[p], args.frames, args.repeat)
+            if not args.no_threads:
+                bench_curve_threads(Path(p).stem, recs[p], args.frames, args.repeat)
         else:
             bench_curve("synthetic", synthetic(), args.frames, args.repeat)
     if not args.no_scale:

@@ -110,6 +110,31 @@ def test_plan_stats_equal_count_events_for_random_plans(rec):
         xr.testing.assert_identical(cached, direct)
 
 
+
+def test_prefill_computes_every_row_the_space_asks_for_on_threads(rec):
+    space = Space(schemes=("conventional", "dense", "temporal") + search.LINE_ORDERINGS,
+                  threshold=IntRange(0, 3), bits=Choice(4, 8), tau=IntRange(0, 1))
+    problem = search.define(rec, space, ["sops", "error"])
+    problem.cache.threads = 2
+    assert problem.prefill(n_trials=1) == 0 and len(problem.cache._rows) == 0   # more curves than 1 trial asks for
+    n = problem.prefill(n_trials=50)
+    # per bits: each layer's conventional curve (every tau at once), temporal and 4 line orderings
+    # per tau (fc has no line delta)
+    assert n == 2 * (4 * (1 + 2 * 5) - 4 * 2)
+    rows = len(problem.cache._rows)
+    assert problem.prefill(n_trials=50) == 0                     # nothing left to compute
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=7))
+    for _ in range(12):
+        cfg = problem.config(problem.suggest(study.ask()))
+        if any(isinstance(s, ed.Dense) for s in cfg.plan.resolve(rec.layers)):
+            continue                                             # dense rows are counted on demand
+        xr.testing.assert_identical(problem.cache.stats(cfg.plan, cfg.bits),
+                                    ed.count_events(rec.quantize(bits=cfg.bits), cfg.plan))
+    assert len(problem.cache._rows) == rows                      # every row was there
+    single = search.define(rec, space, ["sops", "error"])
+    single.cache.threads = 1
+    assert single.prefill(50) == 0 and len(single.cache._rows) == 0   # one thread: on demand as before
+
 def test_cache_is_keyed_on_content_not_identity(rec):
     other = synthetic(seed=1)
     assert search.content_hash(rec) == search.content_hash(synthetic())

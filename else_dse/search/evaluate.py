@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ..cost import Estimate
-from ..events import LayerStats, StatsArrays, count_events, curve_values, stats_arrays
+from ..events import LayerStats, StatsArrays, count_events, curve_values, resolve_threads, stats_arrays
 from ..recording import QuantizedRecording, Recording
 from ..schemes import Dense, Plan, Scheme, as_plan
 from . import layer_columns
@@ -133,8 +133,7 @@ class StatsCache:
     def _row(self, qrec: QuantizedRecording, base: tuple[str, int, str], name: str,
              scheme: Scheme) -> LayerStats:
         """The row of one layer (under the lock; ``base``: content, bits, calibration)."""
-        base = base + (name,)
-        key = base + (scheme,)
+        key = base + (name, scheme)
         row = self._rows.lookup(key)
         if row is not None:
             return row
@@ -143,19 +142,65 @@ class StatsCache:
             row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
             self._rows.store(key, row)
             return row
-        # the level event_curve varies: the threshold of a delta scheme, tau of conventional
+        family, field, want = self._missing(base + (name,), scheme)
+        curve = curve_values(self._one_layer(qrec, name), name, family, want, threads=self.threads)
+        self._store_curve(base + (name,), family, field, want, curve)
+        return self._rows[key]
+
+    def _missing(self, base: tuple, scheme: Scheme) -> tuple[Scheme, str, list[int]]:
+        """The curve that computes the row of ``scheme`` (``base``: content, bits, calibration,
+        layer): its family (the level at 0), the level's field, and the levels of the space
+        not cached yet (the threshold of a delta scheme, tau of conventional)."""
         field = "threshold" if scheme.thresholded else "tau"
         own = int(getattr(scheme, field))
-        levels = self.levels.get(name, ((), ()))[0 if scheme.thresholded else 1]
+        levels = self.levels.get(base[-1], ((), ()))[0 if scheme.thresholded else 1]
         family = scheme.adjusted(**{field: 0})
         want = sorted({own} | {int(v) for v in levels})
-        want = [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
-        curve = curve_values(self._one_layer(qrec, name), name, family, want, threads=self.threads)
+        return family, field, [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
+
+    def _store_curve(self, base: tuple, family: Scheme, field: str, want: Sequence[int],
+                     curve: Mapping[str, np.ndarray]) -> None:
         arrays = [curve[v] for v in _ROW_VARS]
         for i, v in enumerate(want):
-            self._rows.store(base + (family.adjusted(**{field: v}),),
-                             LayerStats(*(a[i].copy() for a in arrays)))
-        return self._rows[key]
+            self._rows.store(base + (family.adjusted(**{field: v}),), LayerStats(*(a[i].copy() for a in arrays)))
+
+    def prefill(self, schemes: Mapping[str, Iterable[Scheme]], bits: Iterable[int] = (8,), *,
+                limit: int | None = None) -> int:
+        """Compute at once the rows of every layer under every scheme of ``schemes``
+        (``{layer: schemes}``) at every ``bits`` that are not cached yet, one curve per
+        layer and scheme family on each of ``threads`` Python threads (a curve on one kernel
+        thread: most layers are too small for a team). Nothing runs on one thread, for a
+        chunked recording, or when more than ``limit`` curves would run. Returns the number
+        of curves computed; the rows equal those :meth:`stats` computes on demand."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = resolve_threads(self.threads)
+        if n < 2:
+            return 0
+        tasks: list[tuple[tuple, QuantizedRecording, Scheme, str, list[int]]] = []
+        with self._lock:
+            for b in bits:
+                qrec = self._quantized(int(b))
+                if qrec.frame_chunks is not None:
+                    return 0
+                base = (self.content, qrec.bits, qrec.calibration)
+                for name, layer_schemes in schemes.items():
+                    families = set()
+                    for s in layer_schemes:
+                        if isinstance(s, Dense) or base + (name, s) in self._rows:
+                            continue
+                        family, field, want = self._missing(base + (name,), s)
+                        if family not in families:
+                            families.add(family)
+                            tasks.append((base + (name,), self._one_layer(qrec, name), family, field, want))
+        if not tasks or (limit is not None and len(tasks) > limit):
+            return 0
+        with ThreadPoolExecutor(n) as ex:
+            curves = list(ex.map(lambda t: curve_values(t[1], t[0][-1], t[2], t[4], threads=1), tasks))
+        with self._lock:
+            for (key, _, family, field, want), curve in zip(tasks, curves):
+                self._store_curve(key, family, field, want, curve)
+        return len(tasks)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawned worker processes) without the cached entries and the lock."""

@@ -113,6 +113,24 @@ class Problem:
             self.drawn[key] = s
         return s
 
+    def prefill(self, n_trials: int) -> int:
+        """Compute the statistics of every scheme each layer can be drawn with, at every bits
+        and tau of the space, at once on every kernel thread (:meth:`StatsCache.prefill`)
+        instead of one curve at a time as trials first ask for them; skipped when that is
+        more curves than ``n_trials`` trials could ask for, or in closed loop (which counts
+        the replays). Returns the number of curves computed."""
+        if self.closed_loop is not None:
+            return 0
+        taus = [int(t) for t in _values(self.space.tau)]
+        schemes: dict[str, list[Scheme]] = {}
+        for n, keys in self._layout():
+            if keys is None:
+                schemes[n] = [self.fixed_schemes[n].adjusted(tau=t) for t in taus]
+            else:
+                schemes[n] = [self._drawn(c, keys[3], t) for c in self.layer_choices[n] for t in taus]
+        bits = [int(b) for b in _values(self.space.bits)]  # type: ignore[arg-type]
+        return self.cache.prefill(schemes, bits, limit=n_trials * len(schemes))
+
     # ---- evaluation
     def evaluate(self, config: Config) -> Evaluation:
         """Statistics (cached), cost, objectives, constraints and the stored breakdown; with a

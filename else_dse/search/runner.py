@@ -204,6 +204,7 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
     make_sampler(sampler, len(problem.objectives), seed)   # validates the name
     _check_enqueue(problem, enqueue)
     store = open_storage(storage, study_name)
+    problem.prefill(n_trials)      # the statistics trials ask for, on every core at once
     prepare(problem, store, study_name, enqueue)
     try:
         if workers == 1:

@@ -139,6 +139,7 @@ def test_cache_is_keyed_on_content_not_identity(rec):
     other = synthetic(seed=1)
     assert search.content_hash(rec) == search.content_hash(synthetic())
     assert search.content_hash(rec) != search.content_hash(other)
+    assert search.StatsCache(rec).content == search.content_hash(rec)      # hashed on its own thread
     plan = ed.Plan({"c0": ed.LineDelta(threshold=1)})
     a = search.StatsCache(rec).stats(plan)
     b = search.StatsCache(other).stats(plan)

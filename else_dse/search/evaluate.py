@@ -89,12 +89,36 @@ class StatsCache:
         self.recording = recording
         self.threads = threads
         self.calibration = calibration
-        self.content = content or content_hash(recording)
+        self._content: list[Any] = [content] if content else []
+        self._hashing: threading.Thread | None = None
+        if not content:     # hashed on a thread of its own (hashlib releases the GIL) until first asked for
+            self._hashing = threading.Thread(target=self._hash, name="else-dse content hash", daemon=True)
+            self._hashing.start()
         self.levels = {k: (tuple(t), tuple(u)) for k, (t, u) in (levels or {}).items()}
         self._qrecs = _Bounded(4)
         self._layers = _Bounded(1024)
         self._rows = _Bounded(max_rows)
         self._lock = threading.RLock()
+
+    def _hash(self) -> None:
+        try:
+            self._content.append(content_hash(self.recording))
+        except BaseException as exc:  # noqa: BLE001 - raised again where the hash is asked for
+            self._content.append(exc)
+
+    @property
+    def content(self) -> str:
+        """:func:`content_hash` of the recording (computed on a thread from construction on;
+        waits for it; in a process forked before it ended, computed again)."""
+        if self._hashing is not None:
+            self._hashing.join()
+            if not self._content:     # forked while it ran: the thread does not exist here
+                self._hash()
+            self._hashing = None
+        found = self._content[0]
+        if isinstance(found, BaseException):
+            raise found
+        return found
 
     def stats(self, plan: Plan | Scheme, bits: int = 8) -> xr.Dataset:
         """The statistics of ``plan`` at ``bits`` (a Dataset like ``count_events``)."""
@@ -142,20 +166,23 @@ class StatsCache:
             row = LayerStats(*(np.asarray(ds[v].values[0]) for v in _ROW_VARS))
             self._rows.store(key, row)
             return row
-        family, field, want = self._missing(base + (name,), scheme)
+        family, field, want = self._missing(base + (name,), name, scheme)
         curve = curve_values(self._one_layer(qrec, name), name, family, want, threads=self.threads)
         self._store_curve(base + (name,), family, field, want, curve)
         return self._rows[key]
 
-    def _missing(self, base: tuple, scheme: Scheme) -> tuple[Scheme, str, list[int]]:
-        """The curve that computes the row of ``scheme`` (``base``: content, bits, calibration,
-        layer): its family (the level at 0), the level's field, and the levels of the space
-        not cached yet (the threshold of a delta scheme, tau of conventional)."""
+    def _missing(self, base: tuple | None, name: str, scheme: Scheme) -> tuple[Scheme, str, list[int]]:
+        """The curve that computes the row of ``scheme`` on layer ``name``: its family (the level
+        at 0), the level's field, and the levels of the space (the threshold of a delta scheme,
+        tau of conventional) whose rows are not cached under ``base`` (content, bits,
+        calibration, layer; None: an empty cache)."""
         field = "threshold" if scheme.thresholded else "tau"
         own = int(getattr(scheme, field))
-        levels = self.levels.get(base[-1], ((), ()))[0 if scheme.thresholded else 1]
+        levels = self.levels.get(name, ((), ()))[0 if scheme.thresholded else 1]
         family = scheme.adjusted(**{field: 0})
         want = sorted({own} | {int(v) for v in levels})
+        if base is None:
+            return family, field, want
         return family, field, [v for v in want if base + (family.adjusted(**{field: v}),) not in self._rows] or [own]
 
     def _store_curve(self, base: tuple, family: Scheme, field: str, want: Sequence[int],
@@ -179,27 +206,29 @@ class StatsCache:
             return 0
         tasks: list[tuple[tuple, QuantizedRecording, Scheme, str, list[int]]] = []
         with self._lock:
+            cached = bool(self._rows)    # an empty cache needs no content hash until rows are stored
             for b in bits:
                 qrec = self._quantized(int(b))
                 if qrec.frame_chunks is not None:
                     return 0
-                base = (self.content, qrec.bits, qrec.calibration)
+                qkey = (qrec.bits, qrec.calibration)
                 for name, layer_schemes in schemes.items():
+                    base = (self.content, *qkey, name) if cached else None
                     families = set()
                     for s in layer_schemes:
-                        if isinstance(s, Dense) or base + (name, s) in self._rows:
+                        if isinstance(s, Dense) or (base is not None and base + (s,) in self._rows):
                             continue
-                        family, field, want = self._missing(base + (name,), s)
+                        family, field, want = self._missing(base, name, s)
                         if family not in families:
                             families.add(family)
-                            tasks.append((base + (name,), self._one_layer(qrec, name), family, field, want))
+                            tasks.append(((*qkey, name), self._one_layer(qrec, name), family, field, want))
         if not tasks or (limit is not None and len(tasks) > limit):
             return 0
         with ThreadPoolExecutor(n) as ex:
             curves = list(ex.map(lambda t: curve_values(t[1], t[0][-1], t[2], t[4], threads=1), tasks))
         with self._lock:
             for (key, _, family, field, want), curve in zip(tasks, curves):
-                self._store_curve(key, family, field, want, curve)
+                self._store_curve((self.content, *key), family, field, want, curve)
         return len(tasks)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -45,13 +45,17 @@ class Problem:
     layer_choices: Mapping[str, tuple[str, ...]]             # free layer -> scheme choices
     layer_thresholds: Mapping[str, Domain]                   # free layer -> threshold domain
     fixed_schemes: Mapping[str, Scheme]                      # every non-free layer -> scheme
-    content: str                                             # recording content hash
     cache: StatsCache = field(compare=False, repr=False)      # statistics, owned by the problem
     drawn: dict[tuple[str, int, int], Scheme] = field(default_factory=dict, compare=False, repr=False)
     layout: list[tuple[str, tuple[str, str, str, int] | None]] = field(default_factory=list, compare=False,
                                                                        repr=False)   # see _layout
     #: with a model and frames: every trial is replayed in closed loop (its stats are the closed-loop ones)
     closed_loop: ClosedLoop | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def content(self) -> str:
+        """The recording's content hash (:func:`~else_dse.search.content_hash`; the cache's key)."""
+        return self.cache.content
 
     # ---- parameters -> configuration
     def suggest(self, trial: optuna.trial.BaseTrial) -> dict[str, Any]:
@@ -217,7 +221,7 @@ def define(recording: Recording, space: Space, objectives: str | Sequence[str], 
     cache = StatsCache(recording, space.calibration, levels=_levels(recording, space, layer_thr))
     loop = _closed_loop(recording, objs, cons, space, model, frames, value_range)
     return Problem(recording, space, objs, cons, hardware, dists, tuple(free), layer_choices, layer_thr,
-                   fixed, cache.content, cache, closed_loop=loop)
+                   fixed, cache, closed_loop=loop)
 
 
 def _new_closed_loop(recording: Recording, space: Space, model: str | Path | None, frames: Iterable[Any] | None,

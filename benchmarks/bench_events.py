@@ -36,9 +36,9 @@ deltas that carry each threshold's state across chunks.
 A last table times ``event_curve`` over 16 and 64 thresholds against as many
 ``count_events`` calls on the same layer (closed and open loop, with and
 without the error; open loop without error is a pure histogram of ``|D|``),
-followed by the curves of every conv layer per scheme family (5 thresholds,
-error included, what the search's statistics cache computes) on 1 and 2
-threads.
+followed by, for every recording, the curves of every conv layer per scheme
+family (5 thresholds, error included, what the search's statistics cache
+computes) on 1 and 2 threads.
 
     python benchmarks/bench_events.py [--frames 8] [--repeat 3] [--data data/x.nc ...]
 """
@@ -475,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
             p = max(paths, key=lambda p: min(args.frames, recs[p].n_frames))
             bench_curve(Path(p).stem, recs[p], args.frames, args.repeat)
             if not args.no_threads:
-                bench_curve_threads(Path(p).stem, recs[p], args.frames, args.repeat)
+                for path, r in recs.items():
+                    if not isinstance(r, QuantizedRecording):
+                        bench_curve_threads(Path(path).stem, r, args.frames, args.repeat)
         else:
             bench_curve("synthetic", synthetic(), args.frames, args.repeat)
     if not args.no_scale:

@@ -118,6 +118,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import xarray as xr
 
+from . import _mapping
 from .events import StatsArrays
 from .hardware import EXECUTIONS, SCHEDULES, Hardware
 from .schemes import KINDS
@@ -491,33 +492,17 @@ def _split_tiling(t: Tiling, geom: Geometry, state: StateWords, hw: Hardware, he
 def _pack(t: Tiling, state: StateWords, hw: Hardware) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Consecutive single-core layers share a core while their neurons and memory fit (one event
     buffer per core) [A]. Returns per layer the core group, its first core and the memory of
-    its core, and the number of physical cores."""
+    its core, and the number of physical cores (the loop runs in ``_mapping.pack_layers``)."""
     n = len(t.mem)
-    buf = hw.buffer_events * hw.event_bits / 8.0
-    neu = (t.cc * t.rr * state.cols).tolist()
-    mem_l, cores_l = t.mem.tolist(), t.cores.tolist()
-    single = ((t.cores == 1) & t.fits).tolist()
-    core_mem = t.mem.astype(np.float64).copy()
-    g, phys, open_, cur_neu, cur_mem, members, first_g = -1, 0, False, 0, 0.0, [], 0
-    group_l, first_l = [0] * n, [0] * n
-    for i in range(n):
-        if open_ and single[i] and cur_neu + neu[i] <= hw.neurons_per_core \
-                and cur_mem + mem_l[i] - buf <= hw.sram_per_core:
-            cur_neu += neu[i]
-            cur_mem += mem_l[i] - buf
-            members.append(i)
-        else:
-            if len(members) > 1:
-                core_mem[members] = cur_mem
-            g += 1
-            first_g = phys
-            phys += cores_l[i]
-            open_, cur_neu, cur_mem, members = single[i], neu[i], mem_l[i], [i]
-        group_l[i] = g
-        first_l[i] = first_g
-    if len(members) > 1:
-        core_mem[members] = cur_mem
-    return np.array(group_l, dtype=np.int64), np.array(first_l, dtype=np.int64), core_mem, phys
+    group, first = np.empty(n, np.int64), np.empty(n, np.int64)
+    core_mem = np.array(t.mem, dtype=np.float64)
+    phys = _mapping.pack_layers(np.ascontiguousarray(t.cc * t.rr * state.cols, dtype=np.int64),
+                                np.ascontiguousarray(t.mem, dtype=np.float64),
+                                np.ascontiguousarray(t.cores, dtype=np.int64),
+                                ((t.cores == 1) & t.fits).astype(np.uint8),
+                                hw.buffer_events * hw.event_bits / 8.0, int(hw.neurons_per_core),
+                                float(hw.sram_per_core), group, first, core_mem)
+    return group, first, core_mem, int(phys)
 
 
 def chip_grid(hw: Hardware, total: int) -> tuple[int, int]:
@@ -534,34 +519,20 @@ def chip_grid(hw: Hardware, total: int) -> tuple[int, int]:
 def _mean_distance(geom: Geometry, hw: Hardware, cores: np.ndarray, first: np.ndarray, total: int) -> np.ndarray:
     """Cores placed in snake (boustrophedon) order, layer after layer, on the mesh of the chips
     :func:`chip_grid` gives (``cx*mesh_x`` columns); per layer the mean Manhattan distance
-    between a producer core and one of its cores (outside input enters at node (0, 0))."""
+    between a producer core and one of its cores (outside input enters at node (0, 0)).
+
+    E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a),
+    per layer over the columns (x) and the rows (y) of the mesh; ``_mapping.snake_distance_terms``
+    computes the terms, summed here."""
     n = len(cores)
     mx = chip_grid(hw, total)[0] * hw.mesh_x
-    starts = np.cumsum(cores) - cores
-    idx = np.arange(int(cores.sum())) - np.repeat(starts, cores) + np.repeat(first, cores)
-    y, r = np.divmod(idx, mx)
-    x = np.where(y & 1, mx - 1 - r, r)                      # odd rows run backwards (idx >= 0)
-    owner = np.repeat(np.arange(n), cores)
     ny = max(total - 1, 0) // mx + 1
-    inv = np.append(1.0 / cores, 1.0)
-    # E|a - b| of independent integer coordinates from their CDFs: sum_k F_a(1 - F_b) + F_b(1 - F_a),
-    # per layer over the columns (x) and the rows (y) of the mesh
     p = np.where(geom.producer < 0, n, geom.producer)
-    return _cdf_distance(x, owner, mx, n, inv, p) + _cdf_distance(y, owner, ny, n, inv, p)
-
-
-def _cdf_distance(coord: np.ndarray, owner: np.ndarray, size: int, n: int, inv: np.ndarray,
-                  p: np.ndarray) -> np.ndarray:
-    """Per layer ``sum_k F_l(1 - F_p) + F_p(1 - F_l)`` over ``size`` coordinates, ``F`` the CDF of
-    the coordinates ``coord`` of the cores each of the ``n`` layers owns (``owner``; row ``n``:
-    the outside, all at 0), ``p`` each layer's producer row. The histograms are laid out
-    coordinate-major so the running sums run over contiguous rows; the terms are summed per
-    layer over a contiguous copy."""
-    h = np.bincount(coord * (n + 1) + owner, minlength=size * (n + 1)).reshape(size, n + 1) * inv
-    h[0, n] = 1.0                                           # outside: enters at node (0, 0)
-    f = np.cumsum(h, axis=0)
-    fp, fl = f[:, p], f[:, :n]
-    return np.ascontiguousarray((fp * (1 - fl) + fl * (1 - fp)).T).sum(1)
+    tx, ty = np.empty((n, mx)), np.empty((n, ny))
+    _mapping.snake_distance_terms(np.ascontiguousarray(first, dtype=np.int64),
+                                  np.ascontiguousarray(cores, dtype=np.int64),
+                                  np.ascontiguousarray(p, dtype=np.int64), mx, ny, tx, ty)
+    return tx.sum(1) + ty.sum(1)
 
 
 def map_layers(geom: Geometry, state: StateWords, hw: Hardware,

@@ -8,6 +8,7 @@ the reference. Arrays are C-contiguous and allocated by the caller.
 """
 
 from libc.stdint cimport int64_t, uint8_t
+from libc.math cimport floor
 from libc.stdlib cimport malloc, free, calloc
 
 
@@ -114,3 +115,74 @@ def snake_distance_terms(const int64_t[::1] first, const int64_t[::1] cores, con
         free(inv)
         free(fx)
         free(fy)
+
+
+cdef inline int64_t _ceil_div(int64_t a, int64_t b) noexcept nogil:
+    """``-(-a // b)`` for a >= 0, b > 0."""
+    return (a + b - 1) // b
+
+
+cdef inline int64_t _as_int64(double v) noexcept nogil:
+    """numpy's ``float64 -> int64`` cast on x86-64: NaN and values below the range give INT64_MIN."""
+    if v != v or v < -9.2233720368547758e18:
+        return -9223372036854775807 - 1
+    return <int64_t>v
+
+
+def fewest_cores_tiling(const int64_t[::1] c, const int64_t[::1] rows, const int64_t[::1] cols,
+                        const int64_t[::1] wpc, const double[::1] row_bytes, const int64_t[::1] base,
+                        double weight_bytes, double buf, int64_t neurons_per_core, double sram_per_core,
+                        int64_t[::1] n_c, int64_t[::1] n_r, int64_t[::1] cc, int64_t[::1] rr,
+                        double[::1] mem, double[::1] share, uint8_t[::1] fits) -> None:
+    """Per layer, of the tilings into ``ceil(c / min(base[j], c))``-channel groups (every
+    ``base[j]``, then ``c`` itself) and the row bands that fit ``neurons_per_core`` and
+    ``sram_per_core``, the one with the fewest cores (ties: the smaller busiest-core share, then
+    fewer channel groups; the finest when none fits): ``else_dse.cost._fewest_cores_tiling``.
+    ``wpc`` weights per output channel, ``row_bytes`` bytes of one row of one channel,
+    ``weight_bytes`` bytes per weight, ``buf`` the event buffer's bytes."""
+    cdef Py_ssize_t n = c.shape[0], nb = base.shape[0], l, j
+    cdef int64_t ncand, cc_j, nc_j, rr_neu, rr_max, nr_j, rr_j, w
+    cdef double a, b, rr_mem, m, share_j, key, best
+    cdef int64_t b_nc = 0, b_nr = 0, b_cc = 0, b_rr = 0
+    cdef double b_a = 0.0, b_b = 0.0, b_share = 0.0
+    cdef bint ok, b_ok = False
+    if not (rows.shape[0] == cols.shape[0] == wpc.shape[0] == row_bytes.shape[0] == n_c.shape[0]
+            == n_r.shape[0] == cc.shape[0] == rr.shape[0] == mem.shape[0] == share.shape[0]
+            == fits.shape[0] == n):
+        raise ValueError("fewest_cores_tiling: every array must have one value per layer")
+    for l in range(n):
+        if c[l] < 1 or rows[l] < 1 or cols[l] < 1:
+            raise ValueError(f"fewest_cores_tiling: layer {l}: channels {c[l]}, rows {rows[l]} and columns "
+                             f"{cols[l]} must be >= 1")
+    for j in range(nb):
+        if base[j] < 1:
+            raise ValueError("fewest_cores_tiling: base candidates must be >= 1")
+    with nogil:
+        for l in range(n):
+            best = 0.0
+            for j in range(nb + 1):
+                ncand = c[l] if j == nb or base[j] > c[l] else base[j]
+                cc_j = _ceil_div(c[l], ncand)
+                nc_j = _ceil_div(c[l], cc_j)
+                a = <double>(cc_j * wpc[l]) * weight_bytes + buf
+                b = <double>cc_j * row_bytes[l]
+                rr_neu = neurons_per_core // (cc_j * cols[l])
+                rr_mem = floor((sram_per_core - a) / b)
+                # np.minimum(np.minimum(rr_neu, rr_mem), rows): float64, NaN propagates
+                m = rr_mem if (rr_mem != rr_mem or rr_mem < <double>rr_neu) else <double>rr_neu
+                m = m if (m != m or m < <double>rows[l]) else <double>rows[l]
+                rr_max = _as_int64(m)
+                ok = rr_max >= 1
+                nr_j = _ceil_div(rows[l], rr_max if rr_max > 1 else 1)
+                rr_j = _ceil_div(rows[l], nr_j)
+                share_j = <double>(cc_j * rr_j) / <double>(c[l] * rows[l])
+                w = nc_j * nr_j if ok else nc_j * nr_j + <int64_t>1000000000000
+                key = <double>w + 0.5 * share_j
+                key = key + 1e-9 * <double>nc_j
+                if j == 0 or key < best:
+                    best = key
+                    b_nc, b_nr, b_cc, b_rr, b_a, b_b, b_share, b_ok = nc_j, nr_j, cc_j, rr_j, a, b, share_j, ok
+            n_c[l], n_r[l], cc[l], rr[l] = b_nc, b_nr, b_cc, b_rr
+            mem[l] = b_a + <double>b_rr * b_b
+            share[l] = b_share
+            fits[l] = b_ok

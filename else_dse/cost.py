@@ -342,12 +342,6 @@ def layer_state_words(layer: Layer, kind: str, axis: str = "y",
 _BASE = np.unique(np.concatenate([np.arange(1, 17), np.round(16 * 1.25 ** np.arange(1, 40))])).astype(np.int64)
 
 
-def _candidates(c_out: np.ndarray) -> np.ndarray:
-    """Channel-group counts tried per layer: 1..16, then steps of 1.25x, and C_out."""
-    base = _BASE[: int(np.searchsorted(_BASE, c_out.max())) + 1]
-    return np.minimum(np.append(base, 1 << 62)[None, :], c_out[:, None])
-
-
 def core_shares(c_out: int, rows: int, n_c: int, n_r: int) -> np.ndarray:
     """Fraction of a layer's neurons (and, under uniform load, of its SOPs and
     updates) on each of its cores for a tiling into ``n_c`` channel groups and
@@ -453,26 +447,22 @@ def _fixed_bytes(geom: Geometry, hw: Hardware, cc: np.ndarray) -> np.ndarray:
 
 def _fewest_cores_tiling(geom: Geometry, state: StateWords, hw: Hardware, held: np.ndarray) -> Tiling:
     """Of the tilings that fit ``neurons_per_core`` and ``sram_per_core``, the one with the fewest
-    cores (ties: the smaller busiest-core tile, then fewer channel groups); the finest when none fits."""
-    c, rows, cols = geom.c_out, state.rows, state.cols
-    n_c = _candidates(c)                                   # (layer, cand)
-    cc = -(-c[:, None] // n_c)
-    n_c = -(-c[:, None] // cc)
-    a = _fixed_bytes(geom, hw, cc)                         # bytes independent of rows
-    b = cc * _row_bytes(geom, state, hw, held)[:, None]    # bytes per row
-    rr_neu = hw.neurons_per_core // (cc * cols[:, None])
-    rr_mem = np.floor((hw.sram_per_core - a) / b)
-    rr_max = np.minimum(np.minimum(rr_neu, rr_mem), rows[:, None]).astype(np.int64)   # <= rows: safe cast
-    ok = rr_max >= 1
-    n_r = -(-rows[:, None] // np.maximum(rr_max, 1))
-    rr = -(-rows[:, None] // n_r)
-    share = (cc * rr) / (c * rows)[:, None]
-    key = np.where(ok, n_c * n_r, n_c * n_r + 10 ** 12) + 0.5 * share + 1e-9 * n_c
-    best = np.argmin(key, axis=1)
-    pick = lambda x: np.take_along_axis(x, best[:, None], axis=1)[:, 0]  # noqa: E731
-    rr_b = pick(rr).astype(np.int64)
-    return Tiling(n_c=pick(n_c), n_r=pick(n_r).astype(np.int64), cc=pick(cc), rr=rr_b,
-                  mem=pick(a) + rr_b * pick(b), share=pick(share), fits=pick(ok))
+    cores (ties: the smaller busiest-core tile, then fewer channel groups); the finest when none
+    fits. Per layer over the channel-group counts ``min(b, C_out)`` for ``b`` in ``_BASE`` (1..16,
+    then steps of 1.25x, up to the largest C_out) and ``C_out``, in ``_mapping.fewest_cores_tiling``."""
+    c = np.ascontiguousarray(geom.c_out, dtype=np.int64)
+    n = len(c)
+    base = np.ascontiguousarray(_BASE[: int(np.searchsorted(_BASE, c.max())) + 1] if n else _BASE[:0])
+    out_i = [np.empty(n, np.int64) for _ in range(4)]
+    mem, share, fits = np.empty(n), np.empty(n), np.empty(n, np.uint8)
+    _mapping.fewest_cores_tiling(c, np.ascontiguousarray(state.rows, dtype=np.int64),
+                                 np.ascontiguousarray(state.cols, dtype=np.int64),
+                                 np.ascontiguousarray(geom.weights // geom.c_out, dtype=np.int64),
+                                 np.ascontiguousarray(_row_bytes(geom, state, hw, held), dtype=np.float64),
+                                 base, hw.weight_bits / 8.0, hw.buffer_events * hw.event_bits / 8.0,
+                                 int(hw.neurons_per_core), float(hw.sram_per_core), *out_i, mem, share, fits)
+    n_c, n_r, cc, rr = out_i
+    return Tiling(n_c=n_c, n_r=n_r, cc=cc, rr=rr, mem=mem, share=share, fits=fits.astype(bool))
 
 
 def _split_tiling(t: Tiling, geom: Geometry, state: StateWords, hw: Hardware, held: np.ndarray,

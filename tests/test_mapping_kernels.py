@@ -40,6 +40,38 @@ def pack_reference(neu: list[int], mem: np.ndarray, cores: np.ndarray, single: l
     return np.array(group_l, dtype=np.int64), np.array(first_l, dtype=np.int64), core_mem, phys
 
 
+def tiling_reference(geom, state, hw, held) -> cost.Tiling:
+    """Of the tilings that fit neurons_per_core and sram_per_core, the one with the fewest cores
+    (ties: the smaller busiest-core tile, then fewer channel groups); the finest when none fits."""
+    c, rows, cols = geom.c_out, state.rows, state.cols
+    base = cost._BASE[: int(np.searchsorted(cost._BASE, c.max())) + 1]
+    n_c = np.minimum(np.append(base, 1 << 62)[None, :], c[:, None])     # 1..16, 1.25x steps, C_out
+    cc = -(-c[:, None] // n_c)
+    n_c = -(-c[:, None] // cc)
+    a = cost._fixed_bytes(geom, hw, cc)
+    b = cc * cost._row_bytes(geom, state, hw, held)[:, None]
+    rr_neu = hw.neurons_per_core // (cc * cols[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr_mem = np.floor((hw.sram_per_core - a) / b)
+        rr_max = np.minimum(np.minimum(rr_neu, rr_mem), rows[:, None]).astype(np.int64)
+    ok = rr_max >= 1
+    n_r = -(-rows[:, None] // np.maximum(rr_max, 1))
+    rr = -(-rows[:, None] // n_r)
+    share = (cc * rr) / (c * rows)[:, None]
+    key = np.where(ok, n_c * n_r, n_c * n_r + 10 ** 12) + 0.5 * share + 1e-9 * n_c
+    best = np.argmin(key, axis=1)
+    pick = lambda x: np.take_along_axis(x, best[:, None], axis=1)[:, 0]  # noqa: E731
+    rr_b = pick(rr).astype(np.int64)
+    return cost.Tiling(n_c=pick(n_c), n_r=pick(n_r).astype(np.int64), cc=pick(cc), rr=rr_b,
+                       mem=pick(a) + rr_b * pick(b), share=pick(share), fits=pick(ok))
+
+
+def assert_same_tiling(got: cost.Tiling, want: cost.Tiling) -> None:
+    for f in ("n_c", "n_r", "cc", "rr", "mem", "share", "fits"):
+        a, b = getattr(got, f), getattr(want, f)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f
+
+
 def cdf_distance_reference(coord: np.ndarray, owner: np.ndarray, size: int, n: int, inv: np.ndarray,
                            p: np.ndarray) -> np.ndarray:
     h = np.bincount(coord * (n + 1) + owner, minlength=size * (n + 1)).reshape(size, n + 1) * inv
@@ -127,7 +159,12 @@ def test_estimates_of_the_shipped_networks_keep_the_reference_mapping(monkeypatc
     if not recs:
         pytest.skip("no shipped recordings")
     seen = []
-    real_md, real_pack = cost._mean_distance, cost._pack
+    real_md, real_pack, real_tiling = cost._mean_distance, cost._pack, cost._fewest_cores_tiling
+
+    def tiling(geom, state, hw, held):
+        got = real_tiling(geom, state, hw, held)
+        assert_same_tiling(got, tiling_reference(geom, state, hw, held))
+        return got
 
     def md(geom, hw, cores, first, total):
         got = real_md(geom, hw, cores, first, total)
@@ -146,6 +183,7 @@ def test_estimates_of_the_shipped_networks_keep_the_reference_mapping(monkeypatc
 
     monkeypatch.setattr(cost, "_mean_distance", md)
     monkeypatch.setattr(cost, "_pack", pack)
+    monkeypatch.setattr(cost, "_fewest_cores_tiling", tiling)
     for path in recs:
         q = ed.open_recording(path).select_frames([0]).quantize(bits=8)
         for scheme in (ed.Conventional(), ed.LineDelta(threshold=1), ed.TemporalDelta(threshold=1)):
@@ -153,6 +191,35 @@ def test_estimates_of_the_shipped_networks_keep_the_reference_mapping(monkeypatc
             for name in ed.hardware.template_names():
                 ed.estimate(stats, ed.load_template(name))
     assert seen
+
+
+@pytest.fixture(scope="module")
+def pose_counts():
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "data" / "poselandmark_carphone.nc"
+    if not path.exists():
+        pytest.skip("no shipped pose landmark recording")
+    q = ed.open_recording(path).select_frames([0]).quantize(bits=8)
+    return {k: cost.check_stats(ed.count_events(q, s)) for k, s in
+            {"conventional": ed.Conventional(), "line_y": ed.LineDelta(threshold=1),
+             "line_x": ed.LineDelta(axis="x", direction="reverse", threshold=1),
+             "temporal": ed.TemporalDelta(threshold=1)}.items()}
+
+
+@settings(max_examples=120, deadline=None)
+@given(kind=st.sampled_from(["conventional", "line_y", "line_x", "temporal"]),
+       template=st.sampled_from(ed.hardware.template_names()),
+       neurons=st.integers(1, 1 << 14), sram=st.integers(1, 1 << 22), buffer_events=st.integers(0, 4096))
+def test_tiling_is_bit_identical_to_the_numpy_reference(pose_counts, kind, template, neurons, sram, buffer_events):
+    """Every layer of the pose landmark network under each scheme's state, on core limits from
+    far too small (nothing fits) to roomy."""
+    counts = pose_counts[kind]
+    hw = ed.load_template(template).replace(neurons_per_core=neurons, sram_per_core=sram,
+                                            buffer_events=buffer_events)
+    st_ = cost.state_words(counts.geom, counts.kind, counts.axis_x, counts.reverse)
+    held = cost._held_sender_bytes(counts.geom, st_, hw)
+    assert_same_tiling(cost._fewest_cores_tiling(counts.geom, st_, hw, held),
+                       tiling_reference(counts.geom, st_, hw, held))
 
 
 def test_bad_geometry_fails_loudly():

@@ -221,11 +221,15 @@ class StatsCache:
                         family, field, want = self._missing(base, name, s)
                         if family not in families:
                             families.add(family)
-                            tasks.append(((*qkey, name), self._one_layer(qrec, name), family, field, want))
+                            tasks.append(((*qkey, name), self._one_layer(qrec, name), family, field, want))  # key w/o content
         if not tasks or (limit is not None and len(tasks) > limit):
             return 0
+        def curve(task: tuple[tuple, QuantizedRecording, Scheme, str, list[int]]) -> dict[str, np.ndarray]:
+            key, one_layer, family, _, want = task
+            return curve_values(one_layer, key[-1], family, want, threads=1)
+
         with ThreadPoolExecutor(n) as ex:
-            curves = list(ex.map(lambda t: curve_values(t[1], t[0][-1], t[2], t[4], threads=1), tasks))
+            curves = list(ex.map(curve, tasks))
         with self._lock:
             for (key, _, family, field, want), curve in zip(tasks, curves):
                 self._store_curve((self.content, *key), family, field, want, curve)

@@ -93,7 +93,7 @@ class Problem:
             for k in sp.hardware:
                 f = _hw_field(k)
                 changes[f] = params.get(f"hardware.{f}", sp.hardware[k])
-            key = tuple(changes.items())
+            key = tuple((f, type(v), v) for f, v in changes.items())     # 1 and 1.0 are distinct values
             built = self.hardwares.get(key)
             if built is None:
                 if len(self.hardwares) >= 4096:      # bounded: a float field rarely repeats

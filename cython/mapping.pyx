@@ -2,9 +2,10 @@
 """The cost model's per-layer mapping loops (``else_dse.cost``), compiled into ``else_dse._mapping``.
 
 Each function is the arithmetic of the numpy / Python code it replaces in
-``else_dse.cost``, operation for operation in float64 (no fused multiply-add), so
-its results are bit-identical to that code, which ``tests/reference.py`` keeps as
-the reference. Arrays are C-contiguous and allocated by the caller.
+``else_dse.cost``, operation for operation in float64, so its results are
+bit-identical to that code, which ``tests/test_mapping_kernels.py`` keeps as the
+reference (the module is built with ``-ffp-contract=off``: no fused multiply-add on
+any target). Arrays are C-contiguous and allocated by the caller.
 """
 
 from libc.stdint cimport int64_t, uint8_t

@@ -61,7 +61,9 @@ a DataFrame.
 
 Speed: event statistics are computed per (recording content, bits, layer,
 scheme) once and kept in the problem's bounded :class:`StatsCache`; thresholds
-of a layer are computed all at once with :func:`else_dse.event_curve`. Samplers
+of a layer are computed all at once with :func:`else_dse.event_curve`, and
+before the first trial :func:`run` computes the curves of every layer and scheme
+the space can draw, one layer per core (:meth:`Problem.prefill`). Samplers
 run against an in-memory mirror of the study, and a finished trial is written to
 the storage as one journal row (:mod:`else_dse.search.storage`), so the storage
 costs little even with hundreds of parameters.

@@ -131,9 +131,20 @@ def test_prefill_computes_every_row_the_space_asks_for_on_threads(rec):
         xr.testing.assert_identical(problem.cache.stats(cfg.plan, cfg.bits),
                                     ed.count_events(rec.quantize(bits=cfg.bits), cfg.plan))
     assert len(problem.cache._rows) == rows                      # every row was there
+    assert problem.prefill(n_trials=0) == 0                      # no trial left to run: nothing to prefill
     single = search.define(rec, space, ["sops", "error"])
     single.cache.threads = 1
     assert single.prefill(50) == 0 and len(single.cache._rows) == 0   # one thread: on demand as before
+
+
+def test_run_prefills_for_the_trials_still_to_run(rec, tmp_path, monkeypatch):
+    asked = []
+    real = search.Problem.prefill
+    monkeypatch.setattr(search.Problem, "prefill", lambda self, n: asked.append(n) or real(self, n))
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    for _ in range(2):     # a new study, then a rerun of the full study (which only resumes)
+        search.run(rec, Space(schemes=("line_y", "temporal")), ["sops", "error"], n_trials=4, storage=url)
+    assert asked == [4, 0]
 
 def test_cache_is_keyed_on_content_not_identity(rec):
     other = synthetic(seed=1)

@@ -129,9 +129,9 @@ class Problem:
         """Compute the statistics of every scheme each layer can be drawn with, at every bits
         and tau of the space, at once on every kernel thread (:meth:`StatsCache.prefill`)
         instead of one curve at a time as trials first ask for them; skipped when that is
-        more curves than ``n_trials`` trials could ask for, or in closed loop (which counts
-        the replays). Returns the number of curves computed."""
-        if self.closed_loop is not None:
+        more curves than ``n_trials`` trials (those still to run) could ask for, or in closed
+        loop (which counts the replays). Returns the number of curves computed."""
+        if self.closed_loop is not None or n_trials < 1:
             return 0
         taus = [int(t) for t in _values(self.space.tau)]
         schemes: dict[str, list[Scheme]] = {}

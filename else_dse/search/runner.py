@@ -124,9 +124,17 @@ class Interrupted(KeyboardInterrupt):
     """The run was interrupted (Ctrl-C); the message says how many trials were kept and how to resume."""
 
 
+def _complete(store: optuna.storages.BaseStorage, study_name: str) -> int:
+    """How many complete trials the study holds (0 when the storage has no such study)."""
+    try:
+        study_id = store.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(store.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def _interrupted(store: optuna.storages.BaseStorage, study_name: str, n_trials: int) -> Interrupted:
-    study_id = store.get_study_id_from_name(study_name)
-    kept = len(store.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+    kept = _complete(store, study_name)
     return Interrupted(f"interrupted: study {study_name!r} keeps {kept} of {n_trials} complete trials; "
                        "run the same command again to resume")
 
@@ -204,7 +212,7 @@ def run(recording: Recording, space: Space, objectives: str | Sequence[str], *,
     make_sampler(sampler, len(problem.objectives), seed)   # validates the name
     _check_enqueue(problem, enqueue)
     store = open_storage(storage, study_name)
-    problem.prefill(n_trials)      # the statistics trials ask for, on every core at once
+    problem.prefill(n_trials - _complete(store, study_name))   # what the trials to run ask for, on every core
     prepare(problem, store, study_name, enqueue)
     try:
         if workers == 1:

@@ -360,7 +360,6 @@ def bench_curve(name: str, rec: ed.Recording, frames: int, repeat: int,
     return rows
 
 
-
 CURVE_FAMILIES: list[ed.schemes.Scheme] = [ed.Conventional(), ed.LineDelta(), ed.LineDelta(axis="x"),
                                            ed.TemporalDelta()]
 
@@ -390,6 +389,7 @@ def bench_curve_threads(name: str, rec: ed.Recording, frames: int, repeat: int,
                      "wall_2_threads_s": t2, "thread_speedup": t1 / t2})
     print(f"{'all families':44s} {tot[0]:10.4f} {tot[1]:11.4f} {tot[0] / tot[1]:7.2f}x")
     return rows
+
 
 SCALE_SCHEMES: list[ed.schemes.Scheme] = [ed.LineDelta(threshold=2), ed.TemporalDelta(threshold=2)]
 

@@ -3,6 +3,8 @@ plain numpy / Python code they replace (kept here as the reference)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 
 import else_dse as ed
 from else_dse import _mapping, cost
+
+DATA = Path(__file__).resolve().parents[1] / "data"     # the shipped recordings (in the repo: never skipped)
 
 
 def pack_reference(neu: list[int], mem: np.ndarray, cores: np.ndarray, single: list[bool], buf: float,
@@ -153,11 +157,8 @@ def test_packing_is_bit_identical_to_the_python_reference(data):
 def test_estimates_of_the_shipped_networks_keep_the_reference_mapping(monkeypatch):
     """Every layer of every shipped network, on every template: the distances and core groups the
     estimate uses are those of the reference code."""
-    import pathlib
-    data = pathlib.Path(__file__).resolve().parents[1] / "data"
-    recs = sorted(data.glob("*_carphone.nc"))
-    if not recs:
-        pytest.skip("no shipped recordings")
+    recs = sorted(DATA.glob("*_carphone.nc"))
+    assert recs, f"no shipped recordings in {DATA}"
     seen = []
     real_md, real_pack, real_tiling = cost._mean_distance, cost._pack, cost._fewest_cores_tiling
 
@@ -195,11 +196,7 @@ def test_estimates_of_the_shipped_networks_keep_the_reference_mapping(monkeypatc
 
 @pytest.fixture(scope="module")
 def pose_counts():
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "data" / "poselandmark_carphone.nc"
-    if not path.exists():
-        pytest.skip("no shipped pose landmark recording")
-    q = ed.open_recording(path).select_frames([0]).quantize(bits=8)
+    q = ed.open_recording(DATA / "poselandmark_carphone.nc").select_frames([0]).quantize(bits=8)
     return {k: cost.check_stats(ed.count_events(q, s)) for k, s in
             {"conventional": ed.Conventional(), "line_y": ed.LineDelta(threshold=1),
              "line_x": ed.LineDelta(axis="x", direction="reverse", threshold=1),

@@ -206,14 +206,14 @@ class StatsCache:
             return 0
         tasks: list[tuple[tuple, QuantizedRecording, Scheme, str, list[int]]] = []
         with self._lock:
-            cached = bool(self._rows)    # an empty cache needs no content hash until rows are stored
+            content = self.content if self._rows else None   # an empty cache needs no hash until rows are stored
             for b in bits:
                 qrec = self._quantized(int(b))
                 if qrec.frame_chunks is not None:
                     return 0
                 qkey = (qrec.bits, qrec.calibration)
                 for name, layer_schemes in schemes.items():
-                    base = (self.content, *qkey, name) if cached else None
+                    base = None if content is None else (content, *qkey, name)
                     families = set()
                     for s in layer_schemes:
                         if isinstance(s, Dense) or (base is not None and base + (s,) in self._rows):

@@ -212,7 +212,7 @@ sampler = "nsga2"
 [study]
 name = "ctrlc"
 storage = "{url}"
-trials = 400
+trials = {trials}
 workers = {workers}
 [space]
 schemes = ["conventional", "line_y", "line_x", "temporal"]
@@ -220,14 +220,24 @@ threshold = [0, 4]
 """
 
 
+def _default_sigint() -> None:
+    """SIGINT as a terminal's foreground job has it: a shell starts background jobs with SIGINT
+    ignored, which a child would inherit, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+TRIALS = 100_000    # more than any run reaches before the interrupt: the study must not finish first
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ctrl_c_keeps_trials_prints_one_line_and_resumes(rec_path, tmp_path, workers):
     url = f"sqlite:///{tmp_path}/c.db"
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CONFIG.format(rec=rec_path, url=url, workers=workers))
+    cfg.write_text(CONFIG.format(rec=rec_path, url=url, workers=workers, trials=TRIALS))
     cmd = [sys.executable, "-m", "else_dse.cli", "search", str(cfg), "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)          # its own process group, as a terminal's
+                            start_new_session=True,          # its own process group, as a terminal's
+                            preexec_fn=_default_sigint)      # job, even when pytest runs in the background
     deadline = time.time() + 120
     while True:
         assert proc.poll() is None, proc.communicate()[1][-2000:]
@@ -245,7 +255,7 @@ def test_ctrl_c_keeps_trials_prints_one_line_and_resumes(rec_path, tmp_path, wor
     assert len(lines) == 1 and "Traceback" not in err, err
     trials = _stored(url, "ctrlc")
     kept = sum(t.state == TS.COMPLETE for t in trials)
-    assert f"keeps {kept} of 400 complete trials" in lines[0] and "again to resume" in lines[0]
+    assert f"keeps {kept} of {TRIALS} complete trials" in lines[0] and "again to resume" in lines[0]
     assert not [t for t in trials if t.state == TS.RUNNING]  # nothing left running
     study = search.run(synthetic(), SPACE, OBJECTIVES, n_trials=kept + 3, storage=url, study_name="ctrlc",
                        sampler="nsga2")                       # the resume runs at once

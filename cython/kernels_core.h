@@ -53,6 +53,136 @@ static inline int32_t ek_sent(int32_t d, int32_t theta, int32_t ntheta) {
     return (d > theta) | (d < ntheta);
 }
 
+#if EK_X86_AVX2
+/* The same step on 16 int16 lanes: all ones in the lanes whose delta is sent. */
+__attribute__((target("avx2"), always_inline))
+static inline __m256i ek_sent16x16(__m256i d, __m256i theta, __m256i ntheta) {
+    return _mm256_or_si256(_mm256_cmpgt_epi16(d, theta), _mm256_cmpgt_epi16(ntheta, d));
+}
+
+__attribute__((target("avx2"), always_inline))
+static inline int32_t ek_hsum32x8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* The same, summed in int64 (lanes that are each below 2^31, with a total that may not be). */
+__attribute__((target("avx2"), always_inline))
+static inline int64_t ek_hsum32x8_64(__m256i v) {
+    __m256i w = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)),
+                                 _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+/* Line results of ek_line16_avx2: events, sum [sent] * cp, max|X - Y|, sum X^2, sum (X - Y)^2. */
+typedef struct {
+    int32_t ev, sp, xsq;
+    int16_t emax;
+    int64_t esq;
+} ek_line16;
+
+/* One line of a lossy line delta over n int16 lanes (the vector form of the lossy loops of
+ * ek_line_chunk, kernels_state_impl.h, on 16-bit state): X in xl, sender reference r,
+ * consumer's sum y (open loop only). Closed loop: r advances by the sent deltas; open
+ * loop: y does and r keeps the thresholded X. The lanes accumulate events in int16
+ * (n < 2^15), cover sums, X^2 and (X - Y)^2 in int32 (pmaddwd); (X - Y)^2 is flushed to
+ * int64 every `flush` vectors, so that no int32 lane wraps (the caller bounds |X - Y|; a
+ * lane takes two squares per vector).
+ * The n % 16 last lanes take the scalar step. Always inlined with constant closed and
+ * use_tau, so that each gives its own loop. */
+__attribute__((target("avx2"), always_inline))
+static inline void ek_line16_body(const int16_t *restrict xl, int16_t *restrict r, int16_t *restrict y,
+                                  const int16_t *restrict cp, ptrdiff_t n, int16_t tau, int16_t theta,
+                                  int closed, int use_tau, ptrdiff_t flush, ek_line16 *out) {
+    const __m256i vth = _mm256_set1_epi16(theta), vnth = _mm256_set1_epi16((int16_t)-theta);
+    const __m256i vtau = _mm256_set1_epi16(tau), one = _mm256_set1_epi16(1);
+    __m256i aev = _mm256_setzero_si256(), asp = aev, axs = aev, amx = aev;
+    ptrdiff_t p = 0, n16 = n & ~(ptrdiff_t)15, q;
+    int32_t ev, sp, xsq;
+    int16_t em;
+    int64_t esq = 0;
+    while (p < n16) {
+        ptrdiff_t p1 = n16 - p > 16 * flush ? p + 16 * flush : n16;
+        __m256i aes = _mm256_setzero_si256();
+        for (; p < p1; p += 16) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(xl + p));
+            __m256i xt = use_tau ? _mm256_and_si256(v, _mm256_cmpgt_epi16(_mm256_abs_epi16(v), vtau)) : v;
+            __m256i rp = _mm256_loadu_si256((const __m256i *)(r + p));
+            __m256i d = _mm256_sub_epi16(xt, rp);
+            __m256i m = ek_sent16x16(d, vth, vnth);
+            __m256i held = _mm256_add_epi16(closed ? rp : _mm256_loadu_si256((const __m256i *)(y + p)),
+                                            _mm256_and_si256(d, m));
+            __m256i e = _mm256_abs_epi16(_mm256_sub_epi16(v, held));
+            if (closed) {
+                _mm256_storeu_si256((__m256i *)(r + p), held);
+            } else {
+                _mm256_storeu_si256((__m256i *)(y + p), held);
+                _mm256_storeu_si256((__m256i *)(r + p), xt);
+            }
+            aev = _mm256_sub_epi16(aev, m);
+            asp = _mm256_add_epi32(asp, _mm256_madd_epi16(_mm256_and_si256(m, _mm256_loadu_si256((const __m256i *)(cp + p))), one));
+            amx = _mm256_max_epi16(amx, e);
+            axs = _mm256_add_epi32(axs, _mm256_madd_epi16(v, v));
+            aes = _mm256_add_epi32(aes, _mm256_madd_epi16(e, e));
+        }
+        esq += ek_hsum32x8_64(aes);
+    }
+    ev = ek_hsum32x8(_mm256_madd_epi16(aev, one));
+    sp = ek_hsum32x8(asp);
+    xsq = ek_hsum32x8(axs);
+    {
+        __m128i m8 = _mm_max_epi16(_mm256_castsi256_si128(amx), _mm256_extracti128_si256(amx, 1));
+        m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0x4e));
+        m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0xb1));
+        m8 = _mm_max_epi16(m8, _mm_srli_epi32(m8, 16));
+        em = (int16_t)_mm_cvtsi128_si32(m8);
+    }
+    for (q = n16; q < n; q++) {     /* the scalar step on the last lanes */
+        int16_t v = xl[q];
+        int16_t a = v < 0 ? (int16_t)-v : v;
+        int16_t xt = use_tau ? (a > tau ? v : 0) : v;
+        int16_t d = (int16_t)(xt - r[q]);
+        int16_t nz = (int16_t)ek_sent(d, theta, (int16_t)-theta);
+        int16_t held = (int16_t)((closed ? r[q] : y[q]) + (nz ? d : 0));
+        int16_t e = (int16_t)(v - held);
+        if (closed) {
+            r[q] = held;
+        } else {
+            y[q] = held;
+            r[q] = xt;
+        }
+        e = e < 0 ? (int16_t)-e : e;
+        ev += nz;
+        sp += nz * cp[q];
+        em = e > em ? e : em;
+        xsq += (int32_t)v * v;
+        esq += (int32_t)e * e;
+    }
+    out->ev = ev;
+    out->sp = sp;
+    out->xsq = xsq;
+    out->emax = em;
+    out->esq = esq;
+}
+
+/* ek_line16_body with constant closed and use_tau; ebound bounds |X - Y| of the line. */
+__attribute__((target("avx2")))
+static void ek_line16_avx2(const int16_t *restrict xl, int16_t *restrict r, int16_t *restrict y,
+                           const int16_t *restrict cp, ptrdiff_t n, int16_t tau, int16_t theta,
+                           int closed, int32_t ebound, ek_line16 *out) {
+    int64_t pair = 2 * (int64_t)ebound * ebound;
+    ptrdiff_t flush = pair > 0 ? (ptrdiff_t)(INT32_MAX / pair) : n;
+    if (flush < 1) flush = 1;
+    if (closed && tau == 0) ek_line16_body(xl, r, y, cp, n, 0, theta, 1, 0, flush, out);
+    else if (closed) ek_line16_body(xl, r, y, cp, n, tau, theta, 1, 1, flush, out);
+    else if (tau == 0) ek_line16_body(xl, r, y, cp, n, 0, theta, 0, 0, flush, out);
+    else ek_line16_body(xl, r, y, cp, n, tau, theta, 0, 1, flush, out);
+}
+#endif
+
 /* Stride of the sub-histograms of T+1 bins (open-loop event curves): padded to
  * whole cache lines plus one so that the sub-histograms do not share lines. */
 #define EK_HSTRIDE(T) ((((T) + 1 + 15) / 16) * 16 + 16)
@@ -174,6 +304,7 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 #define CODE_T int8_t
 #define EK_LOAD8(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_LOAD8W(p) _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(p)))
+#define EK_LOAD16W(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_i8
 #define EK_NARROW 1
 #include "kernels_core_impl.h"
@@ -183,9 +314,11 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 
 #undef EK_LOAD8
 #undef EK_LOAD8W
+#undef EK_LOAD16W
 #define CODE_T uint8_t
 #define EK_LOAD8(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define EK_LOAD8W(p) _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(p)))
+#define EK_LOAD16W(p) _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_SUF(name) name##_u8
 #define EK_NARROW 1
 #include "kernels_core_impl.h"
@@ -195,9 +328,11 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 
 #undef EK_LOAD8
 #undef EK_LOAD8W
+#undef EK_LOAD16W
 #define CODE_T int16_t
 #define EK_LOAD8(p) _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_LOAD8W(p) _mm_loadu_si128((const __m128i *)(p))
+#define EK_LOAD16W(p) _mm256_loadu_si256((const __m256i *)(p))
 #define EK_SUF(name) name##_i16
 #define EK_NARROW 1   /* 16-bit state for the int16 transposes of 8-bit codes only */
 #include "kernels_core_impl.h"
@@ -207,9 +342,11 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 
 #undef EK_LOAD8
 #undef EK_LOAD8W
+#undef EK_LOAD16W
 #define CODE_T uint16_t
 #define EK_LOAD8(p) _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define EK_LOAD8W(p) _mm_loadu_si128((const __m128i *)(p))   /* wraps above 32767: never narrow */
+#define EK_LOAD16W(p) _mm256_loadu_si256((const __m256i *)(p))
 #define EK_SUF(name) name##_u16
 #define EK_NARROW 0
 #include "kernels_core_impl.h"
@@ -219,9 +356,11 @@ static void ek_dequantize(const int32_t *restrict v, ptrdiff_t C, ptrdiff_t N, d
 
 #undef EK_LOAD8
 #undef EK_LOAD8W
+#undef EK_LOAD16W
 #define CODE_T int32_t
 #define EK_LOAD8(p) _mm256_loadu_si256((const __m256i *)(p))
 #define EK_LOAD8W(p) _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(p)), _mm_loadu_si128((const __m128i *)(p) + 1))
+#define EK_LOAD16W(p) _mm256_permute4x64_epi64(_mm256_packs_epi32(_mm256_loadu_si256((const __m256i *)(p)), _mm256_loadu_si256((const __m256i *)(p) + 1)), 0xd8)
 #define EK_SUF(name) name##_i32
 #define EK_NARROW 1
 #include "kernels_core_impl.h"

@@ -43,6 +43,108 @@ static inline __attribute__((always_inline)) void EK_SS(ek_temporal_block)(
     *xsq = xs2;
 }
 
+#if defined(EK_LINE_VEC) && EK_LINE_VEC
+/* One run of the temporal delta (ek_temporal_block on 16 int16 lanes at a time, AVX2):
+ * nb codes xs at contiguous positions, whose counters are cnt[0 .. nb). *emax, *xsq and
+ * *esq (int32 lanes; see ek_temporal_vec) accumulate; eb = |X - Y|. The nb % 16 last
+ * codes take the scalar step (fl: their 15 flags). Always inlined with constant closed
+ * and use_tau. */
+__attribute__((target("avx2"), always_inline))
+static inline void EK_SS(ek_temporal_run)(const CODE_T *restrict xs, int16_t z, int16_t *restrict r,
+                                          int16_t *restrict y, ptrdiff_t nb, int16_t tau, int16_t theta,
+                                          int closed, int use_tau, int32_t *restrict cnt,
+                                          int16_t *restrict eb, int16_t *restrict fl, __m256i *emax,
+                                          __m256i *xsq, __m256i *esq) {
+    const __m256i vz = _mm256_set1_epi16(z), vth = _mm256_set1_epi16(theta);
+    const __m256i vnth = _mm256_set1_epi16((int16_t)-theta), vtau = _mm256_set1_epi16(tau);
+    __m256i amx = *emax, axs = *xsq, aes = *esq;
+    ptrdiff_t p, n16 = nb & ~(ptrdiff_t)15;
+    for (p = 0; p < n16; p += 16) {
+        __m256i v = _mm256_sub_epi16(EK_LOAD16W(xs + p), vz);
+        __m256i xt = use_tau ? _mm256_and_si256(v, _mm256_cmpgt_epi16(_mm256_abs_epi16(v), vtau)) : v;
+        __m256i rp = _mm256_loadu_si256((const __m256i *)(r + p));
+        __m256i d = _mm256_sub_epi16(xt, rp);
+        __m256i m = ek_sent16x16(d, vth, vnth);
+        __m256i held = _mm256_add_epi16(closed ? rp : _mm256_loadu_si256((const __m256i *)(y + p)),
+                                        _mm256_and_si256(d, m));
+        __m256i e = _mm256_abs_epi16(_mm256_sub_epi16(v, held));
+        __m256i c0 = _mm256_loadu_si256((const __m256i *)(cnt + p));
+        __m256i c1 = _mm256_loadu_si256((const __m256i *)(cnt + p + 8));
+        if (closed) {
+            _mm256_storeu_si256((__m256i *)(r + p), held);
+        } else {
+            _mm256_storeu_si256((__m256i *)(y + p), held);
+            _mm256_storeu_si256((__m256i *)(r + p), xt);
+        }
+        _mm256_storeu_si256((__m256i *)(eb + p), e);
+        _mm256_storeu_si256((__m256i *)(cnt + p), _mm256_sub_epi32(c0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(m))));
+        _mm256_storeu_si256((__m256i *)(cnt + p + 8), _mm256_sub_epi32(c1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(m, 1))));
+        amx = _mm256_max_epi16(amx, e);
+        axs = _mm256_add_epi32(axs, _mm256_madd_epi16(v, v));
+        aes = _mm256_add_epi32(aes, _mm256_madd_epi16(e, e));
+    }
+    if (n16 < nb) {      /* the scalar step (ek_temporal_block) on the last codes */
+        int16_t em = 0;
+        int32_t x2 = 0;
+        EK_SS(ek_temporal_block)(xs + n16, z, r + n16, y + n16, nb - n16, tau, theta, (int16_t)-theta,
+                                 closed, fl, eb + n16, &em, &x2);
+        for (p = n16; p < nb; p++) cnt[p] += fl[p - n16];
+        amx = _mm256_max_epi16(amx, _mm256_set1_epi16(em));
+        axs = _mm256_add_epi32(axs, _mm256_setr_epi32(x2, 0, 0, 0, 0, 0, 0, 0));
+        for (p = n16; p < nb; p++)
+            aes = _mm256_add_epi32(aes, _mm256_setr_epi32((int32_t)eb[p] * eb[p], 0, 0, 0, 0, 0, 0, 0));
+    }
+    *emax = amx;
+    *xsq = axs;
+    *esq = aes;
+}
+
+/* ek_temporal (no reconstruction out) on AVX2: blocks of EK_BLOCK codes, each in runs of
+ * contiguous positions. The int32 lanes' sum of a block's (X - Y)^2 is exact when its
+ * max|X - Y| is below 1449 (1024 * 1448^2 < 2^31); else it is summed from eb (EK_SUMSQ). */
+__attribute__((target("avx2")))
+static void EK_SS(ek_temporal_vec)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n, ptrdiff_t off,
+                                   ptrdiff_t N, int32_t theta32, int closed, int32_t tau32,
+                                   int16_t *restrict ref, int16_t *restrict rec, int32_t *restrict cnt,
+                                   ek_err *restrict err) {
+    int16_t eb[EK_BLOCK], fl[16];   /* |X - Y| of a block; flags of a run's last codes */
+    const int16_t theta = (int16_t)theta32, tau = (int16_t)tau32, z = (int16_t)zp;
+    ptrdiff_t i0, nb;
+    for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
+        __m256i amx = _mm256_setzero_si256(), axs = amx, aes = amx;
+        ptrdiff_t q = 0, j = (off + i0) % N;
+        int16_t emax;
+        int16_t *restrict y = rec + (closed ? 0 : i0);
+        nb = n - i0 < EK_BLOCK ? n - i0 : EK_BLOCK;
+        while (q < nb) {
+            ptrdiff_t run = N - j < nb - q ? N - j : nb - q;
+            const CODE_T *restrict xs = x + i0 + q;
+            int16_t *restrict r = ref + i0 + q, *restrict yq = y + (closed ? 0 : q);
+            if (closed && tau == 0)
+                EK_SS(ek_temporal_run)(xs, z, r, yq, run, 0, theta, 1, 0, cnt + j, eb + q, fl, &amx, &axs, &aes);
+            else if (closed)
+                EK_SS(ek_temporal_run)(xs, z, r, yq, run, tau, theta, 1, 1, cnt + j, eb + q, fl, &amx, &axs, &aes);
+            else
+                EK_SS(ek_temporal_run)(xs, z, r, yq, run, tau, theta, 0, 1, cnt + j, eb + q, fl, &amx, &axs, &aes);
+            q += run;
+            j = 0;
+        }
+        {
+            __m128i m8 = _mm_max_epi16(_mm256_castsi256_si128(amx), _mm256_extracti128_si256(amx, 1));
+            m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0x4e));
+            m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0xb1));
+            m8 = _mm_max_epi16(m8, _mm_srli_epi32(m8, 16));
+            emax = (int16_t)_mm_cvtsi128_si32(m8);
+        }
+        err->xsq += ek_hsum32x8(axs);
+        if (emax) {
+            err->esq += emax < 1449 ? ek_hsum32x8(aes) : EK_SUMSQ(eb, nb, emax);
+            if (emax > err->emax) err->emax = emax;
+        }
+    }
+}
+#endif
+
 /* Temporal delta over n contiguous codes of one frame (planes of N positions;
  * x[0] is element `off` of the frame) against the state of the previous frame
  * (ref: sender reference, rec: consumer's sum, used in the open loop only; both
@@ -59,6 +161,12 @@ static void EK_SS(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n
     EK_ST eb[EK_BLOCK], nzb[EK_BLOCK];
     const EK_ST theta = (EK_ST)theta32, ntheta = (EK_ST)-theta32, tau = (EK_ST)tau32, z = (EK_ST)zp;
     ptrdiff_t i0, p, nb;
+#if defined(EK_LINE_VEC) && EK_LINE_VEC
+    if (out == NULL && ek_have_avx2()) {
+        EK_SS(ek_temporal_vec)(x, zp, n, off, N, theta32, closed, tau32, ref, rec, cnt, err);
+        return;
+    }
+#endif
     for (i0 = 0; i0 < n; i0 += EK_BLOCK) {
         EK_ST emax = 0;
         EK_SQ xsq = 0;
@@ -192,6 +300,7 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
         EK_ST emax = 0;
         EK_SQ xsq = 0;
         int32_t ev = 0, spi = 0;
+        int64_t esq = -1;     /* -1: sum (X - Y)^2 from eb below */
         EK_ST *restrict r, *restrict y;
         if (prefetch) EK_SUF(ek_prefetch_lines)(x, h, n_real, npos, reverse, C, plane);
         if (cover_line[h] == 0) {
@@ -222,6 +331,18 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
             }
             ev = evs;
             spi = (int32_t)sps;
+#if defined(EK_LINE_VEC) && EK_LINE_VEC
+        } else if (ek_have_avx2()) {  /* |X - Y| <= tau + theta (closed), tau + L * theta (open) */
+            ek_line16 res;
+            int64_t eb_max = (int64_t)tau32 + (closed ? 1 : L) * (int64_t)theta32;
+            ek_line16_avx2(xl, r, y, cp, n, tau, theta, closed, eb_max < 32767 ? (int32_t)eb_max : 32767,
+                           &res);
+            ev = res.ev;
+            spi = res.sp;
+            emax = res.emax;
+            xsq = res.xsq;
+            esq = res.esq;
+#endif
         } else if (closed) {  /* tau = 0 (no activation threshold) as its own instance */
             if (tau32 == 0)
                 EK_SS(ek_closed_line)(xl, r, cp, n, 0, theta, ntheta, eb, &ev, &spi, &emax, &xsq);
@@ -254,7 +375,8 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
         line_sp[h] += (int64_t)spi * cover_line[h];
         if (!lossless) {
             err->xsq += xsq;
-            if (emax) err->esq += EK_SUMSQ(eb, n, emax);
+            if (esq >= 0) err->esq += esq;             /* summed in the vector loop */
+            else if (emax) err->esq += EK_SUMSQ(eb, n, emax);
             if (emax > err->emax) err->emax = emax;
         }
         if (out && h < n_real) {  /* what the consumer holds for line h */

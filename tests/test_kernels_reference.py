@@ -127,6 +127,37 @@ def test_extreme_codes(bits):
         ref.assert_matches_reference(count_events(q, scheme, lines=True), q, scheme, lines=True)
 
 
+def _drift(n: int) -> np.ndarray:
+    """A sequence whose open-loop delta (theta = 100) drifts from the input by 100 every two
+    steps: up by 100 (not sent), down by 101 (sent)."""
+    x = np.zeros(n, np.int64)
+    for i in range(1, n):
+        x[i] = x[i - 1] + 100 if i % 2 else x[i - 1] - 101
+    return x
+
+
+def test_open_loop_drift_beyond_the_fused_error_sums():
+    """|X - Y| of an open loop grows past 1448 over frames (temporal) and lines (line delta): the
+    AVX2 kernels then sum (X - Y)^2 in int64 (a block of 1024 such errors, or a line's int32
+    lanes left unflushed, would wrap), so the error still equals the reference's exactly."""
+    F, C, H, W = 36, 16, 8, 8
+    t = np.broadcast_to(_drift(F)[:, None, None, None], (F, C, H, W)).copy()
+    t[:, :, ::2, 1::3] += 1               # not every position alike
+    q = make_qrec([Layer("t", "t", "conv", C, 4, kernel=3, padding=1, input_shape=(C, H, W))], {"t": t})
+    scheme = S.TemporalDelta(threshold=100, loop="open")
+    ds = count_events(q, scheme)
+    ref.assert_matches_reference(ds, q, scheme)
+    assert float(ds["max_error"].max()) > 1448
+    L, W = 48, 4200       # lines of 4200 errors near 2400: 525 vectors of pairs per int32 lane
+    y = np.broadcast_to(_drift(L)[None, None, :, None], (2, 2, L, W)).copy()
+    y[1] = -y[1]
+    q = make_qrec([Layer("y", "y", "conv", 2, 4, kernel=3, padding=1, input_shape=(2, L, W))], {"y": y})
+    for scheme in (S.LineDelta(threshold=100, loop="open"), S.LineDelta(threshold=100, loop="open", tau=3)):
+        ds = count_events(q, scheme)
+        ref.assert_matches_reference(ds, q, scheme)
+        assert float(ds["max_error"].max()) > 1448
+
+
 def test_degenerate_geometries():
     """H = W = 1, C = 1, a layer reading only padding, stride > kernel, 1x1 fc."""
     layers = [

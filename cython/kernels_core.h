@@ -68,6 +68,16 @@ static inline int32_t ek_hsum32x8(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
+/* The largest of 16 int16 lanes. */
+__attribute__((target("avx2"), always_inline))
+static inline int16_t ek_hmax16x16(__m256i v) {
+    __m128i m = _mm_max_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, 0x4e));
+    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, 0xb1));
+    m = _mm_max_epi16(m, _mm_srli_epi32(m, 16));
+    return (int16_t)_mm_cvtsi128_si32(m);
+}
+
 /* The same, summed in int64 (lanes that are each below 2^31, with a total that may not be). */
 __attribute__((target("avx2"), always_inline))
 static inline int64_t ek_hsum32x8_64(__m256i v) {
@@ -133,13 +143,7 @@ static inline void ek_line16_body(const int16_t *restrict xl, int16_t *restrict 
     ev = ek_hsum32x8(_mm256_madd_epi16(aev, one));
     sp = ek_hsum32x8(asp);
     xsq = ek_hsum32x8(axs);
-    {
-        __m128i m8 = _mm_max_epi16(_mm256_castsi256_si128(amx), _mm256_extracti128_si256(amx, 1));
-        m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0x4e));
-        m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0xb1));
-        m8 = _mm_max_epi16(m8, _mm_srli_epi32(m8, 16));
-        em = (int16_t)_mm_cvtsi128_si32(m8);
-    }
+    em = ek_hmax16x16(amx);
     for (q = n16; q < n; q++) {     /* the scalar step on the last lanes */
         int16_t v = xl[q];
         int16_t a = v < 0 ? (int16_t)-v : v;

@@ -129,13 +129,7 @@ static void EK_SS(ek_temporal_vec)(const CODE_T *restrict x, int32_t zp, ptrdiff
             q += run;
             j = 0;
         }
-        {
-            __m128i m8 = _mm_max_epi16(_mm256_castsi256_si128(amx), _mm256_extracti128_si256(amx, 1));
-            m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0x4e));
-            m8 = _mm_max_epi16(m8, _mm_shuffle_epi32(m8, 0xb1));
-            m8 = _mm_max_epi16(m8, _mm_srli_epi32(m8, 16));
-            emax = (int16_t)_mm_cvtsi128_si32(m8);
-        }
+        emax = ek_hmax16x16(amx);
         err->xsq += ek_hsum32x8(axs);
         if (emax) {
             err->esq += emax < 1449 ? ek_hsum32x8(aes) : EK_SUMSQ(eb, nb, emax);

@@ -69,6 +69,13 @@ cdef extern from "kernels_core.h" nogil:
                                 int32_t *emax_out, int64_t *esq_out, int64_t *xsq_out,
                                 const int32_t *lut, int32_t amax, int64_t *hc, int64_t *hs,
                                 int32_t *hl, int with_error)
+    int ek_vec16()
+    int ek_line_frame_thresholds16(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
+                                   Py_ssize_t npos, int reverse, int prefetch, const int64_t *cover_line,
+                                   Py_ssize_t L, Py_ssize_t s, const int16_t *cp, const int32_t *thetas,
+                                   Py_ssize_t T, int closed, int32_t tau, int16_t *states, int16_t *xl,
+                                   int64_t *ev_out, int64_t *sp_out, int32_t *emax_out, int64_t *esq_out,
+                                   int64_t *xsq_out, int with_error)
     void ek_line_frame_thresholds(int kind, const void *x, int32_t zp, Py_ssize_t C, Py_ssize_t n_real,
                                   Py_ssize_t npos, int reverse, int prefetch, const int64_t *cover_line,
                                   Py_ssize_t L, Py_ssize_t s, const int32_t *cp,
@@ -504,12 +511,25 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
     cdef int32_t amax
     cdef int werr = 1 if with_error else 0
     cdef int team = _team(threads, F)
+    cdef int64_t cmax = 0
+    cdef int16_t *cp16 = NULL
+    cdef bint narrow
     if s < 1:
         raise ValueError("stride must be >= 1")
     if L < 1 or T < 1:
         raise ValueError("need at least one line and one threshold")
     amax = _check_lut(lut, T, hist_c, hist_s, F)
-    cp = _cover_per_channel(cover_pos, min(C, chunk), npos, NULL)
+    cp = _cover_per_channel(cover_pos, min(C, chunk), npos, &cmax)
+    # 16-bit state in AVX2 where every threshold's values fit (the open loop without the
+    # error keeps its int32 histograms)
+    narrow = (ek_vec16() and (closed or with_error)
+              and _narrow_line(_kind(<code_t *>NULL), zp, max(thetas), tau, closed, L, max(EK_BLOCK, npos), cmax))
+    if narrow:
+        cp16 = <int16_t *>malloc(min(C, chunk) * npos * sizeof(int16_t) + 2)
+        if cp16 == NULL:
+            free(cp)
+            raise MemoryError()
+        _fill_covers(&cover_pos[0] if npos else NULL, min(C, chunk), npos, cp16, True)
     bufs = <int32_t *>malloc(team * n_buf * sizeof(int32_t))
     statess = <int32_t *>malloc(team * n_states * sizeof(int32_t))
     emaxs = <int32_t *>malloc(team * T * sizeof(int32_t))
@@ -519,7 +539,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
         tbufs = <int32_t *>malloc(team * n_tbuf * sizeof(int32_t))
     if (bufs == NULL or statess == NULL or emaxs == NULL or accs == NULL or hls == NULL
             or (axis != 0 and tbufs == NULL)):
-        free(cp); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
+        free(cp); free(cp16); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
         raise MemoryError()
     try:
         with nogil, parallel(num_threads=team):
@@ -533,7 +553,23 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                 memset(emax, 0, T * sizeof(int32_t))
                 memset(acc, 0, 3 * T * sizeof(int64_t))
                 x_sq[f] = 0
-                if axis == 0:
+                if narrow and axis == 0:
+                    ek_line_frame_thresholds16(_kind(&X[0, 0, 0, 0]), &X[f, 0, 0, 0], zp, C, H, W, reverse, 1,
+                                               &cover_line[0], L, s, cp16, &thetas[0], T, closed, tau,
+                                               <int16_t *>states, <int16_t *>buf, acc, acc + T, emax,
+                                               acc + 2 * T, &x_sq[f], werr)
+                elif narrow:      # int16 transposes of a chunk of planes, scanned by row
+                    for cb in range((C + chunk - 1) // chunk):
+                        c0 = cb * chunk
+                        cc = min(chunk, C - c0)
+                        for c in range(c0, c0 + cc):
+                            ek_transpose16(_kind(&X[0, 0, 0, 0]), &X[f, c, 0, 0], zp, H, W,
+                                           <int16_t *>tbuf + (c - c0) * H * W)
+                        ek_line_frame_thresholds16(EK_I16, tbuf, 0, cc, W, H, reverse, 0, &cover_line[0], L, s,
+                                                   cp16, &thetas[0], T, closed, tau, <int16_t *>states,
+                                                   <int16_t *>buf, acc, acc + T, emax, acc + 2 * T, &x_sq[f],
+                                                   werr)
+                elif axis == 0:
                     _line_thresholds(&X[f, 0, 0, 0], zp, C, H, W, reverse, &cover_line[0], L, s, cp,
                                      &thetas[0], T, closed, tau, states, buf, buf + nc, buf + 2 * nc,
                                      acc, acc + T, emax, acc + 2 * T, &x_sq[f],
@@ -555,7 +591,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                     err_sq[t, f] = acc[2 * T + t]
                     err_max[t, f] = emax[t]
     finally:
-        free(cp); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
+        free(cp); free(cp16); free(bufs); free(statess); free(emaxs); free(accs); free(tbufs); free(hls)
 
 
 # ---------------------------------------------------------------------------

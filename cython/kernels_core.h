@@ -419,6 +419,42 @@ EK_ENTRY16(ek_line_frame16, (int kind, const void *x, int32_t zp, ptrdiff_t C, p
                              int64_t *line_ev, int64_t *line_sp, ek_err *err, int32_t *out),
            zp, C, n_real, npos, reverse, prefetch, cover_line, L, s, cp, theta, closed, tau, ref, rec,
            xl, eb, line_ev, line_sp, err, out)
+/* Whether the AVX2 loops on 16-bit state run on this CPU. */
+static inline int ek_vec16(void) {
+#if EK_X86_AVX2
+    return ek_have_avx2();
+#else
+    return 0;
+#endif
+}
+
+/* ek_line_frame_thresholds on 16-bit state in AVX2 (codes of 8 bits, or their int16
+ * transposes); returns 0 when it did nothing (another CPU or kind): the caller then runs
+ * the 32-bit kernel. */
+#if EK_X86_AVX2
+#define EK_LFT16(suf, T) ek_line_frame_thresholds_vec16_##suf(EK_CAST(T, x), zp, C, n_real, npos, reverse, \
+        prefetch, cover_line, L, s, cp, thetas, NT, closed, tau, states, xl, ev_out, sp_out, emax_out,  \
+        esq_out, xsq_out, with_error)
+#endif
+static inline int ek_line_frame_thresholds16(int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
+                                             ptrdiff_t npos, int reverse, int prefetch,
+                                             const int64_t *cover_line, ptrdiff_t L, ptrdiff_t s,
+                                             const int16_t *cp, const int32_t *thetas, ptrdiff_t NT,
+                                             int closed, int32_t tau, int16_t *states, int16_t *xl,
+                                             int64_t *ev_out, int64_t *sp_out, int32_t *emax_out,
+                                             int64_t *esq_out, int64_t *xsq_out, int with_error) {
+#if EK_X86_AVX2
+    if (!ek_have_avx2()) return 0;
+    switch (kind) {
+    case EK_I8: EK_LFT16(i8, int8_t); return 1;
+    case EK_U8: EK_LFT16(u8, uint8_t); return 1;
+    case EK_I16: EK_LFT16(i16, int16_t); return 1;
+    default: return 0;
+    }
+#else
+    return 0;
+#endif
+}
 EK_ENTRY(ek_line_frame, (int kind, const void *x, int32_t zp, ptrdiff_t C, ptrdiff_t n_real,
                          ptrdiff_t npos, int reverse, int prefetch, const int64_t *cover_line,
                          ptrdiff_t L, ptrdiff_t s, const int32_t *cp, int32_t theta, int closed,

@@ -9,6 +9,7 @@ several layers per tensor, plans and per-line counts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import reference as ref
 from else_dse import Layer, Recording
 from else_dse import schemes as S
-from else_dse.events import count_events, layers_of
+from else_dse.events import count_events, event_curve, layers_of
 from reference import codes_st, layers_st, make_qrec
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,6 +157,11 @@ def test_open_loop_drift_beyond_the_fused_error_sums():
         ds = count_events(q, scheme)
         ref.assert_matches_reference(ds, q, scheme)
         assert float(ds["max_error"].max()) > 1448
+        curve = event_curve(q, "y", scheme, [0, 100, 101])     # the curve kernel's lines: the same
+        for i, t in enumerate([0, 100, 101]):
+            one = count_events(q, dataclasses.replace(scheme, threshold=t))
+            for v in ("events", "sops", "max_error", "rel_error"):
+                np.testing.assert_array_equal(curve[v].values[i], one[v].values[0], err_msg=f"{v} {t}")
 
 
 def test_degenerate_geometries():

@@ -1243,6 +1243,14 @@ cdef bint _delta_narrow(const int64_t *it, const int64_t *covers, Py_ssize_t F) 
                         _cover_max(covers + it[_D_CP], npos))
 
 
+cdef inline void _zero_state(void *state, Py_ssize_t nb, Py_ssize_t TB, Py_ssize_t size, int closed) noexcept nogil:
+    """Zero the ``nb`` entries a temporal block reads of its state (entries of ``size`` bytes):
+    R at 0 and, in the open loop, Y at ``TB``."""
+    memset(state, 0, nb * size)
+    if not closed:
+        memset(<char *>state + TB * size, 0, nb * size)
+
+
 cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t F,
                       const int64_t *covers, int32_t *counts, int64_t *line_ev, int64_t *line_sp,
                       int64_t *err, int32_t *scratch, ek_err *es) noexcept nogil:
@@ -1261,8 +1269,8 @@ cdef void _delta_unit(const char *x, const int64_t *it, Py_ssize_t f, Py_ssize_t
         for g in range(F):
             _err_zero(&es[g])
         memset(counts + it[_D_OUT], 0, F * N * sizeof(int32_t))
-        while i0 < n:   # blocks from zeros through every frame
-            memset(scratch, 0, 2 * TB * sizeof(int32_t))
+        while i0 < n:   # blocks from zeros through every frame: R at 0, Y (open loop) at TB
+            _zero_state(scratch, min(TB, n - i0), TB, 2 if narrow else 4, <int>it[_D_CLOSED])
             _temporal_frames(kind, x, n, F, N, i0, min(TB, n - i0), zp, <int32_t>it[_D_THETA],
                              <int>it[_D_CLOSED], <int32_t>it[_D_TAU], NULL if narrow else scratch,
                              <int16_t *>scratch if narrow else NULL, TB, counts + it[_D_OUT], es, NULL)

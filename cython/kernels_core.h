@@ -87,6 +87,22 @@ static inline int64_t ek_hsum32x8_64(__m256i v) {
     return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
 }
 
+/* The delta step on 16 lanes, closed or open loop (use_tau: the activation threshold first),
+ * from X (v), the sender reference rp and, in the open loop, the consumer's sum yp: the
+ * sent mask *m, the thresholded X *xt and what the consumer then holds *held; returns
+ * |X - held|. Always inlined with constant closed and use_tau. */
+__attribute__((target("avx2"), always_inline))
+static inline __m256i ek_step16x16(__m256i v, __m256i rp, __m256i yp, __m256i theta, __m256i ntheta,
+                                   __m256i tau, int closed, int use_tau, __m256i *m, __m256i *xt,
+                                   __m256i *held) {
+    __m256i d;
+    *xt = use_tau ? _mm256_and_si256(v, _mm256_cmpgt_epi16(_mm256_abs_epi16(v), tau)) : v;
+    d = _mm256_sub_epi16(*xt, rp);
+    *m = ek_sent16x16(d, theta, ntheta);
+    *held = _mm256_add_epi16(closed ? rp : yp, _mm256_and_si256(d, *m));
+    return _mm256_abs_epi16(_mm256_sub_epi16(v, *held));
+}
+
 /* Line results of ek_line16_avx2: events, sum [sent] * cp, max|X - Y|, sum X^2, sum (X - Y)^2. */
 typedef struct {
     int32_t ev, sp, xsq;
@@ -118,14 +134,10 @@ static inline void ek_line16_body(const int16_t *restrict xl, int16_t *restrict 
         ptrdiff_t p1 = n16 - p > 16 * flush ? p + 16 * flush : n16;
         __m256i aes = _mm256_setzero_si256();
         for (; p < p1; p += 16) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(xl + p));
-            __m256i xt = use_tau ? _mm256_and_si256(v, _mm256_cmpgt_epi16(_mm256_abs_epi16(v), vtau)) : v;
-            __m256i rp = _mm256_loadu_si256((const __m256i *)(r + p));
-            __m256i d = _mm256_sub_epi16(xt, rp);
-            __m256i m = ek_sent16x16(d, vth, vnth);
-            __m256i held = _mm256_add_epi16(closed ? rp : _mm256_loadu_si256((const __m256i *)(y + p)),
-                                            _mm256_and_si256(d, m));
-            __m256i e = _mm256_abs_epi16(_mm256_sub_epi16(v, held));
+            __m256i v = _mm256_loadu_si256((const __m256i *)(xl + p)), m, xt, held;
+            __m256i e = ek_step16x16(v, _mm256_loadu_si256((const __m256i *)(r + p)),
+                                     closed ? v : _mm256_loadu_si256((const __m256i *)(y + p)), vth, vnth,
+                                     vtau, closed, use_tau, &m, &xt, &held);
             if (closed) {
                 _mm256_storeu_si256((__m256i *)(r + p), held);
             } else {
@@ -449,6 +461,7 @@ static inline int ek_line_frame_thresholds16(int kind, const void *x, int32_t zp
     case EK_I8: EK_LFT16(i8, int8_t); return 1;
     case EK_U8: EK_LFT16(u8, uint8_t); return 1;
     case EK_I16: EK_LFT16(i16, int16_t); return 1;
+    case EK_I32: EK_LFT16(i32, int32_t); return 1;
     default: return 0;
     }
 #else

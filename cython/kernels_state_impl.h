@@ -60,14 +60,10 @@ static inline void EK_SS(ek_temporal_run)(const CODE_T *restrict xs, int16_t z, 
     __m256i amx = *emax, axs = *xsq, aes = *esq;
     ptrdiff_t p, n16 = nb & ~(ptrdiff_t)15;
     for (p = 0; p < n16; p += 16) {
-        __m256i v = _mm256_sub_epi16(EK_LOAD16W(xs + p), vz);
-        __m256i xt = use_tau ? _mm256_and_si256(v, _mm256_cmpgt_epi16(_mm256_abs_epi16(v), vtau)) : v;
-        __m256i rp = _mm256_loadu_si256((const __m256i *)(r + p));
-        __m256i d = _mm256_sub_epi16(xt, rp);
-        __m256i m = ek_sent16x16(d, vth, vnth);
-        __m256i held = _mm256_add_epi16(closed ? rp : _mm256_loadu_si256((const __m256i *)(y + p)),
-                                        _mm256_and_si256(d, m));
-        __m256i e = _mm256_abs_epi16(_mm256_sub_epi16(v, held));
+        __m256i v = _mm256_sub_epi16(EK_LOAD16W(xs + p), vz), m, xt, held;
+        __m256i e = ek_step16x16(v, _mm256_loadu_si256((const __m256i *)(r + p)),
+                                 closed ? v : _mm256_loadu_si256((const __m256i *)(y + p)), vth, vnth, vtau,
+                                 closed, use_tau, &m, &xt, &held);
         __m256i c0 = _mm256_loadu_si256((const __m256i *)(cnt + p));
         __m256i c1 = _mm256_loadu_si256((const __m256i *)(cnt + p + 8));
         if (closed) {
@@ -383,50 +379,12 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
 }
 
 #if defined(EK_LINE_VEC) && EK_LINE_VEC
-/* ek_line_chunk_thresholds (kernels_core_impl.h) on 16-bit state, in AVX2: each needed line
- * is gathered once as int16 and run through ek_line16_avx2 for every threshold (its own
- * rings: sender reference, then consumer sum). Closed loop, or open loop with the error
- * (the caller keeps the open loop's histograms otherwise). states: 2*T*s*C*npos int16;
- * xl: C*npos int16 (+ 16 of slack for the gather). */
+/* ek_line_frame_thresholds (kernels_core_impl.h) on 16-bit state, in AVX2: channels in chunks of
+ * about EK_BLOCK positions per line; each needed line of a chunk is gathered once as int16 and
+ * run through ek_line16_avx2 for every threshold (its own rings: sender reference, then
+ * consumer sum). Closed loop, or open loop with the error (the caller keeps the open loop's
+ * histograms otherwise). states: 2*T*s*chunk*npos int16; xl: chunk*npos int16. */
 __attribute__((target("avx2")))
-static void EK_SS(ek_line_chunk_thresholds_vec)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
-                                                ptrdiff_t n_real, ptrdiff_t npos, int reverse, int prefetch,
-                                                const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
-                                                const int16_t *restrict cp, const int32_t *restrict thetas,
-                                                ptrdiff_t T, int closed, int32_t tau, int16_t *restrict states,
-                                                int16_t *restrict xl, int64_t *restrict ev_out,
-                                                int64_t *restrict sp_out, int32_t *restrict emax_out,
-                                                int64_t *restrict esq_out, int64_t *restrict xsq_out,
-                                                int with_error) {
-    ptrdiff_t h, t, n = C * npos, ring = s * n, plane = n_real * npos;
-    memset(states, 0, (size_t)(2 * T * ring) * sizeof(int16_t));
-    for (h = 0; h < L; h++) {
-        if (prefetch) EK_SUF(ek_prefetch_lines)(x, h, n_real, npos, reverse, C, plane);
-        if (cover_line[h] == 0) continue;
-        if (h < n_real) {
-            EK_SS(ek_gather)(x, (reverse ? n_real - 1 - h : h) * npos, (int16_t)zp, C, npos, plane, xl);
-        } else {
-            memset(xl, 0, (size_t)n * sizeof(int16_t));
-        }
-        for (t = 0; t < T; t++) {
-            int16_t *restrict r = states + 2 * t * ring + (h % s) * n;
-            int64_t eb_max = (int64_t)tau + (closed ? 1 : L) * (int64_t)thetas[t];
-            ek_line16 res;
-            ek_line16_avx2(xl, r, r + ring, cp, n, (int16_t)tau, (int16_t)thetas[t], closed,
-                           eb_max < 32767 ? (int32_t)eb_max : 32767, &res);
-            ev_out[t] += res.ev;
-            sp_out[t] += (int64_t)res.sp * cover_line[h];
-            if (with_error && !(thetas[t] == 0 && tau == 0)) {
-                if (res.emax > emax_out[t]) emax_out[t] = res.emax;
-                esq_out[t] += res.esq;
-            }
-            if (with_error && t == 0) *xsq_out += res.xsq;
-        }
-    }
-}
-
-/* ek_line_frame_thresholds on 16-bit state (ek_line_chunk_thresholds_vec), channels in chunks of
- * about EK_BLOCK positions per line. */
 static void EK_SS(ek_line_frame_thresholds_vec)(const CODE_T *restrict x, int32_t zp, ptrdiff_t C,
                                                 ptrdiff_t n_real, ptrdiff_t npos, int reverse, int prefetch,
                                                 const int64_t *restrict cover_line, ptrdiff_t L, ptrdiff_t s,
@@ -436,13 +394,35 @@ static void EK_SS(ek_line_frame_thresholds_vec)(const CODE_T *restrict x, int32_
                                                 int64_t *restrict sp_out, int32_t *restrict emax_out,
                                                 int64_t *restrict esq_out, int64_t *restrict xsq_out,
                                                 int with_error) {
-    ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0;
+    ptrdiff_t chunk = EK_BLOCK / (npos > 0 ? npos : 1), c0, h, t, plane = n_real * npos;
     if (chunk < 1) chunk = 1;
     for (c0 = 0; c0 < C; c0 += chunk) {
-        ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk;
-        EK_SS(ek_line_chunk_thresholds_vec)(x + c0 * n_real * npos, zp, cc, n_real, npos, reverse, prefetch,
-                                            cover_line, L, s, cp, thetas, T, closed, tau, states, xl, ev_out,
-                                            sp_out, emax_out, esq_out, xsq_out, with_error);
+        const CODE_T *restrict xc = x + c0 * plane;
+        ptrdiff_t cc = C - c0 < chunk ? C - c0 : chunk, n = cc * npos, ring = s * n;
+        memset(states, 0, (size_t)(2 * T * ring) * sizeof(int16_t));
+        for (h = 0; h < L; h++) {
+            if (prefetch) EK_SUF(ek_prefetch_lines)(xc, h, n_real, npos, reverse, cc, plane);
+            if (cover_line[h] == 0) continue;
+            if (h < n_real) {
+                EK_SS(ek_gather)(xc, (reverse ? n_real - 1 - h : h) * npos, (int16_t)zp, cc, npos, plane, xl);
+            } else {
+                memset(xl, 0, (size_t)n * sizeof(int16_t));
+            }
+            for (t = 0; t < T; t++) {
+                int16_t *restrict r = states + 2 * t * ring + (h % s) * n;
+                int64_t eb_max = (int64_t)tau + (closed ? 1 : L) * (int64_t)thetas[t];
+                ek_line16 res;
+                ek_line16_avx2(xl, r, r + ring, cp, n, (int16_t)tau, (int16_t)thetas[t], closed,
+                               eb_max < 32767 ? (int32_t)eb_max : 32767, &res);
+                ev_out[t] += res.ev;
+                sp_out[t] += (int64_t)res.sp * cover_line[h];
+                if (with_error && !(thetas[t] == 0 && tau == 0)) {
+                    if (res.emax > emax_out[t]) emax_out[t] = res.emax;
+                    esq_out[t] += res.esq;
+                }
+                if (with_error && t == 0) *xsq_out += res.xsq;
+            }
+        }
     }
 }
 #endif

@@ -235,6 +235,12 @@ cdef bint _teams_started = False   # a team of 2+ OpenMP threads has run in this
 cdef bint _fork_child = False      # this process was forked from one where a team had run
 
 
+def simd() -> bool:
+    """Whether the hand-written AVX2 loops run in this process (an AVX2 CPU, and
+    ``ELSE_DSE_NO_AVX2`` not set); otherwise the same loops run in plain C."""
+    return ek_vec16() != 0
+
+
 def _forked() -> None:
     """After a fork: GNU OpenMP's thread pool does not survive it (the child's first team
     waits for the parent's threads forever), so a child of a process that ran a team runs
@@ -553,7 +559,7 @@ def line_delta_curve(const code_t[:, :, :, ::1] X, int axis, bint reverse, int s
                 memset(emax, 0, T * sizeof(int32_t))
                 memset(acc, 0, 3 * T * sizeof(int64_t))
                 x_sq[f] = 0
-                if narrow and axis == 0:
+                if narrow and axis == 0:    # narrow: 8-bit codes on an AVX2 CPU, which it runs
                     ek_line_frame_thresholds16(_kind(&X[0, 0, 0, 0]), &X[f, 0, 0, 0], zp, C, H, W, reverse, 1,
                                                &cover_line[0], L, s, cp16, &thetas[0], T, closed, tau,
                                                <int16_t *>states, <int16_t *>buf, acc, acc + T, emax,

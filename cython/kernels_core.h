@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>
+#include <stdlib.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define EK_CLONES __attribute__((target_clones("avx2", "default")))
@@ -16,15 +17,18 @@
 #define EK_CLONES
 #endif
 
-/* Hand-written AVX2 (the 8x8 transposes of line deltas along x), chosen at run time. */
+/* Hand-written AVX2 (the 8x8 transposes of line deltas along x, the loops on 16-bit state),
+ * chosen at run time; ELSE_DSE_NO_AVX2 (set, not empty) runs the plain C loops instead, so
+ * that a test can compare both on one machine. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #define EK_X86_AVX2 1
 #include <immintrin.h>
 static inline int ek_have_avx2(void) {
     static int have = -1;
     if (have < 0) {
+        const char *off = getenv("ELSE_DSE_NO_AVX2");
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx2") ? 1 : 0;
+        have = __builtin_cpu_supports("avx2") && !(off && *off) ? 1 : 0;
     }
     return have;
 }

@@ -130,9 +130,9 @@ static inline void EK_SUF(ek_prefetch_lines)(const CODE_T *restrict x, ptrdiff_t
 #define EK_SQ int32_t
 #define EK_SS(name) EK_SUF(name##16)
 #define EK_SUMSQ(v, n, amax) ek_sumsq16(v, n, amax)
-#define EK_LINE_VEC EK_X86_AVX2   /* the lossy lines in AVX2 (ek_line16_avx2) */
+#define EK_VEC16 EK_X86_AVX2   /* the AVX2 loops on 16-bit state (ek_line16_avx2, ek_temporal_vec) */
 #include "kernels_state_impl.h"
-#undef EK_LINE_VEC
+#undef EK_VEC16
 #undef EK_ST
 #undef EK_SQ
 #undef EK_SS

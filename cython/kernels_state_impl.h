@@ -43,7 +43,7 @@ static inline __attribute__((always_inline)) void EK_SS(ek_temporal_block)(
     *xsq = xs2;
 }
 
-#if defined(EK_LINE_VEC) && EK_LINE_VEC
+#if defined(EK_VEC16) && EK_VEC16
 /* One run of the temporal delta (ek_temporal_block on 16 int16 lanes at a time, AVX2):
  * nb codes xs at contiguous positions, whose counters are cnt[0 .. nb). *emax, *xsq and
  * *esq (int32 lanes; see ek_temporal_vec) accumulate; eb = |X - Y|. The nb % 16 last
@@ -151,7 +151,7 @@ static void EK_SS(ek_temporal)(const CODE_T *restrict x, int32_t zp, ptrdiff_t n
     EK_ST eb[EK_BLOCK], nzb[EK_BLOCK];
     const EK_ST theta = (EK_ST)theta32, ntheta = (EK_ST)-theta32, tau = (EK_ST)tau32, z = (EK_ST)zp;
     ptrdiff_t i0, p, nb;
-#if defined(EK_LINE_VEC) && EK_LINE_VEC
+#if defined(EK_VEC16) && EK_VEC16
     if (out == NULL && ek_have_avx2()) {
         EK_SS(ek_temporal_vec)(x, zp, n, off, N, theta32, closed, tau32, ref, rec, cnt, err);
         return;
@@ -321,7 +321,7 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
             }
             ev = evs;
             spi = (int32_t)sps;
-#if defined(EK_LINE_VEC) && EK_LINE_VEC
+#if defined(EK_VEC16) && EK_VEC16
         } else if (ek_have_avx2()) {  /* |X - Y| <= tau + theta (closed), tau + L * theta (open) */
             ek_line16 res;
             int64_t eb_max = (int64_t)tau32 + (closed ? 1 : L) * (int64_t)theta32;
@@ -378,7 +378,7 @@ static void EK_SS(ek_line_chunk)(const CODE_T *restrict x, int32_t zp, ptrdiff_t
     }
 }
 
-#if defined(EK_LINE_VEC) && EK_LINE_VEC
+#if defined(EK_VEC16) && EK_VEC16
 /* ek_line_frame_thresholds (kernels_core_impl.h) on 16-bit state, in AVX2: channels in chunks of
  * about EK_BLOCK positions per line; each needed line of a chunk is gathered once as int16 and
  * run through ek_line16_avx2 for every threshold (its own rings: sender reference, then

@@ -445,8 +445,8 @@ static inline int ek_vec16(void) {
 }
 
 /* ek_line_frame_thresholds on 16-bit state in AVX2 (codes of 8 bits, or their int16
- * transposes); returns 0 when it did nothing (another CPU or kind): the caller then runs
- * the 32-bit kernel. */
+ * transposes); returns 0 when it did nothing (another CPU or kind). The caller decides
+ * before the frames (ek_vec16 and the 16-bit bounds), so that it never returns 0 there. */
 #if EK_X86_AVX2
 #define EK_LFT16(suf, T) ek_line_frame_thresholds_vec16_##suf(EK_CAST(T, x), zp, C, n_real, npos, reverse, \
         prefetch, cover_line, L, s, cp, thetas, NT, closed, tau, states, xl, ev_out, sp_out, emax_out,  \

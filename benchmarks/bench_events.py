@@ -188,11 +188,7 @@ def bench(name: str, rec: ed.Recording, frames: int, repeat: int, numpy_frames: 
     elements = sum(F * layer.dense_events for layer in q.layers)
     nf = min(numpy_frames, F)
     np_elements = sum(nf * layer.dense_events for layer in q.layers)
-    def nnz() -> list[int]:
-        return [np.count_nonzero(codes[layer.input]) for layer in q.layers]
-
-    def nnz8() -> list[int]:
-        return [np.count_nonzero(raw[layer.input]) for layer in q.layers]
+    nnz, nnz8 = nnz_pass(codes, q.layers), nnz_pass(raw, q.layers)
     t_nnz, t_nnz8 = baseline_time(nnz, repeat, best_time), baseline_time(nnz8, repeat, best_time)
     print(f"\n{name}: {len(q.layers)} layers (fc excluded), {F} frames, "
           f"{elements / 1e6:.1f} M layer-input elements, int16 codes, 8 bits; "
@@ -253,6 +249,12 @@ def wall_time(fn: Callable[[], Any], repeat: int) -> float:
     return max(best, 1e-9)
 
 
+def nnz_pass(arrays: dict[str, np.ndarray], layers: Any) -> Callable[[], list[int]]:
+    """One ``np.count_nonzero`` pass over the input of every layer (``arrays`` by tensor name):
+    the baseline every ratio is taken against."""
+    return lambda: [np.count_nonzero(arrays[layer.input]) for layer in layers]
+
+
 def baseline_time(fn: Callable[[], Any], repeat: int, timer: Callable[[Callable[[], Any], int], float]) -> float:
     """``timer(fn, n)`` of a baseline pass after as many warm-up passes, n = max(repeat, 10): the
     first passes over a freshly written array run up to 2.5x slower than later ones (the pose
@@ -283,8 +285,7 @@ def bench_threads(q: QuantizedRecording, raw: dict[str, np.ndarray], repeat: int
     against one single-threaded count_nonzero pass over the uint8 codes (warmed up, timed
     before and after the schemes, the faster kept: :func:`baseline_time`), with and without the
     Dataset assembly (:func:`assembly_time`)."""
-    def nnz8() -> list[int]:
-        return [np.count_nonzero(raw[layer.input]) for layer in q.layers]
+    nnz8 = nnz_pass(raw, q.layers)
     t_nnz8 = baseline_time(nnz8, repeat, wall_time)
     times = []
     for scheme in SCHEMES:

@@ -6,6 +6,7 @@ import hashlib
 import math
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -199,8 +200,6 @@ class StatsCache:
         thread: most layers are too small for a team). Nothing runs on one thread, for a
         chunked recording, or when more than ``limit`` curves would run. Returns the number
         of curves computed; the rows equal those :meth:`stats` computes on demand."""
-        from concurrent.futures import ThreadPoolExecutor
-
         n = resolve_threads(self.threads)
         if n < 2:
             return 0
